@@ -1,0 +1,73 @@
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::Tier;
+
+/// Commands as clients send them: raw fields, validated by the aggregate.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum AccountCommand {
+    OpenAccount {
+        name: String,
+        legal_name: String,
+        country: String,
+        billing_email: String,
+        currency: String,
+        tier: Tier,
+    },
+    /// Changes the fields that are present; at least one must be.
+    UpdateAccountDetails {
+        name: Option<String>,
+        legal_name: Option<String>,
+        country: Option<String>,
+        billing_email: Option<String>,
+    },
+    ChangeTier {
+        tier: Tier,
+    },
+    /// In the account's currency.
+    SetCreditLimit {
+        #[serde(with = "rust_decimal::serde::str")]
+        amount: Decimal,
+    },
+    SetApiQuota {
+        requests_per_minute: u32,
+    },
+    SuspendAccount {
+        reason: String,
+    },
+    ReinstateAccount {},
+    CloseAccount {
+        reason: String,
+    },
+    /// Issued by the quote-acceptance process: the first accepted quote makes a Prospect Active.
+    ActivateAccount {
+        quote_id: Uuid,
+    },
+    /// Issued by the contract process, so closing can check for active contracts.
+    RecordContractActivated {
+        contract_id: Uuid,
+    },
+    RecordContractEnded {
+        contract_id: Uuid,
+    },
+}
+
+impl AccountCommand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::OpenAccount { .. } => "OpenAccount",
+            Self::UpdateAccountDetails { .. } => "UpdateAccountDetails",
+            Self::ChangeTier { .. } => "ChangeTier",
+            Self::SetCreditLimit { .. } => "SetCreditLimit",
+            Self::SetApiQuota { .. } => "SetApiQuota",
+            Self::SuspendAccount { .. } => "SuspendAccount",
+            Self::ReinstateAccount {} => "ReinstateAccount",
+            Self::CloseAccount { .. } => "CloseAccount",
+            Self::ActivateAccount { .. } => "ActivateAccount",
+            Self::RecordContractActivated { .. } => "RecordContractActivated",
+            Self::RecordContractEnded { .. } => "RecordContractEnded",
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Account: a customer or partner company the tenant sells to.
+mod aggregate;
+mod commands;
+mod events;
+#[cfg(test)]
+mod tests;
+
+pub use aggregate::{Account, AccountStatus};
+pub use commands::AccountCommand;
+pub use events::{AccountEvent, Tier};

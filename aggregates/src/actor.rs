@@ -1,0 +1,93 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::DomainError;
+
+/// A role a user holds inside one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    TenantAdmin,
+    Manager,
+    Operator,
+    Viewer,
+    Partner,
+}
+
+impl std::str::FromStr for Role {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "TenantAdmin" => Ok(Self::TenantAdmin),
+            "Manager" => Ok(Self::Manager),
+            "Operator" => Ok(Self::Operator),
+            "Viewer" => Ok(Self::Viewer),
+            "Partner" => Ok(Self::Partner),
+            other => Err(DomainError::invalid("roles", format!("unknown role `{other}`"))),
+        }
+    }
+}
+
+/// Who issues a command: a signed-in user, or one of our own processes (a process manager or a
+/// timer), which acts on behalf of the system and never on a user's roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    User {
+        user_id: Uuid,
+        roles: Vec<Role>,
+        /// The one account a Partner user is linked to.
+        account_id: Option<Uuid>,
+    },
+    System {
+        process: String,
+    },
+}
+
+impl Actor {
+    pub fn user(user_id: Uuid, roles: Vec<Role>) -> Self {
+        Self::User {
+            user_id,
+            roles,
+            account_id: None,
+        }
+    }
+
+    pub fn system(process: impl Into<String>) -> Self {
+        Self::System {
+            process: process.into(),
+        }
+    }
+
+    pub fn is_system(&self) -> bool {
+        matches!(self, Self::System { .. })
+    }
+
+    pub fn has_any(&self, wanted: &[Role]) -> bool {
+        match self {
+            Self::User { roles, .. } => roles.iter().any(|r| wanted.contains(r)),
+            Self::System { .. } => false,
+        }
+    }
+
+    /// Passes when the actor is a user holding one of `wanted`, or the system.
+    pub fn require_any(&self, wanted: &[Role], action: &str) -> Result<(), DomainError> {
+        if self.is_system() || self.has_any(wanted) {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden(format!(
+                "{action} needs one of the roles {wanted:?}"
+            )))
+        }
+    }
+
+    /// Passes only for our own processes: some transitions are never a user's to make.
+    pub fn require_system(&self, action: &str) -> Result<(), DomainError> {
+        if self.is_system() {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden(format!(
+                "{action} is done by the system, not by a user"
+            )))
+        }
+    }
+}

@@ -1,0 +1,34 @@
+/// Why an aggregate refused a command. Domain reasons only: storage and transport failures
+/// belong to the layers that cause them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// A field is missing, malformed or out of range.
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+    /// A role or attribute rule denies the actor.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The aggregate does not exist (yet).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A business rule forbids the command in the aggregate's current state. `code` is stable
+    /// and machine-readable; the message is for people.
+    #[error("{message}")]
+    RuleViolated { code: &'static str, message: String },
+}
+
+impl DomainError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn rule(code: &'static str, message: impl Into<String>) -> Self {
+        Self::RuleViolated {
+            code,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The five aggregates of b2b and the vocabulary they share.
+//!
+//! Everything here is pure: no I/O, no clock, no database. A command arrives wrapped in a
+//! [`Command`] that carries who sends it and when, so every rule (roles, attribute rules, time
+//! windows) is decided here however the command reached us.
+#![forbid(unsafe_code)]
+
+pub mod account;
+mod actor;
+mod command;
+mod error;
+mod values;
+
+pub use actor::{Actor, Role};
+pub use command::Command;
+pub use error::DomainError;
+pub use values::{CountryCode, CurrencyCode, Email, Text};

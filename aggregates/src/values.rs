@@ -1,0 +1,139 @@
+//! Validated value types: parsing is the only way in, so a value that exists is valid.
+use serde::{Deserialize, Serialize};
+
+use crate::DomainError;
+
+/// Trimmed, non-empty text of bounded length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Text(String);
+
+impl Text {
+    pub fn parse(field: &str, raw: &str, max_chars: usize) -> Result<Self, DomainError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(DomainError::invalid(field, "must not be empty"));
+        }
+        if trimmed.chars().count() > max_chars {
+            return Err(DomainError::invalid(
+                field,
+                format!("must be at most {max_chars} characters"),
+            ));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(DomainError::invalid(field, "must not contain control characters"));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An e-mail address, stored lower-case: addresses are compared case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
+        let candidate = raw.trim().to_lowercase();
+        let bad = || DomainError::invalid(field, "must be an e-mail address like name@example.com");
+        if candidate.len() > 254 || candidate.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = candidate.split_once('@').ok_or_else(bad)?;
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@');
+        if local.is_empty() || !domain_ok {
+            return Err(bad());
+        }
+        Ok(Self(candidate))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// ISO 3166-1 alpha-2 country code, upper-case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CountryCode(String);
+
+impl CountryCode {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
+        let code = raw.trim().to_uppercase();
+        if code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()) {
+            Ok(Self(code))
+        } else {
+            Err(DomainError::invalid(field, "must be an ISO 3166-1 alpha-2 code like DE"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// ISO 4217 currency code, upper-case. The minor unit is needed to round money at the end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CurrencyCode(String);
+
+impl CurrencyCode {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
+        let code = raw.trim().to_uppercase();
+        if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) {
+            Ok(Self(code))
+        } else {
+            Err(DomainError::invalid(field, "must be an ISO 4217 code like EUR"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Digits after the decimal point for amounts in this currency.
+    pub fn minor_unit(&self) -> u32 {
+        match self.0.as_str() {
+            "JPY" | "KRW" | "CLP" | "ISK" | "VND" => 0,
+            "BHD" | "KWD" | "OMR" | "JOD" | "TND" => 3,
+            _ => 2,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_lower_cased_and_checked() {
+        assert_eq!(Email::parse("e", " Ann@Acme.Test ").unwrap().as_str(), "ann@acme.test");
+        for bad in ["", "ann", "ann@", "@acme.test", "ann@acme", "a b@acme.test", "ann@.test"] {
+            assert!(Email::parse("e", bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn text_is_trimmed_bounded_and_non_empty() {
+        assert_eq!(Text::parse("t", "  Acme ", 10).unwrap().as_str(), "Acme");
+        assert!(Text::parse("t", "   ", 10).is_err());
+        assert!(Text::parse("t", "abcdefghijk", 10).is_err());
+        assert!(Text::parse("t", "a\u{0}b", 10).is_err());
+    }
+
+    #[test]
+    fn codes_are_upper_cased_and_shaped() {
+        assert_eq!(CountryCode::parse("c", "de").unwrap().as_str(), "DE");
+        assert!(CountryCode::parse("c", "DEU").is_err());
+        assert_eq!(CurrencyCode::parse("c", "eur").unwrap().as_str(), "EUR");
+        assert!(CurrencyCode::parse("c", "E1R").is_err());
+        assert_eq!(CurrencyCode::parse("c", "JPY").unwrap().minor_unit(), 0);
+    }
+}

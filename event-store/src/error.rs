@@ -1,0 +1,23 @@
+use aggregates::DomainError;
+
+/// Why a command did not append events.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    /// The stream belongs to another tenant; to the caller it does not exist.
+    #[error("no such aggregate in this tenant")]
+    NotFound,
+    #[error("expected version {expected}, the aggregate is at version {actual}")]
+    VersionMismatch { expected: u64, actual: u64 },
+    #[error("other writers kept changing the aggregate; gave up after {0} attempts")]
+    Contended(u32),
+    #[error("event store failure: {0}")]
+    Storage(String),
+    #[error("event not published: {0}")]
+    Unpublished(String),
+    #[error("message broker failure: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("database failure: {0}")]
+    Database(#[from] sqlx::Error),
+}

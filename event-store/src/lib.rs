@@ -1,0 +1,17 @@
+//! The event store: postgres-es wiring, running commands against aggregates, reading history in
+//! commit order, and the outbox relay that publishes every stored event to RabbitMQ.
+#![forbid(unsafe_code)]
+
+pub mod command_bus;
+pub mod db;
+mod error;
+pub mod history;
+pub mod metadata;
+pub mod outbox_relay;
+pub mod topology;
+
+pub use command_bus::AggregateStore;
+pub use error::StoreError;
+pub use history::StoredEvent;
+pub use metadata::EventMetadata;
+pub use topology::Topology;
