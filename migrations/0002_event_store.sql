@@ -21,6 +21,8 @@ create table events (
 
 create index events_commit_order on events (tx_id, global_position);
 create index events_tenant_time on events (tenant_id, recorded_at);
+-- Read-your-writes looks a stream up by id alone.
+create index events_aggregate_id on events (aggregate_id);
 
 -- The exact bytes a hash covers. json_build_array keeps the payload's text as stored, so the
 -- auditor's recomputation reads the same bytes.
@@ -115,5 +117,6 @@ create table snapshots (
 );
 
 grant select, insert on events, outbox to b2b_app;
-grant delete on outbox to b2b_app;
+-- select ... for update needs update privilege.
+grant update, delete on outbox to b2b_app;
 grant usage on sequence events_global_position_seq, outbox_id_seq to b2b_app;

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use crate::{EventMetadata, StoreError};
 use aggregates::DomainError;
 
-const MAX_ATTEMPTS: u32 = 5;
+const MAX_ATTEMPTS: u32 = 10;
 
 pub struct AggregateStore<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, A>,
@@ -43,7 +43,7 @@ where
         expected_version: Option<u64>,
         metadata: &EventMetadata,
     ) -> Result<u64, StoreError> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let context = self.load(aggregate_id, metadata.tenant_id).await?;
             let version = context.current_sequence as u64;
             if let Some(expected) = expected_version.filter(|e| *e != version) {
@@ -53,7 +53,9 @@ where
                 });
             }
             match self.decide_and_append(context, command.clone(), metadata).await {
-                Err(StoreError::Contended(_)) if expected_version.is_none() => continue,
+                Err(StoreError::Contended(_)) if expected_version.is_none() => {
+                    backoff(attempt).await
+                }
                 Err(StoreError::Contended(_)) => {
                     return Err(StoreError::VersionMismatch {
                         expected: version,
@@ -122,6 +124,14 @@ where
             })?;
         Ok(version + committed.len() as u64)
     }
+}
+
+/// A random pause that grows with each attempt, so writers that collided do not collide again
+/// in lockstep.
+async fn backoff(attempt: u32) {
+    let ceiling_ms = 2 + 4 * u64::from(attempt);
+    let pause = rand::random::<u64>() % ceiling_ms;
+    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
 }
 
 fn storage_error(error: AggregateError<DomainError>) -> StoreError {

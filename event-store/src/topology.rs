@@ -6,8 +6,10 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, ExchangeKind};
 
 /// Deliveries beyond this count are dead-lettered to the group's parked queue. Always set: a
-/// quorum queue without it requeues a nacked message at the back and order breaks.
-pub const DELIVERY_LIMIT: i64 = 5;
+/// quorum queue without it requeues a nacked message at the back and order breaks. RabbitMQ 3.10
+/// (Debian 12) also counts a delivery cut off by a lost consumer connection, so the limit leaves
+/// room for a run of broker or worker restarts before a healthy message is parked.
+pub const DELIVERY_LIMIT: i64 = 20;
 
 /// Header the consistent-hash exchanges hash on.
 pub const HASH_HEADER: &str = "aggregate_id";

@@ -4,9 +4,10 @@ use uuid::Uuid;
 
 use super::Tier;
 
-/// Commands as clients send them: raw fields, validated by the aggregate.
+/// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
+/// (`{"ChangeTier": {"tier": "Gold"}}`); the HTTP layer maps its `{"type": ...}` form onto this.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub enum AccountCommand {
     OpenAccount {
         name: String,

@@ -1,0 +1,36 @@
+# Two commands matter: `make run` and `make test`. Both start the local stack first
+# (Postgres 15 + RabbitMQ on 127.0.0.1, data in .stack/), installing what is missing.
+SHELL := /bin/bash
+STACK := deploy/local/stack.sh
+ENV := source deploy/local/env.sh
+B2B := target/debug/b2b
+DEMO_PASSWORD ?= demo-password-123
+
+.PHONY: run test stack stack-down build lint bench
+
+stack:
+	bash $(STACK) up
+
+stack-down:
+	bash $(STACK) down
+
+build:
+	cargo build --bin b2b
+
+run: stack build
+	@$(ENV) && $(B2B) migrate
+	@$(ENV) && ($(B2B) tenant create --slug demo --name "Demo Ltd" \
+	    --admin-email admin@demo.test --admin-password $(DEMO_PASSWORD) >/dev/null 2>&1 \
+	    && echo "created tenant demo") || echo "tenant demo already exists"
+	@bash deploy/local/how-to-sign-in.sh $(DEMO_PASSWORD)
+	@$(ENV) && LOG_FORMAT=pretty exec $(B2B) serve
+
+test: stack
+	$(ENV) && cargo test --workspace --all-targets --no-fail-fast
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: stack
+	$(ENV) && cargo bench --bench throughput

@@ -1,0 +1,155 @@
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use aggregates::DomainError;
+use event_store::StoreError;
+use serde::Serialize;
+
+/// Everything a command request can fail with. Each maps to one status in `status_code`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("unknown command type `{0}`")]
+    UnknownCommand(String),
+    #[error("{0}")]
+    InvalidInput(FieldError),
+    #[error("{0}")]
+    BadHeader(String),
+    #[error("missing, expired or invalid credentials")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{message}")]
+    RuleViolated { code: &'static str, message: String },
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::MalformedJson(_) => ("malformed-json", "Malformed JSON"),
+            Self::UnknownCommand(_) => ("unknown-command", "Unknown command type"),
+            Self::InvalidInput(_) => ("validation", "Invalid input"),
+            Self::BadHeader(_) => ("bad-header", "Invalid header"),
+            Self::Unauthorized => ("unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => ("forbidden", "Forbidden"),
+            Self::NotFound(_) => ("not-found", "Not found"),
+            Self::Conflict(_) => ("version-conflict", "Version conflict"),
+            Self::RuleViolated { .. } => ("rule-violated", "Business rule violated"),
+            Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            Self::Internal(_) => ("internal", "Internal error"),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) | Self::UnknownCommand(_) | Self::InvalidInput(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::BadHeader(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RuleViolated { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (slug, title) = self.slug_and_title();
+        let detail = match self {
+            // The cause goes to the log only.
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "command request failed");
+                "something went wrong on our side; nothing was changed".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let problem_type = match self {
+            Self::RuleViolated { code, .. } => format!("/problems/{slug}/{code}"),
+            _ => format!("/problems/{slug}"),
+        };
+        let errors = match self {
+            Self::InvalidInput(field) => vec![field.clone()],
+            _ => vec![],
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(Problem {
+            kind: problem_type,
+            title,
+            status: self.status_code().as_u16(),
+            detail,
+            errors,
+        })
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        match error {
+            DomainError::InvalidField { field, message } => {
+                Self::InvalidInput(FieldError { field, message })
+            }
+            DomainError::Forbidden(message) => Self::Forbidden(message),
+            DomainError::NotFound(what) => Self::NotFound(format!("no such {what}")),
+            DomainError::RuleViolated { code, message } => Self::RuleViolated { code, message },
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Rejected(domain) => domain.into(),
+            StoreError::NotFound => Self::NotFound("no such aggregate".to_owned()),
+            e @ (StoreError::VersionMismatch { .. } | StoreError::Contended(_)) => {
+                Self::Conflict(e.to_string())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(error.to_string())
+    }
+}

@@ -1,0 +1,54 @@
+//! The command side over HTTP: sign-in, and `POST /api/v1/{collection}/{id}` running commands
+//! against aggregates. Rules live in the aggregates; this crate only translates HTTP to commands
+//! and errors to `application/problem+json`.
+#![forbid(unsafe_code)]
+
+mod body;
+mod error;
+mod request;
+mod routes;
+pub mod tenants;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use aggregates::account::Account;
+use auth::TokenKeys;
+use event_store::AggregateStore;
+use sqlx::PgPool;
+
+pub use error::ApiError;
+pub use request::Caller;
+
+/// Largest command body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything the command routes need, shared by all workers.
+#[derive(Clone)]
+pub struct CommandApi {
+    pool: PgPool,
+    keys: TokenKeys,
+    accounts: Arc<AggregateStore<Account>>,
+}
+
+impl CommandApi {
+    pub fn new(pool: PgPool, keys: TokenKeys) -> Self {
+        Self {
+            accounts: Arc::new(AggregateStore::new(pool.clone(), ())),
+            pool,
+            keys,
+        }
+    }
+}
+
+/// Registers the command and sign-in routes.
+pub fn configure(cfg: &mut web::ServiceConfig, api: CommandApi) {
+    cfg.app_data(web::Data::new(api.keys.clone()))
+        .app_data(web::Data::new(api))
+        .service(
+            web::scope("/api/v1")
+                .route("/auth/login", web::post().to(routes::auth::login))
+                .route("/auth/me", web::get().to(routes::auth::me))
+                .route("/{collection}/{id}", web::post().to(routes::commands::execute)),
+        );
+}

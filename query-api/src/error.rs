@@ -1,0 +1,120 @@
+//! The crate's one error type and its two faces: an HTTP problem (`application/problem+json`)
+//! for failures before GraphQL runs, and a GraphQL error with `extensions.code` inside a
+//! response. Internal detail goes to the log only.
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use async_graphql::{ErrorExtensions, ServerError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("the access token is missing, expired or invalid")]
+    Unauthorized,
+    /// An argument the client sent is out of range or unreadable (a bad `first`, a bad cursor).
+    #[error("{0}")]
+    BadUserInput(String),
+    /// A request header the client sent is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The read models did not reach the version the client asked to read.
+    #[error("{0}")]
+    StaleRead(String),
+    /// A read-model row holds a value the schema has no name for: a projection bug.
+    #[error("read model column `{column}` holds unexpected value `{value}`")]
+    UnexpectedValue { column: &'static str, value: String },
+    /// A resolver ran after the request had ended its transaction: a bug in this crate.
+    #[error("the request's transaction has already ended")]
+    TransactionEnded,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+impl QueryError {
+    /// The stable code clients switch on (`extensions.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "UNAUTHENTICATED",
+            Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::StaleRead(_) => "STALE_READ",
+            Self::UnexpectedValue { .. } | Self::TransactionEnded | Self::Database(_) => "INTERNAL",
+        }
+    }
+
+    fn is_internal(&self) -> bool {
+        self.code() == "INTERNAL"
+    }
+
+    /// What the client may read: our own wording for client errors, nothing for internal ones.
+    fn public_message(&self) -> String {
+        if self.is_internal() {
+            "internal error".to_owned()
+        } else {
+            self.to_string()
+        }
+    }
+
+    /// Internal errors are logged with their cause chain once, where they leave the crate.
+    fn log_if_internal(&self) {
+        if self.is_internal() {
+            tracing::error!(error = %self, cause = ?std::error::Error::source(self), "query failed");
+        }
+    }
+
+    /// A top-level error for a response that never ran the query (so no location or path).
+    pub(crate) fn into_server_error(self) -> ServerError {
+        let error = self.extend();
+        let mut server_error = ServerError::new(error.message, None);
+        server_error.extensions = error.extensions;
+        server_error
+    }
+}
+
+impl ErrorExtensions for QueryError {
+    fn extend(&self) -> async_graphql::Error {
+        self.log_if_internal();
+        let code = self.code();
+        async_graphql::Error::new(self.public_message()).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+/// RFC 9457 problem details.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+}
+
+impl ResponseError for QueryError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadUserInput(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::StaleRead(_) => StatusCode::CONFLICT,
+            Self::UnexpectedValue { .. } | Self::TransactionEnded | Self::Database(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.log_if_internal();
+        let status = self.status_code();
+        let problem = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.public_message(),
+        };
+        let mut response = HttpResponse::build(status);
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response
+            .content_type("application/problem+json")
+            .json(problem)
+    }
+}

@@ -1,0 +1,81 @@
+//! The read side's HTTP API: GraphQL over the `read.*` tables.
+//!
+//! Every `POST /graphql` carries a bearer access token; its tenant scopes one read-only
+//! transaction ([`TenantTx`]) in which all the request's SQL runs, with `app.tenant_id` set so
+//! Postgres row-level security holds even if a resolver forgot its own tenant filter.
+//! `X-Await-Version` gives read-your-writes (see [`await_version`]).
+//!
+//! **Architecture invariant:** query-api never writes; it knows nothing of aggregates' rules,
+//! RabbitMQ or projectors beyond the checkpoints table and the names the binary hands it.
+#![forbid(unsafe_code)]
+
+pub mod await_version;
+mod cursor;
+mod error;
+mod http;
+pub mod schema;
+mod tenant_tx;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use auth::TokenKeys;
+use sqlx::PgPool;
+
+pub use error::QueryError;
+pub use http::CORRELATION_HEADER;
+pub use schema::{build_schema, QuerySchema};
+pub use tenant_tx::TenantTx;
+
+/// Maps an aggregate type to the names of the read models (projections) its events feed.
+pub type AwaitTargets = Arc<dyn Fn(&str) -> Vec<&'static str> + Send + Sync>;
+
+/// Everything the routes need. Cheap to clone (a pool handle, keys and an `Arc`).
+#[derive(Clone)]
+pub struct QueryApi {
+    pool: PgPool,
+    keys: TokenKeys,
+    await_targets: AwaitTargets,
+    await_timeout: Duration,
+}
+
+impl QueryApi {
+    /// How long a query waits for `X-Await-Version` by default: long enough to ride out a
+    /// projector's normal lag, short enough that a client is not left hanging.
+    pub const DEFAULT_AWAIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// `pool` must act as the application role (not the owner, not a superuser), or row-level
+    /// security does not apply. `await_targets` is usually `projections::projections_fed_by`.
+    pub fn new<F>(pool: PgPool, keys: TokenKeys, await_targets: F) -> Self
+    where
+        F: Fn(&str) -> Vec<&'static str> + Send + Sync + 'static,
+    {
+        Self {
+            pool,
+            keys,
+            await_targets: Arc::new(await_targets),
+            await_timeout: Self::DEFAULT_AWAIT_TIMEOUT,
+        }
+    }
+
+    pub fn with_await_timeout(mut self, timeout: Duration) -> Self {
+        self.await_timeout = timeout;
+        self
+    }
+}
+
+/// Registers `POST /graphql` and `GET /graphql` (GraphiQL). The state is attached to the
+/// resource, not the app, so it cannot clash with another API's data in the same `App`.
+pub fn configure(cfg: &mut web::ServiceConfig, api: QueryApi) {
+    let state = web::Data::new(http::State {
+        api,
+        schema: build_schema(),
+    });
+    cfg.service(
+        web::resource("/graphql")
+            .app_data(state)
+            .route(web::post().to(http::execute))
+            .route(web::get().to(http::graphiql)),
+    );
+}

@@ -1,0 +1,50 @@
+//! One GraphQL request = one read-only transaction with the caller's tenant set, so every
+//! statement any resolver runs is under row-level security for that tenant, even one that
+//! forgets its own `tenant_id` filter.
+use std::sync::Arc;
+
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+use uuid::Uuid;
+
+use crate::QueryError;
+
+/// The request's transaction, shared by its resolvers. Sibling fields resolve concurrently, so
+/// the connection sits behind a mutex; `None` once the request has finished it.
+#[derive(Clone)]
+pub struct TenantTx(Arc<Mutex<Option<Transaction<'static, Postgres>>>>);
+
+impl TenantTx {
+    /// Begins a read-only transaction whose RLS tenant is `tenant_id`. `set_config(.., true)`
+    /// is transaction-local, so the setting can never leak to the next user of the pooled
+    /// connection.
+    pub async fn begin(pool: &PgPool, tenant_id: Uuid) -> Result<Self, QueryError> {
+        let mut tx = pool.begin_with("begin transaction read only").await?;
+        sqlx::query("select set_config('app.tenant_id', $1, true)")
+            .bind(tenant_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(Self(Arc::new(Mutex::new(Some(tx)))))
+    }
+
+    /// The connection, held until the guard drops. Use it as `&mut *guard`.
+    pub async fn conn(&self) -> Result<MappedMutexGuard<'_, PgConnection>, QueryError> {
+        let guard = self.0.lock().await;
+        MutexGuard::try_map(guard, |tx| tx.as_mut().map(|tx| &mut **tx))
+            .map_err(|_| QueryError::TransactionEnded)
+    }
+
+    /// Ends the transaction. Nothing was written, so commit and rollback differ only in
+    /// intent; a second call is a no-op.
+    pub async fn finish(&self, commit: bool) -> Result<(), QueryError> {
+        let Some(tx) = self.0.lock().await.take() else {
+            return Ok(());
+        };
+        if commit {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::startup::{Application, Parts};
+
+#[derive(Parser)]
+#[command(name = "b2b", version, about = "Event-sourced B2B sales operations backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Everything in one process: both APIs, the relay and the projectors.
+    Serve,
+    /// Only the command API (HTTP).
+    CommandApi,
+    /// Only the GraphQL query API (HTTP).
+    QueryApi,
+    /// Only the outbox relay (Postgres → RabbitMQ).
+    Relay,
+    /// Only the read-model projectors (RabbitMQ → read schema).
+    Projector,
+    /// Applies database migrations.
+    Migrate,
+    /// Tenant administration.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Creates a tenant and its first TenantAdmin.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        admin_password: String,
+    },
+}
+
+pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let parts = match command {
+        Command::Migrate => return migrate(&config).await,
+        Command::Tenant(TenantCommand::Create {
+            slug,
+            name,
+            admin_email,
+            admin_password,
+        }) => {
+            let new = command_api::tenants::NewTenant {
+                slug: &slug,
+                name: &name,
+                admin_email: &admin_email,
+                admin_password: &admin_password,
+            };
+            return create_tenant(&config, new).await;
+        }
+        Command::Serve => Parts::ALL,
+        Command::CommandApi => Parts::COMMAND_API,
+        Command::QueryApi => Parts::QUERY_API,
+        Command::Relay => Parts::RELAY,
+        Command::Projector => Parts::PROJECTOR,
+    };
+    Application::build(&config, parts).await?.run_until_stopped().await
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    event_store::db::migrate(&config.database_url).await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn create_tenant(
+    config: &Config,
+    new: command_api::tenants::NewTenant<'_>,
+) -> anyhow::Result<()> {
+    let pool = event_store::db::connect(&config.database_url, None, 1).await?;
+    let created = command_api::tenants::create_tenant(&pool, new).await?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "tenant_id": created.tenant_id,
+            "admin_user_id": created.admin_user_id,
+        })
+    );
+    Ok(())
+}

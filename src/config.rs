@@ -1,0 +1,69 @@
+//! Configuration from environment variables, with defaults that work against the local stack
+//! (`deploy/local/stack.sh`).
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+const LOCAL_JWT_SECRET: &str = "local-development-only-signing-key-change-me";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// Role the services switch to after connecting; empty to stay the login role.
+    pub database_role: Option<String>,
+    pub amqp_url: String,
+    /// Prefix of every RabbitMQ exchange and queue name.
+    pub amqp_prefix: String,
+    /// Queues per consumer group; fixed per deployment.
+    pub partitions: u16,
+    pub bind_addr: String,
+    pub jwt_secret: Vec<u8>,
+    pub access_token_ttl: Duration,
+    pub await_timeout: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let role = var("DATABASE_ROLE", event_store::db::APP_ROLE);
+        Ok(Self {
+            database_url: var("DATABASE_URL", "postgres://b2b:b2b@127.0.0.1:55432/b2b"),
+            database_role: (!role.is_empty()).then_some(role),
+            amqp_url: var("AMQP_URL", "amqp://b2b:b2b@127.0.0.1:55672/%2f"),
+            amqp_prefix: var("AMQP_PREFIX", "b2b"),
+            partitions: parse("PROJECTOR_PARTITIONS", "4")?,
+            bind_addr: var("BIND_ADDR", "127.0.0.1:8080"),
+            jwt_secret: jwt_secret()?,
+            access_token_ttl: Duration::from_secs(parse::<u64>("ACCESS_TOKEN_TTL_SECONDS", "900")?.min(900)),
+            await_timeout: Duration::from_millis(parse("AWAIT_VERSION_TIMEOUT_MS", "5000")?),
+        })
+    }
+}
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    var(name, default)
+        .parse()
+        .with_context(|| format!("{name} is not a valid value"))
+}
+
+/// `JWT_SECRET`, or the contents of `JWT_SECRET_FILE`. The built-in key is only for
+/// `APP_ENV=local` (the default): anywhere else the process refuses to start without one.
+fn jwt_secret() -> anyhow::Result<Vec<u8>> {
+    if let Ok(secret) = std::env::var("JWT_SECRET") {
+        return Ok(secret.into_bytes());
+    }
+    if let Ok(path) = std::env::var("JWT_SECRET_FILE") {
+        let secret = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
+        return Ok(secret.trim_ascii().to_vec());
+    }
+    if var("APP_ENV", "local") != "local" {
+        bail!("JWT_SECRET or JWT_SECRET_FILE must be set outside APP_ENV=local");
+    }
+    Ok(LOCAL_JWT_SECRET.as_bytes().to_vec())
+}

@@ -1,0 +1,17 @@
+//! The `b2b` binary: configuration, telemetry and one subcommand per process role.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod config;
+mod startup;
+mod telemetry;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    let cli = cli::Cli::parse();
+    let config = config::Config::from_env()?;
+    cli::run(cli.command, config).await
+}

@@ -1,0 +1,178 @@
+//! Builds the processes: HTTP server (command and/or query API) and background workers.
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use event_store::outbox_relay::{self, RelayConfig};
+use event_store::Topology;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+
+/// Which parts one process runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Parts {
+    command_api: bool,
+    query_api: bool,
+    relay: bool,
+    projector: bool,
+}
+
+impl Parts {
+    pub const ALL: Self = Self { command_api: true, query_api: true, relay: true, projector: true };
+    pub const COMMAND_API: Self = Self { command_api: true, ..Self::NONE };
+    pub const QUERY_API: Self = Self { query_api: true, ..Self::NONE };
+    pub const RELAY: Self = Self { relay: true, ..Self::NONE };
+    pub const PROJECTOR: Self = Self { projector: true, ..Self::NONE };
+    const NONE: Self = Self { command_api: false, query_api: false, relay: false, projector: false };
+
+    fn serves_http(self) -> bool {
+        self.command_api || self.query_api
+    }
+}
+
+pub struct Application {
+    server: Option<Server>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(config: &Config, parts: Parts) -> anyhow::Result<Self> {
+        let pool = event_store::db::connect(&config.database_url, config.database_role.as_deref(), 20).await?;
+        let topology = Topology {
+            prefix: config.amqp_prefix.clone(),
+            partitions: config.partitions,
+            groups: vec![projections::READ_MODELS.to_owned()],
+        };
+        let mut workers = Vec::new();
+        if parts.relay {
+            let relay = RelayConfig {
+                amqp_url: config.amqp_url.clone(),
+                topology: topology.clone(),
+                batch_size: 256,
+                poll_interval: Duration::from_secs(1),
+            };
+            workers.push(tokio::spawn(outbox_relay::run(pool.clone(), relay)));
+        }
+        if parts.projector {
+            let projector = projections::ProjectorConfig {
+                amqp_url: config.amqp_url.clone(),
+                topology: topology.clone(),
+                group: projections::READ_MODELS.to_owned(),
+                prefetch: 64,
+            };
+            workers.push(tokio::spawn(projections::run(pool.clone(), projector, projections::read_models())));
+        }
+        let server = if parts.serves_http() {
+            Some(http_server(config, parts, pool)?)
+        } else {
+            None
+        };
+        Ok(Self { server, workers })
+    }
+
+    /// Runs until the server stops or, for worker-only processes, until Ctrl-C / SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        match self.server {
+            Some(server) => server.await?,
+            None => shutdown_signal().await,
+        }
+        for worker in self.workers {
+            worker.abort();
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn http_server(config: &Config, parts: Parts, pool: PgPool) -> anyhow::Result<Server> {
+    // Port 0 picks a free port; the real one is printed so scripts and tests can find it.
+    let listener = TcpListener::bind(&config.bind_addr)?;
+    let address = listener.local_addr()?;
+    println!("listening on http://{address}");
+    let keys = auth::TokenKeys::new(
+        &config.jwt_secret,
+        chrono::Duration::from_std(config.access_token_ttl)?,
+    );
+    let commands = command_api::CommandApi::new(pool.clone(), keys.clone());
+    let queries = query_api::QueryApi::new(pool.clone(), keys, projections::projections_fed_by)
+        .with_await_timeout(config.await_timeout);
+    let probes = Probes { pool, amqp_url: config.amqp_url.clone() };
+    let server = HttpServer::new(move || {
+        let mut app = App::new()
+            .wrap(tracing_actix())
+            .app_data(web::Data::new(probes.clone()))
+            .route("/health/live", web::get().to(HttpResponse::Ok))
+            .route("/health/ready", web::get().to(ready))
+            .route("/metrics", web::get().to(metrics));
+        if parts.command_api {
+            let commands = commands.clone();
+            app = app.configure(move |cfg| command_api::configure(cfg, commands));
+        }
+        if parts.query_api {
+            let queries = queries.clone();
+            app = app.configure(move |cfg| query_api::configure(cfg, queries));
+        }
+        app
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%r %s %Dms")
+}
+
+#[derive(Clone)]
+struct Probes {
+    pool: PgPool,
+    amqp_url: String,
+}
+
+/// Ready only when both Postgres and RabbitMQ answer.
+async fn ready(probes: web::Data<Probes>) -> HttpResponse {
+    let postgres = sqlx::query("select 1").execute(&probes.pool).await.is_ok();
+    let rabbitmq = tokio::time::timeout(
+        Duration::from_secs(2),
+        lapin::Connection::connect(&probes.amqp_url, lapin::ConnectionProperties::default()),
+    )
+    .await
+    .is_ok_and(|c| c.is_ok());
+    let body = serde_json::json!({ "postgres": postgres, "rabbitmq": rabbitmq });
+    if postgres && rabbitmq {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus text: gauges read from the database at scrape time.
+async fn metrics(probes: web::Data<Probes>) -> HttpResponse {
+    let gauges: Result<(i64, i64, i64), sqlx::Error> = sqlx::query_as(
+        "select (select count(*) from events), (select count(*) from outbox), \
+         (select coalesce(sum(last_sequence), 0)::bigint from projection_checkpoints)",
+    )
+    .fetch_one(&probes.pool)
+    .await;
+    match gauges {
+        Ok((events, outbox, applied)) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(format!(
+                "# TYPE b2b_events_stored gauge\nb2b_events_stored {events}\n\
+                 # TYPE b2b_outbox_pending gauge\nb2b_outbox_pending {outbox}\n\
+                 # TYPE b2b_projection_events_applied gauge\nb2b_projection_events_applied {applied}\n"
+            )),
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
+}

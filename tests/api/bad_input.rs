@@ -1,0 +1,143 @@
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{open_account, problem, Api, TestStack};
+
+async fn setup() -> (TestStack, crate::helpers::Process, String, Uuid) {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("strict").await;
+    let server = stack.spawn(&["command-api"]).await;
+    let token = Api::new(&server).login(&tenant).await;
+    let id = Uuid::new_v4();
+    Api::new(&server).ok(&token, id, open_account("Soylent")).await;
+    (stack, server, token, id)
+}
+
+#[tokio::test]
+async fn each_class_of_bad_input_gets_its_status_and_problem_and_appends_nothing() {
+    let (stack, server, token, id) = setup().await;
+    let api = Api::new(&server);
+    let before = stack.event_count().await;
+
+    let malformed = api
+        .command(&token, "accounts", id)
+        .header("content-type", "application/json")
+        .body("{\"type\": \"ChangeTier\",")
+        .send()
+        .await
+        .unwrap();
+    let body = problem(malformed, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["type"], "/problems/malformed-json");
+
+    let unknown = api.command(&token, "accounts", id).json(&json!({"type": "Teleport"})).send().await.unwrap();
+    let body = problem(unknown, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["type"], "/problems/unknown-command");
+    assert!(body["detail"].as_str().unwrap().contains("Teleport"));
+
+    let invalid = api
+        .command(&token, "accounts", id)
+        .json(&json!({"type": "UpdateAccountDetails", "billing_email": "not-an-email"}))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(invalid, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["errors"][0]["field"], "billing_email", "{body}");
+
+    let wrong_type = api
+        .command(&token, "accounts", id)
+        .json(&json!({"type": "SetApiQuota", "requests_per_minute": "many"}))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(wrong_type, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["errors"][0]["field"], "requests_per_minute", "{body}");
+
+    // A prospect was never suspended, so it cannot be reinstated.
+    let rule = api.command(&token, "accounts", id).json(&json!({"type": "ReinstateAccount"})).send().await.unwrap();
+    let body = problem(rule, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["type"], "/problems/rule-violated/account_not_suspended");
+
+    let forbidden = api
+        .command(&token, "accounts", id)
+        .json(&json!({"type": "ActivateAccount", "quote_id": Uuid::new_v4()}))
+        .send()
+        .await
+        .unwrap();
+    problem(forbidden, StatusCode::FORBIDDEN).await;
+
+    let stale = api
+        .command(&token, "accounts", id)
+        .header("If-Match", "\"7\"")
+        .json(&json!({"type": "ChangeTier", "tier": "Standard"}))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(stale, StatusCode::CONFLICT).await;
+    assert!(body["detail"].as_str().unwrap().contains("version 1"), "{body}");
+
+    let no_token = api
+        .http
+        .post(format!("{}/api/v1/accounts/{id}", api.base_url))
+        .json(&json!({"type": "ChangeTier", "tier": "Standard"}))
+        .send()
+        .await
+        .unwrap();
+    problem(no_token, StatusCode::UNAUTHORIZED).await;
+
+    let bad_token = api
+        .command("not-a-token", "accounts", id)
+        .json(&json!({"type": "ChangeTier", "tier": "Standard"}))
+        .send()
+        .await
+        .unwrap();
+    problem(bad_token, StatusCode::UNAUTHORIZED).await;
+
+    let huge = json!({"type": "UpdateAccountDetails", "name": "x".repeat(100_000)});
+    let too_large = api.command(&token, "accounts", id).json(&huge).send().await.unwrap();
+    problem(too_large, StatusCode::PAYLOAD_TOO_LARGE).await;
+
+    let missing = api.command(&token, "accounts", Uuid::new_v4()).json(&json!({"type": "ReinstateAccount"})).send().await.unwrap();
+    problem(missing, StatusCode::NOT_FOUND).await;
+
+    assert_eq!(stack.event_count().await, before, "no error may append an event");
+}
+
+#[tokio::test]
+async fn a_matching_if_match_runs_the_command() {
+    let (stack, server, token, id) = setup().await;
+    let api = Api::new(&server);
+    let response = api
+        .command(&token, "accounts", id)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"type": "ChangeTier", "tier": "Standard"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["version"], 2);
+    assert_eq!(stack.event_count().await, 2);
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_unknown_tenants_get_the_same_401() {
+    let (_stack, server, _token, _id) = setup().await;
+    let api = Api::new(&server);
+    let mut bodies = Vec::new();
+    for (tenant, email, password) in [
+        ("strict", "admin@strict.test", "wrong password!!"),
+        ("strict", "nobody@strict.test", crate::helpers::PASSWORD),
+        ("nosuch", "admin@strict.test", crate::helpers::PASSWORD),
+    ] {
+        let response = api
+            .http
+            .post(format!("{}/api/v1/auth/login", api.base_url))
+            .json(&json!({"tenant": tenant, "email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        bodies.push(problem(response, StatusCode::UNAUTHORIZED).await);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+}

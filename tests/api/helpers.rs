@@ -1,0 +1,217 @@
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// One test's private slice of the stack: its own database and RabbitMQ name prefix.
+pub struct TestStack {
+    pub database_url: String,
+    pub amqp_url: String,
+    pub amqp_prefix: String,
+    /// Superuser connection to the test database, for checking what was stored.
+    pub db: PgPool,
+}
+
+impl TestStack {
+    pub async fn new() -> Self {
+        let admin_url = env("DATABASE_URL", "postgres://b2b:b2b@127.0.0.1:55432/b2b");
+        let name = format!("b2b_test_{}", Uuid::new_v4().simple());
+        let admin = PgPoolOptions::new().max_connections(1).connect(&admin_url).await.expect("the local stack is up: run `make test`");
+        sqlx::query(&format!("create database {name}")).execute(&admin).await.unwrap();
+        admin.close().await;
+        let database_url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("DATABASE_URL has no database name"),
+        };
+        let stack = Self {
+            db: PgPoolOptions::new().max_connections(4).connect(&database_url).await.unwrap(),
+            database_url,
+            amqp_url: env("AMQP_URL", "amqp://b2b:b2b@127.0.0.1:55672/%2f"),
+            amqp_prefix: format!("t{}", &name[9..21]),
+        };
+        let status = stack.command(&["migrate"]).stdout(Stdio::null()).status().await.unwrap();
+        assert!(status.success(), "b2b migrate failed");
+        stack
+    }
+
+    /// `b2b <args>` configured for this test's database and broker names.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_b2b"));
+        command
+            .args(args)
+            .env("DATABASE_URL", &self.database_url)
+            .env("AMQP_URL", &self.amqp_url)
+            .env("AMQP_PREFIX", &self.amqp_prefix)
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("PROJECTOR_PARTITIONS", "2")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Starts a long-running `b2b` process; for HTTP ones, waits until it listens.
+    pub async fn spawn(&self, args: &[&str]) -> Process {
+        let mut child = self.command(args).stdout(Stdio::piped()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let serves_http = matches!(args[0], "serve" | "command-api" | "query-api");
+        let mut base_url = None;
+        if serves_http {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("b2b printed its address")
+                .unwrap()
+                .expect("b2b exited before listening");
+            base_url = Some(line.trim_start_matches("listening on ").to_owned());
+        }
+        Process { child, base_url }
+    }
+
+    pub async fn create_tenant(&self, slug: &str) -> Tenant {
+        let email = format!("admin@{slug}.test");
+        let output = self
+            .command(&[
+                "tenant", "create", "--slug", slug, "--name", &format!("{slug} Ltd"),
+                "--admin-email", &email, "--admin-password", PASSWORD,
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+        Tenant {
+            slug: slug.to_owned(),
+            email,
+            id: created["tenant_id"].as_str().unwrap().parse().unwrap(),
+        }
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from events").fetch_one(&self.db).await.unwrap()
+    }
+
+    /// Waits until the relay has published everything in the outbox.
+    pub async fn wait_for_empty_outbox(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let pending: i64 = sqlx::query_scalar("select count(*) from outbox").fetch_one(&self.db).await.unwrap();
+            if pending == 0 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{pending} events still in the outbox");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+pub struct Tenant {
+    pub slug: String,
+    pub email: String,
+    pub id: Uuid,
+}
+
+pub struct Process {
+    pub child: Child,
+    pub base_url: Option<String>,
+}
+
+impl Process {
+    pub fn url(&self) -> &str {
+        self.base_url.as_deref().expect("an HTTP process")
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+/// A client of one running `b2b` HTTP process.
+pub struct Api {
+    pub base_url: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(process: &Process) -> Self {
+        Self { base_url: process.url().to_owned(), http: reqwest::Client::new() }
+    }
+
+    pub async fn login(&self, tenant: &Tenant) -> String {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.base_url))
+            .json(&json!({ "tenant": tenant.slug, "email": tenant.email, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub fn command(&self, token: &str, collection: &str, id: Uuid) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/api/v1/{collection}/{id}", self.base_url))
+            .bearer_auth(token)
+    }
+
+    /// Sends a command that must succeed; returns the new version.
+    pub async fn ok(&self, token: &str, id: Uuid, body: Value) -> u64 {
+        let response = self.command(token, "accounts", id).json(&body).send().await.unwrap();
+        let status = response.status();
+        let reply: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        assert_eq!(reply["id"], json!(id.to_string()));
+        reply["version"].as_u64().unwrap()
+    }
+
+    pub async fn graphql(&self, token: &str, query: &str, await_version: Option<(Uuid, u64)>) -> Value {
+        let mut request = self
+            .http
+            .post(format!("{}/graphql", self.base_url))
+            .bearer_auth(token)
+            .json(&json!({ "query": query }));
+        if let Some((id, version)) = await_version {
+            request = request.header("X-Await-Version", format!("{id}@{version}"));
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}
+
+pub fn open_account(name: &str) -> Value {
+    json!({
+        "type": "OpenAccount",
+        "name": name,
+        "legal_name": format!("{name} GmbH"),
+        "country": "DE",
+        "billing_email": "ap@example.test",
+        "currency": "EUR",
+        "tier": "Gold"
+    })
+}
+
+/// Asserts an `application/problem+json` reply with `status` and returns its body.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], json!(status.as_u16()));
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string(), "{body}");
+    body
+}
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}

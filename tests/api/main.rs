@@ -1,0 +1,9 @@
+//! Black-box tests: they drive the real `b2b` binary over HTTP against the real Postgres and
+//! RabbitMQ of the local stack (`deploy/local/stack.sh up`), one fresh database and one fresh
+//! set of RabbitMQ names per test.
+mod accounts;
+mod bad_input;
+mod event_store;
+mod faults;
+mod helpers;
+mod isolation;
