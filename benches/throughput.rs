@@ -27,7 +27,8 @@ async fn main() {
     let token = api.login(&tenant).await;
     let ids: Vec<Uuid> = (0..ACCOUNTS).map(|_| Uuid::new_v4()).collect();
     for (n, id) in ids.iter().enumerate() {
-        api.ok(&token, *id, open_account(&format!("bench-{n}"))).await;
+        api.ok(&token, *id, open_account(&format!("bench-{n}")))
+            .await;
     }
     println!("b2b benchmark ({COMMANDS_PER_RUN} commands per run, {ACCOUNTS} accounts)");
     for concurrency in [8, 32] {
@@ -47,7 +48,10 @@ fn command_body(n: usize) -> serde_json::Value {
     match n % 4 {
         0 | 1 => json!({"type": "UpdateAccountDetails", "name": format!("name-{n}")}),
         2 => json!({"type": "SetApiQuota", "requests_per_minute": n % 1000 + 1}),
-        _ => json!({"type": "ChangeTier", "tier": ["Standard", "Gold", "Enterprise"][n % 3]}),
+        _ => {
+            let tier = ["Standard", "Gold", "Enterprise"][n % 3];
+            json!({"type": "ChangeTier", "tier": tier})
+        }
     }
 }
 
@@ -88,14 +92,31 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// The ceiling: pgbench committing one-row INSERT transactions for 10 s.
 fn pgbench_inserts(database_url: &str, concurrency: usize) -> f64 {
     let script = std::env::temp_dir().join(format!("b2b-insert-{}.sql", Uuid::new_v4()));
-    std::fs::write(&script, "insert into pgbench_ceiling (v) values (:client_id);\n").unwrap();
+    std::fs::write(
+        &script,
+        "insert into pgbench_ceiling (v) values (:client_id);\n",
+    )
+    .unwrap();
     let psql = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
-        .args([database_url, "-qc", "create table if not exists pgbench_ceiling (id bigserial primary key, v int)"])
+        .args([
+            database_url,
+            "-qc",
+            "create table if not exists pgbench_ceiling (id bigserial primary key, v int)",
+        ])
         .status()
         .unwrap();
     assert!(psql.success());
     let output = std::process::Command::new("/usr/lib/postgresql/15/bin/pgbench")
-        .args(["-n", "-T", "10", "-c", &concurrency.to_string(), "-j", "2", "-f"])
+        .args([
+            "-n",
+            "-T",
+            "10",
+            "-c",
+            &concurrency.to_string(),
+            "-j",
+            "2",
+            "-f",
+        ])
         .arg(&script)
         .arg(database_url)
         .output()
@@ -106,5 +127,10 @@ fn pgbench_inserts(database_url: &str, concurrency: usize) -> f64 {
         .find_map(|line| line.strip_prefix("tps = "))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|tps| tps.parse().ok())
-        .unwrap_or_else(|| panic!("pgbench printed no tps: {text}{}", String::from_utf8_lossy(&output.stderr)))
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench printed no tps: {text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
 }

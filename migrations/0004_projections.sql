@@ -24,7 +24,8 @@ create table read.accounts (
     currency             text        not null,
     tier                 text        not null,
     status               text        not null,
-    credit_limit         numeric(20, 4),
+    -- Unconstrained numeric keeps the scale the amount was set with (the currency's).
+    credit_limit         numeric,
     api_quota_per_minute integer,
     status_reason        text,
     active_contracts     integer     not null default 0,

@@ -4,14 +4,18 @@ use crate::config::Config;
 use crate::startup::{Application, Parts};
 
 #[derive(Parser)]
-#[command(name = "b2b", version, about = "Event-sourced B2B sales operations backend")]
+#[command(
+    name = "b2b",
+    version,
+    about = "Event-sourced B2B sales operations backend"
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub action: Action,
 }
 
 #[derive(Subcommand)]
-pub enum Command {
+pub enum Action {
     /// Everything in one process: both APIs, the relay and the projectors.
     Serve,
     /// Only the command API (HTTP).
@@ -44,10 +48,10 @@ pub enum TenantCommand {
     },
 }
 
-pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
-    let parts = match command {
-        Command::Migrate => return migrate(&config).await,
-        Command::Tenant(TenantCommand::Create {
+pub async fn run(action: Action, config: Config) -> anyhow::Result<()> {
+    let parts = match action {
+        Action::Migrate => return migrate(&config).await,
+        Action::Tenant(TenantCommand::Create {
             slug,
             name,
             admin_email,
@@ -61,13 +65,16 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             return create_tenant(&config, new).await;
         }
-        Command::Serve => Parts::ALL,
-        Command::CommandApi => Parts::COMMAND_API,
-        Command::QueryApi => Parts::QUERY_API,
-        Command::Relay => Parts::RELAY,
-        Command::Projector => Parts::PROJECTOR,
+        Action::Serve => Parts::ALL,
+        Action::CommandApi => Parts::COMMAND_API,
+        Action::QueryApi => Parts::QUERY_API,
+        Action::Relay => Parts::RELAY,
+        Action::Projector => Parts::PROJECTOR,
     };
-    Application::build(&config, parts).await?.run_until_stopped().await
+    Application::build(&config, parts)
+        .await?
+        .run_until_stopped()
+        .await
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -33,7 +33,9 @@ impl Config {
             partitions: parse("PROJECTOR_PARTITIONS", "4")?,
             bind_addr: var("BIND_ADDR", "127.0.0.1:8080"),
             jwt_secret: jwt_secret()?,
-            access_token_ttl: Duration::from_secs(parse::<u64>("ACCESS_TOKEN_TTL_SECONDS", "900")?.min(900)),
+            access_token_ttl: Duration::from_secs(
+                parse::<u64>("ACCESS_TOKEN_TTL_SECONDS", "900")?.min(900),
+            ),
             await_timeout: Duration::from_millis(parse("AWAIT_VERSION_TIMEOUT_MS", "5000")?),
         })
     }

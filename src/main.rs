@@ -13,5 +13,5 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init();
     let cli = cli::Cli::parse();
     let config = config::Config::from_env()?;
-    cli::run(cli.command, config).await
+    cli::run(cli.action, config).await
 }

@@ -21,12 +21,34 @@ pub struct Parts {
 }
 
 impl Parts {
-    pub const ALL: Self = Self { command_api: true, query_api: true, relay: true, projector: true };
-    pub const COMMAND_API: Self = Self { command_api: true, ..Self::NONE };
-    pub const QUERY_API: Self = Self { query_api: true, ..Self::NONE };
-    pub const RELAY: Self = Self { relay: true, ..Self::NONE };
-    pub const PROJECTOR: Self = Self { projector: true, ..Self::NONE };
-    const NONE: Self = Self { command_api: false, query_api: false, relay: false, projector: false };
+    pub const ALL: Self = Self {
+        command_api: true,
+        query_api: true,
+        relay: true,
+        projector: true,
+    };
+    pub const COMMAND_API: Self = Self {
+        command_api: true,
+        ..Self::NONE
+    };
+    pub const QUERY_API: Self = Self {
+        query_api: true,
+        ..Self::NONE
+    };
+    pub const RELAY: Self = Self {
+        relay: true,
+        ..Self::NONE
+    };
+    pub const PROJECTOR: Self = Self {
+        projector: true,
+        ..Self::NONE
+    };
+    const NONE: Self = Self {
+        command_api: false,
+        query_api: false,
+        relay: false,
+        projector: false,
+    };
 
     fn serves_http(self) -> bool {
         self.command_api || self.query_api
@@ -40,7 +62,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config, parts: Parts) -> anyhow::Result<Self> {
-        let pool = event_store::db::connect(&config.database_url, config.database_role.as_deref(), 20).await?;
+        let pool =
+            event_store::db::connect(&config.database_url, config.database_role.as_deref(), 20)
+                .await?;
         let topology = Topology {
             prefix: config.amqp_prefix.clone(),
             partitions: config.partitions,
@@ -63,7 +87,11 @@ impl Application {
                 group: projections::READ_MODELS.to_owned(),
                 prefetch: 64,
             };
-            workers.push(tokio::spawn(projections::run(pool.clone(), projector, projections::read_models())));
+            workers.push(tokio::spawn(projections::run(
+                pool.clone(),
+                projector,
+                projections::read_models(),
+            )));
         }
         let server = if parts.serves_http() {
             Some(http_server(config, parts, pool)?)
@@ -107,7 +135,10 @@ fn http_server(config: &Config, parts: Parts, pool: PgPool) -> anyhow::Result<Se
     let commands = command_api::CommandApi::new(pool.clone(), keys.clone());
     let queries = query_api::QueryApi::new(pool.clone(), keys, projections::projections_fed_by)
         .with_await_timeout(config.await_timeout);
-    let probes = Probes { pool, amqp_url: config.amqp_url.clone() };
+    let probes = Probes {
+        pool,
+        amqp_url: config.amqp_url.clone(),
+    };
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .wrap(tracing_actix())

@@ -23,7 +23,10 @@ impl std::str::FromStr for Role {
             "Operator" => Ok(Self::Operator),
             "Viewer" => Ok(Self::Viewer),
             "Partner" => Ok(Self::Partner),
-            other => Err(DomainError::invalid("roles", format!("unknown role `{other}`"))),
+            other => Err(DomainError::invalid(
+                "roles",
+                format!("unknown role `{other}`"),
+            )),
         }
     }
 }

@@ -21,7 +21,10 @@ impl Text {
             ));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(DomainError::invalid(field, "must not contain control characters"));
+            return Err(DomainError::invalid(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -40,7 +43,11 @@ impl Email {
     pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
         let candidate = raw.trim().to_lowercase();
         let bad = || DomainError::invalid(field, "must be an e-mail address like name@example.com");
-        if candidate.len() > 254 || candidate.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if candidate.len() > 254
+            || candidate
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(bad());
         }
         let (local, domain) = candidate.split_once('@').ok_or_else(bad)?;
@@ -70,7 +77,10 @@ impl CountryCode {
         if code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()) {
             Ok(Self(code))
         } else {
-            Err(DomainError::invalid(field, "must be an ISO 3166-1 alpha-2 code like DE"))
+            Err(DomainError::invalid(
+                field,
+                "must be an ISO 3166-1 alpha-2 code like DE",
+            ))
         }
     }
 
@@ -90,7 +100,10 @@ impl CurrencyCode {
         if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) {
             Ok(Self(code))
         } else {
-            Err(DomainError::invalid(field, "must be an ISO 4217 code like EUR"))
+            Err(DomainError::invalid(
+                field,
+                "must be an ISO 4217 code like EUR",
+            ))
         }
     }
 
@@ -114,8 +127,19 @@ mod tests {
 
     #[test]
     fn email_is_lower_cased_and_checked() {
-        assert_eq!(Email::parse("e", " Ann@Acme.Test ").unwrap().as_str(), "ann@acme.test");
-        for bad in ["", "ann", "ann@", "@acme.test", "ann@acme", "a b@acme.test", "ann@.test"] {
+        assert_eq!(
+            Email::parse("e", " Ann@Acme.Test ").unwrap().as_str(),
+            "ann@acme.test"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@acme.test",
+            "ann@acme",
+            "a b@acme.test",
+            "ann@.test",
+        ] {
             assert!(Email::parse("e", bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -6,7 +6,10 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
 
-pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+pub async fn read_limited(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::MalformedJson(e.to_string()))?;
@@ -79,11 +82,23 @@ mod tests {
     #[test]
     fn each_kind_of_bad_body_has_its_own_error() {
         assert!(matches!(err("{not json"), ApiError::MalformedJson(_)));
-        assert!(matches!(err(r#"{"type":"LaunchRocket"}"#), ApiError::UnknownCommand(t) if t == "LaunchRocket"));
-        assert!(matches!(err(r#"{"tier":"Gold"}"#), ApiError::InvalidInput(f) if f.field == "type"));
-        assert!(matches!(err(r#"{"type":"ChangeTier"}"#), ApiError::InvalidInput(f) if f.field == "tier"));
-        assert!(matches!(err(r#"{"type":"ChangeTier","tier":"Platinum"}"#), ApiError::InvalidInput(f) if f.field == "tier"));
-        assert!(matches!(err(r#"{"type":"ChangeTier","tier":"Gold","extra":1}"#), ApiError::InvalidInput(f) if f.field == "extra"));
-        assert!(matches!(err(r#"{"type":"SetCreditLimit","amount":"lots"}"#), ApiError::InvalidInput(f) if f.field == "amount"));
+        assert!(
+            matches!(err(r#"{"type":"LaunchRocket"}"#), ApiError::UnknownCommand(t) if t == "LaunchRocket")
+        );
+        assert!(
+            matches!(err(r#"{"tier":"Gold"}"#), ApiError::InvalidInput(f) if f.field == "type")
+        );
+        assert!(
+            matches!(err(r#"{"type":"ChangeTier"}"#), ApiError::InvalidInput(f) if f.field == "tier")
+        );
+        assert!(
+            matches!(err(r#"{"type":"ChangeTier","tier":"Platinum"}"#), ApiError::InvalidInput(f) if f.field == "tier")
+        );
+        assert!(
+            matches!(err(r#"{"type":"ChangeTier","tier":"Gold","extra":1}"#), ApiError::InvalidInput(f) if f.field == "extra")
+        );
+        assert!(
+            matches!(err(r#"{"type":"SetCreditLimit","amount":"lots"}"#), ApiError::InvalidInput(f) if f.field == "amount")
+        );
     }
 }

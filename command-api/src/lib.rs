@@ -49,6 +49,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: CommandApi) {
             web::scope("/api/v1")
                 .route("/auth/login", web::post().to(routes::auth::login))
                 .route("/auth/me", web::get().to(routes::auth::me))
-                .route("/{collection}/{id}", web::post().to(routes::commands::execute)),
+                .route(
+                    "/{collection}/{id}",
+                    web::post().to(routes::commands::execute),
+                ),
         );
 }

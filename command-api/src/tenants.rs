@@ -30,7 +30,10 @@ pub struct CreatedTenant {
     pub admin_user_id: Uuid,
 }
 
-pub async fn create_tenant(pool: &PgPool, new: NewTenant<'_>) -> Result<CreatedTenant, TenantError> {
+pub async fn create_tenant(
+    pool: &PgPool,
+    new: NewTenant<'_>,
+) -> Result<CreatedTenant, TenantError> {
     let name = Text::parse("name", new.name, 200)?;
     let email = Email::parse("admin_email", new.admin_email)?;
     if new.admin_password.chars().count() < 12 {

@@ -2,8 +2,8 @@
 //! the aggregate decide, append. We drive cqrs-es's `PersistedEventStore` ourselves instead of
 //! `CqrsFramework` because the framework hides the stream's version, its owning tenant and the
 //! conflict we need to retry.
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateError, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
@@ -52,7 +52,10 @@ where
                     actual: version,
                 });
             }
-            match self.decide_and_append(context, command.clone(), metadata).await {
+            match self
+                .decide_and_append(context, command.clone(), metadata)
+                .await
+            {
                 Err(StoreError::Contended(_)) if expected_version.is_none() => {
                     backoff(attempt).await
                 }

@@ -31,7 +31,10 @@ impl StoredEvent {
 
     /// Stable identity of the message carrying this event.
     pub fn message_id(&self) -> String {
-        format!("{}:{}:{}", self.aggregate_type, self.aggregate_id, self.sequence)
+        format!(
+            "{}:{}:{}",
+            self.aggregate_type, self.aggregate_id, self.sequence
+        )
     }
 
     pub fn routing_key(&self) -> String {

@@ -27,7 +27,8 @@ impl EventMetadata {
             ("request_id".to_owned(), self.request_id.to_string()),
             (
                 "recorded_at".to_owned(),
-                self.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                self.recorded_at
+                    .to_rfc3339_opts(SecondsFormat::Micros, true),
             ),
         ]);
         match &self.actor {

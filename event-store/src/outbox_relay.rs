@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{Confirmation, PublisherConfirm};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{Confirmation, PublisherConfirm};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgListener;
 use sqlx::{Acquire, PgConnection, PgPool, Postgres};
@@ -43,9 +43,23 @@ async fn lead(pool: &PgPool, config: &RelayConfig) -> Result<(), StoreError> {
     tracing::info!("outbox relay is the active instance");
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen("outbox").await?;
-    let channel = open_channel(&config.amqp_url, &config.topology).await?;
+    let (connection, channel) = open_channel(&config.amqp_url, &config.topology).await?;
+    let result = relay_until_error(&mut leader, &mut listener, &channel, config).await;
+    // With auto-recovery on, an abandoned connection would keep reconnecting in the background.
+    if let Err(error) = connection.close(200, "relay session ended".into()).await {
+        tracing::debug!(%error, "closing the old broker connection");
+    }
+    result
+}
+
+async fn relay_until_error(
+    leader: &mut PgConnection,
+    listener: &mut PgListener,
+    channel: &Channel,
+    config: &RelayConfig,
+) -> Result<(), StoreError> {
     loop {
-        while publish_batch(&mut leader, &channel, config).await? == config.batch_size {}
+        while publish_batch(leader, channel, config).await? == config.batch_size {}
         tokio::select! {
             notification = listener.recv() => { notification?; }
             _ = tokio::time::sleep(config.poll_interval) => {}
@@ -69,15 +83,20 @@ async fn take_leadership(pool: &PgPool) -> Result<PgConnection, StoreError> {
     }
 }
 
-async fn open_channel(amqp_url: &str, topology: &Topology) -> Result<Channel, StoreError> {
+async fn open_channel(
+    amqp_url: &str,
+    topology: &Topology,
+) -> Result<(Connection, Channel), StoreError> {
     let properties = ConnectionProperties::default()
         .enable_auto_recover()
         .with_connection_name("b2b-outbox-relay".into());
     let connection = Connection::connect(amqp_url, properties).await?;
     let channel = connection.create_channel().await?;
     topology.declare(&channel).await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
-    Ok(channel)
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok((connection, channel))
 }
 
 #[derive(sqlx::FromRow)]
@@ -154,7 +173,13 @@ async fn publish(
         ..BasicPublishOptions::default()
     };
     Ok(channel
-        .basic_publish(exchange.into(), event.routing_key().into(), options, &body, properties)
+        .basic_publish(
+            exchange.into(),
+            event.routing_key().into(),
+            options,
+            &body,
+            properties,
+        )
         .await?)
 }
 
@@ -165,8 +190,14 @@ fn headers(event: &StoredEvent) -> FieldTable {
     headers.insert("sequence".into(), AMQPValue::LongLongInt(event.sequence));
     headers.insert("event_type".into(), long_string(&event.event_type));
     headers.insert("event_version".into(), long_string(&event.event_version));
-    headers.insert("tenant_id".into(), long_string(&event.tenant_id.to_string()));
-    headers.insert("global_position".into(), AMQPValue::LongLongInt(event.global_position));
+    headers.insert(
+        "tenant_id".into(),
+        long_string(&event.tenant_id.to_string()),
+    );
+    headers.insert(
+        "global_position".into(),
+        AMQPValue::LongLongInt(event.global_position),
+    );
     for key in ["correlation_id", "causation_id"] {
         if let Some(value) = event.meta(key) {
             headers.insert(key.into(), long_string(value));

@@ -1,7 +1,9 @@
 //! RabbitMQ names and declarations. Every event goes to one topic exchange; each consumer group
 //! gets a consistent-hash exchange on the aggregate id feeding `partitions` quorum queues, so one
 //! aggregate's events stay in one queue, in order, with a single active consumer.
-use lapin::options::{ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, ExchangeKind};
 
@@ -64,10 +66,19 @@ impl Topology {
     async fn declare_group(&self, channel: &Channel, group: &str) -> Result<(), lapin::Error> {
         let parked = self.parked_exchange(group);
         channel
-            .exchange_declare(parked.clone().into(), ExchangeKind::Fanout, durable_exchange(), FieldTable::default())
+            .exchange_declare(
+                parked.clone().into(),
+                ExchangeKind::Fanout,
+                durable_exchange(),
+                FieldTable::default(),
+            )
             .await?;
         channel
-            .queue_declare(self.parked_queue(group).into(), durable_queue(), quorum_args(None))
+            .queue_declare(
+                self.parked_queue(group).into(),
+                durable_queue(),
+                quorum_args(None),
+            )
             .await?;
         channel
             .queue_bind(
@@ -102,11 +113,22 @@ impl Topology {
             let queue = self.group_queue(group, partition);
             let mut args = quorum_args(Some(&parked));
             args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-            args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
-            channel.queue_declare(queue.clone().into(), durable_queue(), args).await?;
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(DELIVERY_LIMIT),
+            );
+            channel
+                .queue_declare(queue.clone().into(), durable_queue(), args)
+                .await?;
             // The routing key of a consistent-hash binding is the queue's weight.
             channel
-                .queue_bind(queue.into(), exchange.clone().into(), "1".into(), QueueBindOptions::default(), FieldTable::default())
+                .queue_bind(
+                    queue.into(),
+                    exchange.clone().into(),
+                    "1".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
                 .await?;
         }
         Ok(())

@@ -344,7 +344,7 @@ async fn account_by_id_is_null_for_another_tenants_id_and_full_for_ones_own() {
     assert_eq!(account["status"], "SUSPENDED");
     assert_eq!(account["tier"], "GOLD");
     assert_eq!(
-        account["creditLimit"], "12500.5000",
+        account["creditLimit"], "12500.5",
         "a decimal string, never a float"
     );
     assert_eq!(account["apiQuotaPerMinute"], 600);

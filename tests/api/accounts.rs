@@ -16,10 +16,24 @@ async fn an_opened_and_changed_account_reads_back_through_graphql() {
     let id = Uuid::new_v4();
 
     assert_eq!(api.ok(&token, id, open_account("Globex")).await, 1);
-    api.ok(&token, id, json!({"type": "SetCreditLimit", "amount": "25000.50"})).await;
-    api.ok(&token, id, json!({"type": "ChangeTier", "tier": "Enterprise"})).await;
+    api.ok(
+        &token,
+        id,
+        json!({"type": "SetCreditLimit", "amount": "25000.50"}),
+    )
+    .await;
+    api.ok(
+        &token,
+        id,
+        json!({"type": "ChangeTier", "tier": "Enterprise"}),
+    )
+    .await;
     let version = api
-        .ok(&token, id, json!({"type": "UpdateAccountDetails", "name": "Globex Europe"}))
+        .ok(
+            &token,
+            id,
+            json!({"type": "UpdateAccountDetails", "name": "Globex Europe"}),
+        )
         .await;
     assert_eq!(version, 4);
 
@@ -38,10 +52,17 @@ async fn an_opened_and_changed_account_reads_back_through_graphql() {
     assert_eq!(account["updatedBy"], admin_user);
 
     let list = api
-        .graphql(&token, "{ accounts(first: 10) { totalCount edges { node { id name } } } }", None)
+        .graphql(
+            &token,
+            "{ accounts(first: 10) { totalCount edges { node { id name } } } }",
+            None,
+        )
         .await;
     assert_eq!(list["data"]["accounts"]["totalCount"], 1, "{list}");
-    assert_eq!(list["data"]["accounts"]["edges"][0]["node"]["id"], json!(id.to_string()));
+    assert_eq!(
+        list["data"]["accounts"]["edges"][0]["node"]["id"],
+        json!(id.to_string())
+    );
 }
 
 #[tokio::test]
@@ -64,19 +85,22 @@ async fn events_carry_tenant_actor_and_request_ids_in_their_metadata() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["etag"], "\"1\"");
 
-    let (tenant_id, metadata): (Uuid, Value) = sqlx::query_as(
-        "select tenant_id, metadata::jsonb from events where aggregate_id = $1",
-    )
-    .bind(id.to_string())
-    .fetch_one(&stack.db)
-    .await
-    .unwrap();
+    let (tenant_id, metadata): (Uuid, Value) =
+        sqlx::query_as("select tenant_id, metadata::jsonb from events where aggregate_id = $1")
+            .bind(id.to_string())
+            .fetch_one(&stack.db)
+            .await
+            .unwrap();
     assert_eq!(tenant_id, tenant.id);
     assert_eq!(metadata["tenant_id"], json!(tenant.id.to_string()));
     assert_eq!(metadata["user_id"], stack_admin_user(&stack).await);
     assert_eq!(metadata["correlation_id"], json!(correlation.to_string()));
     assert_eq!(metadata["client"], "crm-sync/2.1");
-    assert!(metadata["request_id"].as_str().unwrap().parse::<Uuid>().is_ok());
+    assert!(metadata["request_id"]
+        .as_str()
+        .unwrap()
+        .parse::<Uuid>()
+        .is_ok());
     assert_eq!(metadata["causation_id"], metadata["request_id"]);
 }
 
@@ -90,7 +114,11 @@ async fn concurrent_writers_without_if_match_are_retried_and_all_land() {
     let id = Uuid::new_v4();
     api.ok(&token, id, open_account("Umbrella")).await;
     let writes = (0..16).map(|n| {
-        api.ok(&token, id, json!({"type": "SetApiQuota", "requests_per_minute": n + 1}))
+        api.ok(
+            &token,
+            id,
+            json!({"type": "SetApiQuota", "requests_per_minute": n + 1}),
+        )
     });
     let mut versions = futures::future::join_all(writes).await;
     versions.sort();

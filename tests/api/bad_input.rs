@@ -10,7 +10,9 @@ async fn setup() -> (TestStack, crate::helpers::Process, String, Uuid) {
     let server = stack.spawn(&["command-api"]).await;
     let token = Api::new(&server).login(&tenant).await;
     let id = Uuid::new_v4();
-    Api::new(&server).ok(&token, id, open_account("Soylent")).await;
+    Api::new(&server)
+        .ok(&token, id, open_account("Soylent"))
+        .await;
     (stack, server, token, id)
 }
 
@@ -30,7 +32,12 @@ async fn each_class_of_bad_input_gets_its_status_and_problem_and_appends_nothing
     let body = problem(malformed, StatusCode::BAD_REQUEST).await;
     assert_eq!(body["type"], "/problems/malformed-json");
 
-    let unknown = api.command(&token, "accounts", id).json(&json!({"type": "Teleport"})).send().await.unwrap();
+    let unknown = api
+        .command(&token, "accounts", id)
+        .json(&json!({"type": "Teleport"}))
+        .send()
+        .await
+        .unwrap();
     let body = problem(unknown, StatusCode::BAD_REQUEST).await;
     assert_eq!(body["type"], "/problems/unknown-command");
     assert!(body["detail"].as_str().unwrap().contains("Teleport"));
@@ -54,9 +61,17 @@ async fn each_class_of_bad_input_gets_its_status_and_problem_and_appends_nothing
     assert_eq!(body["errors"][0]["field"], "requests_per_minute", "{body}");
 
     // A prospect was never suspended, so it cannot be reinstated.
-    let rule = api.command(&token, "accounts", id).json(&json!({"type": "ReinstateAccount"})).send().await.unwrap();
+    let rule = api
+        .command(&token, "accounts", id)
+        .json(&json!({"type": "ReinstateAccount"}))
+        .send()
+        .await
+        .unwrap();
     let body = problem(rule, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_eq!(body["type"], "/problems/rule-violated/account_not_suspended");
+    assert_eq!(
+        body["type"],
+        "/problems/rule-violated/account_not_suspended"
+    );
 
     let forbidden = api
         .command(&token, "accounts", id)
@@ -74,7 +89,10 @@ async fn each_class_of_bad_input_gets_its_status_and_problem_and_appends_nothing
         .await
         .unwrap();
     let body = problem(stale, StatusCode::CONFLICT).await;
-    assert!(body["detail"].as_str().unwrap().contains("version 1"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("version 1"),
+        "{body}"
+    );
 
     let no_token = api
         .http
@@ -94,13 +112,27 @@ async fn each_class_of_bad_input_gets_its_status_and_problem_and_appends_nothing
     problem(bad_token, StatusCode::UNAUTHORIZED).await;
 
     let huge = json!({"type": "UpdateAccountDetails", "name": "x".repeat(100_000)});
-    let too_large = api.command(&token, "accounts", id).json(&huge).send().await.unwrap();
+    let too_large = api
+        .command(&token, "accounts", id)
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
     problem(too_large, StatusCode::PAYLOAD_TOO_LARGE).await;
 
-    let missing = api.command(&token, "accounts", Uuid::new_v4()).json(&json!({"type": "ReinstateAccount"})).send().await.unwrap();
+    let missing = api
+        .command(&token, "accounts", Uuid::new_v4())
+        .json(&json!({"type": "ReinstateAccount"}))
+        .send()
+        .await
+        .unwrap();
     problem(missing, StatusCode::NOT_FOUND).await;
 
-    assert_eq!(stack.event_count().await, before, "no error may append an event");
+    assert_eq!(
+        stack.event_count().await,
+        before,
+        "no error may append an event"
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@ async fn stored_events_cannot_be_updated_or_deleted_even_by_a_superuser() {
     let server = stack.spawn(&["command-api"]).await;
     let api = Api::new(&server);
     let token = api.login(&tenant).await;
-    api.ok(&token, Uuid::new_v4(), open_account("Vandelay")).await;
+    api.ok(&token, Uuid::new_v4(), open_account("Vandelay"))
+        .await;
 
     for statement in [
         "update events set payload = '{}'",
@@ -17,7 +18,10 @@ async fn stored_events_cannot_be_updated_or_deleted_even_by_a_superuser() {
         "truncate events",
     ] {
         let error = sqlx::query(statement).execute(&stack.db).await.unwrap_err();
-        assert!(error.to_string().contains("events are immutable"), "{statement}: {error}");
+        assert!(
+            error.to_string().contains("events are immutable"),
+            "{statement}: {error}"
+        );
     }
     assert_eq!(stack.event_count().await, 1);
 }
@@ -26,8 +30,14 @@ async fn stored_events_cannot_be_updated_or_deleted_even_by_a_superuser() {
 async fn the_application_role_may_only_insert_and_read_events() {
     let stack = TestStack::new().await;
     let mut tx = stack.db.begin().await.unwrap();
-    sqlx::query("set local role b2b_app").execute(&mut *tx).await.unwrap();
-    let error = sqlx::query("alter table events disable trigger user").execute(&mut *tx).await.unwrap_err();
+    sqlx::query("set local role b2b_app")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let error = sqlx::query("alter table events disable trigger user")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("must be owner"), "{error}");
 }
 
@@ -40,7 +50,12 @@ async fn each_event_chains_to_the_previous_hash_of_its_stream() {
     let token = api.login(&tenant).await;
     let id = Uuid::new_v4();
     api.ok(&token, id, open_account("Vandelay")).await;
-    api.ok(&token, id, serde_json::json!({"type": "ChangeTier", "tier": "Standard"})).await;
+    api.ok(
+        &token,
+        id,
+        serde_json::json!({"type": "ChangeTier", "tier": "Standard"}),
+    )
+    .await;
     let broken: i64 = sqlx::query_scalar(
         "select count(*) from events e left join events p \
            on p.aggregate_type = e.aggregate_type and p.aggregate_id = e.aggregate_id \
@@ -52,6 +67,9 @@ async fn each_event_chains_to_the_previous_hash_of_its_stream() {
     .await
     .unwrap();
     assert_eq!(broken, 0);
-    let distinct: i64 = sqlx::query_scalar("select count(distinct hash) from events").fetch_one(&stack.db).await.unwrap();
+    let distinct: i64 = sqlx::query_scalar("select count(distinct hash) from events")
+        .fetch_one(&stack.db)
+        .await
+        .unwrap();
     assert_eq!(distinct, 2);
 }

@@ -20,7 +20,11 @@ async fn rabbitmqctl(args: &[&str]) -> String {
         .output()
         .await
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -35,11 +39,19 @@ async fn killed_workers_and_dropped_broker_connections_lose_nothing_and_apply_no
     let token = api.login(&tenant).await;
     let ids: Vec<Uuid> = (0..ACCOUNTS).map(|_| Uuid::new_v4()).collect();
     for (n, id) in ids.iter().enumerate() {
-        api.ok(&token, *id, open_account(&format!("account-{n}"))).await;
+        api.ok(&token, *id, open_account(&format!("account-{n}")))
+            .await;
     }
 
     let sender = {
-        let (api, token, ids) = (Api { base_url: api.base_url.clone(), http: api.http.clone() }, token.clone(), ids.clone());
+        let (api, token, ids) = (
+            Api {
+                base_url: api.base_url.clone(),
+                http: api.http.clone(),
+            },
+            token.clone(),
+            ids.clone(),
+        );
         tokio::spawn(async move {
             futures::stream::iter(ACCOUNTS..COMMANDS)
                 .map(|n| {
@@ -75,12 +87,23 @@ async fn killed_workers_and_dropped_broker_connections_lose_nothing_and_apply_no
     stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
     wait_until_projected(&stack, Duration::from_secs(60)).await;
     assert_read_model_matches_event_store(&stack).await;
-    let parked = rabbitmqctl(&["list_queues", "name", "messages", "--quiet", "--no-table-headers"]).await;
+    let parked = rabbitmqctl(&[
+        "list_queues",
+        "name",
+        "messages",
+        "--quiet",
+        "--no-table-headers",
+    ])
+    .await;
     let parked_line = parked
         .lines()
         .find(|line| line.starts_with(&format!("{}.read-models.parked", stack.amqp_prefix)))
         .unwrap_or_else(|| panic!("no parked queue in {parked}"));
-    assert_eq!(parked_line.split_whitespace().nth(1), Some("0"), "{parked_line}");
+    assert_eq!(
+        parked_line.split_whitespace().nth(1),
+        Some("0"),
+        "{parked_line}"
+    );
     drop(projector);
     drop(relay);
 }
@@ -99,7 +122,10 @@ async fn wait_until_projected(stack: &TestStack, limit: Duration) {
         if behind == 0 {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{behind} accounts never caught up");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{behind} accounts never caught up"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -120,15 +146,16 @@ async fn assert_read_model_matches_event_store(stack: &TestStack) {
     .into_iter()
     .map(|(id, name, quota, version)| (id, (name, quota, version)))
     .collect();
-    let actual: HashMap<String, (String, Option<i32>, i64)> = sqlx::query_as::<_, (String, String, Option<i32>, i64)>(
-        "select id::text, name, api_quota_per_minute, version from read.accounts",
-    )
-    .fetch_all(&stack.db)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|(id, name, quota, version)| (id, (name, quota, version)))
-    .collect();
+    let actual: HashMap<String, (String, Option<i32>, i64)> =
+        sqlx::query_as::<_, (String, String, Option<i32>, i64)>(
+            "select id::text, name, api_quota_per_minute, version from read.accounts",
+        )
+        .fetch_all(&stack.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, name, quota, version)| (id, (name, quota, version)))
+        .collect();
     assert_eq!(actual.len(), ACCOUNTS);
     assert_eq!(actual, expected);
     let checkpoints_off: i64 = sqlx::query_scalar(

@@ -24,20 +24,36 @@ impl TestStack {
     pub async fn new() -> Self {
         let admin_url = env("DATABASE_URL", "postgres://b2b:b2b@127.0.0.1:55432/b2b");
         let name = format!("b2b_test_{}", Uuid::new_v4().simple());
-        let admin = PgPoolOptions::new().max_connections(1).connect(&admin_url).await.expect("the local stack is up: run `make test`");
-        sqlx::query(&format!("create database {name}")).execute(&admin).await.unwrap();
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url)
+            .await
+            .expect("the local stack is up: run `make test`");
+        sqlx::query(&format!("create database {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
         admin.close().await;
         let database_url = match admin_url.rsplit_once('/') {
             Some((base, _)) => format!("{base}/{name}"),
             None => panic!("DATABASE_URL has no database name"),
         };
         let stack = Self {
-            db: PgPoolOptions::new().max_connections(4).connect(&database_url).await.unwrap(),
+            db: PgPoolOptions::new()
+                .max_connections(4)
+                .connect(&database_url)
+                .await
+                .unwrap(),
             database_url,
             amqp_url: env("AMQP_URL", "amqp://b2b:b2b@127.0.0.1:55672/%2f"),
             amqp_prefix: format!("t{}", &name[9..21]),
         };
-        let status = stack.command(&["migrate"]).stdout(Stdio::null()).status().await.unwrap();
+        let status = stack
+            .command(&["migrate"])
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .unwrap();
         assert!(status.success(), "b2b migrate failed");
         stack
     }
@@ -79,13 +95,25 @@ impl TestStack {
         let email = format!("admin@{slug}.test");
         let output = self
             .command(&[
-                "tenant", "create", "--slug", slug, "--name", &format!("{slug} Ltd"),
-                "--admin-email", &email, "--admin-password", PASSWORD,
+                "tenant",
+                "create",
+                "--slug",
+                slug,
+                "--name",
+                &format!("{slug} Ltd"),
+                "--admin-email",
+                &email,
+                "--admin-password",
+                PASSWORD,
             ])
             .output()
             .await
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let created: Value = serde_json::from_slice(&output.stdout).unwrap();
         Tenant {
             slug: slug.to_owned(),
@@ -95,18 +123,27 @@ impl TestStack {
     }
 
     pub async fn event_count(&self) -> i64 {
-        sqlx::query_scalar("select count(*) from events").fetch_one(&self.db).await.unwrap()
+        sqlx::query_scalar("select count(*) from events")
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
     }
 
     /// Waits until the relay has published everything in the outbox.
     pub async fn wait_for_empty_outbox(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let pending: i64 = sqlx::query_scalar("select count(*) from outbox").fetch_one(&self.db).await.unwrap();
+            let pending: i64 = sqlx::query_scalar("select count(*) from outbox")
+                .fetch_one(&self.db)
+                .await
+                .unwrap();
             if pending == 0 {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{pending} events still in the outbox");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{pending} events still in the outbox"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -142,7 +179,10 @@ pub struct Api {
 
 impl Api {
     pub fn new(process: &Process) -> Self {
-        Self { base_url: process.url().to_owned(), http: reqwest::Client::new() }
+        Self {
+            base_url: process.url().to_owned(),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub async fn login(&self, tenant: &Tenant) -> String {
@@ -166,7 +206,12 @@ impl Api {
 
     /// Sends a command that must succeed; returns the new version.
     pub async fn ok(&self, token: &str, id: Uuid, body: Value) -> u64 {
-        let response = self.command(token, "accounts", id).json(&body).send().await.unwrap();
+        let response = self
+            .command(token, "accounts", id)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         let reply: Value = response.json().await.unwrap();
         assert_eq!(status, StatusCode::OK, "{reply}");
@@ -174,7 +219,12 @@ impl Api {
         reply["version"].as_u64().unwrap()
     }
 
-    pub async fn graphql(&self, token: &str, query: &str, await_version: Option<(Uuid, u64)>) -> Value {
+    pub async fn graphql(
+        &self,
+        token: &str,
+        query: &str,
+        await_version: Option<(Uuid, u64)>,
+    ) -> Value {
         let mut request = self
             .http
             .post(format!("{}/graphql", self.base_url))
@@ -204,11 +254,17 @@ pub fn open_account(name: &str) -> Value {
 /// Asserts an `application/problem+json` reply with `status` and returns its body.
 pub async fn problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status);
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(content_type, "application/problem+json");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], json!(status.as_u16()));
-    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string(), "{body}");
+    assert!(
+        body["type"].is_string() && body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
     body
 }
 

@@ -17,18 +17,42 @@ async fn a_second_tenant_sees_nothing_of_the_first_and_gets_404_for_its_ids() {
     let version = api.ok(&first_token, id, open_account("Hooli")).await;
     // Wait until the first tenant can see it, so "nothing" below is not just lag.
     let seen = api
-        .graphql(&first_token, &format!(r#"{{ account(id: "{id}") {{ id }} }}"#), Some((id, version)))
+        .graphql(
+            &first_token,
+            &format!(r#"{{ account(id: "{id}") {{ id }} }}"#),
+            Some((id, version)),
+        )
         .await;
     assert_eq!(seen["data"]["account"]["id"], json!(id.to_string()));
 
-    let list = api.graphql(&second_token, "{ accounts(first: 50) { totalCount edges { node { id } } } }", None).await;
+    let list = api
+        .graphql(
+            &second_token,
+            "{ accounts(first: 50) { totalCount edges { node { id } } } }",
+            None,
+        )
+        .await;
     assert_eq!(list["data"]["accounts"]["totalCount"], 0, "{list}");
-    let one = api.graphql(&second_token, &format!(r#"{{ account(id: "{id}") {{ id }} }}"#), None).await;
+    let one = api
+        .graphql(
+            &second_token,
+            &format!(r#"{{ account(id: "{id}") {{ id }} }}"#),
+            None,
+        )
+        .await;
     assert!(one["data"]["account"].is_null(), "{one}");
 
     let events_before = stack.event_count().await;
-    for body in [json!({"type": "ChangeTier", "tier": "Standard"}), open_account("Hijack")] {
-        let response = api.command(&second_token, "accounts", id).json(&body).send().await.unwrap();
+    for body in [
+        json!({"type": "ChangeTier", "tier": "Standard"}),
+        open_account("Hijack"),
+    ] {
+        let response = api
+            .command(&second_token, "accounts", id)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         problem(response, StatusCode::NOT_FOUND).await;
     }
     assert_eq!(stack.event_count().await, events_before);

@@ -40,7 +40,10 @@ impl Account {
     }
 
     /// Decides which events a command produces, without changing anything.
-    pub fn decide(&self, command: Command<AccountCommand>) -> Result<Vec<AccountEvent>, DomainError> {
+    pub fn decide(
+        &self,
+        command: Command<AccountCommand>,
+    ) -> Result<Vec<AccountEvent>, DomainError> {
         let Command { actor, body, .. } = command;
         let Some(status) = self.status else {
             return match body {
@@ -65,7 +68,8 @@ impl Account {
                 _ => Err(DomainError::NotFound("account")),
             };
         };
-        if status == AccountStatus::Closed && !matches!(body, AccountCommand::RecordContractEnded { .. })
+        if status == AccountStatus::Closed
+            && !matches!(body, AccountCommand::RecordContractEnded { .. })
         {
             return Err(DomainError::rule("account_closed", "the account is closed"));
         }
@@ -94,17 +98,24 @@ impl Account {
             } => {
                 actor.require_any(EDITORS, name)?;
                 let event = E::AccountDetailsUpdated {
-                    name: new_name.map(|v| Text::parse("name", &v, NAME_MAX)).transpose()?,
+                    name: new_name
+                        .map(|v| Text::parse("name", &v, NAME_MAX))
+                        .transpose()?,
                     legal_name: legal_name
                         .map(|v| Text::parse("legal_name", &v, NAME_MAX))
                         .transpose()?,
-                    country: country.map(|v| CountryCode::parse("country", &v)).transpose()?,
+                    country: country
+                        .map(|v| CountryCode::parse("country", &v))
+                        .transpose()?,
                     billing_email: billing_email
                         .map(|v| Email::parse("billing_email", &v))
                         .transpose()?,
                 };
                 if event == Self::empty_details_update() {
-                    return Err(DomainError::invalid("body", "name at least one field to change"));
+                    return Err(DomainError::invalid(
+                        "body",
+                        "name at least one field to change",
+                    ));
                 }
                 Ok(vec![event])
             }
@@ -121,7 +132,10 @@ impl Account {
                 if amount < Decimal::ZERO {
                     return Err(DomainError::invalid("amount", "must not be negative"));
                 }
-                let currency = self.currency.clone().expect("an open account has a currency");
+                let currency = self
+                    .currency
+                    .clone()
+                    .expect("an open account has a currency");
                 if amount.scale() > currency.minor_unit() {
                     return Err(DomainError::invalid(
                         "amount",

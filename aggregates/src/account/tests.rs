@@ -62,7 +62,11 @@ fn rule(code: &'static str) -> impl Fn(DomainError) -> bool {
 }
 
 async fn expect_err(given: Vec<E>, command: Command<C>, check: impl Fn(DomainError) -> bool) {
-    let result = Given::with(()).given(given).when_async(command).await.inspect_result();
+    let result = Given::with(())
+        .given(given)
+        .when_async(command)
+        .await
+        .inspect_result();
     match result {
         Err(e) => assert!(check(e.clone()), "unexpected error {e:?}"),
         Ok(events) => panic!("expected a rejection, got {events:?}"),
@@ -87,7 +91,12 @@ async fn open_normalises_fields_and_starts_as_prospect() {
 
 #[tokio::test]
 async fn operators_may_open_but_viewers_and_partners_may_not() {
-    expect_events(vec![], by(as_role(Role::Operator), open_command()), vec![opened()]).await;
+    expect_events(
+        vec![],
+        by(as_role(Role::Operator), open_command()),
+        vec![opened()],
+    )
+    .await;
     for role in [Role::Viewer, Role::Partner] {
         expect_err(vec![], by(as_role(role), open_command()), |e| {
             matches!(e, DomainError::Forbidden(_))
@@ -107,9 +116,11 @@ async fn open_rejects_each_invalid_field() {
         ("currency", "euro"),
     ];
     for (field, value) in cases {
-        expect_err(vec![], by(admin(), open_with(field, value)), |e| {
-            matches!(e, DomainError::InvalidField { field: ref f, .. } if f == field)
-        })
+        expect_err(
+            vec![],
+            by(admin(), open_with(field, value)),
+            |e| matches!(e, DomainError::InvalidField { field: ref f, .. } if f == field),
+        )
         .await;
     }
 }
@@ -147,14 +158,21 @@ fn open_with(field: &str, value: &str) -> C {
 
 #[tokio::test]
 async fn open_twice_is_a_rule_violation() {
-    expect_err(vec![opened()], by(admin(), open_command()), rule("account_exists")).await;
+    expect_err(
+        vec![opened()],
+        by(admin(), open_command()),
+        rule("account_exists"),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn commands_on_an_unopened_account_are_not_found() {
-    expect_err(vec![], by(admin(), C::ChangeTier { tier: Tier::Gold }), |e| {
-        e == DomainError::NotFound("account")
-    })
+    expect_err(
+        vec![],
+        by(admin(), C::ChangeTier { tier: Tier::Gold }),
+        |e| e == DomainError::NotFound("account"),
+    )
     .await;
 }
 
@@ -172,7 +190,12 @@ async fn update_details_changes_only_given_fields() {
         country: None,
         billing_email: Some(Email::parse("e", "ap@globex.test").unwrap()),
     };
-    expect_events(vec![opened()], by(as_role(Role::Operator), command), vec![expected]).await;
+    expect_events(
+        vec![opened()],
+        by(as_role(Role::Operator), command),
+        vec![expected],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -193,9 +216,11 @@ async fn update_details_needs_at_least_one_valid_field() {
         country: Some("XXX".into()),
         billing_email: None,
     };
-    expect_err(vec![opened()], by(admin(), bad), |e| {
-        matches!(e, DomainError::InvalidField { ref field, .. } if field == "country")
-    })
+    expect_err(
+        vec![opened()],
+        by(admin(), bad),
+        |e| matches!(e, DomainError::InvalidField { ref field, .. } if field == "country"),
+    )
     .await;
 }
 
@@ -217,28 +242,46 @@ async fn viewers_cannot_update_details() {
 async fn change_tier_records_old_and_new_and_ignores_same_tier() {
     expect_events(
         vec![opened()],
-        by(as_role(Role::Manager), C::ChangeTier { tier: Tier::Enterprise }),
+        by(
+            as_role(Role::Manager),
+            C::ChangeTier {
+                tier: Tier::Enterprise,
+            },
+        ),
         vec![E::AccountTierChanged {
             from: Tier::Gold,
             to: Tier::Enterprise,
         }],
     )
     .await;
-    expect_events(vec![opened()], by(admin(), C::ChangeTier { tier: Tier::Gold }), vec![]).await;
+    expect_events(
+        vec![opened()],
+        by(admin(), C::ChangeTier { tier: Tier::Gold }),
+        vec![],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn operators_cannot_change_commercial_terms() {
     for command in [
-        C::ChangeTier { tier: Tier::Standard },
-        C::SetCreditLimit { amount: Decimal::ONE },
-        C::SetApiQuota { requests_per_minute: 5 },
+        C::ChangeTier {
+            tier: Tier::Standard,
+        },
+        C::SetCreditLimit {
+            amount: Decimal::ONE,
+        },
+        C::SetApiQuota {
+            requests_per_minute: 5,
+        },
         C::SuspendAccount { reason: "x".into() },
         C::CloseAccount { reason: "x".into() },
     ] {
-        expect_err(vec![opened(), activated()], by(as_role(Role::Operator), command), |e| {
-            matches!(e, DomainError::Forbidden(_))
-        })
+        expect_err(
+            vec![opened(), activated()],
+            by(as_role(Role::Operator), command),
+            |e| matches!(e, DomainError::Forbidden(_)),
+        )
         .await;
     }
 }
@@ -256,9 +299,11 @@ async fn credit_limit_is_in_account_currency_and_validated() {
     )
     .await;
     for bad in [Decimal::new(-1, 0), Decimal::new(1001, 3)] {
-        expect_err(vec![opened()], by(admin(), C::SetCreditLimit { amount: bad }), |e| {
-            matches!(e, DomainError::InvalidField { ref field, .. } if field == "amount")
-        })
+        expect_err(
+            vec![opened()],
+            by(admin(), C::SetCreditLimit { amount: bad }),
+            |e| matches!(e, DomainError::InvalidField { ref field, .. } if field == "amount"),
+        )
         .await;
     }
 }
@@ -267,7 +312,12 @@ async fn credit_limit_is_in_account_currency_and_validated() {
 async fn api_quota_must_be_positive_and_bounded() {
     expect_events(
         vec![opened()],
-        by(admin(), C::SetApiQuota { requests_per_minute: 120 }),
+        by(
+            admin(),
+            C::SetApiQuota {
+                requests_per_minute: 120,
+            },
+        ),
         vec![E::ApiQuotaSet {
             requests_per_minute: 120,
         }],
@@ -276,7 +326,12 @@ async fn api_quota_must_be_positive_and_bounded() {
     for bad in [0, 1_000_001] {
         expect_err(
             vec![opened()],
-            by(admin(), C::SetApiQuota { requests_per_minute: bad }),
+            by(
+                admin(),
+                C::SetApiQuota {
+                    requests_per_minute: bad,
+                },
+            ),
             |e| matches!(e, DomainError::InvalidField { .. }),
         )
         .await;
@@ -287,7 +342,12 @@ async fn api_quota_must_be_positive_and_bounded() {
 async fn only_active_accounts_can_be_suspended() {
     expect_events(
         vec![opened(), activated()],
-        by(admin(), C::SuspendAccount { reason: "unpaid invoices".into() }),
+        by(
+            admin(),
+            C::SuspendAccount {
+                reason: "unpaid invoices".into(),
+            },
+        ),
         vec![E::AccountSuspended {
             reason: text("unpaid invoices"),
         }],
@@ -331,7 +391,12 @@ async fn close_is_refused_while_a_contract_is_active() {
     };
     expect_err(
         vec![opened(), activated(), linked.clone()],
-        by(admin(), C::CloseAccount { reason: "churned".into() }),
+        by(
+            admin(),
+            C::CloseAccount {
+                reason: "churned".into(),
+            },
+        ),
         rule("account_has_active_contracts"),
     )
     .await;
@@ -340,7 +405,12 @@ async fn close_is_refused_while_a_contract_is_active() {
     };
     expect_events(
         vec![opened(), activated(), linked, ended],
-        by(admin(), C::CloseAccount { reason: "churned".into() }),
+        by(
+            admin(),
+            C::CloseAccount {
+                reason: "churned".into(),
+            },
+        ),
         vec![E::AccountClosed {
             reason: text("churned"),
         }],
@@ -353,13 +423,23 @@ async fn a_closed_account_accepts_no_more_changes() {
     let closed = E::AccountClosed { reason: text("x") };
     expect_err(
         vec![opened(), closed.clone()],
-        by(admin(), C::ChangeTier { tier: Tier::Standard }),
+        by(
+            admin(),
+            C::ChangeTier {
+                tier: Tier::Standard,
+            },
+        ),
         rule("account_closed"),
     )
     .await;
     expect_err(
         vec![opened(), closed],
-        by(admin(), C::CloseAccount { reason: "again".into() }),
+        by(
+            admin(),
+            C::CloseAccount {
+                reason: "again".into(),
+            },
+        ),
         rule("account_closed"),
     )
     .await;
@@ -386,9 +466,15 @@ async fn first_accepted_quote_activates_a_prospect_once() {
 #[tokio::test]
 async fn users_cannot_issue_system_commands() {
     for command in [
-        C::ActivateAccount { quote_id: Uuid::nil() },
-        C::RecordContractActivated { contract_id: contract() },
-        C::RecordContractEnded { contract_id: contract() },
+        C::ActivateAccount {
+            quote_id: Uuid::nil(),
+        },
+        C::RecordContractActivated {
+            contract_id: contract(),
+        },
+        C::RecordContractEnded {
+            contract_id: contract(),
+        },
     ] {
         expect_err(vec![opened()], by(admin(), command), |e| {
             matches!(e, DomainError::Forbidden(_))
@@ -405,19 +491,34 @@ async fn contract_links_are_idempotent() {
     };
     expect_events(
         vec![opened(), activated()],
-        by(system.clone(), C::RecordContractActivated { contract_id: contract() }),
+        by(
+            system.clone(),
+            C::RecordContractActivated {
+                contract_id: contract(),
+            },
+        ),
         vec![linked.clone()],
     )
     .await;
     expect_events(
         vec![opened(), activated(), linked],
-        by(system.clone(), C::RecordContractActivated { contract_id: contract() }),
+        by(
+            system.clone(),
+            C::RecordContractActivated {
+                contract_id: contract(),
+            },
+        ),
         vec![],
     )
     .await;
     expect_events(
         vec![opened(), activated()],
-        by(system, C::RecordContractEnded { contract_id: contract() }),
+        by(
+            system,
+            C::RecordContractEnded {
+                contract_id: contract(),
+            },
+        ),
         vec![],
     )
     .await;
@@ -425,11 +526,13 @@ async fn contract_links_are_idempotent() {
 
 #[test]
 fn commands_parse_from_the_wire_format_and_reject_unknown_fields() {
-    let ok: C = serde_json::from_str(
-        r#"{"SetCreditLimit":{"amount":"1250.00"}}"#,
-    )
-    .unwrap();
-    assert_eq!(ok, C::SetCreditLimit { amount: Decimal::new(125_000, 2) });
+    let ok: C = serde_json::from_str(r#"{"SetCreditLimit":{"amount":"1250.00"}}"#).unwrap();
+    assert_eq!(
+        ok,
+        C::SetCreditLimit {
+            amount: Decimal::new(125_000, 2)
+        }
+    );
     assert!(serde_json::from_str::<C>(r#"{"ChangeTier":{"tier":"Gold","x":1}}"#).is_err());
     assert!(serde_json::from_str::<C>(r#"{"Nope":{}}"#).is_err());
 }

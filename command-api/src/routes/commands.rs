@@ -34,7 +34,10 @@ pub async fn execute(
         .parse()
         .map_err(|_| ApiError::NotFound(format!("`{raw_id}` is not a UUID")))?;
     let ids = RequestIds::from_request(&req);
-    tracing::Span::current().record("correlation_id", tracing::field::display(ids.correlation_id));
+    tracing::Span::current().record(
+        "correlation_id",
+        tracing::field::display(ids.correlation_id),
+    );
     let expected = expected_version(&req)?;
     let body = read_limited(payload, MAX_BODY_BYTES).await?;
     let metadata = EventMetadata {
@@ -54,7 +57,11 @@ pub async fn execute(
                 .execute(&id.to_string(), command, expected, &metadata)
                 .await?
         }
-        other => return Err(ApiError::NotFound(format!("no command collection `{other}`"))),
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no command collection `{other}`"
+            )))
+        }
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, format!("\"{version}\"")))
