@@ -3,7 +3,6 @@
 //! Prints: commands/s over HTTP for a mix of account commands at concurrency 8 and 32; p50/p99
 //! projection lag (command reply → visible through GraphQL); and pgbench's single-row INSERT
 //! transactions/s on the same Postgres at the same concurrency, so the ratio can be read off.
-#[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
 

@@ -89,7 +89,7 @@ async fn open_channel(
 ) -> Result<(Connection, Channel), StoreError> {
     let properties = ConnectionProperties::default()
         .enable_auto_recover()
-        .with_connection_name("b2b-outbox-relay".into());
+        .with_connection_name(format!("b2b-outbox-relay.{}", topology.prefix).into());
     let connection = Connection::connect(amqp_url, properties).await?;
     let channel = connection.create_channel().await?;
     topology.declare(&channel).await?;

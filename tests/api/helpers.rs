@@ -1,3 +1,6 @@
+// Shared by the test binaries and the benchmark; each uses a part of it.
+#![allow(dead_code)]
+
 use std::process::Stdio;
 use std::time::Duration;
 

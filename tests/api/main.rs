@@ -4,6 +4,5 @@
 mod accounts;
 mod bad_input;
 mod event_store;
-mod faults;
 mod helpers;
 mod isolation;

@@ -1,3 +1,6 @@
+//! Fault injection, in a test binary of its own: `rabbitmqctl close_all_connections` closes
+//! every connection on the broker, so nothing else may run beside it (cargo runs test binaries
+//! one after another).
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -5,7 +8,10 @@ use futures::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{open_account, Api, TestStack};
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use helpers::{open_account, Api, TestStack};
 
 const ACCOUNTS: usize = 50;
 const COMMANDS: usize = 500;

@@ -1,0 +1,366 @@
+//! The projector worker: consumes a consumer group's queues and applies each event to every
+//! projection that wants it, exactly once, under checkpoints (see [`crate::checkpoint`]).
+//!
+//! One queue's deliveries are handled strictly one after another, so a stream's events (which
+//! the consistent-hash exchange keeps in one queue) reach the projections in order; different
+//! queues run concurrently. Single-active-consumer queues let several projector processes run
+//! as hot standbys.
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_store::{StoredEvent, Topology};
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use sqlx::PgPool;
+use tokio::time::{sleep, Instant};
+use uuid::Uuid;
+
+use crate::checkpoint::{self, Applied};
+use crate::{Projection, ProjectionError};
+
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    pub amqp_url: String,
+    pub topology: Topology,
+    /// The consumer group whose queues this worker consumes, e.g. [`crate::READ_MODELS`].
+    pub group: String,
+    /// Unacknowledged deliveries the broker may push ahead, per queue.
+    pub prefetch: u16,
+}
+
+type Projections = [Arc<dyn Projection>];
+
+/// Runs the projector until the task is dropped, reconnecting with backoff after any failure.
+pub async fn run(pool: PgPool, config: ProjectorConfig, projections: Vec<Arc<dyn Projection>>) {
+    let mut failures = 0;
+    loop {
+        let started = Instant::now();
+        if let Err(error) = consume(&pool, &config, &projections).await {
+            tracing::warn!(%error, group = %config.group, "projector stopped; reconnecting");
+        }
+        // A session that ran for a while was healthy: start the backoff over.
+        failures = if started.elapsed() > Duration::from_secs(60) {
+            0
+        } else {
+            failures + 1
+        };
+        sleep(backoff(
+            failures,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        ))
+        .await;
+    }
+}
+
+/// `base` doubled per failure, capped.
+fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(failures.min(16)))
+        .min(cap)
+}
+
+#[tracing::instrument(name = "projector", skip_all, fields(group = %config.group))]
+async fn consume(
+    pool: &PgPool,
+    config: &ProjectorConfig,
+    projections: &Projections,
+) -> Result<(), ProjectionError> {
+    let properties = ConnectionProperties::default()
+        .enable_auto_recover()
+        .with_connection_name(connection_name(config).into());
+    let session = Session(Some(
+        Connection::connect(&config.amqp_url, properties).await?,
+    ));
+    let connection = session.connection();
+    let topology = with_group(&config.topology, &config.group);
+    topology
+        .declare(&connection.create_channel().await?)
+        .await?;
+    let queues = (0..topology.partitions).map(|partition| {
+        let queue = topology.group_queue(&config.group, partition);
+        consume_queue(connection, queue, config.prefetch, pool, projections)
+    });
+    // The first queue to fail ends them all; dropping the connection hands every unacked
+    // delivery back to the broker, and the caller reconnects.
+    futures::future::try_join_all(queues).await?;
+    Ok(())
+}
+
+/// Owns one session's broker connection and closes it for good when dropped, however the
+/// session ends (an error, or the task being dropped).
+struct Session(Option<Connection>);
+
+impl Session {
+    fn connection(&self) -> &Connection {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(connection) = self.0.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(close_for_good(connection));
+        }
+    }
+}
+
+/// With auto-recovery on, a connection dropped while it is reconnecting is not closed: it
+/// finishes reconnecting in the background and re-registers its consumers, which then hold the
+/// queue's single-active-consumer slot while nobody reads them, stalling the queue. So wait
+/// for any recovery to settle, then close.
+async fn close_for_good(connection: Connection) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while connection.status().reconnecting() && Instant::now() < deadline {
+        sleep(Duration::from_millis(100)).await;
+    }
+    if connection.status().connected() {
+        if let Err(error) = connection
+            .close(200, "projector session ended".into())
+            .await
+        {
+            tracing::debug!(%error, "closing the old broker connection");
+        }
+    }
+}
+
+/// Names the connection after the deployment and group, so an operator (or a test) can tell
+/// projectors apart in the broker's connection list.
+pub fn connection_name(config: &ProjectorConfig) -> String {
+    format!("b2b-projector.{}.{}", config.topology.prefix, config.group)
+}
+
+/// The topology, with this worker's group declared even if the deployment forgot to list it.
+fn with_group(topology: &Topology, group: &str) -> Topology {
+    let mut topology = topology.clone();
+    if !topology.groups.iter().any(|g| g == group) {
+        topology.groups.push(group.to_owned());
+    }
+    topology
+}
+
+async fn consume_queue(
+    connection: &Connection,
+    queue: String,
+    prefetch: u16,
+    pool: &PgPool,
+    projections: &Projections,
+) -> Result<(), ProjectionError> {
+    // A channel per queue, so its prefetch and its failures are its own.
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let tag = format!("projector-{}", Uuid::new_v4());
+    let mut deliveries = channel
+        .basic_consume(
+            queue.as_str().into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(%queue, "consuming");
+    while let Some(next) = deliveries.next().await {
+        match next {
+            Ok(delivery) => handle_delivery(pool, projections, delivery).await,
+            // With auto-recovery the same consumer resumes once the connection is back.
+            Err(error) => channel.wait_for_recovery(error).await?,
+        }
+    }
+    Err(ProjectionError::ConsumerCancelled(queue))
+}
+
+/// How a delivery is settled with the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ack,
+    /// Back to the queue; the delivery limit parks it after repeated failures.
+    Requeue,
+    /// Straight to the parked queue: retrying cannot help.
+    Park,
+}
+
+#[tracing::instrument(
+    name = "projector.delivery",
+    skip_all,
+    fields(message_id, tenant, aggregate_id, sequence, correlation_id)
+)]
+async fn handle_delivery(pool: &PgPool, projections: &Projections, delivery: Delivery) {
+    let outcome = match serde_json::from_slice::<StoredEvent>(&delivery.data) {
+        Ok(event) => {
+            record_event(&event);
+            project_with_retry(pool, projections, &event, &delivery).await
+        }
+        Err(error) => {
+            tracing::error!(%error, "message body is not a stored event; parking it");
+            Outcome::Park
+        }
+    };
+    settle(&delivery, outcome).await;
+}
+
+fn record_event(event: &StoredEvent) {
+    let span = tracing::Span::current();
+    span.record("message_id", event.message_id());
+    span.record("tenant", tracing::field::display(event.tenant_id));
+    span.record("aggregate_id", event.aggregate_id.as_str());
+    span.record("sequence", event.sequence);
+    if let Some(correlation_id) = event.meta("correlation_id") {
+        span.record("correlation_id", correlation_id);
+    }
+}
+
+/// Projects the event, retrying in place while the failure is transient (the database is
+/// away): requeueing would burn the delivery limit in milliseconds and park a good event.
+async fn project_with_retry(
+    pool: &PgPool,
+    projections: &Projections,
+    event: &StoredEvent,
+    delivery: &Delivery,
+) -> Outcome {
+    let mut attempt = 0;
+    loop {
+        match project(pool, projections, event).await {
+            Ok(()) => return Outcome::Ack,
+            Err(error) if error.is_transient() => {
+                tracing::warn!(%error, attempt, "transient failure; retrying the event");
+                sleep(backoff(
+                    attempt,
+                    Duration::from_millis(200),
+                    Duration::from_secs(30),
+                ))
+                .await;
+                attempt += 1;
+            }
+            Err(error) => {
+                tracing::error!(%error, cause = ?error, "cannot project the event; requeueing it");
+                // Spaces the redeliveries out a little, so a poison message does not spin,
+                // while keeping the time it blocks its queue before being parked short.
+                let count = delivery_count(delivery);
+                sleep(backoff(
+                    count,
+                    Duration::from_millis(20),
+                    Duration::from_millis(500),
+                ))
+                .await;
+                return Outcome::Requeue;
+            }
+        }
+    }
+}
+
+/// Applies the event to every projection it feeds, in one transaction scoped to its tenant.
+/// An error drops the transaction, which rolls it back.
+async fn project(
+    pool: &PgPool,
+    projections: &Projections,
+    event: &StoredEvent,
+) -> Result<(), ProjectionError> {
+    let fed: Vec<&Arc<dyn Projection>> = projections
+        .iter()
+        .filter(|p| p.handles(&event.aggregate_type))
+        .collect();
+    if fed.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    // Row-level security on the read tables checks every write against this tenant.
+    sqlx::query("select set_config('app.tenant_id', $1, true)")
+        .bind(event.tenant_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    for projection in fed {
+        match checkpoint::apply_once(&mut tx, projection.as_ref(), event).await? {
+            Applied::AlreadyApplied => {
+                tracing::info!(projection = projection.name(), "already applied; skipping")
+            }
+            applied => tracing::debug!(projection = projection.name(), ?applied, "projected"),
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How often the broker has delivered this message before (quorum queues count it).
+fn delivery_count(delivery: &Delivery) -> u32 {
+    delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get("x-delivery-count"))
+        .and_then(|value| {
+            value
+                .as_long_long_int()
+                .or_else(|| value.as_long_int().map(i64::from))
+        })
+        .map_or(0, |count| u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// Acks or nacks. A failure here is harmless: the broker redelivers, and the checkpoint makes
+/// the redelivery a no-op.
+async fn settle(delivery: &Delivery, outcome: Outcome) {
+    let result = match outcome {
+        Outcome::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+        Outcome::Requeue | Outcome::Park => {
+            let requeue = outcome == Outcome::Requeue;
+            let options = BasicNackOptions {
+                requeue,
+                ..BasicNackOptions::default()
+            };
+            delivery.acker.nack(options).await
+        }
+    };
+    match result {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            ?outcome,
+            "channel was lost before settling; it will be redelivered"
+        ),
+        Err(error) => tracing::warn!(%error, ?outcome, "could not settle; it will be redelivered"),
+    }
+}
+
+/// How many messages wait in the group's parked queue.
+pub async fn parked_count(
+    amqp_url: &str,
+    topology: &Topology,
+    group: &str,
+) -> Result<u32, ProjectionError> {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare(
+            topology.parked_queue(group).into(),
+            options,
+            FieldTable::default(),
+        )
+        .await?;
+    connection.close(200, "done".into()).await?;
+    Ok(queue.message_count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(5);
+        assert_eq!(backoff(0, base, cap), base);
+        assert_eq!(backoff(3, base, cap), Duration::from_millis(800));
+        assert_eq!(backoff(40, base, cap), cap);
+    }
+}

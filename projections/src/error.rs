@@ -1,0 +1,61 @@
+/// Why an event could not be projected, or the projector could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database failure: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("message broker failure: {0}")]
+    Broker(#[from] lapin::Error),
+    /// The payload is not an event this projection knows: a poison message.
+    #[error("{event_type} is not a known {aggregate_type} event: {source}")]
+    UnknownEvent {
+        aggregate_type: String,
+        event_type: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The event is well-formed but contradicts the read model or the event store.
+    #[error("inconsistent event {message_id}: {detail}")]
+    Inconsistent { message_id: String, detail: String },
+    #[error("consumer on {0} was cancelled by the broker")]
+    ConsumerCancelled(String),
+}
+
+impl ProjectionError {
+    pub(crate) fn inconsistent(
+        event: &event_store::StoredEvent,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::Inconsistent {
+            message_id: event.message_id(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Failures that say nothing about the event itself (the database is away, a deadlock):
+    /// retrying the same event later can succeed, so it must not count towards parking it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(error) => transient_sql(error),
+            Self::Broker(_) | Self::ConsumerCancelled(_) => true,
+            Self::UnknownEvent { .. } | Self::Inconsistent { .. } => false,
+        }
+    }
+}
+
+fn transient_sql(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Serialization failure, deadlock, and the server shutting down or refusing connections.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(
+                code.as_ref(),
+                "40001" | "40P01" | "57P01" | "57P02" | "57P03"
+            ) || code.starts_with("08")
+        }),
+        _ => false,
+    }
+}

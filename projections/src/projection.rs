@@ -1,0 +1,31 @@
+use async_trait::async_trait;
+use event_store::StoredEvent;
+use sqlx::PgConnection;
+
+use crate::ProjectionError;
+
+/// A read model fed by events.
+///
+/// In esrs's terms this is a **replayable** handler: it has no side effects outside its own
+/// tables, applying the same stream from the start rebuilds the same rows, and it is safe to
+/// rebuild at any time. It is not transactional with the append (it runs after commit, from
+/// RabbitMQ) and not eventual-with-side-effects. The projector guarantees each event reaches
+/// `apply` once per projection and in stream order (see [`crate::checkpoint`]), so `apply` may
+/// do non-idempotent things like incrementing a counter.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Stable name, used as the checkpoint key; renaming it replays everything.
+    fn name(&self) -> &'static str;
+
+    /// Whether events of this aggregate type feed this read model.
+    fn handles(&self, aggregate_type: &str) -> bool;
+
+    /// Applies one event inside the caller's transaction, where the event's tenant is already
+    /// set. An event it cannot understand is an error, never a silent skip: skipping would
+    /// leave the read model wrong for good.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError>;
+}
