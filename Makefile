@@ -26,7 +26,7 @@ run: stack build
 	@$(ENV) && LOG_FORMAT=pretty exec $(B2B) serve
 
 test: stack
-	$(ENV) && cargo test --workspace --all-targets --no-fail-fast
+	$(ENV) && cargo test --workspace --lib --bins --tests --no-fail-fast
 
 lint:
 	cargo fmt --all -- --check
