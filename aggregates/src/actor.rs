@@ -1,7 +1,17 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::DomainError;
+use crate::{DomainError, Money};
+
+/// What approval and user rules need to know about another user, looked up through services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserFacts {
+    pub user_id: Uuid,
+    pub roles: Vec<Role>,
+    pub approval_limit: Option<Money>,
+    pub account_id: Option<Uuid>,
+    pub active: bool,
+}
 
 /// A role a user holds inside one tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,18 +1,26 @@
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::Actor;
 
-/// A command together with who sends it and the time it is decided at. The time comes from
-/// outside so aggregates stay pure and tests can set the clock.
+/// A command together with the tenant it runs in, who sends it and the time it is decided at.
+/// The time comes from outside so aggregates stay pure and tests can set the clock; the tenant
+/// scopes every lookup an aggregate's services make.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command<C> {
+    pub tenant_id: Uuid,
     pub actor: Actor,
     pub at: DateTime<Utc>,
     pub body: C,
 }
 
 impl<C> Command<C> {
-    pub fn new(actor: Actor, at: DateTime<Utc>, body: C) -> Self {
-        Self { actor, at, body }
+    pub fn new(tenant_id: Uuid, actor: Actor, at: DateTime<Utc>, body: C) -> Self {
+        Self {
+            tenant_id,
+            actor,
+            at,
+            body,
+        }
     }
 }

@@ -15,6 +15,10 @@ pub enum DomainError {
     /// and machine-readable; the message is for people.
     #[error("{message}")]
     RuleViolated { code: &'static str, message: String },
+    /// A fact the rules need (another aggregate's state, tenant policy) could not be read;
+    /// nothing was decided.
+    #[error("could not look up {0}")]
+    LookupFailed(String),
 }
 
 impl DomainError {

@@ -7,11 +7,19 @@
 
 pub mod account;
 mod actor;
+pub mod approval;
 mod command;
+pub mod contract;
 mod error;
+mod money;
+pub mod policy;
+pub mod quote;
+pub mod user;
 mod values;
 
-pub use actor::{Actor, Role};
+pub use actor::{Actor, Role, UserFacts};
 pub use command::Command;
 pub use error::DomainError;
+pub use money::Money;
+pub use policy::TenantPolicy;
 pub use values::{CountryCode, CurrencyCode, Email, Text};

@@ -131,6 +131,7 @@ impl From<DomainError> for ApiError {
             DomainError::Forbidden(message) => Self::Forbidden(message),
             DomainError::NotFound(what) => Self::NotFound(format!("no such {what}")),
             DomainError::RuleViolated { code, message } => Self::RuleViolated { code, message },
+            lookup @ DomainError::LookupFailed(_) => Self::Internal(lookup.to_string()),
         }
     }
 }

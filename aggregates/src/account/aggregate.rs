@@ -2,12 +2,11 @@ use std::collections::BTreeSet;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AccountCommand, AccountEvent, Tier};
-use crate::{Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Role, Text};
+use crate::{Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Money, Role, Text};
 
 /// Who may edit an account's details, and who may change its commercial terms and status.
 const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
@@ -23,6 +22,15 @@ pub enum AccountStatus {
     Active,
     Suspended,
     Closed,
+}
+
+/// What other aggregates' rules need to know about an account, looked up through their
+/// services (quotes and contracts are only drafted for open, unsuspended accounts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountFacts {
+    pub status: AccountStatus,
+    pub currency: CurrencyCode,
+    pub tier: Tier,
 }
 
 /// The state the rules need; the read model holds everything else.
@@ -129,19 +137,11 @@ impl Account {
             }
             C::SetCreditLimit { amount } => {
                 actor.require_any(OWNERS, name)?;
-                if amount < Decimal::ZERO {
-                    return Err(DomainError::invalid("amount", "must not be negative"));
-                }
                 let currency = self
                     .currency
-                    .clone()
+                    .as_ref()
                     .expect("an open account has a currency");
-                if amount.scale() > currency.minor_unit() {
-                    return Err(DomainError::invalid(
-                        "amount",
-                        format!("has more decimals than {} allows", currency.as_str()),
-                    ));
-                }
+                let Money { amount, currency } = Money::parse_amount("amount", amount, currency)?;
                 Ok(vec![E::CreditLimitSet { amount, currency }])
             }
             C::SetApiQuota {

@@ -5,6 +5,6 @@ mod events;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{Account, AccountStatus};
+pub use aggregate::{Account, AccountFacts, AccountStatus};
 pub use commands::AccountCommand;
 pub use events::{AccountEvent, Tier};

@@ -18,7 +18,7 @@ fn admin() -> Actor {
 }
 
 fn by(actor: Actor, body: C) -> Command<C> {
-    Command::new(actor, Utc::now(), body)
+    Command::new(Uuid::from_u128(42), actor, Utc::now(), body)
 }
 
 fn text(s: &str) -> Text {

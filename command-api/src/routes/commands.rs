@@ -52,7 +52,12 @@ pub async fn execute(
     let version = match collection.as_str() {
         "accounts" => {
             let command: AccountCommand = parse_command(&body)?;
-            let command = Command::new(metadata.actor.clone(), metadata.recorded_at, command);
+            let command = Command::new(
+                metadata.tenant_id,
+                metadata.actor.clone(),
+                metadata.recorded_at,
+                command,
+            );
             api.accounts
                 .execute(&id.to_string(), command, expected, &metadata)
                 .await?

@@ -349,7 +349,7 @@ impl AccountStore {
         self.store
             .execute(
                 &id.to_string(),
-                Command::new(actor, now, body),
+                Command::new(self.tenant_id, actor, now, body),
                 None,
                 &metadata,
             )

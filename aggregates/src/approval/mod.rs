@@ -1,0 +1,1 @@
+//! Approval: placeholder until its aggregate lands.

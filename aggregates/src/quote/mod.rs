@@ -1,0 +1,1 @@
+//! Quote: placeholder until its aggregate lands.

@@ -1,0 +1,1 @@
+//! User: placeholder until its aggregate lands.
