@@ -5,6 +5,7 @@
 
 mod body;
 mod error;
+mod idempotency;
 mod request;
 mod routes;
 pub mod tenants;

@@ -5,4 +5,5 @@ mod accounts;
 mod bad_input;
 mod event_store;
 mod helpers;
+mod idempotency;
 mod isolation;

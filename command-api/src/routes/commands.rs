@@ -4,18 +4,13 @@ use aggregates::account::AccountCommand;
 use aggregates::Command;
 use chrono::Utc;
 use event_store::EventMetadata;
-use serde::Serialize;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::body::{parse_command, read_limited};
+use crate::idempotency::{IdempotencyKey, Reservation};
 use crate::request::{expected_version, RequestIds};
 use crate::{ApiError, Caller, CommandApi, MAX_BODY_BYTES};
-
-#[derive(Serialize)]
-struct Accepted {
-    id: Uuid,
-    version: u64,
-}
 
 /// `POST /api/v1/{collection}/{id}`: runs one command and answers with the new version.
 #[tracing::instrument(
@@ -40,6 +35,8 @@ pub async fn execute(
     );
     let expected = expected_version(&req)?;
     let body = read_limited(payload, MAX_BODY_BYTES).await?;
+    let request: [&[u8]; 3] = [collection.as_bytes(), id.as_bytes(), &body];
+    let key = IdempotencyKey::from_request(&req, caller.0.tid, caller.0.sub, &request)?;
     let metadata = EventMetadata {
         tenant_id: caller.0.tid,
         actor: caller.0.actor(),
@@ -49,17 +46,55 @@ pub async fn execute(
         recorded_at: Utc::now(),
         client: ids.client,
     };
-    let version = match collection.as_str() {
+    let run = dispatch(&api, &collection, id, &body, expected, &metadata);
+    let reply = match key {
+        None => accepted(id, run.await?),
+        Some(key) => match key.reserve(&api.pool).await? {
+            Reservation::Replay(reply) => reply,
+            Reservation::Fresh(key) => match run.await {
+                Ok(version) => {
+                    let reply = accepted(id, version);
+                    key.complete(&api.pool, &reply).await?;
+                    reply
+                }
+                Err(error) => {
+                    key.release(&api.pool).await?;
+                    return Err(error);
+                }
+            },
+        },
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, format!("\"{}\"", reply["version"])))
+        .json(reply))
+}
+
+fn accepted(id: Uuid, version: u64) -> Value {
+    json!({ "id": id, "version": version })
+}
+
+/// Parses the body as the collection's command and runs it.
+async fn dispatch(
+    api: &CommandApi,
+    collection: &str,
+    id: Uuid,
+    body: &[u8],
+    expected: Option<u64>,
+    metadata: &EventMetadata,
+) -> Result<u64, ApiError> {
+    let envelope = |body| {
+        Command::new(
+            metadata.tenant_id,
+            metadata.actor.clone(),
+            metadata.recorded_at,
+            body,
+        )
+    };
+    let version = match collection {
         "accounts" => {
-            let command: AccountCommand = parse_command(&body)?;
-            let command = Command::new(
-                metadata.tenant_id,
-                metadata.actor.clone(),
-                metadata.recorded_at,
-                command,
-            );
+            let command: AccountCommand = parse_command(body)?;
             api.accounts
-                .execute(&id.to_string(), command, expected, &metadata)
+                .execute(&id.to_string(), envelope(command), expected, metadata)
                 .await?
         }
         other => {
@@ -68,7 +103,5 @@ pub async fn execute(
             )))
         }
     };
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, format!("\"{version}\"")))
-        .json(Accepted { id, version }))
+    Ok(version)
 }

@@ -1,0 +1,72 @@
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{open_account, problem, Api, TestStack};
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_replays_the_first_response_and_appends_nothing() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("retry").await;
+    let server = stack.spawn(&["command-api"]).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let id = Uuid::new_v4();
+    let send = |key: &'static str, body: Value| {
+        api.command(&token, "accounts", id)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+
+    let first = send("open-1", open_account("Wonka")).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: Value = first.json().await.unwrap();
+    let again = send("open-1", open_account("Wonka")).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(stack.event_count().await, 1);
+
+    let other_body = send("open-1", open_account("Slugworth")).await.unwrap();
+    let body = problem(other_body, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        body["type"],
+        "/problems/rule-violated/idempotency_key_reused"
+    );
+    assert_eq!(stack.event_count().await, 1);
+
+    let tier = json!({"type": "ChangeTier", "tier": "Standard"});
+    let changed: Value = send("tier-1", tier.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["version"], 2);
+    let replayed: Value = send("tier-1", tier).await.unwrap().json().await.unwrap();
+    assert_eq!(replayed, changed);
+    assert_eq!(stack.event_count().await, 2);
+}
+
+#[tokio::test]
+async fn a_failed_command_does_not_burn_its_idempotency_key() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("fixit").await;
+    let server = stack.spawn(&["command-api"]).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let id = Uuid::new_v4();
+    let mut bad = open_account("Oompa");
+    bad["currency"] = json!("euros");
+    let send = |body: Value| {
+        api.command(&token, "accounts", id)
+            .header("Idempotency-Key", "open-once")
+            .json(&body)
+            .send()
+    };
+    problem(send(bad).await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert_eq!(stack.event_count().await, 0);
+    let fixed = send(open_account("Oompa")).await.unwrap();
+    assert_eq!(fixed.status(), StatusCode::OK);
+    assert_eq!(stack.event_count().await, 1);
+}
