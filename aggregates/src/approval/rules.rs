@@ -1,0 +1,305 @@
+//! The decision for each command, one function per command.
+use uuid::Uuid;
+
+use super::aggregate::{number, ApprovalStatus, Asked, Ctx, LevelState, Request};
+use super::eligibility::{limit_covers, Unfit};
+use super::{ApprovalCommand, ApprovalEvent, ApprovalServices, Level};
+use crate::{Actor, DomainError, Role, Text, UserFacts};
+
+const TEXT_MAX: usize = 1000;
+
+/// Roles a chain may name; anything else in a tenant's policy is a configuration mistake.
+const APPROVER_ROLES: &[Role] = &[Role::Operator, Role::Manager, Role::TenantAdmin];
+
+type Decided = Result<Vec<ApprovalEvent>, DomainError>;
+
+impl Asked {
+    pub(super) async fn open(self, ctx: &Ctx, services: &dyn ApprovalServices) -> Decided {
+        let policy = services.policy(ctx.tenant_id).await?;
+        let roles = policy.approval_chain(self.amount.amount);
+        if roles.is_empty() {
+            return Err(DomainError::rule(
+                "no_approval_chain",
+                format!(
+                    "the tenant policy names no approvers for {}",
+                    self.amount.amount
+                ),
+            ));
+        }
+        if let Some(role) = roles.iter().find(|r| !APPROVER_ROLES.contains(r)) {
+            return Err(DomainError::rule(
+                "invalid_approval_chain",
+                format!("the tenant policy names {role:?} as an approver"),
+            ));
+        }
+        let due_at = ctx.at + policy.level_sla();
+        Ok(vec![ApprovalEvent::ApprovalRequested {
+            subject: self.subject,
+            amount: self.amount,
+            requester_id: self.requester_id,
+            levels: roles
+                .into_iter()
+                .map(|role| Level { role, due_at })
+                .collect(),
+        }])
+    }
+}
+
+impl Request {
+    pub(super) async fn decide(
+        &self,
+        ctx: &Ctx,
+        body: ApprovalCommand,
+        services: &dyn ApprovalServices,
+    ) -> Decided {
+        use ApprovalCommand as C;
+        match body {
+            C::RequestApproval {
+                subject_type,
+                subject_id,
+                subject_version,
+                amount,
+                currency,
+                requester_id,
+            } => {
+                ctx.actor.require_system("RequestApproval")?;
+                let subject = (subject_type, subject_id, subject_version);
+                self.repeat(Asked::parse(subject, amount, &currency, requester_id)?)
+            }
+            _ if self.status != ApprovalStatus::Pending => Err(DomainError::rule(
+                "approval_closed",
+                format!("the approval is already {:?}", self.status),
+            )),
+            C::ApproveLevel { comment } => self.approve(ctx, comment, services).await,
+            C::RejectApproval { reason } => self.reject(ctx, reason, services).await,
+            C::DelegateLevel { to_user_id } => self.delegate(ctx, to_user_id, services).await,
+            C::EscalateLevel {} => self.escalate(ctx, services).await,
+            C::CancelApproval { reason } => self.cancel(ctx, reason),
+        }
+    }
+
+    /// The process manager delivers at least once: asking again for the same submission is a
+    /// retry and changes nothing; anything else under this id is a mistake.
+    fn repeat(&self, asked: Asked) -> Decided {
+        let same = asked.subject == self.subject
+            && asked.amount == self.amount
+            && asked.requester_id == self.requester_id;
+        if same {
+            Ok(vec![])
+        } else {
+            Err(DomainError::rule(
+                "approval_exists",
+                "an approval with this id was already requested for another submission",
+            ))
+        }
+    }
+
+    async fn approve(
+        &self,
+        ctx: &Ctx,
+        comment: Option<String>,
+        services: &dyn ApprovalServices,
+    ) -> Decided {
+        let approver_id = self.require_approver(ctx, "ApproveLevel", services).await?;
+        let comment = comment
+            .map(|c| Text::parse("comment", &c, TEXT_MAX))
+            .transpose()?;
+        let level = number(self.current);
+        if self.current + 1 == self.levels.len() {
+            return Ok(vec![
+                ApprovalEvent::LevelApproved {
+                    level,
+                    approver_id,
+                    comment,
+                    next_due_at: None,
+                },
+                ApprovalEvent::ApprovalGranted {
+                    subject: self.subject.clone(),
+                },
+            ]);
+        }
+        // The next level gets its whole SLA from now, not what is left of the request's.
+        let policy = services.policy(ctx.tenant_id).await?;
+        Ok(vec![ApprovalEvent::LevelApproved {
+            level,
+            approver_id,
+            comment,
+            next_due_at: Some(ctx.at + policy.level_sla()),
+        }])
+    }
+
+    async fn reject(&self, ctx: &Ctx, reason: String, services: &dyn ApprovalServices) -> Decided {
+        // Rejecting decides the level just as approving does, so the same people may do it.
+        let approver_id = self
+            .require_approver(ctx, "RejectApproval", services)
+            .await?;
+        let reason = Text::parse("reason", &reason, TEXT_MAX)?;
+        Ok(vec![ApprovalEvent::ApprovalRejected {
+            subject: self.subject.clone(),
+            level: number(self.current),
+            approver_id,
+            reason,
+        }])
+    }
+
+    async fn delegate(&self, ctx: &Ctx, to: Uuid, services: &dyn ApprovalServices) -> Decided {
+        let from = self.require_delegator(&ctx.actor)?;
+        if self.level().delegate == Some(to) {
+            return Ok(vec![]);
+        }
+        let facts = services
+            .user(ctx.tenant_id, to)
+            .await?
+            .ok_or_else(|| DomainError::rule("delegate_unknown", "no such user in this tenant"))?;
+        self.fitness(&facts, &facts.roles)
+            .map_err(|unfit| DomainError::rule(unfit.delegate_code(), self.reason(&unfit)))?;
+        Ok(vec![ApprovalEvent::LevelDelegated {
+            level: number(self.current),
+            from,
+            to,
+        }])
+    }
+
+    async fn escalate(&self, ctx: &Ctx, services: &dyn ApprovalServices) -> Decided {
+        ctx.actor.require_system("EscalateLevel")?;
+        let level = self.level();
+        // The timer fires at the due time, so reaching it counts as overdue.
+        if ctx.at < level.due_at {
+            return Err(DomainError::rule(
+                "level_not_overdue",
+                format!(
+                    "level {} is due at {}",
+                    number(self.current),
+                    level.due_at.to_rfc3339()
+                ),
+            ));
+        }
+        let policy = services.policy(ctx.tenant_id).await?;
+        Ok(vec![ApprovalEvent::LevelEscalated {
+            level: number(self.current),
+            from_role: level.role,
+            to_role: next_higher(level.role),
+            overdue_since: level.due_at,
+            new_due_at: ctx.at + policy.level_sla(),
+        }])
+    }
+
+    fn cancel(&self, ctx: &Ctx, reason: String) -> Decided {
+        let (user_id, _) = user_of(&ctx.actor, "CancelApproval")?;
+        if user_id != self.requester_id {
+            return Err(DomainError::Forbidden(
+                "only the requester may cancel an approval".to_owned(),
+            ));
+        }
+        Ok(vec![ApprovalEvent::ApprovalCancelled {
+            subject: self.subject.clone(),
+            reason: Text::parse("reason", &reason, TEXT_MAX)?,
+        }])
+    }
+
+    /// The actor may decide the current level: it is delegated to them, or (undelegated) they
+    /// hold its role per their token; and their current facts qualify them. Returns their id.
+    async fn require_approver(
+        &self,
+        ctx: &Ctx,
+        action: &str,
+        services: &dyn ApprovalServices,
+    ) -> Result<Uuid, DomainError> {
+        let (user_id, roles) = user_of(&ctx.actor, action)?;
+        let level = self.level();
+        if level.delegate.is_some_and(|d| d != user_id) {
+            return Err(DomainError::Forbidden(format!(
+                "level {} is delegated to another user",
+                number(self.current)
+            )));
+        }
+        // A delegate was checked for the role when the level was handed to them.
+        let roles = if level.delegate.is_some() {
+            &[level.role][..]
+        } else {
+            roles
+        };
+        let forbid =
+            |unfit: Unfit| DomainError::Forbidden(format!("{action}: {}", self.reason(&unfit)));
+        self.independent(user_id).map_err(forbid)?;
+        let facts = services
+            .user(ctx.tenant_id, user_id)
+            .await?
+            .ok_or_else(|| DomainError::Forbidden(format!("{action}: unknown user")))?;
+        self.fitness(&facts, roles).map_err(forbid)?;
+        Ok(user_id)
+    }
+
+    /// Who may hand the current level on: whoever may decide it now, or a TenantAdmin. Never
+    /// the requester, who would be choosing their own approver.
+    fn require_delegator(&self, actor: &Actor) -> Result<Uuid, DomainError> {
+        let (user_id, roles) = user_of(actor, "DelegateLevel")?;
+        let level = self.level();
+        let decides_now = match level.delegate {
+            Some(delegate) => delegate == user_id,
+            None => roles.contains(&level.role) && self.independent(user_id).is_ok(),
+        };
+        if user_id == self.requester_id || !(decides_now || roles.contains(&Role::TenantAdmin)) {
+            return Err(DomainError::Forbidden(format!(
+                "DelegateLevel: only the level's approver or a TenantAdmin may delegate level {}",
+                number(self.current)
+            )));
+        }
+        Ok(user_id)
+    }
+
+    /// Whether `facts` (with `roles`) qualify their user to approve the current level.
+    fn fitness(&self, facts: &UserFacts, roles: &[Role]) -> Result<(), Unfit> {
+        self.independent(facts.user_id)?;
+        if !facts.active {
+            return Err(Unfit::Inactive);
+        }
+        let role = self.level().role;
+        if !roles.contains(&role) {
+            return Err(Unfit::LacksRole(role));
+        }
+        limit_covers(facts.approval_limit.as_ref(), &self.amount)
+    }
+
+    /// The user neither requested this approval nor approved one of its levels.
+    fn independent(&self, user_id: Uuid) -> Result<(), Unfit> {
+        if user_id == self.requester_id {
+            return Err(Unfit::Requester);
+        }
+        match self
+            .levels
+            .iter()
+            .position(|l| l.approved_by == Some(user_id))
+        {
+            Some(index) => Err(Unfit::ApprovedLevel(number(index))),
+            None => Ok(()),
+        }
+    }
+
+    fn reason(&self, unfit: &Unfit) -> String {
+        unfit.reason(&self.amount)
+    }
+
+    fn level(&self) -> &LevelState {
+        self.levels
+            .get(self.current)
+            .expect("a pending request has a current level")
+    }
+}
+
+/// Escalation moves a level one step up; a TenantAdmin level stays with TenantAdmins.
+fn next_higher(role: Role) -> Role {
+    match role {
+        Role::Operator => Role::Manager,
+        _ => Role::TenantAdmin,
+    }
+}
+
+fn user_of<'a>(actor: &'a Actor, action: &str) -> Result<(Uuid, &'a [Role]), DomainError> {
+    match actor {
+        Actor::User { user_id, roles, .. } => Ok((*user_id, roles)),
+        Actor::System { .. } => Err(DomainError::Forbidden(format!(
+            "{action} is done by a user, not by the system"
+        ))),
+    }
+}
