@@ -1,0 +1,105 @@
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::Party;
+
+/// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
+/// (`{"SignContract": {"party": "Customer", ...}}`); the HTTP layer maps its `{"type": ...}`
+/// form onto this. Money travels as decimal strings, dates as ISO 8601 (`2025-01-31`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum ContractCommand {
+    DraftContract {
+        account_id: Uuid,
+        title: String,
+        /// In `currency`.
+        #[serde(with = "rust_decimal::serde::str")]
+        value: Decimal,
+        currency: String,
+        start_date: NaiveDate,
+        /// After `start_date`.
+        end_date: NaiveDate,
+        terms: String,
+    },
+    /// Issued by the quote-acceptance process: the contract copies the accepted quote's lines
+    /// and its total becomes the contract's value.
+    DraftContractFromQuote {
+        quote_id: Uuid,
+        account_id: Uuid,
+        title: String,
+        lines: Vec<QuoteLine>,
+        #[serde(with = "rust_decimal::serde::str")]
+        total: Decimal,
+        currency: String,
+        start_date: NaiveDate,
+        end_date: NaiveDate,
+        terms: String,
+    },
+    /// Changes the fields that are present (at least one) and makes a new contract version.
+    AmendContract {
+        terms: Option<String>,
+        #[serde(default, with = "rust_decimal::serde::str_option")]
+        value: Option<Decimal>,
+    },
+    SubmitContract {},
+    /// Issued by the approval process with the outcome of the approval request.
+    MarkContractApproved {
+        approval_id: Uuid,
+    },
+    MarkContractRejected {
+        approval_id: Uuid,
+        reason: String,
+    },
+    SignContract {
+        party: Party,
+        signatory_name: String,
+        signatory_email: String,
+    },
+    /// Issued by a timer on the start date, or once both parties signed if that is later.
+    ActivateContract {},
+    RenewContract {
+        new_end_date: NaiveDate,
+        #[serde(with = "rust_decimal::serde::str")]
+        new_value: Decimal,
+    },
+    TerminateContract {
+        reason: String,
+        effective_date: NaiveDate,
+    },
+    /// Issued by a timer on the end date.
+    ExpireContract {},
+}
+
+/// One line of the accepted quote, as the acceptance process copies it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteLine {
+    pub sku: String,
+    pub description: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub unit_price: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub volume_discount_percent: Decimal,
+}
+
+impl ContractCommand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DraftContract { .. } => "DraftContract",
+            Self::DraftContractFromQuote { .. } => "DraftContractFromQuote",
+            Self::AmendContract { .. } => "AmendContract",
+            Self::SubmitContract {} => "SubmitContract",
+            Self::MarkContractApproved { .. } => "MarkContractApproved",
+            Self::MarkContractRejected { .. } => "MarkContractRejected",
+            Self::SignContract { .. } => "SignContract",
+            Self::ActivateContract {} => "ActivateContract",
+            Self::RenewContract { .. } => "RenewContract",
+            Self::TerminateContract { .. } => "TerminateContract",
+            Self::ExpireContract {} => "ExpireContract",
+        }
+    }
+}

@@ -1,0 +1,20 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::account::AccountFacts;
+use crate::DomainError;
+
+/// What the contract rules need to know beyond one contract's own stream.
+#[async_trait]
+pub trait ContractServices: Send + Sync {
+    /// The account, if it exists in the tenant.
+    async fn account(
+        &self,
+        tenant_id: Uuid,
+        account_id: Uuid,
+    ) -> Result<Option<AccountFacts>, DomainError>;
+}
+
+pub type Services = Arc<dyn ContractServices>;
