@@ -1,0 +1,89 @@
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
+/// (`{"SubmitQuote": {}}`); the HTTP layer maps its `{"type": ...}` form onto this. Every decimal
+/// (money, quantities, percentages) travels as a string so no float ever touches it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum QuoteCommand {
+    /// Currency and tier come from the account, not from the client.
+    DraftQuote {
+        account_id: Uuid,
+        title: String,
+        valid_until: DateTime<Utc>,
+    },
+    /// `line_id` is chosen by the client so it can address the line before any read model
+    /// has caught up. The unit price is in the quote's currency.
+    AddLineItem {
+        line_id: Uuid,
+        sku: String,
+        description: String,
+        #[serde(with = "rust_decimal::serde::str")]
+        quantity: Decimal,
+        #[serde(with = "rust_decimal::serde::str")]
+        unit_price: Decimal,
+    },
+    /// Changes the fields that are present; at least one must be.
+    ChangeLineItem {
+        line_id: Uuid,
+        #[serde(default, with = "rust_decimal::serde::str_option")]
+        quantity: Option<Decimal>,
+        #[serde(default, with = "rust_decimal::serde::str_option")]
+        unit_price: Option<Decimal>,
+        description: Option<String>,
+    },
+    RemoveLineItem {
+        line_id: Uuid,
+    },
+    SetQuoteDiscount {
+        #[serde(with = "rust_decimal::serde::str")]
+        percent: Decimal,
+        reason: String,
+    },
+    SubmitQuote {},
+    /// Issued by the approval process when the approval request is granted.
+    MarkQuoteApproved {
+        approval_id: Uuid,
+    },
+    /// Issued by the approval process when the approval request is rejected.
+    MarkQuoteRejected {
+        approval_id: Uuid,
+        reason: String,
+    },
+    /// Takes a rejected quote back to draft so it can be reworked and submitted again.
+    ReviseQuote {},
+    SendQuote {},
+    AcceptQuote {},
+    DeclineQuote {
+        reason: String,
+    },
+    WithdrawQuote {
+        reason: String,
+    },
+    /// Issued by the expiry timer once `valid_until` has passed.
+    ExpireQuote {},
+}
+
+impl QuoteCommand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DraftQuote { .. } => "DraftQuote",
+            Self::AddLineItem { .. } => "AddLineItem",
+            Self::ChangeLineItem { .. } => "ChangeLineItem",
+            Self::RemoveLineItem { .. } => "RemoveLineItem",
+            Self::SetQuoteDiscount { .. } => "SetQuoteDiscount",
+            Self::SubmitQuote {} => "SubmitQuote",
+            Self::MarkQuoteApproved { .. } => "MarkQuoteApproved",
+            Self::MarkQuoteRejected { .. } => "MarkQuoteRejected",
+            Self::ReviseQuote {} => "ReviseQuote",
+            Self::SendQuote {} => "SendQuote",
+            Self::AcceptQuote {} => "AcceptQuote",
+            Self::DeclineQuote { .. } => "DeclineQuote",
+            Self::WithdrawQuote { .. } => "WithdrawQuote",
+            Self::ExpireQuote {} => "ExpireQuote",
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! The quote's rules: `decide` returns the events a command produces without changing anything.
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::aggregate::{QuoteState, Settled};
+use super::{Facts, LineItem, Quote, QuoteCommand, QuoteEvent, QuoteStatus};
+use crate::account::{AccountFacts, AccountStatus};
+use crate::{Actor, Command, DomainError, Money, Role, Text};
+
+/// The tenant's staff who prepare, submit, send and withdraw quotes.
+const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
+
+const TITLE_MAX: usize = 200;
+const SKU_MAX: usize = 64;
+const DESCRIPTION_MAX: usize = 1000;
+const REASON_MAX: usize = 1000;
+const MAX_LINES: usize = 200;
+/// Quantity and price bounds keep pricing exact (see `pricing`), far above real orders.
+const QUANTITY_MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+const QUANTITY_DECIMALS: u32 = 3;
+const UNIT_PRICE_MAX_MINOR_UNITS: i64 = 1_000_000_000;
+const PERCENT_DECIMALS: u32 = 2;
+
+/// Who decides, when, and with which outside facts: what every per-command rule may read.
+struct Ctx<'a> {
+    actor: &'a Actor,
+    at: DateTime<Utc>,
+    facts: &'a Facts,
+}
+
+impl Quote {
+    /// Decides which events a command produces, without changing anything. `facts` are the
+    /// outside facts the command needs (see `Facts::gather`).
+    pub fn decide(
+        &self,
+        command: Command<QuoteCommand>,
+        facts: &Facts,
+    ) -> Result<Vec<QuoteEvent>, DomainError> {
+        let Command {
+            actor, at, body, ..
+        } = command;
+        let cx = Ctx {
+            actor: &actor,
+            at,
+            facts,
+        };
+        match (&self.state, body) {
+            (
+                None,
+                QuoteCommand::DraftQuote {
+                    account_id,
+                    title,
+                    valid_until,
+                },
+            ) => draft(&cx, account_id, &title, valid_until),
+            (None, _) => Err(DomainError::NotFound("quote")),
+            (Some(quote), body) => quote.decide(&cx, body),
+        }
+    }
+}
+
+fn draft(
+    cx: &Ctx,
+    account_id: Uuid,
+    title: &str,
+    valid_until: DateTime<Utc>,
+) -> Result<Vec<QuoteEvent>, DomainError> {
+    cx.actor.require_any(EDITORS, "DraftQuote")?;
+    let title = Text::parse("title", title, TITLE_MAX)?;
+    if valid_until <= cx.at {
+        return Err(DomainError::invalid("valid_until", "must be in the future"));
+    }
+    let AccountFacts {
+        status,
+        currency,
+        tier,
+    } = cx
+        .facts
+        .account
+        .clone()
+        .ok_or(DomainError::NotFound("account"))?;
+    match status {
+        AccountStatus::Suspended => Err(DomainError::rule(
+            "account_suspended",
+            "no new quotes for a suspended account",
+        )),
+        AccountStatus::Closed => Err(DomainError::rule("account_closed", "the account is closed")),
+        AccountStatus::Prospect | AccountStatus::Active => Ok(vec![QuoteEvent::QuoteDrafted {
+            account_id,
+            title,
+            currency,
+            tier,
+            valid_until,
+        }]),
+    }
+}
+
+impl QuoteState {
+    fn decide(&self, cx: &Ctx, body: QuoteCommand) -> Result<Vec<QuoteEvent>, DomainError> {
+        use QuoteCommand as C;
+        if self.status.is_final() && !self.is_redelivery(&body) {
+            return Err(DomainError::rule(
+                "quote_closed",
+                format!("the quote is {:?} and can no longer change", self.status),
+            ));
+        }
+        match body {
+            C::DraftQuote { .. } => Err(DomainError::rule(
+                "quote_exists",
+                "a quote with this id is already drafted",
+            )),
+            C::AddLineItem {
+                line_id,
+                sku,
+                description,
+                quantity,
+                unit_price,
+            } => self.add_line(cx, line_id, &sku, &description, quantity, unit_price),
+            C::ChangeLineItem {
+                line_id,
+                quantity,
+                unit_price,
+                description,
+            } => self.change_line(cx, line_id, quantity, unit_price, description),
+            C::RemoveLineItem { line_id } => self.remove_line(cx, line_id),
+            C::SetQuoteDiscount { percent, reason } => self.set_discount(cx, percent, &reason),
+            C::SubmitQuote {} => self.submit(cx),
+            C::MarkQuoteApproved { approval_id } => self.mark_approved(cx, approval_id),
+            C::MarkQuoteRejected {
+                approval_id,
+                reason,
+            } => self.mark_rejected(cx, approval_id, &reason),
+            C::ReviseQuote {} => self.revise(cx),
+            C::SendQuote {} => self.send(cx),
+            C::AcceptQuote {} => self.accept(cx),
+            C::DeclineQuote { reason } => self.decline(cx, &reason),
+            C::WithdrawQuote { reason } => self.withdraw(cx, &reason),
+            C::ExpireQuote {} => self.expire(cx),
+        }
+    }
+
+    /// Processes and timers deliver at least once: a repeated outcome must change nothing,
+    /// even on a quote that has since become final.
+    fn is_redelivery(&self, body: &QuoteCommand) -> bool {
+        match body {
+            QuoteCommand::ExpireQuote {} => self.status == QuoteStatus::Expired,
+            QuoteCommand::MarkQuoteApproved { approval_id } => {
+                self.settled.get(approval_id) == Some(&Settled::Approved)
+            }
+            QuoteCommand::MarkQuoteRejected { approval_id, .. } => {
+                self.settled.get(approval_id) == Some(&Settled::Rejected)
+            }
+            _ => false,
+        }
+    }
+
+    fn add_line(
+        &self,
+        cx: &Ctx,
+        line_id: Uuid,
+        sku: &str,
+        description: &str,
+        quantity: Decimal,
+        unit_price: Decimal,
+    ) -> Result<Vec<QuoteEvent>, DomainError> {
+        self.require_editable(cx.actor, "AddLineItem")?;
+        let sku = Text::parse("sku", sku, SKU_MAX)?;
+        let description = Text::parse("description", description, DESCRIPTION_MAX)?;
+        let quantity = parse_quantity(quantity)?;
+        let unit_price = self.parse_unit_price(unit_price)?;
+        if self.lines.iter().any(|l| l.line_id == line_id) {
+            return Err(DomainError::rule(
+                "duplicate_line_id",
+                "the quote already has a line with this id",
+            ));
+        }
+        if self.lines.len() >= MAX_LINES {
+            return Err(DomainError::rule(
+                "too_many_lines",
+                format!("a quote has at most {MAX_LINES} lines"),
+            ));
+        }
+        Ok(vec![QuoteEvent::LineItemAdded {
+            line_id,
+            sku,
+            description,
+            quantity,
+            unit_price,
+            volume_discount_percent: self.volume_discount(cx.facts, quantity)?,
+        }])
+    }
+
+    fn change_line(
+        &self,
+        cx: &Ctx,
+        line_id: Uuid,
+        quantity: Option<Decimal>,
+        unit_price: Option<Decimal>,
+        description: Option<String>,
+    ) -> Result<Vec<QuoteEvent>, DomainError> {
+        self.require_editable(cx.actor, "ChangeLineItem")?;
+        if quantity.is_none() && unit_price.is_none() && description.is_none() {
+            return Err(DomainError::invalid(
+                "body",
+                "give at least one field to change",
+            ));
+        }
+        let quantity = quantity.map(parse_quantity).transpose()?;
+        let unit_price = unit_price.map(|p| self.parse_unit_price(p)).transpose()?;
+        let description = description
+            .map(|d| Text::parse("description", &d, DESCRIPTION_MAX))
+            .transpose()?;
+        let line = self.line(line_id)?;
+        // Values equal to the current ones are dropped, so a retried change records nothing.
+        let quantity = quantity.filter(|q| *q != line.quantity);
+        let unit_price = unit_price.filter(|p| *p != line.unit_price);
+        let description = description.filter(|d| *d != line.description);
+        if quantity.is_none() && unit_price.is_none() && description.is_none() {
+            return Ok(vec![]);
+        }
+        let volume_discount_percent = match quantity {
+            Some(q) => self.volume_discount(cx.facts, q)?,
+            None => line.volume_discount_percent,
+        };
+        Ok(vec![QuoteEvent::LineItemChanged {
+            line_id,
+            quantity,
+            unit_price,
+            description,
+            volume_discount_percent,
+        }])
+    }
+
+    fn remove_line(&self, cx: &Ctx, line_id: Uuid) -> Result<Vec<QuoteEvent>, DomainError> {
+        self.require_editable(cx.actor, "RemoveLineItem")?;
+        self.line(line_id)?;
+        Ok(vec![QuoteEvent::LineItemRemoved { line_id }])
+    }
+
+    fn set_discount(
+        &self,
+        cx: &Ctx,
+        percent: Decimal,
+        reason: &str,
+    ) -> Result<Vec<QuoteEvent>, DomainError> {
+        self.require_editable(cx.actor, "SetQuoteDiscount")?;
+        let percent = parse_percent("percent", percent)?;
+        let reason = parse_reason(reason)?;
+        Ok(vec![QuoteEvent::QuoteDiscountSet { percent, reason }])
+    }
+
+    fn submit(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
+        // The submitter is the approval's requester, who may not approve it: a process has
+        // no such identity, so only a user submits.
+        let Actor::User { user_id, .. } = cx.actor else {
+            return Err(DomainError::Forbidden(
+                "SubmitQuote is done by a user, who becomes the requester".to_owned(),
+            ));
+        };
+        self.require_editable(cx.actor, "SubmitQuote")?;
+        if self.lines.is_empty() {
+            return Err(DomainError::rule(
+                "quote_has_no_lines",
+                "a quote needs at least one line to be submitted",
+            ));
+        }
+        self.require_valid_at(cx.at)?;
+        let policy = cx.facts.policy()?;
+        let totals = self.totals();
+        let needs_approval = policy.needs_approval(totals.total.amount, self.discount_percent);
+        let approval_chain = if needs_approval {
+            policy.approval_chain(totals.total.amount)
+        } else {
+            Vec::new()
+        };
+        if needs_approval && approval_chain.is_empty() {
+            return Err(DomainError::rule(
+                "no_approval_chain",
+                "the tenant's policy has no approval chain for this amount",
+            ));
+        }
+        let submitted = QuoteEvent::QuoteSubmitted {
+            submission: self.submissions + 1,
+            requester: *user_id,
+            totals,
+            discount_percent: self.discount_percent,
+            needs_approval,
+            approval_chain,
+        };
+        if needs_approval {
+            Ok(vec![submitted])
+        } else {
+            Ok(vec![
+                submitted,
+                QuoteEvent::QuoteApproved { approval_id: None },
+            ])
+        }
+    }
+
+    fn mark_approved(&self, cx: &Ctx, approval_id: Uuid) -> Result<Vec<QuoteEvent>, DomainError> {
+        cx.actor.require_system("MarkQuoteApproved")?;
+        match self.settled.get(&approval_id) {
+            Some(Settled::Approved) => return Ok(vec![]),
+            Some(Settled::Rejected) => return Err(already_settled("rejected")),
+            None => {}
+        }
+        self.require_pending()?;
+        Ok(vec![QuoteEvent::QuoteApproved {
+            approval_id: Some(approval_id),
+        }])
+    }
+
+    fn mark_rejected(
+        &self,
+        cx: &Ctx,
+        approval_id: Uuid,
+        reason: &str,
+    ) -> Result<Vec<QuoteEvent>, DomainError> {
+        cx.actor.require_system("MarkQuoteRejected")?;
+        let reason = parse_reason(reason)?;
+        match self.settled.get(&approval_id) {
+            Some(Settled::Rejected) => return Ok(vec![]),
+            Some(Settled::Approved) => return Err(already_settled("approved")),
+            None => {}
+        }
+        self.require_pending()?;
+        Ok(vec![QuoteEvent::QuoteRejected {
+            approval_id,
+            reason,
+        }])
+    }
+
+    fn revise(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
+        cx.actor.require_any(EDITORS, "ReviseQuote")?;
+        self.require_status(QuoteStatus::Rejected, "quote_not_rejected")?;
+        Ok(vec![QuoteEvent::QuoteRevised {}])
+    }
+
+    fn send(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
+        cx.actor.require_any(EDITORS, "SendQuote")?;
+        self.require_status(QuoteStatus::Approved, "quote_not_approved")?;
+        self.require_valid_at(cx.at)?;
+        Ok(vec![QuoteEvent::QuoteSent {}])
+    }
+
+    fn accept(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
+        self.require_answerer(cx.actor, "AcceptQuote")?;
+        self.require_status(QuoteStatus::Sent, "quote_not_sent")?;
+        self.require_valid_at(cx.at)?;
+        Ok(vec![QuoteEvent::QuoteAccepted {
+            account_id: self.account_id,
+            title: self.title.clone(),
+            lines: self.lines.clone(),
+            totals: self.totals(),
+        }])
+    }
+
+    fn decline(&self, cx: &Ctx, reason: &str) -> Result<Vec<QuoteEvent>, DomainError> {
+        self.require_answerer(cx.actor, "DeclineQuote")?;
+        let reason = parse_reason(reason)?;
+        self.require_status(QuoteStatus::Sent, "quote_not_sent")?;
+        self.require_valid_at(cx.at)?;
+        Ok(vec![QuoteEvent::QuoteDeclined { reason }])
+    }
+
+    /// Any quote not yet final may be withdrawn; `decide` has already refused final ones.
+    fn withdraw(&self, cx: &Ctx, reason: &str) -> Result<Vec<QuoteEvent>, DomainError> {
+        cx.actor.require_any(EDITORS, "WithdrawQuote")?;
+        let reason = parse_reason(reason)?;
+        Ok(vec![QuoteEvent::QuoteWithdrawn { reason }])
+    }
+
+    fn expire(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
+        cx.actor.require_system("ExpireQuote")?;
+        if self.status == QuoteStatus::Expired {
+            return Ok(vec![]);
+        }
+        if cx.at <= self.valid_until {
+            return Err(DomainError::rule(
+                "quote_still_valid",
+                format!("the quote is valid until {}", self.valid_until),
+            ));
+        }
+        Ok(vec![QuoteEvent::QuoteExpired {}])
+    }
+
+    /// Lines and discount can change only while the quote is a draft: from submission on,
+    /// they are what was (or is being) approved.
+    fn require_editable(&self, actor: &Actor, action: &str) -> Result<(), DomainError> {
+        actor.require_any(EDITORS, action)?;
+        self.require_status(QuoteStatus::Draft, "quote_not_draft")
+    }
+
+    fn require_status(&self, wanted: QuoteStatus, code: &'static str) -> Result<(), DomainError> {
+        if self.status == wanted {
+            return Ok(());
+        }
+        Err(DomainError::rule(
+            code,
+            format!("the quote is {:?}, not {wanted:?}", self.status),
+        ))
+    }
+
+    fn require_pending(&self) -> Result<(), DomainError> {
+        self.require_status(QuoteStatus::PendingApproval, "quote_not_pending")
+    }
+
+    fn require_valid_at(&self, at: DateTime<Utc>) -> Result<(), DomainError> {
+        if at <= self.valid_until {
+            return Ok(());
+        }
+        Err(DomainError::rule(
+            "quote_validity_passed",
+            format!("the quote was valid until {}", self.valid_until),
+        ))
+    }
+
+    /// The account answers a quote through its own Partner users; staff may record the
+    /// answer on its behalf. A Partner of another account is refused.
+    fn require_answerer(&self, actor: &Actor, action: &str) -> Result<(), DomainError> {
+        if actor.is_system() || actor.has_any(EDITORS) {
+            return Ok(());
+        }
+        match actor {
+            Actor::User {
+                roles, account_id, ..
+            } if roles.contains(&Role::Partner) && *account_id == Some(self.account_id) => Ok(()),
+            _ => Err(DomainError::Forbidden(format!(
+                "{action} needs a Partner of the quote's account or one of the roles {EDITORS:?}"
+            ))),
+        }
+    }
+
+    fn line(&self, line_id: Uuid) -> Result<&LineItem, DomainError> {
+        self.lines
+            .iter()
+            .find(|l| l.line_id == line_id)
+            .ok_or_else(|| DomainError::rule("unknown_line", "the quote has no line with this id"))
+    }
+
+    fn parse_unit_price(&self, unit_price: Decimal) -> Result<Decimal, DomainError> {
+        let Money { amount, .. } = Money::parse_amount("unit_price", unit_price, &self.currency)?;
+        let max = Decimal::new(UNIT_PRICE_MAX_MINOR_UNITS, self.currency.minor_unit());
+        if amount > max {
+            return Err(DomainError::invalid(
+                "unit_price",
+                format!("must be at most {max}"),
+            ));
+        }
+        Ok(amount)
+    }
+
+    /// The volume discount the account's tier (as drafted) gives this quantity, clamped to
+    /// 0..=100 so a misconfigured table cannot make a line negative.
+    fn volume_discount(&self, facts: &Facts, quantity: Decimal) -> Result<Decimal, DomainError> {
+        let percent = facts.policy()?.volume_discount(self.tier, quantity);
+        Ok(percent.clamp(Decimal::ZERO, Decimal::ONE_HUNDRED))
+    }
+}
+
+fn already_settled(outcome: &str) -> DomainError {
+    DomainError::rule(
+        "approval_already_settled",
+        format!("this approval already {outcome} the quote"),
+    )
+}
+
+fn parse_quantity(quantity: Decimal) -> Result<Decimal, DomainError> {
+    if quantity <= Decimal::ZERO {
+        return Err(DomainError::invalid(
+            "quantity",
+            "must be greater than zero",
+        ));
+    }
+    if quantity.scale() > QUANTITY_DECIMALS {
+        return Err(DomainError::invalid(
+            "quantity",
+            format!("must have at most {QUANTITY_DECIMALS} decimals"),
+        ));
+    }
+    if quantity > QUANTITY_MAX {
+        return Err(DomainError::invalid(
+            "quantity",
+            format!("must be at most {QUANTITY_MAX}"),
+        ));
+    }
+    Ok(quantity)
+}
+
+fn parse_percent(field: &str, percent: Decimal) -> Result<Decimal, DomainError> {
+    if percent < Decimal::ZERO || percent > Decimal::ONE_HUNDRED {
+        return Err(DomainError::invalid(field, "must be between 0 and 100"));
+    }
+    if percent.scale() > PERCENT_DECIMALS {
+        return Err(DomainError::invalid(
+            field,
+            format!("must have at most {PERCENT_DECIMALS} decimals"),
+        ));
+    }
+    Ok(percent)
+}
+
+fn parse_reason(reason: &str) -> Result<Text, DomainError> {
+    Text::parse("reason", reason, REASON_MAX)
+}

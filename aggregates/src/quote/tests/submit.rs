@@ -1,0 +1,217 @@
+//! SubmitQuote: totals, whether approval is needed, and the requester.
+use super::*;
+use crate::quote::QuoteStatus;
+use crate::Money;
+
+fn money(amount: &str) -> Money {
+    Money::new(dec(amount), eur())
+}
+
+fn submit() -> Command<C> {
+    by(operator(), C::SubmitQuote {})
+}
+
+fn with_discount(percent: &str) -> Vec<E> {
+    then(
+        draft_with_lines(),
+        E::QuoteDiscountSet {
+            percent: dec(percent),
+            reason: text("x"),
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_small_quote_is_approved_on_submission() {
+    let totals = QuoteTotals {
+        subtotal: money("347.25"),
+        line_discounts: money("7.75"),
+        quote_discount: money("0.00"),
+        total: money("347.25"),
+    };
+    assert_eq!(totals_of(&two_lines(), Decimal::ZERO), totals);
+    let expected = vec![
+        E::QuoteSubmitted {
+            submission: 1,
+            requester: user(),
+            totals,
+            discount_percent: Decimal::ZERO,
+            needs_approval: false,
+            approval_chain: vec![],
+        },
+        E::QuoteApproved { approval_id: None },
+    ];
+    expect_events(draft_with_lines(), submit(), expected.clone()).await;
+    let mut history = draft_with_lines();
+    history.extend(expected);
+    assert_eq!(replay(history).status(), Some(QuoteStatus::Approved));
+}
+
+#[tokio::test]
+async fn a_total_above_the_threshold_needs_the_chain_for_its_amount() {
+    let big = line(1, "100", "200.00", "10");
+    let given = vec![drafted(), added(big.clone())];
+    let totals = QuoteTotals {
+        subtotal: money("18000.00"),
+        line_discounts: money("2000.00"),
+        quote_discount: money("0.00"),
+        total: money("18000.00"),
+    };
+    assert_eq!(totals_of(&[big], Decimal::ZERO), totals);
+    let expected = E::QuoteSubmitted {
+        submission: 1,
+        requester: user(),
+        totals,
+        discount_percent: Decimal::ZERO,
+        needs_approval: true,
+        approval_chain: vec![Role::Manager, Role::TenantAdmin],
+    };
+    expect_events(given.clone(), submit(), vec![expected.clone()]).await;
+    let quote = replay(then(given, expected));
+    assert_eq!(quote.status(), Some(QuoteStatus::PendingApproval));
+}
+
+#[tokio::test]
+async fn a_discount_above_ten_percent_needs_approval_whatever_the_total() {
+    let totals = totals_of(&two_lines(), dec("10.01"));
+    // 347.25 × 0.8999 = 312.490275 → 312.49.
+    assert_eq!(totals.total, money("312.49"));
+    assert_eq!(totals.quote_discount, money("34.76"));
+    expect_events(
+        with_discount("10.01"),
+        submit(),
+        vec![E::QuoteSubmitted {
+            submission: 1,
+            requester: user(),
+            totals,
+            discount_percent: dec("10.01"),
+            needs_approval: true,
+            approval_chain: vec![Role::Manager],
+        }],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_ten_percent_discount_needs_no_approval() {
+    let totals = totals_of(&two_lines(), Decimal::TEN);
+    // 347.25 × 0.9 = 312.525 → half-even 312.52.
+    assert_eq!(totals.total, money("312.52"));
+    expect_events(
+        with_discount("10"),
+        submit(),
+        vec![
+            E::QuoteSubmitted {
+                submission: 1,
+                requester: user(),
+                totals,
+                discount_percent: Decimal::TEN,
+                needs_approval: false,
+                approval_chain: vec![],
+            },
+            E::QuoteApproved { approval_id: None },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn submit_needs_at_least_one_line() {
+    expect_err(vec![drafted()], submit(), rule("quote_has_no_lines")).await;
+    let emptied = vec![
+        drafted(),
+        added(line(1, "1", "1.00", "0")),
+        E::LineItemRemoved {
+            line_id: line_id(1),
+        },
+    ];
+    expect_err(emptied, submit(), rule("quote_has_no_lines")).await;
+}
+
+#[tokio::test]
+async fn only_staff_users_submit() {
+    for actor in [as_role(Role::Viewer), partner_of(account()), system()] {
+        expect_err(draft_with_lines(), by(actor, C::SubmitQuote {}), forbidden).await;
+    }
+    expect_events(
+        draft_with_lines(),
+        by(as_role(Role::TenantAdmin), C::SubmitQuote {}),
+        vec![submitted(false), E::QuoteApproved { approval_id: None }],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn only_a_draft_is_submitted() {
+    for given in [pending(), approved(), rejected(), sent()] {
+        expect_err(given, submit(), rule("quote_not_draft")).await;
+    }
+}
+
+#[tokio::test]
+async fn submit_only_while_the_quote_is_valid() {
+    expect_events(
+        draft_with_lines(),
+        at(valid_until(), operator(), C::SubmitQuote {}),
+        vec![submitted(false), E::QuoteApproved { approval_id: None }],
+    )
+    .await;
+    expect_err(
+        draft_with_lines(),
+        at(
+            valid_until() + Duration::seconds(1),
+            operator(),
+            C::SubmitQuote {},
+        ),
+        rule("quote_validity_passed"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_revised_quote_is_submitted_again_with_the_next_number() {
+    let mut given = rejected();
+    given.push(E::QuoteRevised {});
+    let E::QuoteSubmitted { totals, .. } = submitted(false) else {
+        unreachable!("submitted builds QuoteSubmitted")
+    };
+    expect_events(
+        given,
+        submit(),
+        vec![
+            E::QuoteSubmitted {
+                submission: 2,
+                requester: user(),
+                totals,
+                discount_percent: Decimal::ZERO,
+                needs_approval: false,
+                approval_chain: vec![],
+            },
+            E::QuoteApproved { approval_id: None },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_policy_without_a_chain_for_the_amount_refuses_submission() {
+    let mut services = fake(AccountStatus::Active, Tier::Gold);
+    services.policy.approval_bands.clear();
+    expect_err_with(
+        Arc::new(services),
+        with_discount("50"),
+        submit(),
+        rule("no_approval_chain"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_policy_decides_nothing() {
+    let mut services = fake(AccountStatus::Active, Tier::Gold);
+    services.unreachable = true;
+    expect_err_with(Arc::new(services), draft_with_lines(), submit(), |e| {
+        matches!(e, DomainError::LookupFailed(_))
+    })
+    .await;
+}
