@@ -132,7 +132,8 @@ fn http_server(config: &Config, parts: Parts, pool: PgPool) -> anyhow::Result<Se
         &config.jwt_secret,
         chrono::Duration::from_std(config.access_token_ttl)?,
     );
-    let commands = command_api::CommandApi::new(pool.clone(), keys.clone());
+    let bus = std::sync::Arc::new(event_store::CommandBus::new(pool.clone()));
+    let commands = command_api::CommandApi::new(pool.clone(), keys.clone(), bus);
     let queries = query_api::QueryApi::new(pool.clone(), keys, projections::projections_fed_by)
         .with_await_timeout(config.await_timeout);
     let probes = Probes {

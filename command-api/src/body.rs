@@ -21,18 +21,31 @@ pub async fn read_limited(
     Ok(body)
 }
 
-/// Parses `{"type": "...", ...fields}` into a command enum. The enum is externally tagged
-/// (`{"ChangeTier": {...}}`): serde loses field paths inside internally tagged enums, and a
-/// client needs to know which field to fix.
+/// Parses `{"type": "...", ...fields}` into a command enum.
 pub fn parse_command<C: DeserializeOwned>(body: &[u8]) -> Result<C, ApiError> {
+    let (command_type, fields) = parse_object(body)?;
+    into_command(command_type, fields)
+}
+
+/// The command's type and its other fields, for callers that adjust fields first.
+pub fn parse_object(body: &[u8]) -> Result<(String, Fields), ApiError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let serde_json::Value::Object(mut fields) = value else {
         return Err(missing_type());
     };
-    let Some(serde_json::Value::String(command_type)) = fields.remove("type") else {
-        return Err(missing_type());
-    };
+    match fields.remove("type") {
+        Some(serde_json::Value::String(command_type)) => Ok((command_type, fields)),
+        _ => Err(missing_type()),
+    }
+}
+
+/// The enum is externally tagged (`{"ChangeTier": {...}}`): serde loses field paths inside
+/// internally tagged enums, and a client needs to know which field to fix.
+pub fn into_command<C: DeserializeOwned>(
+    command_type: String,
+    fields: Fields,
+) -> Result<C, ApiError> {
     let tagged = serde_json::json!({ command_type.clone(): fields });
     serde_path_to_error::deserialize(tagged).map_err(|error| {
         let path = error.path().to_string();
@@ -46,6 +59,8 @@ pub fn parse_command<C: DeserializeOwned>(body: &[u8]) -> Result<C, ApiError> {
         })
     })
 }
+
+pub type Fields = serde_json::Map<String, serde_json::Value>;
 
 fn missing_type() -> ApiError {
     ApiError::InvalidInput(FieldError {

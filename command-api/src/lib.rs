@@ -13,9 +13,8 @@ pub mod tenants;
 use std::sync::Arc;
 
 use actix_web::web;
-use aggregates::account::Account;
 use auth::TokenKeys;
-use event_store::AggregateStore;
+use event_store::CommandBus;
 use sqlx::PgPool;
 
 pub use error::ApiError;
@@ -29,16 +28,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct CommandApi {
     pool: PgPool,
     keys: TokenKeys,
-    accounts: Arc<AggregateStore<Account>>,
+    bus: Arc<CommandBus>,
 }
 
 impl CommandApi {
-    pub fn new(pool: PgPool, keys: TokenKeys) -> Self {
-        Self {
-            accounts: Arc::new(AggregateStore::new(pool.clone(), ())),
-            pool,
-            keys,
-        }
+    pub fn new(pool: PgPool, keys: TokenKeys, bus: Arc<CommandBus>) -> Self {
+        Self { pool, keys, bus }
     }
 }
 

@@ -2,7 +2,10 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use aggregates::{DomainError, Email, Text};
+use aggregates::user::UserCommand;
+use aggregates::{Actor, Command, DomainError, Email, Role, Text};
+use chrono::Utc;
+use event_store::{CommandBus, EventMetadata, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
@@ -16,6 +19,8 @@ pub enum TenantError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Hashing(#[from] auth::AuthError),
+    #[error("registering the first admin failed: {0}")]
+    Registration(#[from] StoreError),
 }
 
 pub struct NewTenant<'a> {
@@ -30,6 +35,8 @@ pub struct CreatedTenant {
     pub admin_user_id: Uuid,
 }
 
+/// The tenant row, then its first TenantAdmin registered as a User event (issued by the system,
+/// as no user of the tenant exists yet), then the admin's password hash.
 pub async fn create_tenant(
     pool: &PgPool,
     new: NewTenant<'_>,
@@ -42,31 +49,61 @@ pub async fn create_tenant(
     let password_hash = auth::hash_password(new.admin_password)?;
     let tenant_id = Uuid::new_v4();
     let admin_user_id = Uuid::new_v4();
-    let mut tx = pool.begin().await?;
     let inserted = sqlx::query(
         "insert into tenants (id, slug, name) values ($1, $2, $3) on conflict (slug) do nothing",
     )
     .bind(tenant_id)
     .bind(new.slug)
     .bind(name.as_str())
-    .execute(&mut *tx)
+    .execute(pool)
     .await?;
     if inserted.rows_affected() == 0 {
         return Err(TenantError::SlugTaken(new.slug.to_owned()));
     }
-    sqlx::query(
-        "insert into user_credentials (user_id, tenant_id, email, password_hash, roles) \
-         values ($1, $2, $3, $4, array['TenantAdmin'])",
-    )
-    .bind(admin_user_id)
-    .bind(tenant_id)
-    .bind(email.as_str())
-    .bind(password_hash)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    register_admin(pool, tenant_id, admin_user_id, &email).await?;
+    sqlx::query("update user_credentials set password_hash = $2 where user_id = $1")
+        .bind(admin_user_id)
+        .bind(password_hash)
+        .execute(pool)
+        .await?;
     Ok(CreatedTenant {
         tenant_id,
         admin_user_id,
     })
+}
+
+async fn register_admin(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    email: &Email,
+) -> Result<(), TenantError> {
+    let actor = Actor::system("tenant-create");
+    let request_id = Uuid::new_v4();
+    let metadata = EventMetadata {
+        tenant_id,
+        actor: actor.clone(),
+        correlation_id: request_id,
+        causation_id: request_id,
+        request_id,
+        recorded_at: Utc::now(),
+        client: Some("b2b tenant create".into()),
+    };
+    let command = UserCommand::RegisterUser {
+        user_id,
+        email: email.as_str().to_owned(),
+        display_name: "Tenant administrator".into(),
+        roles: vec![Role::TenantAdmin],
+        account_id: None,
+    };
+    let bus = CommandBus::new(pool.clone());
+    bus.users
+        .execute(
+            &user_id.to_string(),
+            Command::new(tenant_id, actor, metadata.recorded_at, command),
+            Some(0),
+            &metadata,
+        )
+        .await?;
+    Ok(())
 }

@@ -77,28 +77,7 @@ where
         aggregate_id: &str,
         tenant_id: uuid::Uuid,
     ) -> Result<EventStoreAggregateContext<A>, StoreError> {
-        let envelopes = self
-            .store
-            .load_events(aggregate_id)
-            .await
-            .map_err(storage_error)?;
-        if let Some(first) = envelopes.first() {
-            let owner = first.metadata.get("tenant_id").map(String::as_str);
-            if owner != Some(tenant_id.to_string().as_str()) {
-                return Err(StoreError::NotFound);
-            }
-        }
-        let mut aggregate = A::default();
-        let current_sequence = envelopes.last().map_or(0, |e| e.sequence);
-        for envelope in envelopes {
-            aggregate.apply(envelope.payload);
-        }
-        Ok(EventStoreAggregateContext {
-            aggregate_id: aggregate_id.to_owned(),
-            aggregate,
-            current_sequence,
-            current_snapshot: None,
-        })
+        load_stream(&self.store, aggregate_id, tenant_id).await
     }
 
     async fn decide_and_append(
@@ -137,9 +116,64 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
 }
 
+/// Folds a stream into its aggregate; a stream of another tenant is `NotFound`.
+pub(crate) async fn load_stream<A>(
+    store: &PersistedEventStore<PostgresEventRepository, A>,
+    aggregate_id: &str,
+    tenant_id: uuid::Uuid,
+) -> Result<EventStoreAggregateContext<A>, StoreError>
+where
+    A: Aggregate<Error = DomainError>,
+{
+    let envelopes = store
+        .load_events(aggregate_id)
+        .await
+        .map_err(storage_error)?;
+    if let Some(first) = envelopes.first() {
+        let owner = first.metadata.get("tenant_id").map(String::as_str);
+        if owner != Some(tenant_id.to_string().as_str()) {
+            return Err(StoreError::NotFound);
+        }
+    }
+    let mut aggregate = A::default();
+    let current_sequence = envelopes.last().map_or(0, |e| e.sequence);
+    for envelope in envelopes {
+        aggregate.apply(envelope.payload);
+    }
+    Ok(EventStoreAggregateContext {
+        aggregate_id: aggregate_id.to_owned(),
+        aggregate,
+        current_sequence,
+        current_snapshot: None,
+    })
+}
+
 fn storage_error(error: AggregateError<DomainError>) -> StoreError {
     match error {
         AggregateError::UserError(domain) => StoreError::Rejected(domain),
         other => StoreError::Storage(other.to_string()),
+    }
+}
+
+/// One store per aggregate, sharing the fact lookups: what the command API, process managers
+/// and timers send commands through.
+pub struct CommandBus {
+    pub accounts: AggregateStore<aggregates::account::Account>,
+    pub users: AggregateStore<aggregates::user::User>,
+    pub quotes: AggregateStore<aggregates::quote::Quote>,
+    pub approvals: AggregateStore<aggregates::approval::Approval>,
+    pub contracts: AggregateStore<aggregates::contract::Contract>,
+}
+
+impl CommandBus {
+    pub fn new(pool: PgPool) -> Self {
+        let facts = std::sync::Arc::new(crate::facts::StoreFacts::new(pool.clone()));
+        Self {
+            accounts: AggregateStore::new(pool.clone(), ()),
+            users: AggregateStore::new(pool.clone(), facts.clone() as _),
+            quotes: AggregateStore::new(pool.clone(), facts.clone() as _),
+            approvals: AggregateStore::new(pool.clone(), facts.clone() as _),
+            contracts: AggregateStore::new(pool, facts as _),
+        }
     }
 }

@@ -5,12 +5,13 @@
 pub mod command_bus;
 pub mod db;
 mod error;
+mod facts;
 pub mod history;
 pub mod metadata;
 pub mod outbox_relay;
 pub mod topology;
 
-pub use command_bus::AggregateStore;
+pub use command_bus::{AggregateStore, CommandBus};
 pub use error::StoreError;
 pub use history::StoredEvent;
 pub use metadata::EventMetadata;

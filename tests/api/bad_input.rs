@@ -20,7 +20,7 @@ async fn setup() -> (TestStack, crate::helpers::Process, String, Uuid) {
 async fn each_class_of_bad_input_gets_its_status_and_problem_and_appends_nothing() {
     let (stack, server, token, id) = setup().await;
     let api = Api::new(&server);
-    let before = stack.event_count().await;
+    let before = stack.account_event_count().await;
 
     let malformed = api
         .command(&token, "accounts", id)
@@ -129,7 +129,7 @@ async fn each_class_of_bad_input_gets_its_status_and_problem_and_appends_nothing
     problem(missing, StatusCode::NOT_FOUND).await;
 
     assert_eq!(
-        stack.event_count().await,
+        stack.account_event_count().await,
         before,
         "no error may append an event"
     );
@@ -149,7 +149,7 @@ async fn a_matching_if_match_runs_the_command() {
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["version"], 2);
-    assert_eq!(stack.event_count().await, 2);
+    assert_eq!(stack.account_event_count().await, 2);
 }
 
 #[tokio::test]

@@ -125,8 +125,9 @@ impl TestStack {
         }
     }
 
-    pub async fn event_count(&self) -> i64 {
-        sqlx::query_scalar("select count(*) from events")
+    /// Account events stored (tenant creation also stores the first admin's User event).
+    pub async fn account_event_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from events where aggregate_type = 'Account'")
             .fetch_one(&self.db)
             .await
             .unwrap()

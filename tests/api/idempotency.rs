@@ -25,7 +25,7 @@ async fn a_repeated_idempotency_key_replays_the_first_response_and_appends_nothi
     let again = send("open-1", open_account("Wonka")).await.unwrap();
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(again.json::<Value>().await.unwrap(), first);
-    assert_eq!(stack.event_count().await, 1);
+    assert_eq!(stack.account_event_count().await, 1);
 
     let other_body = send("open-1", open_account("Slugworth")).await.unwrap();
     let body = problem(other_body, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -33,7 +33,7 @@ async fn a_repeated_idempotency_key_replays_the_first_response_and_appends_nothi
         body["type"],
         "/problems/rule-violated/idempotency_key_reused"
     );
-    assert_eq!(stack.event_count().await, 1);
+    assert_eq!(stack.account_event_count().await, 1);
 
     let tier = json!({"type": "ChangeTier", "tier": "Standard"});
     let changed: Value = send("tier-1", tier.clone())
@@ -45,7 +45,7 @@ async fn a_repeated_idempotency_key_replays_the_first_response_and_appends_nothi
     assert_eq!(changed["version"], 2);
     let replayed: Value = send("tier-1", tier).await.unwrap().json().await.unwrap();
     assert_eq!(replayed, changed);
-    assert_eq!(stack.event_count().await, 2);
+    assert_eq!(stack.account_event_count().await, 2);
 }
 
 #[tokio::test]
@@ -65,8 +65,8 @@ async fn a_failed_command_does_not_burn_its_idempotency_key() {
             .send()
     };
     problem(send(bad).await.unwrap(), StatusCode::BAD_REQUEST).await;
-    assert_eq!(stack.event_count().await, 0);
+    assert_eq!(stack.account_event_count().await, 0);
     let fixed = send(open_account("Oompa")).await.unwrap();
     assert_eq!(fixed.status(), StatusCode::OK);
-    assert_eq!(stack.event_count().await, 1);
+    assert_eq!(stack.account_event_count().await, 1);
 }

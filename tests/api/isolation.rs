@@ -42,7 +42,7 @@ async fn a_second_tenant_sees_nothing_of_the_first_and_gets_404_for_its_ids() {
         .await;
     assert!(one["data"]["account"].is_null(), "{one}");
 
-    let events_before = stack.event_count().await;
+    let events_before = stack.account_event_count().await;
     for body in [
         json!({"type": "ChangeTier", "tier": "Standard"}),
         open_account("Hijack"),
@@ -55,5 +55,5 @@ async fn a_second_tenant_sees_nothing_of_the_first_and_gets_404_for_its_ids() {
             .unwrap();
         problem(response, StatusCode::NOT_FOUND).await;
     }
-    assert_eq!(stack.event_count().await, events_before);
+    assert_eq!(stack.account_event_count().await, events_before);
 }

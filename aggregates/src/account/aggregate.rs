@@ -47,6 +47,15 @@ impl Account {
         self.status
     }
 
+    /// What other aggregates may know of this account; `None` until it is opened.
+    pub fn facts(&self) -> Option<AccountFacts> {
+        Some(AccountFacts {
+            status: self.status?,
+            currency: self.currency.clone()?,
+            tier: self.tier?,
+        })
+    }
+
     /// Decides which events a command produces, without changing anything.
     pub fn decide(
         &self,

@@ -1,15 +1,16 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use aggregates::account::AccountCommand;
-use aggregates::Command;
+use aggregates::{Command, DomainError};
 use chrono::Utc;
-use event_store::EventMetadata;
+use cqrs_es::Aggregate;
+use event_store::{AggregateStore, EventMetadata};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::body::{parse_command, read_limited};
 use crate::idempotency::{IdempotencyKey, Reservation};
 use crate::request::{expected_version, RequestIds};
+use crate::routes::users;
 use crate::{ApiError, Caller, CommandApi, MAX_BODY_BYTES};
 
 /// `POST /api/v1/{collection}/{id}`: runs one command and answers with the new version.
@@ -82,26 +83,44 @@ async fn dispatch(
     expected: Option<u64>,
     metadata: &EventMetadata,
 ) -> Result<u64, ApiError> {
-    let envelope = |body| {
-        Command::new(
-            metadata.tenant_id,
-            metadata.actor.clone(),
-            metadata.recorded_at,
-            body,
-        )
-    };
-    let version = match collection {
-        "accounts" => {
-            let command: AccountCommand = parse_command(body)?;
-            api.accounts
-                .execute(&id.to_string(), envelope(command), expected, metadata)
-                .await?
+    let bus = &api.bus;
+    match collection {
+        "accounts" => run(&bus.accounts, id, parse_command(body)?, expected, metadata).await,
+        "quotes" => run(&bus.quotes, id, parse_command(body)?, expected, metadata).await,
+        "approvals" => run(&bus.approvals, id, parse_command(body)?, expected, metadata).await,
+        "contracts" => run(&bus.contracts, id, parse_command(body)?, expected, metadata).await,
+        "users" => {
+            let request = users::parse(body, id)?;
+            let version = run(&bus.users, id, request.command, expected, metadata).await?;
+            if let Some(password) = request.password {
+                users::store_password(&api.pool, metadata.tenant_id, id, &password).await?;
+            }
+            Ok(version)
         }
-        other => {
-            return Err(ApiError::NotFound(format!(
-                "no command collection `{other}`"
-            )))
-        }
-    };
-    Ok(version)
+        other => Err(ApiError::NotFound(format!(
+            "no command collection `{other}`"
+        ))),
+    }
+}
+
+async fn run<A, C>(
+    store: &AggregateStore<A>,
+    id: Uuid,
+    body: C,
+    expected: Option<u64>,
+    metadata: &EventMetadata,
+) -> Result<u64, ApiError>
+where
+    A: Aggregate<Command = Command<C>, Error = DomainError>,
+    C: Clone,
+{
+    let command = Command::new(
+        metadata.tenant_id,
+        metadata.actor.clone(),
+        metadata.recorded_at,
+        body,
+    );
+    Ok(store
+        .execute(&id.to_string(), command, expected, metadata)
+        .await?)
 }

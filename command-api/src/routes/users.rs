@@ -1,0 +1,87 @@
+//! User commands carry two things the aggregate must not see: the user's own id on
+//! registration (the path's id) and a password, which is hashed into the credentials table and
+//! never enters an event.
+use aggregates::user::UserCommand;
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::body::{into_command, parse_object};
+use crate::error::FieldError;
+use crate::ApiError;
+
+const MIN_PASSWORD_CHARS: usize = 12;
+const MAX_PASSWORD_CHARS: usize = 256;
+
+pub struct UserRequest {
+    pub command: UserCommand,
+    pub password: Option<String>,
+}
+
+pub fn parse(body: &[u8], user_id: Uuid) -> Result<UserRequest, ApiError> {
+    let (command_type, mut fields) = parse_object(body)?;
+    let password = match fields.remove("password") {
+        None if command_type == "ChangePassword" => return Err(invalid("password", "is required")),
+        None => None,
+        Some(Value::String(p))
+            if matches!(command_type.as_str(), "RegisterUser" | "ChangePassword") =>
+        {
+            Some(checked_password(p)?)
+        }
+        Some(_) => {
+            return Err(invalid(
+                "password",
+                "must be a string on RegisterUser or ChangePassword",
+            ))
+        }
+    };
+    if command_type == "RegisterUser" {
+        match fields.get("user_id") {
+            None => {
+                fields.insert("user_id".into(), Value::String(user_id.to_string()));
+            }
+            Some(Value::String(given)) if given.parse() == Ok(user_id) => {}
+            Some(_) => return Err(invalid("user_id", "must be the id in the path")),
+        }
+    }
+    let command = into_command(command_type, fields)?;
+    Ok(UserRequest { command, password })
+}
+
+fn checked_password(password: String) -> Result<String, ApiError> {
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Err(invalid(
+            "password",
+            &format!("must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    Ok(password)
+}
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    ApiError::InvalidInput(FieldError {
+        field: field.into(),
+        message: message.into(),
+    })
+}
+
+/// Stores the password's argon2id hash once the aggregate has accepted the command. The
+/// credentials row itself is kept in step with the User stream by a trigger.
+pub async fn store_password(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    password: &str,
+) -> Result<(), ApiError> {
+    let hash = auth::hash_password(password).map_err(|e| ApiError::Internal(e.to_string()))?;
+    sqlx::query(
+        "update user_credentials set password_hash = $3 where tenant_id = $1 and user_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(hash)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
