@@ -9,33 +9,33 @@ create function user_credentials_from_events() returns trigger
 language plpgsql security definer set search_path = public as $$
 declare
     body    json := new.payload -> new.event_type;
-    user_id uuid := new.aggregate_id::uuid;
+    target_user uuid := new.aggregate_id::uuid;
 begin
     case new.event_type
     when 'UserRegistered' then
         insert into user_credentials (user_id, tenant_id, email, roles, account_id)
-        values (user_id, new.tenant_id, body ->> 'email',
+        values (target_user, new.tenant_id, body ->> 'email',
                 array(select json_array_elements_text(body -> 'roles')),
                 (body ->> 'account_id')::uuid);
     when 'UserRolesChanged' then
         update user_credentials c
            set roles = array(select json_array_elements_text(body -> 'to')),
                account_id = (body ->> 'account_id')::uuid
-         where c.user_id = user_credentials_from_events.user_id;
+         where c.user_id = target_user;
     when 'PartnerAccountLinked' then
         update user_credentials c set account_id = (body ->> 'account_id')::uuid
-         where c.user_id = user_credentials_from_events.user_id;
+         where c.user_id = target_user;
     when 'UserEmailChanged' then
         update user_credentials c set email = body ->> 'to'
-         where c.user_id = user_credentials_from_events.user_id;
+         where c.user_id = target_user;
     when 'UserDeactivated' then
         update user_credentials c set active = false
-         where c.user_id = user_credentials_from_events.user_id;
+         where c.user_id = target_user;
         update sessions s set revoked_at = now()
-         where s.user_id = user_credentials_from_events.user_id and s.revoked_at is null;
+         where s.user_id = target_user and s.revoked_at is null;
     when 'UserReactivated' then
         update user_credentials c set active = true
-         where c.user_id = user_credentials_from_events.user_id;
+         where c.user_id = target_user;
     else
         null;
     end case;

@@ -208,19 +208,34 @@ impl Api {
             .bearer_auth(token)
     }
 
-    /// Sends a command that must succeed; returns the new version.
+    /// Sends an account command that must succeed; returns the new version.
     pub async fn ok(&self, token: &str, id: Uuid, body: Value) -> u64 {
+        self.ok_in(token, "accounts", id, body).await
+    }
+
+    /// Sends a command to `collection` that must succeed; returns the new version.
+    pub async fn ok_in(&self, token: &str, collection: &str, id: Uuid, body: Value) -> u64 {
         let response = self
-            .command(token, "accounts", id)
+            .command(token, collection, id)
             .json(&body)
             .send()
             .await
             .unwrap();
         let status = response.status();
         let reply: Value = response.json().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{reply}");
+        assert_eq!(status, StatusCode::OK, "{body} → {reply}");
         assert_eq!(reply["id"], json!(id.to_string()));
         reply["version"].as_u64().unwrap()
+    }
+
+    /// Signs in as any user of `tenant`.
+    pub async fn login_as(&self, tenant: &Tenant, email: &str, password: &str) -> Response {
+        self.http
+            .post(format!("{}/api/v1/auth/login", self.base_url))
+            .json(&json!({ "tenant": tenant.slug, "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn graphql(

@@ -3,6 +3,7 @@
 //! set of RabbitMQ names per test.
 mod accounts;
 mod bad_input;
+mod domain_commands;
 mod event_store;
 mod helpers;
 mod idempotency;
