@@ -35,7 +35,8 @@ async fn rabbitmqctl(args: &[&str]) -> String {
 }
 
 #[tokio::test]
-async fn killed_workers_and_dropped_broker_connections_lose_nothing_and_apply_nothing_twice() {
+async fn killed_workers_dropped_connections_and_a_broker_restart_lose_nothing_and_apply_nothing_twice(
+) {
     let stack = TestStack::new().await;
     let tenant = stack.create_tenant("chaos").await;
     let commands = stack.spawn(&["command-api"]).await;
@@ -87,6 +88,10 @@ async fn killed_workers_and_dropped_broker_connections_lose_nothing_and_apply_no
         tokio::time::sleep(Duration::from_millis(300)).await;
         rabbitmqctl(&["close_all_connections", "fault injection"]).await;
     }
+    // A broker restart while the workers run: they must reconnect on their own.
+    rabbitmqctl(&["stop_app"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rabbitmqctl(&["start_app"]).await;
     assert_eq!(sender.await.unwrap(), COMMANDS - ACCOUNTS);
     assert_eq!(stack.account_event_count().await, COMMANDS as i64);
 
