@@ -1,5 +1,6 @@
 use clap::{Parser, Subcommand};
 
+use crate::audit;
 use crate::config::Config;
 use crate::startup::{Application, Parts};
 
@@ -16,7 +17,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Action {
-    /// Everything in one process: both APIs, the relay and the projectors.
+    /// Everything in one process: both APIs, the relay, the projectors, the process managers
+    /// and the timer worker.
     Serve,
     /// Only the command API (HTTP).
     CommandApi,
@@ -24,13 +26,49 @@ pub enum Action {
     QueryApi,
     /// Only the outbox relay (Postgres → RabbitMQ).
     Relay,
-    /// Only the read-model projectors (RabbitMQ → read schema).
+    /// Only the event consumers: read-model projectors (RabbitMQ → read schema), process
+    /// managers (RabbitMQ → commands) and the timer worker (`scheduled_commands` → commands).
     Projector,
     /// Applies database migrations.
     Migrate,
     /// Tenant administration.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Event history for auditors.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Proof that no stored event was altered or removed.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum EventsCommand {
+    /// Writes a tenant's events to stdout as NDJSON, in commit order.
+    Export {
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// Only events recorded at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only events recorded before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only events of this aggregate type (Account, User, Quote, Approval, Contract).
+        #[arg(long)]
+        aggregate_type: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Checks every stream's hash chain; exits non-zero naming the first broken event.
+    Verify {
+        /// Tenant slug; every tenant when omitted.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -64,6 +102,15 @@ pub async fn run(action: Action, config: Config) -> anyhow::Result<()> {
                 admin_password: &admin_password,
             };
             return create_tenant(&config, new).await;
+        }
+        Action::Events(EventsCommand::Export {
+            tenant,
+            from,
+            to,
+            aggregate_type,
+        }) => return audit::export(&config, &tenant, from, to, aggregate_type).await,
+        Action::Audit(AuditCommand::Verify { tenant }) => {
+            return audit::verify(&config, tenant.as_deref()).await
         }
         Action::Serve => Parts::ALL,
         Action::CommandApi => Parts::COMMAND_API,

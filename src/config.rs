@@ -20,6 +20,12 @@ pub struct Config {
     pub jwt_secret: Vec<u8>,
     pub access_token_ttl: Duration,
     pub await_timeout: Duration,
+    /// `system`, or `adjustable` (tests only: time moved through the `test_clock` table).
+    pub clock: String,
+    /// `local` (the default), `test`, or anything else for a real deployment.
+    pub app_env: String,
+    /// How often the timer worker looks for due timers.
+    pub timer_poll_interval: Duration,
 }
 
 impl Config {
@@ -37,6 +43,9 @@ impl Config {
                 parse::<u64>("ACCESS_TOKEN_TTL_SECONDS", "900")?.min(900),
             ),
             await_timeout: Duration::from_millis(parse("AWAIT_VERSION_TIMEOUT_MS", "5000")?),
+            clock: var("B2B_CLOCK", "system"),
+            app_env: var("APP_ENV", "local"),
+            timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_MS", "1000")?),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The `b2b` binary: configuration, telemetry and one subcommand per process role.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod cli;
 mod config;
 mod startup;

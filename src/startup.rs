@@ -1,17 +1,20 @@
 //! Builds the processes: HTTP server (command and/or query API) and background workers.
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use event_store::outbox_relay::{self, RelayConfig};
 use event_store::Topology;
+use projections::timers::TimerConfig;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 
-/// Which parts one process runs.
+/// Which parts one process runs. `projector` is every event consumer: the read models, the
+/// process managers and the timer worker.
 #[derive(Debug, Clone, Copy)]
 pub struct Parts {
     command_api: bool,
@@ -68,7 +71,12 @@ impl Application {
         let topology = Topology {
             prefix: config.amqp_prefix.clone(),
             partitions: config.partitions,
-            groups: vec![projections::READ_MODELS.to_owned()],
+            // Every group's queues must exist before the relay publishes, or events are lost
+            // to the groups not yet declared.
+            groups: vec![
+                projections::READ_MODELS.to_owned(),
+                projections::PROCESS_MANAGERS.to_owned(),
+            ],
         };
         let mut workers = Vec::new();
         if parts.relay {
@@ -81,17 +89,7 @@ impl Application {
             workers.push(tokio::spawn(outbox_relay::run(pool.clone(), relay)));
         }
         if parts.projector {
-            let projector = projections::ProjectorConfig {
-                amqp_url: config.amqp_url.clone(),
-                topology: topology.clone(),
-                group: projections::READ_MODELS.to_owned(),
-                prefetch: 64,
-            };
-            workers.push(tokio::spawn(projections::run(
-                pool.clone(),
-                projector,
-                projections::read_models(),
-            )));
+            workers.extend(consumers(config, &topology, &pool)?);
         }
         let server = if parts.serves_http() {
             Some(http_server(config, parts, pool)?)
@@ -112,6 +110,43 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The read-model projector, the process managers and the timer worker.
+fn consumers(
+    config: &Config,
+    topology: &Topology,
+    pool: &PgPool,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let consumer = |group: &str| projections::ProjectorConfig {
+        amqp_url: config.amqp_url.clone(),
+        topology: topology.clone(),
+        group: group.to_owned(),
+        prefetch: 64,
+    };
+    let clock =
+        projections::timers::clock_from_setting(&config.clock, &config.app_env, pool.clone())?;
+    let bus = Arc::new(event_store::CommandBus::new(pool.clone()));
+    let read_models = projections::run(
+        pool.clone(),
+        consumer(projections::READ_MODELS),
+        projections::read_models(),
+    );
+    let processes = projections::run(
+        pool.clone(),
+        consumer(projections::PROCESS_MANAGERS),
+        projections::process_managers(bus.clone(), clock.clone()),
+    );
+    let timer_config = TimerConfig {
+        poll_interval: config.timer_poll_interval,
+        ..TimerConfig::default()
+    };
+    let timers = projections::timers::run(pool.clone(), bus, clock, timer_config);
+    Ok(vec![
+        tokio::spawn(read_models),
+        tokio::spawn(processes),
+        tokio::spawn(timers),
+    ])
 }
 
 async fn shutdown_signal() {

@@ -2,6 +2,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use aggregates::DomainError;
 use event_store::StoreError;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// Everything a command request can fail with. Each maps to one status in `status_code`.
@@ -31,7 +32,8 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One field-level problem: which field to fix, and why.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -43,13 +45,18 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// RFC 9457 problem details, the body of every error answer.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct Problem<'a> {
+    /// `/problems/<kind>`; a business rule adds its code: `/problems/rule-violated/<code>`.
     #[serde(rename = "type")]
+    #[schemars(extend("format" = "uri-reference"))]
     kind: String,
     title: &'a str,
+    /// The HTTP status, repeated.
     status: u16,
     detail: String,
+    /// Field-level problems; present only when there are some.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<FieldError>,
 }

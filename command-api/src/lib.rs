@@ -1,11 +1,13 @@
 //! The command side over HTTP: sign-in, and `POST /api/v1/{collection}/{id}` running commands
 //! against aggregates. Rules live in the aggregates; this crate only translates HTTP to commands
-//! and errors to `application/problem+json`.
+//! and errors to `application/problem+json`. `GET /api/v1/openapi.json` describes all of it,
+//! generated from the same types.
 #![forbid(unsafe_code)]
 
 mod body;
 mod error;
 mod idempotency;
+mod openapi;
 mod request;
 mod routes;
 pub mod tenants;
@@ -45,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: CommandApi) {
             web::scope("/api/v1")
                 .route("/auth/login", web::post().to(routes::auth::login))
                 .route("/auth/me", web::get().to(routes::auth::me))
+                .route("/openapi.json", web::get().to(routes::openapi::document))
                 .route(
                     "/{collection}/{id}",
                     web::post().to(routes::commands::execute),

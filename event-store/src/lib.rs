@@ -2,6 +2,7 @@
 //! commit order, and the outbox relay that publishes every stored event to RabbitMQ.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod command_bus;
 pub mod db;
 mod error;

@@ -18,6 +18,14 @@ pub enum ProjectionError {
     Inconsistent { message_id: String, detail: String },
     #[error("consumer on {0} was cancelled by the broker")]
     ConsumerCancelled(String),
+    /// A follow-up command a process manager issued failed; whether to retry depends on why.
+    #[error("{command} on {aggregate} failed: {source}")]
+    Command {
+        command: &'static str,
+        aggregate: String,
+        #[source]
+        source: event_store::StoreError,
+    },
 }
 
 impl ProjectionError {
@@ -38,7 +46,20 @@ impl ProjectionError {
             Self::Database(error) => transient_sql(error),
             Self::Broker(_) | Self::ConsumerCancelled(_) => true,
             Self::UnknownEvent { .. } | Self::Inconsistent { .. } => false,
+            Self::Command { source, .. } => transient_command(source),
         }
+    }
+}
+
+/// A refusal by the aggregate is about the command and will not change on retry; anything that
+/// failed on the way to or from the store may pass next time.
+pub(crate) fn transient_command(error: &event_store::StoreError) -> bool {
+    use event_store::StoreError as E;
+    match error {
+        E::Rejected(aggregates::DomainError::LookupFailed(_)) => true,
+        E::Rejected(_) | E::NotFound | E::VersionMismatch { .. } => false,
+        E::Contended(_) | E::Storage(_) | E::Unpublished(_) | E::Broker(_) => true,
+        E::Database(error) => transient_sql(error),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Read models derived from events, and the projector worker that keeps them current.
+//! Read models derived from events, the projector worker that keeps them current, and the
+//! process managers and durable timers that run on the same consumer machinery.
 //!
 //! Every read model is a [`Projection`]: a replayable handler that the projector applies exactly
 //! once per event under a per-stream checkpoint, in the same transaction as its table change.
@@ -6,24 +7,42 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod approvals;
 pub mod checkpoint;
 pub mod consumer;
+pub mod contracts;
 mod error;
+pub mod process;
 mod projection;
+pub mod quotes;
+mod stamp;
+pub mod timers;
+pub mod users;
 
 use std::sync::Arc;
 
 pub use accounts::AccountsProjection;
+pub use approvals::ApprovalsProjection;
 pub use consumer::{parked_count, run, ProjectorConfig};
+pub use contracts::ContractsProjection;
 pub use error::ProjectionError;
+pub use process::{process_managers, PROCESS_MANAGERS};
 pub use projection::Projection;
+pub use quotes::QuotesProjection;
+pub use users::UsersProjection;
 
 /// The consumer group feeding every read model.
 pub const READ_MODELS: &str = "read-models";
 
 /// The projections the [`READ_MODELS`] group runs.
 pub fn read_models() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(AccountsProjection)]
+    vec![
+        Arc::new(AccountsProjection),
+        Arc::new(UsersProjection),
+        Arc::new(QuotesProjection),
+        Arc::new(ApprovalsProjection),
+        Arc::new(ContractsProjection),
+    ]
 }
 
 /// Names of the read models an aggregate type feeds: a reader who just wrote to such an
@@ -41,8 +60,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accounts_are_fed_by_account_events_only() {
+    fn each_aggregate_type_feeds_its_own_read_model() {
         assert_eq!(projections_fed_by("Account"), vec!["accounts"]);
-        assert!(projections_fed_by("Quote").is_empty());
+        assert_eq!(projections_fed_by("User"), vec!["users"]);
+        assert_eq!(projections_fed_by("Quote"), vec!["quotes"]);
+        assert_eq!(projections_fed_by("Approval"), vec!["approvals"]);
+        assert_eq!(projections_fed_by("Contract"), vec!["contracts"]);
+        assert!(projections_fed_by("Tenant").is_empty());
     }
 }

@@ -2,9 +2,11 @@
 //! RabbitMQ of the local stack (`deploy/local/stack.sh up`), one fresh database and one fresh
 //! set of RabbitMQ names per test.
 mod accounts;
+mod audit;
 mod bad_input;
 mod domain_commands;
 mod event_store;
 mod helpers;
 mod idempotency;
 mod isolation;
+mod openapi;

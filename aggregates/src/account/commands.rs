@@ -6,7 +6,7 @@ use super::Tier;
 
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"ChangeTier": {"tier": "Gold"}}`); the HTTP layer maps its `{"type": ...}` form onto this.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub enum AccountCommand {
     OpenAccount {
@@ -29,6 +29,7 @@ pub enum AccountCommand {
     },
     /// In the account's currency.
     SetCreditLimit {
+        #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(with = "rust_decimal::serde::str")]
         amount: Decimal,
     },

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::{CountryCode, CurrencyCode, Email, Text};
 
 /// The tier selects the volume-discount table quotes use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Tier {
     Standard,
     Gold,

@@ -6,7 +6,7 @@ use super::SubjectType;
 
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"ApproveLevel": {"comment": "ok"}}`); the HTTP layer maps its `{"type": ...}` form onto this.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub enum ApprovalCommand {
     /// Issued by the approval process when a quote or contract is submitted; the chain of levels
@@ -16,6 +16,7 @@ pub enum ApprovalCommand {
         subject_id: Uuid,
         /// The subject's version that was submitted, so the outcome applies to that version only.
         subject_version: u64,
+        #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(with = "rust_decimal::serde::str")]
         amount: Decimal,
         currency: String,

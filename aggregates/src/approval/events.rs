@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::{Money, Role, Text};
 
 /// What kind of aggregate an approval decides on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum SubjectType {
     Quote,
     Contract,

@@ -8,13 +8,14 @@ use super::Party;
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"SignContract": {"party": "Customer", ...}}`); the HTTP layer maps its `{"type": ...}`
 /// form onto this. Money travels as decimal strings, dates as ISO 8601 (`2025-01-31`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub enum ContractCommand {
     DraftContract {
         account_id: Uuid,
         title: String,
         /// In `currency`.
+        #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(with = "rust_decimal::serde::str")]
         value: Decimal,
         currency: String,
@@ -30,6 +31,7 @@ pub enum ContractCommand {
         account_id: Uuid,
         title: String,
         lines: Vec<QuoteLine>,
+        #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(with = "rust_decimal::serde::str")]
         total: Decimal,
         currency: String,
@@ -40,6 +42,7 @@ pub enum ContractCommand {
     /// Changes the fields that are present (at least one) and makes a new contract version.
     AmendContract {
         terms: Option<String>,
+        #[schemars(with = "Option<String>", extend("format" = "decimal"))]
         #[serde(default, with = "rust_decimal::serde::str_option")]
         value: Option<Decimal>,
     },
@@ -61,6 +64,7 @@ pub enum ContractCommand {
     ActivateContract {},
     RenewContract {
         new_end_date: NaiveDate,
+        #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(with = "rust_decimal::serde::str")]
         new_value: Decimal,
     },
@@ -73,15 +77,18 @@ pub enum ContractCommand {
 }
 
 /// One line of the accepted quote, as the acceptance process copies it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuoteLine {
     pub sku: String,
     pub description: String,
+    #[schemars(with = "String", extend("format" = "decimal"))]
     #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
+    #[schemars(with = "String", extend("format" = "decimal"))]
     #[serde(with = "rust_decimal::serde::str")]
     pub unit_price: Decimal,
+    #[schemars(with = "String", extend("format" = "decimal"))]
     #[serde(with = "rust_decimal::serde::str")]
     pub volume_discount_percent: Decimal,
 }

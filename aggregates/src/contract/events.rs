@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::{CurrencyCode, Email, Text};
 
 /// Who a signature binds: the account (customer) or the tenant itself (vendor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Party {
     Customer,
     Vendor,

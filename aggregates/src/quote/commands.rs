@@ -6,7 +6,7 @@ use uuid::Uuid;
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"SubmitQuote": {}}`); the HTTP layer maps its `{"type": ...}` form onto this. Every decimal
 /// (money, quantities, percentages) travels as a string so no float ever touches it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub enum QuoteCommand {
     /// Currency and tier come from the account, not from the client.
@@ -21,16 +21,20 @@ pub enum QuoteCommand {
         line_id: Uuid,
         sku: String,
         description: String,
+        #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(with = "rust_decimal::serde::str")]
         quantity: Decimal,
+        #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(with = "rust_decimal::serde::str")]
         unit_price: Decimal,
     },
     /// Changes the fields that are present; at least one must be.
     ChangeLineItem {
         line_id: Uuid,
+        #[schemars(with = "Option<String>", extend("format" = "decimal"))]
         #[serde(default, with = "rust_decimal::serde::str_option")]
         quantity: Option<Decimal>,
+        #[schemars(with = "Option<String>", extend("format" = "decimal"))]
         #[serde(default, with = "rust_decimal::serde::str_option")]
         unit_price: Option<Decimal>,
         description: Option<String>,
@@ -39,6 +43,7 @@ pub enum QuoteCommand {
         line_id: Uuid,
     },
     SetQuoteDiscount {
+        #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(with = "rust_decimal::serde::str")]
         percent: Decimal,
         reason: String,

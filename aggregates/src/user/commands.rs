@@ -7,7 +7,7 @@ use crate::Role;
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"ChangeRoles": {"roles": ["Manager"]}}`); the HTTP layer maps its `{"type": ...}` form
 /// onto this.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub enum UserCommand {
     RegisterUser {
@@ -32,6 +32,7 @@ pub enum UserCommand {
         account_id: Uuid,
     },
     SetApprovalLimit {
+        #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(with = "rust_decimal::serde::str")]
         amount: Decimal,
         currency: String,

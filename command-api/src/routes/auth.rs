@@ -1,5 +1,6 @@
 use actix_web::{web, HttpResponse};
 use chrono::{Duration, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -8,19 +9,22 @@ use crate::{ApiError, Caller, CommandApi};
 /// How long a refresh token stays usable.
 const REFRESH_LIFETIME_DAYS: i64 = 30;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// The tenant's slug.
     tenant: String,
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
-struct TokenPair {
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct TokenPair {
     access_token: String,
     refresh_token: String,
+    #[schemars(extend("const" = "Bearer"))]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: i64,
 }
 
@@ -100,13 +104,14 @@ async fn start_session(
     })
 }
 
-#[derive(Serialize)]
-struct Me {
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct Me {
     user_id: Uuid,
     tenant_id: Uuid,
     tenant: String,
     email: String,
     roles: Vec<aggregates::Role>,
+    /// The account a Partner acts for.
     account_id: Option<Uuid>,
 }
 

@@ -4,6 +4,8 @@ use aggregates::{Command, DomainError};
 use chrono::Utc;
 use cqrs_es::Aggregate;
 use event_store::{AggregateStore, EventMetadata};
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -70,8 +72,16 @@ pub async fn execute(
         .json(reply))
 }
 
+/// A command's answer, stored as is for `Idempotency-Key` replays.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct Accepted {
+    id: Uuid,
+    /// The aggregate's version after the command; also sent as the `ETag`.
+    version: u64,
+}
+
 fn accepted(id: Uuid, version: u64) -> Value {
-    json!({ "id": id, "version": version })
+    json!(Accepted { id, version })
 }
 
 /// Parses the body as the collection's command and runs it.

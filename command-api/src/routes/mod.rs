@@ -1,3 +1,4 @@
 pub mod auth;
 pub mod commands;
+pub mod openapi;
 pub mod users;

@@ -10,8 +10,8 @@ use crate::body::{into_command, parse_object};
 use crate::error::FieldError;
 use crate::ApiError;
 
-const MIN_PASSWORD_CHARS: usize = 12;
-const MAX_PASSWORD_CHARS: usize = 256;
+pub(crate) const MIN_PASSWORD_CHARS: usize = 12;
+pub(crate) const MAX_PASSWORD_CHARS: usize = 256;
 
 pub struct UserRequest {
     pub command: UserCommand,

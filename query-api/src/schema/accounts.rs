@@ -150,7 +150,7 @@ pub enum OrderDirection {
 }
 
 impl OrderDirection {
-    fn keyword(self) -> &'static str {
+    pub(crate) fn keyword(self) -> &'static str {
         match self {
             Self::Asc => "asc",
             Self::Desc => "desc",
@@ -158,7 +158,7 @@ impl OrderDirection {
     }
 
     /// Rows after a position come later in the sort: greater ascending, smaller descending.
-    fn after_operator(self) -> &'static str {
+    pub(crate) fn after_operator(self) -> &'static str {
         match self {
             Self::Asc => ">",
             Self::Desc => "<",
@@ -236,7 +236,7 @@ impl PageRequest {
 }
 
 /// Larger pages are capped rather than refused, as Relay clients commonly ask for "a lot".
-fn page_size(first: Option<i32>) -> Result<i64, QueryError> {
+pub(crate) fn page_size(first: Option<i32>) -> Result<i64, QueryError> {
     match first.unwrap_or(DEFAULT_PAGE_SIZE) {
         n if n < 1 => Err(QueryError::BadUserInput(format!(
             "`first` must be between 1 and {MAX_PAGE_SIZE}, got {n}"

@@ -1,7 +1,14 @@
 //! The GraphQL schema. Resolvers read only through the request's [`TenantTx`] and filter by the
 //! caller's tenant themselves as well; RLS is the second lock, not the only one.
 mod accounts;
+mod approvals;
+mod contracts;
+mod list;
 mod me;
+mod quotes;
+mod scope;
+mod stored;
+mod users;
 
 use async_graphql::{Context, EmptyMutation, EmptySubscription, ErrorExtensions, Object, Schema};
 use auth::Claims;
@@ -11,7 +18,22 @@ pub use accounts::{
     Account, AccountConnection, AccountEdge, AccountFilter, AccountOrder, AccountOrderField,
     AccountStatus, OrderDirection, PageInfo, Tier,
 };
+pub use approvals::{
+    Approval, ApprovalConnection, ApprovalEdge, ApprovalFilter, ApprovalLevel, ApprovalOrder,
+    ApprovalOrderField, ApprovalStatus, SubjectType,
+};
+pub use contracts::{
+    Contract, ContractConnection, ContractEdge, ContractFilter, ContractOrder, ContractOrderField,
+    ContractStatus, ContractVersion,
+};
 pub use me::{Me, Role};
+pub use quotes::{
+    Quote, QuoteConnection, QuoteEdge, QuoteFilter, QuoteLine, QuoteOrder, QuoteOrderField,
+    QuoteStatus,
+};
+pub use users::{User, UserConnection, UserEdge, UserFilter, UserOrder, UserOrderField};
+
+use scope::AccountScope;
 
 use crate::TenantTx;
 
@@ -62,6 +84,128 @@ impl QueryRoot {
     /// One account of the caller's tenant; null when there is none with that id.
     async fn account(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<Account>> {
         accounts::by_id(tx(ctx)?, caller(ctx)?.tid, id)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// The tenant's users (a Partner sees the users of their own account only).
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size: 1 to 100 (larger is capped), 20 if omitted.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        filter: Option<UserFilter>,
+        order_by: Option<UserOrder>,
+    ) -> async_graphql::Result<UserConnection> {
+        let claims = caller(ctx)?;
+        let scope = AccountScope::of(claims);
+        users::page(
+            tx(ctx)?,
+            claims.tid,
+            scope,
+            (first, after),
+            filter,
+            order_by,
+        )
+        .await
+        .map_err(|e| e.extend())
+    }
+
+    /// The tenant's quotes (a Partner sees their own account's only), a page at a time.
+    async fn quotes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size: 1 to 100 (larger is capped), 20 if omitted.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        filter: Option<QuoteFilter>,
+        order_by: Option<QuoteOrder>,
+    ) -> async_graphql::Result<QuoteConnection> {
+        let claims = caller(ctx)?;
+        let scope = AccountScope::of(claims);
+        quotes::page(
+            tx(ctx)?,
+            claims.tid,
+            scope,
+            (first, after),
+            filter,
+            order_by,
+        )
+        .await
+        .map_err(|e| e.extend())
+    }
+
+    /// One quote with its lines and totals; null when the caller may see none with that id.
+    async fn quote(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<Quote>> {
+        let claims = caller(ctx)?;
+        quotes::by_id(tx(ctx)?, claims.tid, AccountScope::of(claims), id)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// Approval requests; `filter: { pendingForMe: true }` is the caller's to-do list.
+    async fn approvals(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size: 1 to 100 (larger is capped), 20 if omitted.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        filter: Option<ApprovalFilter>,
+        order_by: Option<ApprovalOrder>,
+    ) -> async_graphql::Result<ApprovalConnection> {
+        approvals::page(tx(ctx)?, caller(ctx)?, (first, after), filter, order_by)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// One approval request with its levels; null when the caller may see none with that id.
+    async fn approval(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+    ) -> async_graphql::Result<Option<Approval>> {
+        approvals::by_id(tx(ctx)?, caller(ctx)?, id)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// The tenant's contracts (a Partner sees their own account's only), a page at a time.
+    async fn contracts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size: 1 to 100 (larger is capped), 20 if omitted.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        filter: Option<ContractFilter>,
+        order_by: Option<ContractOrder>,
+    ) -> async_graphql::Result<ContractConnection> {
+        let claims = caller(ctx)?;
+        let scope = AccountScope::of(claims);
+        contracts::page(
+            tx(ctx)?,
+            claims.tid,
+            scope,
+            (first, after),
+            filter,
+            order_by,
+        )
+        .await
+        .map_err(|e| e.extend())
+    }
+
+    /// One contract with its versions; null when the caller may see none with that id.
+    async fn contract(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+    ) -> async_graphql::Result<Option<Contract>> {
+        let claims = caller(ctx)?;
+        contracts::by_id(tx(ctx)?, claims.tid, AccountScope::of(claims), id)
             .await
             .map_err(|e| e.extend())
     }

@@ -1,0 +1,455 @@
+//! The OpenAPI 3.1 document served at `GET /api/v1/openapi.json`. Every schema in it is generated
+//! from the Rust types the API parses and answers with, so the document cannot drift from the
+//! code: add a command variant and it appears here.
+use std::sync::OnceLock;
+
+use aggregates::account::AccountCommand;
+use aggregates::approval::ApprovalCommand;
+use aggregates::contract::ContractCommand;
+use aggregates::quote::QuoteCommand;
+use aggregates::user::UserCommand;
+use schemars::generate::{Contract, SchemaSettings};
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+use crate::error::Problem;
+use crate::routes::auth::{LoginRequest, Me, TokenPair};
+use crate::routes::commands::Accepted;
+use crate::routes::users::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+use crate::MAX_BODY_BYTES;
+
+/// Where schemars puts the schemas of types the commands refer to (`Tier`, `Role`, ...): the
+/// document's own components, so their `$ref`s resolve without rewriting.
+const DEFINITIONS_PATH: &str = "/components/schemas";
+const SCHEMA_REF_PREFIX: &str = "#/components/schemas/";
+
+/// The wire form of every decimal (`"1250.00"`). The command types mark such fields with the
+/// registry format `decimal`; the pattern is added here so it is written once.
+const DECIMAL_PATTERN: &str = r"^-?[0-9]+(\.[0-9]+)?$";
+
+/// The command collections: path segment, aggregate name, and the commands in wire form.
+struct Collection {
+    name: &'static str,
+    aggregate: &'static str,
+    /// `(command name, flat schema)`, in declaration order.
+    commands: Vec<(String, Value)>,
+}
+
+/// The document, built once on first use.
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(build)
+}
+
+fn build() -> Value {
+    let mut requests = generator(Contract::Deserialize);
+    let mut responses = generator(Contract::Serialize);
+    let collections = collections(&mut requests);
+    let mut schemas = Map::new();
+    for collection in &collections {
+        for (name, schema) in &collection.commands {
+            add_schema(&mut schemas, name, schema.clone());
+        }
+    }
+    let auth = auth_paths(&mut requests, &mut responses);
+    let refs = ResponseRefs {
+        accepted: responses.subschema_for::<Accepted>().into(),
+        problem: responses.subschema_for::<Problem>().into(),
+    };
+    // The types referred to so far (`Tier`, `Role`, `Problem`, ...) were collected as
+    // definitions at `DEFINITIONS_PATH`; they become the other component schemas.
+    for generator in [&mut requests, &mut responses] {
+        for (name, schema) in generator.take_definitions(true) {
+            add_schema(&mut schemas, &name, schema);
+        }
+    }
+    let mut document = json!({
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": info(),
+        "servers": [{ "url": "/" }],
+        "tags": tags(&collections),
+        "paths": paths(&collections, auth),
+        "components": components(schemas, &refs),
+    });
+    add_decimal_patterns(&mut document);
+    document
+}
+
+fn tags(collections: &[Collection]) -> Vec<Value> {
+    let commands = collections.iter().map(
+        |c| json!({ "name": c.name, "description": format!("Commands on {}s.", c.aggregate) }),
+    );
+    std::iter::once(json!({ "name": "auth", "description": "Signing in." }))
+        .chain(commands)
+        .collect()
+}
+
+fn generator(contract: Contract) -> SchemaGenerator {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = DEFINITIONS_PATH.into();
+    settings.meta_schema = None;
+    settings.contract = contract;
+    settings.into_generator()
+}
+
+/// The five command collections, with `users` adjusted for what `routes::users` does before the
+/// aggregate sees the command.
+fn collections(generator: &mut SchemaGenerator) -> Vec<Collection> {
+    let mut users = collection::<UserCommand>(generator, "users", "User");
+    describe_user_extras(&mut users);
+    vec![
+        collection::<AccountCommand>(generator, "accounts", "Account"),
+        users,
+        collection::<QuoteCommand>(generator, "quotes", "Quote"),
+        collection::<ApprovalCommand>(generator, "approvals", "Approval"),
+        collection::<ContractCommand>(generator, "contracts", "Contract"),
+    ]
+}
+
+fn collection<C: JsonSchema>(
+    generator: &mut SchemaGenerator,
+    name: &'static str,
+    aggregate: &'static str,
+) -> Collection {
+    let tagged = C::json_schema(generator).to_value();
+    let variants = tagged["oneOf"].as_array().cloned().unwrap_or_default();
+    Collection {
+        name,
+        aggregate,
+        commands: variants.iter().map(flatten_variant).collect(),
+    }
+}
+
+/// Turns one externally tagged variant, `{"OpenAccount": {fields}}`, into the flat wire form
+/// `{"type": "OpenAccount", fields}` that `body::parse_command` accepts.
+fn flatten_variant(variant: &Value) -> (String, Value) {
+    let (name, inner) = variant["properties"]
+        .as_object()
+        .and_then(|properties| properties.iter().next())
+        .expect("externally tagged variants are objects with one property");
+    let mut properties = Map::new();
+    properties.insert(
+        "type".into(),
+        json!({ "type": "string", "const": name, "description": "The command's name." }),
+    );
+    if let Some(fields) = inner["properties"].as_object() {
+        properties.extend(fields.clone());
+    }
+    let mut required = vec![json!("type")];
+    if let Some(fields) = inner["required"].as_array() {
+        required.extend(fields.iter().cloned());
+    }
+    let mut flat = json!({
+        "title": name,
+        "type": "object",
+        "properties": properties,
+        "required": required,
+    });
+    // `deny_unknown_fields` shows on the inner object; a doc comment on the variant.
+    if let Some(closed) = inner.get("additionalProperties") {
+        flat["additionalProperties"] = closed.clone();
+    }
+    if let Some(description) = variant.get("description").or(inner.get("description")) {
+        flat["description"] = description.clone();
+    }
+    (name.clone(), flat)
+}
+
+/// `RegisterUser` takes its `user_id` from the path (the body may repeat it), and it and
+/// `ChangePassword` carry a password the aggregate never sees.
+fn describe_user_extras(users: &mut Collection) {
+    let password = json!({
+        "type": "string",
+        "minLength": MIN_PASSWORD_CHARS,
+        "maxLength": MAX_PASSWORD_CHARS,
+        "writeOnly": true,
+        "description": "Hashed into the credentials table; never stored in an event.",
+    });
+    for (name, schema) in &mut users.commands {
+        match name.as_str() {
+            "RegisterUser" => {
+                schema["properties"]["password"] = password.clone();
+                schema["properties"]["user_id"]["description"] =
+                    json!("Optional: the id in the path. If given, it must be that id.");
+                if let Some(required) = schema["required"].as_array_mut() {
+                    required.retain(|field| field != "user_id");
+                }
+            }
+            "ChangePassword" => {
+                schema["properties"]["password"] = password.clone();
+                if let Some(required) = schema["required"].as_array_mut() {
+                    required.push(json!("password"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Two types may share a name only if they generate the same schema; anything else would make
+/// one `$ref` mean two things.
+fn add_schema(schemas: &mut Map<String, Value>, name: &str, schema: Value) {
+    match schemas.get(name) {
+        Some(existing) if existing != &schema => {
+            panic!("two schemas named `{name}`: {existing} and {schema}")
+        }
+        _ => schemas.insert(name.to_owned(), schema),
+    };
+}
+
+fn add_decimal_patterns(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            if object.get("format") == Some(&json!("decimal")) {
+                object.insert("pattern".into(), json!(DECIMAL_PATTERN));
+            }
+            object.values_mut().for_each(add_decimal_patterns);
+        }
+        Value::Array(items) => items.iter_mut().for_each(add_decimal_patterns),
+        _ => {}
+    }
+}
+
+fn info() -> Value {
+    json!({
+        "title": "b2b command API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "Commands change aggregates: `POST /api/v1/{collection}/{id}` with \
+            `{\"type\": \"<Command>\", ...fields}`. Money and other decimals travel as strings \
+            (`\"1250.00\"`), dates as ISO 8601, ids as UUID strings. Nothing is appended on any \
+            error. Reads go through GraphQL at `/graphql`, which this document does not cover.",
+    })
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("{SCHEMA_REF_PREFIX}{name}") })
+}
+
+fn component_ref(kind: &str, name: &str) -> Value {
+    json!({ "$ref": format!("#/components/{kind}/{name}") })
+}
+
+fn paths(collections: &[Collection], auth: Map<String, Value>) -> Value {
+    let mut paths = auth;
+    for collection in collections {
+        paths.insert(
+            format!("/api/v1/{}/{{id}}", collection.name),
+            json!({ "post": command_operation(collection) }),
+        );
+    }
+    paths.insert("/api/v1/openapi.json".into(), openapi_path());
+    Value::Object(paths)
+}
+
+fn command_operation(collection: &Collection) -> Value {
+    let names: Vec<&str> = collection
+        .commands
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let mapping: Map<String, Value> = names
+        .iter()
+        .map(|n| (n.to_string(), json!(format!("{SCHEMA_REF_PREFIX}{n}"))))
+        .collect();
+    let mut responses = error_responses(&["400", "401", "403", "404", "409", "413", "422", "429"]);
+    responses.insert("200".into(), component_ref("responses", "Accepted"));
+    let parameters = ["AggregateId", "IfMatch", "IdempotencyKey", "CorrelationId"]
+        .map(|p| component_ref("parameters", p));
+    json!({
+        "operationId": format!("run{}Command", collection.aggregate),
+        "summary": format!("Run one command on a {}", collection.aggregate),
+        "description": format!(
+            "The `id` is chosen by the client when the {} is created. Commands: {}.",
+            collection.aggregate,
+            names.join(", ")
+        ),
+        "tags": [collection.name],
+        "security": [{ "bearerAuth": [] }],
+        "parameters": parameters,
+        "requestBody": {
+            "required": true,
+            "content": { "application/json": { "schema": {
+                "oneOf": names.iter().map(|n| schema_ref(n)).collect::<Vec<_>>(),
+                "discriminator": { "propertyName": "type", "mapping": mapping },
+            }}},
+        },
+        "responses": responses,
+    })
+}
+
+fn error_responses(statuses: &[&str]) -> Map<String, Value> {
+    statuses
+        .iter()
+        .map(|status| (status.to_string(), component_ref("responses", status)))
+        .collect()
+}
+
+/// Login and `me`, with their bodies generated from the handlers' own types.
+fn auth_paths(
+    requests: &mut SchemaGenerator,
+    responses: &mut SchemaGenerator,
+) -> Map<String, Value> {
+    let mut paths = Map::new();
+    paths.insert("/api/v1/auth/login".into(), login_path(requests, responses));
+    paths.insert("/api/v1/auth/me".into(), me_path(responses));
+    paths
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+fn login_path(requests: &mut SchemaGenerator, responses: &mut SchemaGenerator) -> Value {
+    let mut answers = error_responses(&["400", "401"]);
+    answers.insert(
+        "200".into(),
+        json!({
+            "description": "Signed in.",
+            "content": json_content(responses.subschema_for::<TokenPair>().into()),
+        }),
+    );
+    json!({ "post": {
+        "operationId": "login",
+        "summary": "Sign in",
+        "description": "Wrong credentials and unknown tenants give the same 401.",
+        "tags": ["auth"],
+        "security": [],
+        "requestBody": {
+            "required": true,
+            "content": json_content(requests.subschema_for::<LoginRequest>().into()),
+        },
+        "responses": answers,
+    }})
+}
+
+fn me_path(responses: &mut SchemaGenerator) -> Value {
+    let mut answers = error_responses(&["401"]);
+    answers.insert(
+        "200".into(),
+        json!({
+            "description": "The caller.",
+            "content": json_content(responses.subschema_for::<Me>().into()),
+        }),
+    );
+    json!({ "get": {
+        "operationId": "me",
+        "summary": "The signed-in caller",
+        "tags": ["auth"],
+        "security": [{ "bearerAuth": [] }],
+        "responses": answers,
+    }})
+}
+
+fn openapi_path() -> Value {
+    json!({ "get": {
+        "operationId": "openapi",
+        "summary": "This document",
+        "security": [],
+        "responses": { "200": {
+            "description": "The OpenAPI 3.1 document.",
+            "content": { "application/json": { "schema": { "type": "object" } } },
+        }},
+    }})
+}
+
+/// `$ref`s to the generated schemas of the command reply and of problem details.
+struct ResponseRefs {
+    accepted: Value,
+    problem: Value,
+}
+
+fn components(schemas: Map<String, Value>, refs: &ResponseRefs) -> Value {
+    json!({
+        "schemas": schemas,
+        "securitySchemes": { "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "`Authorization: Bearer <access token>` from `POST /api/v1/auth/login`. \
+                OpenAPI ignores `Authorization` as a header parameter, so it is documented here.",
+        }},
+        "parameters": parameters(),
+        "headers": headers(),
+        "responses": responses(refs),
+    })
+}
+
+fn parameters() -> Value {
+    json!({
+        "AggregateId": {
+            "name": "id", "in": "path", "required": true,
+            "description": "The aggregate's id, chosen by the client when it creates it. \
+                Another tenant's id answers 404.",
+            "schema": { "type": "string", "format": "uuid" },
+        },
+        "IfMatch": {
+            "name": "If-Match", "in": "header", "required": false,
+            "description": "Run only if the aggregate is at this version (the `ETag` of an \
+                earlier answer); otherwise 409.",
+            "schema": { "type": "string", "pattern": "^(W/)?\"?[0-9]+\"?$" },
+            "example": "\"3\"",
+        },
+        "IdempotencyKey": {
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "The same key with the same request within 24 hours answers with the \
+                first response and appends nothing; with a different request, 422.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 200 },
+        },
+        "CorrelationId": {
+            "name": "X-Correlation-Id", "in": "header", "required": false,
+            "description": "Ties the events of several requests together; defaults to the \
+                request's own id.",
+            "schema": { "type": "string", "format": "uuid" },
+        },
+    })
+}
+
+fn headers() -> Value {
+    json!({
+        "ETag": {
+            "description": "The aggregate's new version, quoted; send it back as `If-Match`.",
+            "schema": { "type": "string" }, "example": "\"4\"",
+        },
+        "WWW-Authenticate": { "schema": { "type": "string", "const": "Bearer" } },
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": { "type": "integer", "minimum": 0 },
+        },
+    })
+}
+
+fn responses(refs: &ResponseRefs) -> Value {
+    let problem = |description: &str| {
+        json!({
+            "description": description,
+            "content": { "application/problem+json": { "schema": refs.problem } },
+        })
+    };
+    let mut unauthorized = problem("No, expired or invalid access token.");
+    unauthorized["headers"] =
+        json!({ "WWW-Authenticate": component_ref("headers", "WWW-Authenticate") });
+    let mut too_many = problem("Reserved, not sent yet: rate limit or API quota exceeded.");
+    too_many["headers"] = json!({ "Retry-After": component_ref("headers", "Retry-After") });
+    json!({
+        "Accepted": {
+            "description": "The command ran; `version` is the aggregate's version after it.",
+            "headers": { "ETag": component_ref("headers", "ETag") },
+            "content": { "application/json": { "schema": refs.accepted } },
+        },
+        "400": problem("Malformed JSON, unknown command type, a missing or invalid field \
+            (`errors` names it), or an invalid header."),
+        "401": unauthorized,
+        "403": problem("A role or attribute rule denies the command."),
+        "404": problem("No such aggregate in the caller's tenant, or no such collection."),
+        "409": problem("Version conflict: `If-Match` did not hold, a concurrent writer won \
+            after retries, or the same `Idempotency-Key` is still in progress."),
+        "413": problem(&format!("The body is larger than {MAX_BODY_BYTES} bytes.")),
+        "422": problem("A business rule was violated (`type` ends in the rule's code), or an \
+            `Idempotency-Key` was reused for a different request."),
+        "429": too_many,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,314 @@
+use std::collections::BTreeSet;
+
+use actix_web::{body, ResponseError};
+use aggregates::account::AccountCommand;
+use aggregates::approval::ApprovalCommand;
+use aggregates::contract::ContractCommand;
+use aggregates::quote::QuoteCommand;
+use aggregates::user::UserCommand;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::document;
+use crate::body::parse_command;
+use crate::error::FieldError;
+use crate::routes::users;
+use crate::ApiError;
+
+const COLLECTIONS: [&str; 5] = ["accounts", "users", "quotes", "approvals", "contracts"];
+
+/// Runs `body` through the same parser `routes::commands::dispatch` uses for `collection`.
+fn parse(collection: &str, body: &Value) -> Result<(), ApiError> {
+    let body = body.to_string();
+    let body = body.as_bytes();
+    match collection {
+        "accounts" => parse_command::<AccountCommand>(body).map(drop),
+        "quotes" => parse_command::<QuoteCommand>(body).map(drop),
+        "approvals" => parse_command::<ApprovalCommand>(body).map(drop),
+        "contracts" => parse_command::<ContractCommand>(body).map(drop),
+        "users" => users::parse(body, Uuid::nil()).map(drop),
+        other => panic!("no collection {other}"),
+    }
+}
+
+/// Every command name serde accepts for `C`, taken from its own "unknown variant" message so
+/// the list comes from the parser, not from this test.
+fn parser_names<C: DeserializeOwned + std::fmt::Debug>() -> BTreeSet<String> {
+    let error = serde_json::from_value::<C>(json!({ "NoSuchCommand": {} })).unwrap_err();
+    let message = error.to_string();
+    let expected = message
+        .split_once("expected one of")
+        .unwrap_or_else(|| panic!("unexpected serde message: {message}"))
+        .1;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parser_names_of(collection: &str) -> BTreeSet<String> {
+    match collection {
+        "accounts" => parser_names::<AccountCommand>(),
+        "users" => parser_names::<UserCommand>(),
+        "quotes" => parser_names::<QuoteCommand>(),
+        "approvals" => parser_names::<ApprovalCommand>(),
+        "contracts" => parser_names::<ContractCommand>(),
+        other => panic!("no collection {other}"),
+    }
+}
+
+fn request_body_schema(collection: &str) -> &'static Value {
+    let path = format!("/api/v1/{collection}/{{id}}");
+    &document()["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+}
+
+/// The command names the document lists for `collection`, from its `oneOf` `$ref`s.
+fn documented_names(collection: &str) -> BTreeSet<String> {
+    let one_of = request_body_schema(collection)["oneOf"].as_array().unwrap();
+    one_of
+        .iter()
+        .map(|r| {
+            let reference = r["$ref"].as_str().unwrap();
+            reference.rsplit('/').next().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// A 2020-12 validator for `schema`, with the document's components beside it so every
+/// `#/components/...` reference resolves as it does inside the document.
+fn validator(schema: &Value) -> jsonschema::Validator {
+    let mut schema = schema.clone();
+    schema["components"] = document()["components"].clone();
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap()
+}
+
+#[test]
+fn documented_commands_are_exactly_the_ones_the_parser_accepts() {
+    for collection in COLLECTIONS {
+        let documented = documented_names(collection);
+        assert_eq!(documented, parser_names_of(collection), "{collection}");
+        for name in &documented {
+            let schema = &document()["components"]["schemas"][name];
+            assert_eq!(schema["properties"]["type"]["const"], json!(name));
+            assert!(schema["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("type")));
+        }
+    }
+}
+
+#[test]
+fn every_documented_name_reaches_its_commands_fields_in_the_parser() {
+    for collection in COLLECTIONS {
+        let unknown = parse(collection, &json!({ "type": "LaunchRocket" }));
+        assert!(
+            matches!(unknown, Err(ApiError::UnknownCommand(_))),
+            "{collection}"
+        );
+        for name in documented_names(collection) {
+            // Known command, bad fields: the parser got past the name to the fields.
+            let result = parse(collection, &json!({ "type": name, "not_a_field": true }));
+            assert!(
+                matches!(result, Err(ApiError::InvalidInput(_))),
+                "{collection} {name}: {result:?}"
+            );
+        }
+    }
+}
+
+fn valid(body: Value) -> (Value, bool) {
+    (body, true)
+}
+
+fn invalid(body: Value) -> (Value, bool) {
+    (body, false)
+}
+
+/// Bodies the parser accepts and rejects, per collection; the document must agree on each.
+fn examples() -> Vec<(&'static str, Vec<(Value, bool)>)> {
+    let id = "7a1c2b3d-0000-4000-8000-000000000001";
+    let open = json!({"type": "OpenAccount", "name": "Acme", "legal_name": "Acme Ltd",
+        "country": "GB", "billing_email": "billing@acme.test", "currency": "GBP", "tier": "Gold"});
+    let mut open_with_extra = open.clone();
+    open_with_extra["vip"] = json!(true);
+    let register = json!({"type": "RegisterUser", "email": "a@b.test", "display_name": "A",
+        "roles": ["Manager"], "password": "long enough password"});
+    let mut short_password = register.clone();
+    short_password["password"] = json!("short");
+    let draft_contract = json!({"type": "DraftContract", "account_id": id, "title": "C",
+        "value": "1000.00", "currency": "EUR", "start_date": "2030-01-01",
+        "end_date": "2030-12-31", "terms": "net 30"});
+    let mut bad_date = draft_contract.clone();
+    bad_date["start_date"] = json!("2030-13-45");
+    let accounts = vec![
+        valid(open),
+        invalid(open_with_extra),
+        invalid(json!({"type": "OpenAccount", "name": "Acme"})),
+        invalid(json!({"type": "ChangeTier", "tier": "Platinum"})),
+        invalid(json!({"type": "ChangeTier", "tier": 3})),
+        valid(json!({"type": "SetCreditLimit", "amount": "1250.00"})),
+        invalid(json!({"type": "SetCreditLimit", "amount": 1250})),
+        invalid(json!({"type": "SetCreditLimit", "amount": "lots"})),
+        invalid(json!({"type": "SetApiQuota", "requests_per_minute": -1})),
+        valid(json!({"type": "UpdateAccountDetails", "name": null, "country": "FR"})),
+        valid(json!({"type": "ReinstateAccount"})),
+        invalid(json!({"type": "LaunchRocket"})),
+        invalid(json!({"tier": "Gold"})),
+    ];
+    let users = vec![
+        valid(register),
+        invalid(short_password),
+        invalid(
+            json!({"type": "RegisterUser", "email": "a@b.test", "display_name": "A",
+            "roles": ["Overlord"]}),
+        ),
+        valid(json!({"type": "ChangePassword", "password": "long enough password"})),
+        invalid(json!({"type": "ChangePassword"})),
+        invalid(json!({"type": "DeactivateUser", "reason": "left", "password": "x"})),
+    ];
+    let quotes = vec![
+        valid(
+            json!({"type": "DraftQuote", "account_id": id, "title": "Q1",
+            "valid_until": "2030-01-31T00:00:00Z"}),
+        ),
+        invalid(
+            json!({"type": "DraftQuote", "account_id": "acme", "title": "Q1",
+            "valid_until": "2030-01-31T00:00:00Z"}),
+        ),
+        invalid(
+            json!({"type": "DraftQuote", "account_id": id, "title": "Q1",
+            "valid_until": "next week"}),
+        ),
+        valid(json!({"type": "AddLineItem", "line_id": id, "sku": "W-1",
+            "description": "Widget", "quantity": "2", "unit_price": "10.50"})),
+        valid(json!({"type": "ChangeLineItem", "line_id": id, "quantity": "3"})),
+        valid(json!({"type": "SubmitQuote"})),
+        invalid(json!({"type": "SubmitQuote", "now": true})),
+    ];
+    let approvals = vec![
+        valid(json!({"type": "ApproveLevel", "comment": null})),
+        invalid(json!({"type": "RequestApproval", "subject_type": "Invoice",
+            "subject_id": id, "subject_version": 1, "amount": "5.00", "currency": "EUR",
+            "requester_id": id})),
+    ];
+    let contracts = vec![
+        valid(draft_contract),
+        invalid(bad_date),
+        valid(json!({"type": "SignContract", "party": "Customer",
+            "signatory_name": "A", "signatory_email": "a@b.test"})),
+        valid(json!({"type": "AmendContract", "value": "12.5"})),
+    ];
+    vec![
+        ("accounts", accounts),
+        ("users", users),
+        ("quotes", quotes),
+        ("approvals", approvals),
+        ("contracts", contracts),
+    ]
+}
+
+#[test]
+fn request_body_schemas_accept_and_reject_what_the_parser_does() {
+    for (collection, bodies) in examples() {
+        let schema = validator(request_body_schema(collection));
+        for (body, valid) in bodies {
+            let errors: Vec<String> = schema.iter_errors(&body).map(|e| e.to_string()).collect();
+            assert_eq!(errors.is_empty(), valid, "schema on {body}: {errors:?}");
+            let parsed = parse(collection, &body);
+            assert_eq!(parsed.is_ok(), valid, "parser on {body}: {parsed:?}");
+        }
+    }
+}
+
+#[test]
+fn the_document_is_structurally_openapi_3_1() {
+    let document = document();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert!(document["info"]["title"].is_string() && document["info"]["version"].is_string());
+    let mut references = Vec::new();
+    collect_refs(document, &mut references);
+    assert!(!references.is_empty());
+    for reference in references {
+        let pointer = reference
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("{reference}"));
+        assert!(
+            document.pointer(pointer).is_some(),
+            "{reference} does not resolve"
+        );
+    }
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{method} {path}"
+            );
+        }
+    }
+    for (name, schema) in document["components"]["schemas"].as_object().unwrap() {
+        let compiled = jsonschema::draft202012::options().build(&with_components(schema));
+        assert!(compiled.is_ok(), "{name}: {:?}", compiled.err());
+    }
+}
+
+fn with_components(schema: &Value) -> Value {
+    let mut schema = schema.clone();
+    schema["components"] = document()["components"].clone();
+    schema
+}
+
+fn collect_refs(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            if let Some(Value::String(reference)) = object.get("$ref") {
+                into.push(reference.clone());
+            }
+            object.values().for_each(|v| collect_refs(v, into));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, into)),
+        _ => {}
+    }
+}
+
+#[actix_web::test]
+async fn every_error_status_is_documented_with_the_problem_body_it_sends() {
+    let field = FieldError {
+        field: "tier".into(),
+        message: "unknown variant".into(),
+    };
+    let errors = [
+        ApiError::MalformedJson("eof".into()),
+        ApiError::InvalidInput(field),
+        ApiError::Unauthorized,
+        ApiError::Forbidden("no".into()),
+        ApiError::NotFound("no such quote".into()),
+        ApiError::Conflict("version 3 expected".into()),
+        ApiError::PayloadTooLarge(10),
+        ApiError::RuleViolated {
+            code: "quote_has_no_lines",
+            message: "add a line first".into(),
+        },
+    ];
+    let operation = &document()["paths"]["/api/v1/quotes/{id}"]["post"];
+    let problem = validator(&json!({ "$ref": "#/components/schemas/Problem" }));
+    for error in errors {
+        let status = error.status_code().as_str().to_owned();
+        assert!(
+            operation["responses"].get(&status).is_some(),
+            "{status} undocumented"
+        );
+        let body = body::to_bytes(error.error_response().into_body())
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert!(problem.is_valid(&body), "{body}");
+    }
+}

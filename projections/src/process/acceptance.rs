@@ -1,0 +1,228 @@
+//! What follows an accepted quote (a contract draft, an Active account) and keeps each
+//! account's list of active contracts in step with its contracts.
+use aggregates::account::AccountCommand;
+use aggregates::contract::{ContractCommand, ContractEvent, QuoteLine};
+use aggregates::quote::{LineItem, QuoteEvent, QuoteTotals};
+use aggregates::Text;
+use async_trait::async_trait;
+use chrono::{Months, NaiveDate};
+use event_store::StoredEvent;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::issue::{event_uuid, Issuer, Order};
+use super::{aggregate_uuid, decode};
+use crate::{Projection, ProjectionError};
+
+/// A closed or suspended account takes no contract and no activation: retrying cannot help,
+/// and the refusal is in the log.
+const ACCOUNT_REFUSALS: &[&str] = &["account_closed", "account_suspended"];
+
+/// Quote accepted → `DraftContractFromQuote` and `ActivateAccount` (a no-op unless the account
+/// is a Prospect).
+pub struct QuoteAcceptance {
+    issuer: Issuer,
+}
+
+impl QuoteAcceptance {
+    pub const NAME: &'static str = "process.quote-acceptance";
+
+    pub fn new(issuer: Issuer) -> Self {
+        Self { issuer }
+    }
+}
+
+#[async_trait]
+impl Projection for QuoteAcceptance {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handles(&self, aggregate_type: &str) -> bool {
+        aggregate_type == "Quote"
+    }
+
+    async fn apply(
+        &self,
+        _: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        let QuoteEvent::QuoteAccepted {
+            account_id,
+            title,
+            lines,
+            totals,
+        } = decode(event)?
+        else {
+            return Ok(());
+        };
+        let quote_id = aggregate_uuid(event)?;
+        let accepted_on = event.recorded_at.date_naive();
+        let draft = contract_from_quote(quote_id, account_id, &title, &lines, &totals, accepted_on)
+            .ok_or_else(|| ProjectionError::inconsistent(event, "no end date a year on"))?;
+        let bus = &self.issuer.bus;
+        // The contract's id is the acceptance event's: a redelivery finds it drafted.
+        let order = Order {
+            aggregate_id: event_uuid(event),
+            name: "DraftContractFromQuote",
+            body: draft,
+            settled: ACCOUNT_REFUSALS,
+        };
+        self.issuer.issue(&bus.contracts, event, order).await?;
+        let order = Order {
+            aggregate_id: account_id,
+            name: "ActivateAccount",
+            body: AccountCommand::ActivateAccount { quote_id },
+            settled: ACCOUNT_REFUSALS,
+        };
+        self.issuer.issue(&bus.accounts, event, order).await
+    }
+}
+
+/// The draft copies the accepted terms: lines field by field, the total as the value, a one-year
+/// term from the acceptance date. Every field comes from the event, so a retry sends the same.
+fn contract_from_quote(
+    quote_id: Uuid,
+    account_id: Uuid,
+    title: &Text,
+    lines: &[LineItem],
+    totals: &QuoteTotals,
+    start_date: NaiveDate,
+) -> Option<ContractCommand> {
+    let end_date = start_date.checked_add_months(Months::new(12))?;
+    Some(ContractCommand::DraftContractFromQuote {
+        quote_id,
+        account_id,
+        title: title.as_str().to_owned(),
+        lines: lines.iter().map(quote_line).collect(),
+        total: totals.total.amount,
+        currency: totals.total.currency.as_str().to_owned(),
+        start_date,
+        end_date,
+        terms: format!("Per accepted quote {quote_id}"),
+    })
+}
+
+fn quote_line(line: &LineItem) -> QuoteLine {
+    QuoteLine {
+        sku: line.sku.as_str().to_owned(),
+        description: line.description.as_str().to_owned(),
+        quantity: line.quantity,
+        unit_price: line.unit_price,
+        volume_discount_percent: line.volume_discount_percent,
+    }
+}
+
+/// Contract activated (or reactivated by a renewal) → `RecordContractActivated` on its account;
+/// expired or terminated → `RecordContractEnded`. The account needs the list to refuse closing
+/// while contracts run.
+pub struct ContractAccounts {
+    issuer: Issuer,
+}
+
+impl ContractAccounts {
+    pub const NAME: &'static str = "process.contract-accounts";
+
+    pub fn new(issuer: Issuer) -> Self {
+        Self { issuer }
+    }
+}
+
+#[async_trait]
+impl Projection for ContractAccounts {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handles(&self, aggregate_type: &str) -> bool {
+        aggregate_type == "Contract"
+    }
+
+    async fn apply(
+        &self,
+        _: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        let contract_id = aggregate_uuid(event)?;
+        let (account_id, name, body) = match decode(event)? {
+            ContractEvent::ContractActivated { account_id, .. }
+            | ContractEvent::ContractRenewed {
+                account_id,
+                reactivated: true,
+                ..
+            } => (
+                account_id,
+                "RecordContractActivated",
+                AccountCommand::RecordContractActivated { contract_id },
+            ),
+            ContractEvent::ContractExpired { account_id, .. }
+            | ContractEvent::ContractTerminated { account_id, .. } => (
+                account_id,
+                "RecordContractEnded",
+                AccountCommand::RecordContractEnded { contract_id },
+            ),
+            _ => return Ok(()),
+        };
+        let order = Order {
+            aggregate_id: account_id,
+            name,
+            body,
+            settled: ACCOUNT_REFUSALS,
+        };
+        self.issuer
+            .issue(&self.issuer.bus.accounts, event, order)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aggregates::{CurrencyCode, Money};
+    use rust_decimal::Decimal;
+
+    fn money(amount: i64) -> Money {
+        Money {
+            amount: Decimal::from(amount),
+            currency: CurrencyCode::parse("currency", "EUR").unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_contract_from_a_quote_runs_a_year_from_acceptance_at_the_quote_total() {
+        let (quote_id, account_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let line = LineItem {
+            line_id: Uuid::new_v4(),
+            sku: Text::parse("sku", "SKU-1", 64).unwrap(),
+            description: Text::parse("description", "Widgets", 100).unwrap(),
+            quantity: Decimal::from(3),
+            unit_price: Decimal::from(100),
+            volume_discount_percent: Decimal::from(2),
+        };
+        let totals = QuoteTotals {
+            subtotal: money(294),
+            line_discounts: money(6),
+            quote_discount: money(0),
+            total: money(294),
+        };
+        let title = Text::parse("title", "Deal", 100).unwrap();
+        let start = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
+        let draft =
+            contract_from_quote(quote_id, account_id, &title, &[line], &totals, start).unwrap();
+        let ContractCommand::DraftContractFromQuote {
+            lines,
+            total,
+            end_date,
+            terms,
+            ..
+        } = draft
+        else {
+            panic!("not a draft from a quote: {draft:?}");
+        };
+        assert_eq!(total, Decimal::from(294));
+        assert_eq!(end_date, NaiveDate::from_ymd_opt(2025, 2, 28).unwrap());
+        assert_eq!(terms, format!("Per accepted quote {quote_id}"));
+        assert_eq!(lines[0].sku, "SKU-1");
+        assert_eq!(lines[0].volume_discount_percent, Decimal::from(2));
+    }
+}

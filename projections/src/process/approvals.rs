@@ -1,0 +1,219 @@
+//! The approval flow: a submission that needs approval requests one; the outcome goes back to
+//! the quote or contract.
+use aggregates::approval::{ApprovalCommand, ApprovalEvent, Subject, SubjectType};
+use aggregates::contract::{ContractCommand, ContractEvent};
+use aggregates::quote::{QuoteCommand, QuoteEvent};
+use async_trait::async_trait;
+use event_store::StoredEvent;
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::issue::{event_uuid, Issuer, Order};
+use super::{aggregate_uuid, decode};
+use crate::{Projection, ProjectionError};
+
+/// Refusals that mean the quote already took (or can no longer take) this outcome.
+const QUOTE_SETTLED: &[&str] = &[
+    "approval_already_settled",
+    "quote_not_pending",
+    "quote_closed",
+];
+const CONTRACT_SETTLED: &[&str] = &["contract_not_pending_approval"];
+/// The subjects' reason fields hold at most this many characters.
+const REASON_MAX: usize = 1000;
+
+/// Quote/contract submitted → `RequestApproval`; approval granted / rejected / cancelled →
+/// the subject marked approved / rejected.
+pub struct ApprovalFlow {
+    issuer: Issuer,
+}
+
+impl ApprovalFlow {
+    pub const NAME: &'static str = "process.approvals";
+
+    pub fn new(issuer: Issuer) -> Self {
+        Self { issuer }
+    }
+}
+
+#[async_trait]
+impl Projection for ApprovalFlow {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handles(&self, aggregate_type: &str) -> bool {
+        matches!(aggregate_type, "Quote" | "Contract" | "Approval")
+    }
+
+    async fn apply(
+        &self,
+        _: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        match event.aggregate_type.as_str() {
+            "Quote" => self.on_quote(event).await,
+            "Contract" => self.on_contract(event).await,
+            _ => self.on_approval(event).await,
+        }
+    }
+}
+
+/// What an approval request asks for.
+struct Request {
+    subject_type: SubjectType,
+    subject_version: u64,
+    amount: Decimal,
+    currency: String,
+    requester_id: Uuid,
+}
+
+impl ApprovalFlow {
+    async fn on_quote(&self, event: &StoredEvent) -> Result<(), ProjectionError> {
+        let QuoteEvent::QuoteSubmitted {
+            requester,
+            totals,
+            needs_approval: true,
+            ..
+        } = decode(event)?
+        else {
+            return Ok(());
+        };
+        // The quote's stream version at submission identifies what was submitted.
+        let request = Request {
+            subject_type: SubjectType::Quote,
+            subject_version: event.sequence as u64,
+            amount: totals.total.amount,
+            currency: totals.total.currency.as_str().to_owned(),
+            requester_id: requester,
+        };
+        self.request(event, request).await
+    }
+
+    async fn on_contract(&self, event: &StoredEvent) -> Result<(), ProjectionError> {
+        let ContractEvent::ContractSubmitted {
+            version,
+            value,
+            currency,
+        } = decode(event)?
+        else {
+            return Ok(());
+        };
+        // The contract event names no requester: it is the user who submitted.
+        let requester_id = event.meta_uuid("user_id").ok_or_else(|| {
+            ProjectionError::inconsistent(event, "a contract submission without a user")
+        })?;
+        let request = Request {
+            subject_type: SubjectType::Contract,
+            subject_version: u64::from(version),
+            amount: value,
+            currency: currency.as_str().to_owned(),
+            requester_id,
+        };
+        self.request(event, request).await
+    }
+
+    /// One approval per submission: its id is the submission event's [`event_uuid`], so a
+    /// redelivered submission finds the request already there (an idempotent no-op).
+    async fn request(&self, event: &StoredEvent, request: Request) -> Result<(), ProjectionError> {
+        let body = ApprovalCommand::RequestApproval {
+            subject_type: request.subject_type,
+            subject_id: aggregate_uuid(event)?,
+            subject_version: request.subject_version,
+            amount: request.amount,
+            currency: request.currency,
+            requester_id: request.requester_id,
+        };
+        let order = Order {
+            aggregate_id: event_uuid(event),
+            name: "RequestApproval",
+            body,
+            settled: &[],
+        };
+        self.issuer
+            .issue(&self.issuer.bus.approvals, event, order)
+            .await
+    }
+
+    async fn on_approval(&self, event: &StoredEvent) -> Result<(), ProjectionError> {
+        match decode(event)? {
+            ApprovalEvent::ApprovalGranted { subject } => self.settle(event, &subject, None).await,
+            ApprovalEvent::ApprovalRejected {
+                subject, reason, ..
+            } => {
+                let reason = reason.as_str().to_owned();
+                self.settle(event, &subject, Some(reason)).await
+            }
+            // A cancelled request cannot approve the submission: the subject goes back to be
+            // reworked, as after a rejection.
+            ApprovalEvent::ApprovalCancelled { subject, reason } => {
+                let reason = format!("Approval cancelled: {}", reason.as_str());
+                self.settle(event, &subject, Some(reason)).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Tells the subject the outcome: approved (`rejection` is `None`) or rejected.
+    async fn settle(
+        &self,
+        event: &StoredEvent,
+        subject: &Subject,
+        rejection: Option<String>,
+    ) -> Result<(), ProjectionError> {
+        let approval_id = aggregate_uuid(event)?;
+        let reason = rejection.map(|r| r.chars().take(REASON_MAX).collect::<String>());
+        let bus = &self.issuer.bus;
+        match subject.subject_type {
+            SubjectType::Quote => {
+                let (name, body) = match reason {
+                    None => (
+                        "MarkQuoteApproved",
+                        QuoteCommand::MarkQuoteApproved { approval_id },
+                    ),
+                    Some(reason) => (
+                        "MarkQuoteRejected",
+                        QuoteCommand::MarkQuoteRejected {
+                            approval_id,
+                            reason,
+                        },
+                    ),
+                };
+                let order = order(subject.id, name, body, QUOTE_SETTLED);
+                self.issuer.issue(&bus.quotes, event, order).await
+            }
+            SubjectType::Contract => {
+                let (name, body) = match reason {
+                    None => (
+                        "MarkContractApproved",
+                        ContractCommand::MarkContractApproved { approval_id },
+                    ),
+                    Some(reason) => (
+                        "MarkContractRejected",
+                        ContractCommand::MarkContractRejected {
+                            approval_id,
+                            reason,
+                        },
+                    ),
+                };
+                let order = order(subject.id, name, body, CONTRACT_SETTLED);
+                self.issuer.issue(&bus.contracts, event, order).await
+            }
+        }
+    }
+}
+
+fn order<C>(
+    aggregate_id: Uuid,
+    name: &'static str,
+    body: C,
+    settled: &'static [&'static str],
+) -> Order<'static, C> {
+    Order {
+        aggregate_id,
+        name,
+        body,
+        settled,
+    }
+}

@@ -1,0 +1,78 @@
+//! Process managers: consumers that turn events into commands on other aggregates.
+//!
+//! Each process manager is a [`Projection`] run by the ordinary consumer (group
+//! [`PROCESS_MANAGERS`]), so it inherits the projector's guarantees: per-stream order, a
+//! checkpoint that skips redeliveries, and a catch-up from the event store that replays what a
+//! gap skipped. The commands they send run through the [`event_store::CommandBus`] in their own
+//! transactions, committed before the checkpoint: a crash in between re-issues them on
+//! redelivery, which is why every command is idempotent for the aggregate (ids derived from the
+//! causing event with UUID v5, see [`issue`]).
+//!
+//! In esrs's terms [`ApprovalFlow`], [`QuoteAcceptance`] and [`ContractAccounts`] are
+//! **eventual** handlers: they have side effects (commands) outside the checkpoint's
+//! transaction and handle their own errors (an expected refusal is done, a transient failure is
+//! retried). They are not replayable: a rebuild must not run them, since the commands already
+//! happened. [`TimerScheduling`] is **transactional with its checkpoint** (its rows commit with
+//! it) and replay-safe (it only inserts rows with derived ids).
+mod acceptance;
+mod approvals;
+pub mod issue;
+mod scheduling;
+
+use std::sync::Arc;
+
+use cqrs_es::DomainEvent;
+use event_store::{CommandBus, StoredEvent};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+pub use acceptance::{ContractAccounts, QuoteAcceptance};
+pub use approvals::ApprovalFlow;
+pub use issue::{event_uuid, Issuer, NAMESPACE};
+pub use scheduling::TimerScheduling;
+
+use crate::timers::Clock;
+use crate::{Projection, ProjectionError};
+
+/// The consumer group every process manager runs in.
+pub const PROCESS_MANAGERS: &str = "process-managers";
+
+/// The process managers the [`PROCESS_MANAGERS`] group runs. `clock` gives the time their
+/// commands are decided at.
+pub fn process_managers(bus: Arc<CommandBus>, clock: Arc<dyn Clock>) -> Vec<Arc<dyn Projection>> {
+    let issuer = |name| Issuer::new(bus.clone(), clock.clone(), name);
+    vec![
+        Arc::new(ApprovalFlow::new(issuer(ApprovalFlow::NAME))),
+        Arc::new(QuoteAcceptance::new(issuer(QuoteAcceptance::NAME))),
+        Arc::new(ContractAccounts::new(issuer(ContractAccounts::NAME))),
+        Arc::new(TimerScheduling),
+    ]
+}
+
+/// The event's payload as its aggregate's event type; a payload that is not one is a poison
+/// message, never a silent skip.
+pub(crate) fn decode<E>(event: &StoredEvent) -> Result<E, ProjectionError>
+where
+    E: DeserializeOwned + DomainEvent,
+{
+    let decoded: E = serde_json::from_value(event.payload.clone()).map_err(|source| {
+        ProjectionError::UnknownEvent {
+            aggregate_type: event.aggregate_type.clone(),
+            event_type: event.event_type.clone(),
+            source,
+        }
+    })?;
+    if decoded.event_type() != event.event_type {
+        let detail = format!("payload is a {}", decoded.event_type());
+        return Err(ProjectionError::inconsistent(event, detail));
+    }
+    Ok(decoded)
+}
+
+/// The event's stream id as a UUID (every aggregate id is one).
+pub(crate) fn aggregate_uuid(event: &StoredEvent) -> Result<Uuid, ProjectionError> {
+    event
+        .aggregate_id
+        .parse()
+        .map_err(|_| ProjectionError::inconsistent(event, "the aggregate id is not a UUID"))
+}

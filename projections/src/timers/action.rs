@@ -1,0 +1,66 @@
+//! What a timer does when it fires. Stored as JSON in `scheduled_commands.command`; our own small
+//! enum rather than the aggregates' command enums, so the stored form is ours to keep stable.
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimerAction {
+    /// On the quote's valid-until.
+    ExpireQuote {},
+    /// When the approval's current level is due (its SLA).
+    EscalateLevel {},
+    /// On the contract's start date, once approved and signed.
+    ActivateContract {},
+    /// On the contract's (current) end date.
+    ExpireContract {},
+}
+
+impl TimerAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ExpireQuote {} => "ExpireQuote",
+            Self::EscalateLevel {} => "EscalateLevel",
+            Self::ActivateContract {} => "ActivateContract",
+            Self::ExpireContract {} => "ExpireContract",
+        }
+    }
+
+    /// The aggregate type the command runs against.
+    pub fn aggregate_type(self) -> &'static str {
+        match self {
+            Self::ExpireQuote {} => "Quote",
+            Self::EscalateLevel {} => "Approval",
+            Self::ActivateContract {} | Self::ExpireContract {} => "Contract",
+        }
+    }
+
+    /// Refusals (rule codes) meaning the timer no longer applies: the aggregate moved on, so
+    /// the timer is done, not failed. Another event scheduled its own timer if one is needed
+    /// (a later level's SLA, a renewal's end date, the second signature).
+    pub fn no_longer_applies(self) -> &'static [&'static str] {
+        match self {
+            // Accepted, declined or withdrawn before it ran out.
+            Self::ExpireQuote {} => &["quote_closed"],
+            // The level was approved or escalated (its successor has a later due time), or the
+            // request ended.
+            Self::EscalateLevel {} => &["approval_closed", "level_not_overdue"],
+            // Not approved or not fully signed yet: the missing approval or signature
+            // schedules activation again.
+            Self::ActivateContract {} => &["contract_not_approved", "contract_not_signed"],
+            // Renewed (a later end date) or no longer active.
+            Self::ExpireContract {} => &["before_end_date", "contract_not_active"],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_form_names_the_action() {
+        let json = serde_json::to_value(TimerAction::EscalateLevel {}).unwrap();
+        assert_eq!(json, serde_json::json!({ "EscalateLevel": {} }));
+        let back: TimerAction = serde_json::from_value(json).unwrap();
+        assert_eq!(back, TimerAction::EscalateLevel {});
+    }
+}

@@ -1,0 +1,131 @@
+//! Where process managers and timers take the time from. Aggregates have no clock: the time a
+//! command is decided at comes from outside, so tests can move it.
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgPool;
+
+use crate::ProjectionError;
+
+/// The current time, as the process managers and the timer worker see it.
+#[async_trait]
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    async fn now(&self) -> Result<DateTime<Utc>, ProjectionError>;
+}
+
+/// The machine's clock: what production runs on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    async fn now(&self) -> Result<DateTime<Utc>, ProjectionError> {
+        Ok(Utc::now())
+    }
+}
+
+/// A clock a test sets and moves by hand, in process.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl ManualClock {
+    pub fn at(time: DateTime<Utc>) -> Self {
+        Self(Arc::new(Mutex::new(time)))
+    }
+
+    pub fn set(&self, time: DateTime<Utc>) {
+        *self.0.lock().expect("clock lock") = time;
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().expect("clock lock") += by;
+    }
+}
+
+#[async_trait]
+impl Clock for ManualClock {
+    async fn now(&self) -> Result<DateTime<Utc>, ProjectionError> {
+        Ok(*self.0.lock().expect("clock lock"))
+    }
+}
+
+/// **For tests only.** The database's time plus the offset in the one-row `test_clock` table,
+/// so a black-box test can move time forward with SQL
+/// (`update test_clock set offset_by = offset_by + interval '2 days'`) while the binary runs.
+/// [`clock_from_setting`] refuses it outside `APP_ENV=local|test`.
+#[derive(Debug, Clone)]
+pub struct AdjustableClock {
+    pool: PgPool,
+}
+
+impl AdjustableClock {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl Clock for AdjustableClock {
+    async fn now(&self) -> Result<DateTime<Utc>, ProjectionError> {
+        // `clock_timestamp()`, not `now()`: the latter is frozen at the transaction's start.
+        let now = sqlx::query_scalar(
+            "select clock_timestamp() + coalesce((select offset_by from test_clock), interval '0')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(now)
+    }
+}
+
+/// Why the configured clock cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClockSettingError {
+    #[error("B2B_CLOCK=adjustable is for tests only; APP_ENV is `{0}`, not local or test")]
+    NotForThisEnvironment(String),
+    #[error("B2B_CLOCK must be `system` or `adjustable`, not `{0}`")]
+    Unknown(String),
+}
+
+/// The clock named by `B2B_CLOCK` (`system`, the default, or `adjustable`), checked against
+/// `APP_ENV`: a moveable clock in production would let anyone with SQL access fire timers.
+pub fn clock_from_setting(
+    setting: &str,
+    app_env: &str,
+    pool: PgPool,
+) -> Result<Arc<dyn Clock>, ClockSettingError> {
+    match setting {
+        "" | "system" => Ok(Arc::new(SystemClock)),
+        "adjustable" if matches!(app_env, "local" | "test") => {
+            Ok(Arc::new(AdjustableClock::new(pool)))
+        }
+        "adjustable" => Err(ClockSettingError::NotForThisEnvironment(app_env.to_owned())),
+        other => Err(ClockSettingError::Unknown(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_manual_clock_moves_only_when_told() {
+        let start = Utc::now();
+        let clock = ManualClock::at(start);
+        assert_eq!(clock.now().await.unwrap(), start);
+        clock.advance(Duration::hours(25));
+        assert_eq!(clock.now().await.unwrap(), start + Duration::hours(25));
+    }
+
+    #[tokio::test]
+    async fn the_adjustable_clock_is_refused_outside_local_and_test() {
+        let pool = PgPool::connect_lazy("postgres://nobody@127.0.0.1/none").unwrap();
+        let refused = clock_from_setting("adjustable", "production", pool.clone());
+        assert!(matches!(
+            refused,
+            Err(ClockSettingError::NotForThisEnvironment(_))
+        ));
+        assert!(clock_from_setting("adjustable", "test", pool.clone()).is_ok());
+        assert!(clock_from_setting("sundial", "test", pool).is_err());
+    }
+}
