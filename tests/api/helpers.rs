@@ -72,6 +72,9 @@ impl TestStack {
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("PROJECTOR_PARTITIONS", "2")
             .env("RUST_LOG", "warn")
+            // Timers read the test-settable clock (`test_clock`), and look often.
+            .env("B2B_CLOCK", "adjustable")
+            .env("TIMER_POLL_MS", "100")
             .kill_on_drop(true);
         command
     }
@@ -150,6 +153,26 @@ impl TestStack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// Polls `probe` until it returns `Some`, for what happens asynchronously (process managers,
+/// timers, projections).
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -10,3 +10,4 @@ mod helpers;
 mod idempotency;
 mod isolation;
 mod openapi;
+mod scenario;
