@@ -84,6 +84,19 @@ pub enum TenantCommand {
         #[arg(long)]
         admin_password: String,
     },
+    /// Replaces a tenant's rule configuration (approval threshold and chains, volume
+    /// discounts, SLA) with the JSON in FILE; see `tenant policy` for the shape.
+    SetPolicy {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Prints the rule configuration a tenant's rules apply, as JSON.
+    Policy {
+        #[arg(long)]
+        slug: String,
+    },
 }
 
 pub async fn run(action: Action, config: Config) -> anyhow::Result<()> {
@@ -103,6 +116,10 @@ pub async fn run(action: Action, config: Config) -> anyhow::Result<()> {
             };
             return create_tenant(&config, new).await;
         }
+        Action::Tenant(TenantCommand::SetPolicy { slug, file }) => {
+            return set_policy(&config, &slug, &file).await
+        }
+        Action::Tenant(TenantCommand::Policy { slug }) => return show_policy(&config, &slug).await,
         Action::Events(EventsCommand::Export {
             tenant,
             from,
@@ -143,5 +160,21 @@ async fn create_tenant(
             "admin_user_id": created.admin_user_id,
         })
     );
+    Ok(())
+}
+
+async fn set_policy(config: &Config, slug: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)?;
+    let policy: aggregates::TenantPolicy = serde_json::from_str(&text)?;
+    let pool = event_store::db::connect(&config.database_url, None, 1).await?;
+    command_api::tenants::set_policy(&pool, slug, &policy).await?;
+    println!("policy of tenant {slug} replaced");
+    Ok(())
+}
+
+async fn show_policy(config: &Config, slug: &str) -> anyhow::Result<()> {
+    let pool = event_store::db::connect(&config.database_url, None, 1).await?;
+    let policy = command_api::tenants::policy(&pool, slug).await?;
+    println!("{}", serde_json::to_string_pretty(&policy)?);
     Ok(())
 }

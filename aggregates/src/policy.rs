@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::account::Tier;
-use crate::Role;
+use crate::{DomainError, Role};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantPolicy {
@@ -78,6 +78,76 @@ impl TenantPolicy {
 
     pub fn level_sla(&self) -> Duration {
         Duration::hours(self.level_sla_hours)
+    }
+
+    /// A policy the rules can always apply: every amount has a chain, percentages are
+    /// percentages, and levels get time to act.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        let percent = |field: &str, value: Decimal| {
+            if value < Decimal::ZERO || value > Decimal::ONE_HUNDRED {
+                Err(DomainError::invalid(field, "must be between 0 and 100"))
+            } else {
+                Ok(())
+            }
+        };
+        if self.approval_threshold < Decimal::ZERO {
+            return Err(DomainError::invalid(
+                "approval_threshold",
+                "must not be negative",
+            ));
+        }
+        percent(
+            "max_discount_without_approval",
+            self.max_discount_without_approval,
+        )?;
+        if self.level_sla_hours <= 0 {
+            return Err(DomainError::invalid("level_sla_hours", "must be positive"));
+        }
+        self.validate_bands()?;
+        let tables = &self.volume_discounts;
+        for (name, breaks) in [
+            ("volume_discounts.standard", &tables.standard),
+            ("volume_discounts.gold", &tables.gold),
+            ("volume_discounts.enterprise", &tables.enterprise),
+        ] {
+            breaks.iter().try_for_each(|b| percent(name, b.percent))?;
+            if !breaks
+                .windows(2)
+                .all(|w| w[0].min_quantity < w[1].min_quantity)
+            {
+                return Err(DomainError::invalid(
+                    name,
+                    "breaks must ascend by min_quantity",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_bands(&self) -> Result<(), DomainError> {
+        let bands = &self.approval_bands;
+        let well_ordered = bands.split_last().is_some_and(|(last, bounded)| {
+            last.up_to.is_none()
+                && bounded.iter().all(|b| b.up_to.is_some())
+                && bounded.windows(2).all(|w| w[0].up_to < w[1].up_to)
+        });
+        if !well_ordered {
+            return Err(DomainError::invalid(
+                "approval_bands",
+                "must ascend by up_to and end with a band without up_to",
+            ));
+        }
+        let allowed = [Role::Operator, Role::Manager, Role::TenantAdmin];
+        if bands
+            .iter()
+            .any(|b| b.levels.is_empty() || b.levels.iter().any(|r| !allowed.contains(r)))
+        {
+            return Err(DomainError::invalid(
+                "approval_bands",
+                "each band needs levels of Operator, Manager or TenantAdmin",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -157,6 +227,27 @@ mod tests {
             policy.volume_discount(Tier::Enterprise, Decimal::from(500)),
             Decimal::from(15)
         );
+    }
+
+    #[test]
+    fn the_default_policy_is_valid_and_broken_ones_are_named() {
+        assert_eq!(TenantPolicy::default().validate(), Ok(()));
+        let field_of = |policy: TenantPolicy| match policy.validate() {
+            Err(DomainError::InvalidField { field, .. }) => field,
+            other => panic!("expected an invalid field, got {other:?}"),
+        };
+        let mut open_ended = TenantPolicy::default();
+        open_ended.approval_bands.pop();
+        assert_eq!(field_of(open_ended), "approval_bands");
+        let mut viewer_chain = TenantPolicy::default();
+        viewer_chain.approval_bands[0].levels = vec![Role::Viewer];
+        assert_eq!(field_of(viewer_chain), "approval_bands");
+        let mut greedy = TenantPolicy::default();
+        greedy.volume_discounts.gold[0].percent = Decimal::from(120);
+        assert_eq!(field_of(greedy), "volume_discounts.gold");
+        let mut no_time = TenantPolicy::default();
+        no_time.level_sla_hours = 0;
+        assert_eq!(field_of(no_time), "level_sla_hours");
     }
 
     #[test]

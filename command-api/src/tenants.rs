@@ -3,7 +3,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use aggregates::user::UserCommand;
-use aggregates::{Actor, Command, DomainError, Email, Role, Text};
+use aggregates::{Actor, Command, DomainError, Email, Role, TenantPolicy, Text};
 use chrono::Utc;
 use event_store::{CommandBus, EventMetadata, StoreError};
 
@@ -15,6 +15,8 @@ pub enum TenantError {
     WeakPassword,
     #[error("a tenant with slug `{0}` already exists")]
     SlugTaken(String),
+    #[error("no tenant `{0}`")]
+    UnknownTenant(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -106,4 +108,41 @@ async fn register_admin(
         )
         .await?;
     Ok(())
+}
+
+/// Replaces a tenant's rule configuration (`b2b tenant set-policy`). The policy is validated
+/// first, so the rules can always apply it.
+pub async fn set_policy(
+    pool: &PgPool,
+    slug: &str,
+    policy: &TenantPolicy,
+) -> Result<(), TenantError> {
+    policy.validate()?;
+    let updated = sqlx::query(
+        "insert into tenant_policies (tenant_id, policy) select id, $2 from tenants where slug = $1 \
+         on conflict (tenant_id) do update set policy = excluded.policy, updated_at = now()",
+    )
+    .bind(slug)
+    .bind(sqlx::types::Json(policy))
+    .execute(pool)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(TenantError::UnknownTenant(slug.to_owned()));
+    }
+    Ok(())
+}
+
+/// The policy the rules apply for a tenant: its own, or the defaults.
+pub async fn policy(pool: &PgPool, slug: &str) -> Result<TenantPolicy, TenantError> {
+    let row: Option<(Option<sqlx::types::Json<TenantPolicy>>,)> = sqlx::query_as(
+        "select p.policy from tenants t left join tenant_policies p on p.tenant_id = t.id \
+         where t.slug = $1",
+    )
+    .bind(slug)
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        None => Err(TenantError::UnknownTenant(slug.to_owned())),
+        Some((stored,)) => Ok(stored.map(|json| json.0).unwrap_or_default()),
+    }
 }

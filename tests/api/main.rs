@@ -11,3 +11,4 @@ mod idempotency;
 mod isolation;
 mod openapi;
 mod scenario;
+mod tenant_policy;

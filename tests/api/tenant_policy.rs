@@ -1,0 +1,104 @@
+//! Approval thresholds and discounts are tenant configuration, set with `b2b tenant set-policy`.
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{open_account, Api, TestStack};
+
+async fn b2b(stack: &TestStack, args: &[&str]) -> (bool, String, String) {
+    let output = stack.command(args).output().await.unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+fn write_policy(policy: &Value) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("b2b-policy-{}.json", Uuid::new_v4()));
+    std::fs::write(&path, policy.to_string()).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_raised_threshold_lets_a_large_quote_through_without_approval() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("lenient").await;
+    let (ok, stdout, stderr) = b2b(&stack, &["tenant", "policy", "--slug", "lenient"]).await;
+    assert!(ok, "{stderr}");
+    let mut policy: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(policy["approval_threshold"], "10000");
+    policy["approval_threshold"] = json!("100000");
+    let file = write_policy(&policy);
+    let (ok, _, stderr) = b2b(
+        &stack,
+        &[
+            "tenant",
+            "set-policy",
+            "--slug",
+            "lenient",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+
+    let server = stack.spawn(&["command-api"]).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let account = Uuid::new_v4();
+    api.ok(&token, account, open_account("Bigco")).await;
+    let quote = Uuid::new_v4();
+    let valid_until = (chrono::Utc::now() + chrono::Duration::days(10)).to_rfc3339();
+    api.ok_in(&token, "quotes", quote, json!({"type": "DraftQuote", "account_id": account, "title": "Big", "valid_until": valid_until})).await;
+    api.ok_in(
+        &token,
+        "quotes",
+        quote,
+        json!({"type": "AddLineItem", "line_id": Uuid::new_v4(), "sku": "B",
+        "description": "Big thing", "quantity": "1", "unit_price": "60000.00"}),
+    )
+    .await;
+    api.ok_in(&token, "quotes", quote, json!({"type": "SubmitQuote"}))
+        .await;
+    let types: Vec<String> = sqlx::query_scalar(
+        "select event_type from events where aggregate_id = $1 order by sequence",
+    )
+    .bind(quote.to_string())
+    .fetch_all(&stack.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        types[types.len() - 2..],
+        ["QuoteSubmitted", "QuoteApproved"]
+    );
+}
+
+#[tokio::test]
+async fn a_policy_without_a_chain_for_large_amounts_is_refused() {
+    let stack = TestStack::new().await;
+    stack.create_tenant("strictpol").await;
+    let (_, stdout, _) = b2b(&stack, &["tenant", "policy", "--slug", "strictpol"]).await;
+    let mut policy: Value = serde_json::from_str(&stdout).unwrap();
+    policy["approval_bands"].as_array_mut().unwrap().pop();
+    let file = write_policy(&policy);
+    let (ok, _, stderr) = b2b(
+        &stack,
+        &[
+            "tenant",
+            "set-policy",
+            "--slug",
+            "strictpol",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("approval_bands"), "{stderr}");
+    let stored: i64 = sqlx::query_scalar("select count(*) from tenant_policies")
+        .fetch_one(&stack.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+}
