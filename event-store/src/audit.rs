@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::history::CommitPosition;
+use crate::history::{CommitPosition, CommittedRow};
 use crate::{StoreError, StoredEvent};
 
 /// The first event that breaks its stream's chain.
@@ -136,19 +136,12 @@ pub async fn export(
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct ExportRow {
-    tx: i64,
-    #[sqlx(flatten)]
-    event: StoredEvent,
-}
-
 async fn export_batch(
     pool: &PgPool,
     filter: &ExportFilter,
     after: CommitPosition,
 ) -> Result<Vec<(CommitPosition, StoredEvent)>, StoreError> {
-    let rows: Vec<ExportRow> = sqlx::query_as(
+    let rows: Vec<CommittedRow> = sqlx::query_as(
         "select tx_id::text::bigint as tx, global_position, aggregate_type, aggregate_id, sequence, \
                 event_type, event_version, payload, metadata, tenant_id, recorded_at \
            from events \
@@ -169,14 +162,5 @@ async fn export_batch(
     .bind(EXPORT_BATCH)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let position = CommitPosition {
-                tx_id: row.tx,
-                global_position: row.event.global_position,
-            };
-            (position, row.event)
-        })
-        .collect())
+    Ok(rows.into_iter().map(CommittedRow::positioned).collect())
 }

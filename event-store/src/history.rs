@@ -92,21 +92,23 @@ pub async fn committed_after<'e>(
         .bind(limit)
         .fetch_all(executor)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let position = CommitPosition {
-                tx_id: row.tx,
-                global_position: row.event.global_position,
-            };
-            (position, row.event)
-        })
-        .collect())
+    Ok(rows.into_iter().map(CommittedRow::positioned).collect())
 }
 
+/// An event with its transaction id, as commit-order reads select it (`tx_id::text::bigint as tx`).
 #[derive(FromRow)]
-struct CommittedRow {
+pub(crate) struct CommittedRow {
     tx: i64,
     #[sqlx(flatten)]
     event: StoredEvent,
+}
+
+impl CommittedRow {
+    pub(crate) fn positioned(self) -> (CommitPosition, StoredEvent) {
+        let position = CommitPosition {
+            tx_id: self.tx,
+            global_position: self.event.global_position,
+        };
+        (position, self.event)
+    }
 }
