@@ -245,8 +245,10 @@ mod tests {
         let mut greedy = TenantPolicy::default();
         greedy.volume_discounts.gold[0].percent = Decimal::from(120);
         assert_eq!(field_of(greedy), "volume_discounts.gold");
-        let mut no_time = TenantPolicy::default();
-        no_time.level_sla_hours = 0;
+        let no_time = TenantPolicy {
+            level_sla_hours: 0,
+            ..TenantPolicy::default()
+        };
         assert_eq!(field_of(no_time), "level_sla_hours");
     }
 

@@ -13,6 +13,9 @@ pub enum QueryError {
     /// An argument the client sent is out of range or unreadable (a bad `first`, a bad cursor).
     #[error("{0}")]
     BadUserInput(String),
+    /// The caller's role may not read this at all (a Partner asking for the tenant's audit log).
+    #[error("{0}")]
+    Forbidden(String),
     /// A request header the client sent is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -22,6 +25,15 @@ pub enum QueryError {
     /// A read-model row holds a value the schema has no name for: a projection bug.
     #[error("read model column `{column}` holds unexpected value `{value}`")]
     UnexpectedValue { column: &'static str, value: String },
+    /// A stored event does not deserialize into its aggregate's event type, so the stream
+    /// cannot be replayed: an event schema changed without an upcaster.
+    #[error("event {sequence} of {aggregate_type} {aggregate_id} does not replay: {source}")]
+    UndecodableEvent {
+        aggregate_type: String,
+        aggregate_id: String,
+        sequence: i64,
+        source: serde_json::Error,
+    },
     /// A resolver ran after the request had ended its transaction: a bug in this crate.
     #[error("the request's transaction has already ended")]
     TransactionEnded,
@@ -35,9 +47,13 @@ impl QueryError {
         match self {
             Self::Unauthorized => "UNAUTHENTICATED",
             Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::StaleRead(_) => "STALE_READ",
-            Self::UnexpectedValue { .. } | Self::TransactionEnded | Self::Database(_) => "INTERNAL",
+            Self::UnexpectedValue { .. }
+            | Self::UndecodableEvent { .. }
+            | Self::TransactionEnded
+            | Self::Database(_) => "INTERNAL",
         }
     }
 
@@ -93,10 +109,12 @@ impl ResponseError for QueryError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadUserInput(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::StaleRead(_) => StatusCode::CONFLICT,
-            Self::UnexpectedValue { .. } | Self::TransactionEnded | Self::Database(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::UnexpectedValue { .. }
+            | Self::UndecodableEvent { .. }
+            | Self::TransactionEnded
+            | Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -11,7 +11,7 @@ use auth::Claims;
 use uuid::Uuid;
 
 use crate::await_version::{self, AwaitVersion};
-use crate::schema::QuerySchema;
+use crate::schema::{self, QuerySchema};
 use crate::{QueryApi, QueryError, TenantTx};
 
 pub const CORRELATION_HEADER: &str = "X-Correlation-Id";
@@ -91,8 +91,7 @@ pub(crate) async fn execute(
         return answer_unexecuted(refusal);
     }
     let tx = TenantTx::begin(&state.api.pool, claims.tid).await?;
-    let request = body.into_inner().data(claims).data(tx.clone());
-    let response = state.schema.execute(request).await;
+    let response = schema::execute(&state.schema, body.into_inner(), claims, &tx).await;
     if let Err(error) = tx.finish(response.is_ok()).await {
         // The reads are done and were consistent; ending a read-only transaction badly loses
         // nothing, so the client still gets its answer.

@@ -3,10 +3,13 @@
 //! Every `POST /graphql` carries a bearer access token; its tenant scopes one read-only
 //! transaction ([`TenantTx`]) in which all the request's SQL runs, with `app.tenant_id` set so
 //! Postgres row-level security holds even if a resolver forgot its own tenant filter.
-//! `X-Await-Version` gives read-your-writes (see [`await_version`]).
+//! `X-Await-Version` gives read-your-writes (see [`await_version`]). The event history
+//! (`eventHistory`, `auditLog`) is read from the `events` table in the same transaction, and
+//! `asOf` replays a stream through its aggregate's `apply`.
 //!
-//! **Architecture invariant:** query-api never writes; it knows nothing of aggregates' rules,
-//! RabbitMQ or projectors beyond the checkpoints table and the names the binary hands it.
+//! **Architecture invariant:** query-api never writes; of the aggregates it uses only their
+//! fold (`apply`), never `decide`; it knows nothing of RabbitMQ or projectors beyond the
+//! checkpoints table and the names the binary hands it.
 #![forbid(unsafe_code)]
 
 pub mod await_version;
@@ -25,7 +28,7 @@ use sqlx::PgPool;
 
 pub use error::QueryError;
 pub use http::CORRELATION_HEADER;
-pub use schema::{build_schema, QuerySchema};
+pub use schema::{build_schema, execute, QuerySchema};
 pub use tenant_tx::TenantTx;
 
 /// Maps an aggregate type to the names of the read models (projections) its events feed.

@@ -156,13 +156,17 @@ impl World {
     }
 
     fn token(&self, tenant: &Tenant) -> String {
+        self.token_as(tenant, Role::Viewer, None)
+    }
+
+    fn token_as(&self, tenant: &Tenant, role: Role, account_id: Option<Uuid>) -> String {
         self.keys.issue(Claims {
             sub: Uuid::new_v4(),
             tid: tenant.id,
             tenant: tenant.slug.into(),
-            email: format!("viewer@{}.test", tenant.slug),
-            roles: vec![Role::Viewer],
-            account_id: None,
+            email: format!("{role:?}@{}.test", tenant.slug).to_lowercase(),
+            roles: vec![role],
+            account_id,
             exp: 0,
             iat: 0,
         })
@@ -309,6 +313,37 @@ async fn a_tenant_sees_only_its_own_accounts() {
         .post(Some(&world.token(&world.b)), &[], PAGE, json!({}))
         .await;
     assert_eq!(other.names(), ["Alpine of B", "Zulu of B"]);
+    world.teardown().await;
+}
+
+#[actix_web::test]
+async fn a_partner_sees_only_its_own_account_in_the_list_and_by_id() {
+    let world = World::new().await;
+    let charlie = world.a.account("Charlie");
+    let partner = world.token_as(&world.a, Role::Partner, Some(charlie));
+    let unlinked = world.token_as(&world.a, Role::Partner, None);
+    let one = "query One($id: UUID!) { account(id: $id) { name } }";
+
+    let list = world.post(Some(&partner), &[], PAGE, json!({})).await;
+    let own = world
+        .post(Some(&partner), &[], one, json!({ "id": charlie }))
+        .await;
+    let other = world
+        .post(
+            Some(&partner),
+            &[],
+            one,
+            json!({ "id": world.a.account("Alpha") }),
+        )
+        .await;
+    let nothing = world.post(Some(&unlinked), &[], PAGE, json!({})).await;
+
+    assert_eq!(list.names(), ["Charlie"]);
+    assert_eq!(list.body["data"]["accounts"]["totalCount"], 1);
+    assert_eq!(own.body["data"]["account"]["name"], "Charlie");
+    assert_eq!(other.body, json!({ "data": { "account": null } }));
+    assert!(nothing.names().is_empty());
+    assert_eq!(nothing.body["data"]["accounts"]["totalCount"], 0);
     world.teardown().await;
 }
 

@@ -5,7 +5,7 @@
 use actix_web::{test, App};
 use aggregates::Role;
 use auth::{Claims, TokenKeys};
-use query_api::{configure, QueryApi};
+use query_api::{build_schema, configure, QueryApi, TenantTx};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
@@ -711,5 +711,94 @@ async fn users_filter_by_role_and_a_partner_sees_only_its_accounts_users() {
     assert_eq!(emails(&operators), ["boss@a.test", "ops@a.test"]);
     assert_eq!(emails(&active_operators), ["boss@a.test"]);
     assert_eq!(emails(&seen_by_partner), ["pat@acme.test"]);
+    world.teardown().await;
+}
+
+/// `count` quotes of tenant A, each with two lines.
+async fn with_quotes_and_lines(world: &World, count: i32) {
+    sqlx::query(
+        "insert into read.quotes (id, tenant_id, account_id, title, currency, tier, status, \
+             valid_until, subtotal, line_discounts, quote_discount, total, discount_percent, \
+             version, created_at, updated_at) \
+         select gen_random_uuid(), $1, $2, 'Q' || n, 'EUR', 'Gold', 'Draft', \
+             now() + interval '30 days', 10, 0, 0, 10, 0, 1, now() - make_interval(mins => n), \
+             now() \
+         from generate_series(1, $3) n",
+    )
+    .bind(world.tenant_a)
+    .bind(world.acme)
+    .bind(count)
+    .execute(&world.owner)
+    .await
+    .unwrap();
+    world
+        .sql(
+            "insert into read.quote_lines (quote_id, line_id, tenant_id, position, sku, \
+             description, quantity, unit_price, volume_discount_percent, line_total) \
+             select q.id, gen_random_uuid(), q.tenant_id, p, 'SKU-' || p, 'Line', 1, 5, 0, 5 \
+             from read.quotes q, generate_series(1, 2) p",
+        )
+        .await;
+}
+
+/// Runs `query` as a viewer of tenant A inside a transaction of its own, the way the HTTP route
+/// does, and returns the response with the number of statements its resolvers ran.
+async fn run_counting(world: &World, query: String) -> (Value, u64) {
+    let claims = Claims {
+        sub: Uuid::new_v4(),
+        tid: world.tenant_a,
+        tenant: "t".into(),
+        email: "viewer@example.test".into(),
+        roles: vec![Role::Viewer],
+        account_id: None,
+        exp: 0,
+        iat: 0,
+    };
+    let tx = TenantTx::begin(&world.app_pool, world.tenant_a)
+        .await
+        .unwrap();
+    let request = async_graphql::Request::new(query);
+    let response = query_api::execute(&build_schema(), request, claims, &tx).await;
+    let statements = tx.statements();
+    tx.finish(true).await.unwrap();
+    let body = serde_json::to_value(&response).unwrap();
+    (body, statements)
+}
+
+fn nested_lists(page: usize) -> String {
+    format!(
+        "{{ quotes(first: {page}) {{ edges {{ node {{ id lines {{ sku }} }} }} }} \
+         approvals(first: {page}) {{ edges {{ node {{ levels {{ level }} }} }} }} \
+         contracts(first: {page}) {{ edges {{ node {{ versions {{ version }} }} }} }} }}"
+    )
+}
+
+#[actix_web::test]
+async fn nested_lists_are_loaded_in_one_statement_per_list_whatever_the_page_size() {
+    let world = World::new().await;
+    with_quotes_and_lines(&world, 50).await;
+    with_approvals(&world).await;
+    with_contracts(&world).await;
+
+    let (small, small_count) = run_counting(&world, nested_lists(2)).await;
+    let (full, full_count) = run_counting(&world, nested_lists(50)).await;
+
+    let quotes = full["data"]["quotes"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{full}"));
+    assert_eq!(quotes.len(), 50);
+    assert!(quotes
+        .iter()
+        .all(|q| q["node"]["lines"] == json!([{ "sku": "SKU-1" }, { "sku": "SKU-2" }])));
+    let levels = |body: &Value| body["data"]["approvals"]["edges"][1]["node"]["levels"].clone();
+    assert_eq!(levels(&full), json!([{ "level": 1 }, { "level": 2 }]));
+    assert_eq!(
+        full["data"]["contracts"]["edges"][0]["node"]["versions"],
+        json!([{ "version": 1 }, { "version": 2 }])
+    );
+    assert!(small["errors"].is_null(), "{small}");
+    // Three pages and three batches of children, for 2 rows a list as for 50.
+    assert_eq!(small_count, 6);
+    assert_eq!(full_count, 6);
     world.teardown().await;
 }

@@ -1,5 +1,5 @@
-//! `accounts` and `account(id)` over `read.accounts`: a Relay connection with keyset
-//! pagination. Keyset (not offset) because a page then costs the same wherever it starts and
+//! `accounts` and `account(id)` over `read.accounts` (a Partner sees only their own account): a
+//! Relay connection with keyset pagination. Keyset (not offset) because a page then costs the same wherever it starts and
 //! rows inserted meanwhile never shift or repeat what the client has already seen.
 use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::scope::AccountScope;
 use crate::{cursor, QueryError, TenantTx};
 
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
@@ -260,6 +261,7 @@ pub struct AccountConnection {
     edges: Vec<AccountEdge>,
     page_info: PageInfo,
     tenant_id: Uuid,
+    scope: AccountScope,
     filter: AccountFilter,
 }
 
@@ -290,7 +292,8 @@ impl AccountConnection {
 
     /// All accounts matching the filter, on every page. Counted only when asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        count(ctx.data::<TenantTx>()?, self.tenant_id, &self.filter)
+        let tx = ctx.data::<TenantTx>()?;
+        count(tx, self.tenant_id, self.scope, &self.filter)
             .await
             .map_err(|e| e.extend())
     }
@@ -299,9 +302,10 @@ impl AccountConnection {
 pub async fn page(
     tx: &TenantTx,
     tenant_id: Uuid,
+    scope: AccountScope,
     request: PageRequest,
 ) -> Result<AccountConnection, QueryError> {
-    let mut rows = fetch_page(tx, tenant_id, &request).await?;
+    let mut rows = fetch_page(tx, tenant_id, scope, &request).await?;
     // One row more than asked for tells whether another page exists without a count.
     let has_next_page = rows.len() as i64 > request.limit;
     rows.truncate(request.limit as usize);
@@ -322,19 +326,26 @@ pub async fn page(
         edges,
         page_info,
         tenant_id,
+        scope,
         filter: request.filter,
     })
 }
 
+/// One account the caller may see; for a Partner any other account is as absent as a missing one.
 pub async fn by_id(
     tx: &TenantTx,
     tenant_id: Uuid,
+    scope: AccountScope,
     id: Uuid,
 ) -> Result<Option<Account>, QueryError> {
-    let sql = format!("select {COLUMNS} from read.accounts where tenant_id = $1 and id = $2");
+    let sql = format!(
+        "select {COLUMNS} from read.accounts where tenant_id = $1 and id = $2 \
+         and ($3::uuid is null or id = $3)"
+    );
     let account = sqlx::query_as(&sql)
         .bind(tenant_id)
         .bind(id)
+        .bind(scope.account())
         .fetch_optional(&mut *tx.conn().await?)
         .await?;
     Ok(account)
@@ -343,10 +354,11 @@ pub async fn by_id(
 async fn fetch_page(
     tx: &TenantTx,
     tenant_id: Uuid,
+    scope: AccountScope,
     request: &PageRequest,
 ) -> Result<Vec<Account>, QueryError> {
     let mut query = QueryBuilder::new(format!("select {COLUMNS} from read.accounts"));
-    push_filter(&mut query, tenant_id, &request.filter);
+    push_filter(&mut query, tenant_id, scope, &request.filter);
     if let Some(after) = &request.after {
         push_after(&mut query, request.order.direction, after);
     }
@@ -366,9 +378,14 @@ async fn fetch_page(
     Ok(rows)
 }
 
-async fn count(tx: &TenantTx, tenant_id: Uuid, filter: &AccountFilter) -> Result<i64, QueryError> {
+async fn count(
+    tx: &TenantTx,
+    tenant_id: Uuid,
+    scope: AccountScope,
+    filter: &AccountFilter,
+) -> Result<i64, QueryError> {
     let mut query = QueryBuilder::new("select count(*) from read.accounts");
-    push_filter(&mut query, tenant_id, filter);
+    push_filter(&mut query, tenant_id, scope, filter);
     let total = query
         .build_query_scalar()
         .fetch_one(&mut *tx.conn().await?)
@@ -376,13 +393,16 @@ async fn count(tx: &TenantTx, tenant_id: Uuid, filter: &AccountFilter) -> Result
     Ok(total)
 }
 
-/// The explicit tenant filter comes first and always; RLS would apply it anyway.
+/// The explicit tenant filter comes first and always; RLS would apply it anyway. A Partner's
+/// scope is their own account's row.
 fn push_filter<'a>(
     query: &mut QueryBuilder<'a, Postgres>,
     tenant_id: Uuid,
+    scope: AccountScope,
     filter: &'a AccountFilter,
 ) {
     query.push(" where tenant_id = ").push_bind(tenant_id);
+    scope.push(query, "id");
     if let Some(status) = filter.status {
         query.push(" and status = ").push_bind(status.as_stored());
     }

@@ -6,9 +6,10 @@ use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::list::{self, connection, Key, Listing, PageRequest};
+use super::loaders::children_of;
 use super::scope::AccountScope;
 use super::stored::{role, role_name, stored_enum};
-use super::{caller, tx, OrderDirection, Role};
+use super::{OrderDirection, Role};
 use crate::{QueryError, TenantTx};
 
 stored_enum!(
@@ -91,27 +92,8 @@ impl ApprovalLevel {
 impl Approval {
     /// The chain, level 1 first.
     async fn levels(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApprovalLevel>> {
-        levels(tx(ctx)?, caller(ctx)?.tid, self.id)
-            .await
-            .map_err(|e| e.extend())
+        children_of(ctx, self.id).await
     }
-}
-
-async fn levels(
-    tx: &TenantTx,
-    tenant_id: Uuid,
-    approval_id: Uuid,
-) -> Result<Vec<ApprovalLevel>, QueryError> {
-    let levels = sqlx::query_as(
-        "select level, role, due_at, approved_by, approved_at, comment, delegated_to, escalated, \
-             breached_at \
-         from read.approval_levels where tenant_id = $1 and approval_id = $2 order by level",
-    )
-    .bind(tenant_id)
-    .bind(approval_id)
-    .fetch_all(&mut *tx.conn().await?)
-    .await?;
-    Ok(levels)
 }
 
 #[derive(Debug, Clone, Default, InputObject)]

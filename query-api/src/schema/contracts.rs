@@ -1,14 +1,15 @@
 //! `contracts` and `contract(id)` over `read.contracts` and `read.contract_versions`.
-use async_graphql::{ComplexObject, Context, Enum, ErrorExtensions, InputObject, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, InputObject, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::list::{self, connection, Key, Listing, PageRequest};
+use super::loaders::children_of;
 use super::scope::AccountScope;
 use super::stored::stored_enum;
-use super::{caller, tx, OrderDirection};
+use super::OrderDirection;
 use crate::{QueryError, TenantTx};
 
 stored_enum!(
@@ -79,26 +80,8 @@ pub struct ContractVersion {
 impl Contract {
     /// Every version, the draft (1) first.
     async fn versions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ContractVersion>> {
-        versions(tx(ctx)?, caller(ctx)?.tid, self.id)
-            .await
-            .map_err(|e| e.extend())
+        children_of(ctx, self.id).await
     }
-}
-
-async fn versions(
-    tx: &TenantTx,
-    tenant_id: Uuid,
-    contract_id: Uuid,
-) -> Result<Vec<ContractVersion>, QueryError> {
-    let versions = sqlx::query_as(
-        "select version, terms, value, amended_at, amended_by from read.contract_versions \
-         where tenant_id = $1 and contract_id = $2 order by version",
-    )
-    .bind(tenant_id)
-    .bind(contract_id)
-    .fetch_all(&mut *tx.conn().await?)
-    .await?;
-    Ok(versions)
 }
 
 #[derive(Debug, Clone, Default, InputObject)]

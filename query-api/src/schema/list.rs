@@ -194,6 +194,11 @@ macro_rules! connection {
                     listing,
                 }
             }
+
+            /// The page's nodes, for prefetching what they nest.
+            pub fn nodes(&self) -> impl Iterator<Item = &$node> {
+                self.edges.iter().map(|edge| &edge.node)
+            }
         }
 
         #[async_graphql::Object]

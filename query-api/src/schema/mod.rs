@@ -1,9 +1,13 @@
 //! The GraphQL schema. Resolvers read only through the request's [`TenantTx`] and filter by the
-//! caller's tenant themselves as well; RLS is the second lock, not the only one.
+//! caller's tenant themselves as well; RLS is the second lock, not the only one (and the only
+//! one for the event history: `events` has no RLS).
 mod accounts;
 mod approvals;
+mod as_of;
 mod contracts;
+mod history;
 mod list;
+mod loaders;
 mod me;
 mod quotes;
 mod scope;
@@ -12,6 +16,7 @@ mod users;
 
 use async_graphql::{Context, EmptyMutation, EmptySubscription, ErrorExtensions, Object, Schema};
 use auth::Claims;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use accounts::{
@@ -22,10 +27,12 @@ pub use approvals::{
     Approval, ApprovalConnection, ApprovalEdge, ApprovalFilter, ApprovalLevel, ApprovalOrder,
     ApprovalOrderField, ApprovalStatus, SubjectType,
 };
+pub use as_of::AggregateState;
 pub use contracts::{
     Contract, ContractConnection, ContractEdge, ContractFilter, ContractOrder, ContractOrderField,
     ContractStatus, ContractVersion,
 };
+pub use history::{AggregateType, EventConnection, EventEdge, HistoryEvent};
 pub use me::{Me, Role};
 pub use quotes::{
     Quote, QuoteConnection, QuoteEdge, QuoteFilter, QuoteLine, QuoteOrder, QuoteOrderField,
@@ -33,9 +40,10 @@ pub use quotes::{
 };
 pub use users::{User, UserConnection, UserEdge, UserFilter, UserOrder, UserOrderField};
 
+use loaders::prefetch;
 use scope::AccountScope;
 
-use crate::TenantTx;
+use crate::{QueryError, TenantTx};
 
 /// Our own types nest at most 4 deep (connection → edges → node → field) and have no cycles, so
 /// only introspection (`ofType`, `fields { type { fields …`) can go deeper. GraphiQL's own
@@ -54,6 +62,21 @@ pub fn build_schema() -> QuerySchema {
         .finish()
 }
 
+/// Runs one request as `claims` inside `tx`. Everything resolvers take from the context (the
+/// caller, the transaction, the batch loaders) is attached here, so the HTTP route and tests
+/// execute requests exactly alike.
+pub async fn execute(
+    schema: &QuerySchema,
+    request: async_graphql::Request,
+    claims: Claims,
+    tx: &TenantTx,
+) -> async_graphql::Response {
+    let request = loaders::attach(request, tx, claims.tid)
+        .data(claims)
+        .data(tx.clone());
+    schema.execute(request).await
+}
+
 pub struct QueryRoot;
 
 #[Object]
@@ -63,7 +86,7 @@ impl QueryRoot {
         Ok(Me::from(caller(ctx)?))
     }
 
-    /// The caller's tenant's accounts, a page at a time.
+    /// The caller's tenant's accounts (a Partner sees their own account only), a page at a time.
     async fn accounts(
         &self,
         ctx: &Context<'_>,
@@ -76,14 +99,16 @@ impl QueryRoot {
     ) -> async_graphql::Result<AccountConnection> {
         let request =
             accounts::PageRequest::new(first, after, filter, order_by).map_err(|e| e.extend())?;
-        accounts::page(tx(ctx)?, caller(ctx)?.tid, request)
+        let claims = caller(ctx)?;
+        accounts::page(tx(ctx)?, claims.tid, AccountScope::of(claims), request)
             .await
             .map_err(|e| e.extend())
     }
 
-    /// One account of the caller's tenant; null when there is none with that id.
+    /// One account of the caller's tenant; null when the caller may see none with that id.
     async fn account(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<Account>> {
-        accounts::by_id(tx(ctx)?, caller(ctx)?.tid, id)
+        let claims = caller(ctx)?;
+        accounts::by_id(tx(ctx)?, claims.tid, AccountScope::of(claims), id)
             .await
             .map_err(|e| e.extend())
     }
@@ -126,7 +151,7 @@ impl QueryRoot {
     ) -> async_graphql::Result<QuoteConnection> {
         let claims = caller(ctx)?;
         let scope = AccountScope::of(claims);
-        quotes::page(
+        let page = quotes::page(
             tx(ctx)?,
             claims.tid,
             scope,
@@ -135,7 +160,9 @@ impl QueryRoot {
             order_by,
         )
         .await
-        .map_err(|e| e.extend())
+        .map_err(|e| e.extend())?;
+        prefetch::<QuoteLine>(ctx, "lines", page.nodes().map(|q| q.id)).await?;
+        Ok(page)
     }
 
     /// One quote with its lines and totals; null when the caller may see none with that id.
@@ -157,9 +184,11 @@ impl QueryRoot {
         filter: Option<ApprovalFilter>,
         order_by: Option<ApprovalOrder>,
     ) -> async_graphql::Result<ApprovalConnection> {
-        approvals::page(tx(ctx)?, caller(ctx)?, (first, after), filter, order_by)
+        let page = approvals::page(tx(ctx)?, caller(ctx)?, (first, after), filter, order_by)
             .await
-            .map_err(|e| e.extend())
+            .map_err(|e| e.extend())?;
+        prefetch::<ApprovalLevel>(ctx, "levels", page.nodes().map(|a| a.id)).await?;
+        Ok(page)
     }
 
     /// One approval request with its levels; null when the caller may see none with that id.
@@ -186,7 +215,7 @@ impl QueryRoot {
     ) -> async_graphql::Result<ContractConnection> {
         let claims = caller(ctx)?;
         let scope = AccountScope::of(claims);
-        contracts::page(
+        let page = contracts::page(
             tx(ctx)?,
             claims.tid,
             scope,
@@ -195,7 +224,9 @@ impl QueryRoot {
             order_by,
         )
         .await
-        .map_err(|e| e.extend())
+        .map_err(|e| e.extend())?;
+        prefetch::<ContractVersion>(ctx, "versions", page.nodes().map(|c| c.id)).await?;
+        Ok(page)
     }
 
     /// One contract with its versions; null when the caller may see none with that id.
@@ -206,6 +237,83 @@ impl QueryRoot {
     ) -> async_graphql::Result<Option<Contract>> {
         let claims = caller(ctx)?;
         contracts::by_id(tx(ctx)?, claims.tid, AccountScope::of(claims), id)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// One stream's events in sequence order. Empty for an id of another tenant, and for a
+    /// Partner, for any stream outside their own account's.
+    async fn event_history(
+        &self,
+        ctx: &Context<'_>,
+        aggregate_type: AggregateType,
+        aggregate_id: Uuid,
+        #[graphql(desc = "Page size: 1 to 100 (larger is capped), 20 if omitted.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> async_graphql::Result<EventConnection> {
+        let claims = caller(ctx)?;
+        let selection = history::Selection::Stream {
+            aggregate_type,
+            aggregate_id,
+            scope: AccountScope::of(claims),
+        };
+        history::page(tx(ctx)?, claims.tid, selection, (first, after))
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// The tenant's events in commit order, from `from` (inclusive) to `to` (exclusive).
+    /// Events of transactions still running elsewhere appear once those commit, so paging
+    /// never skips one. Refused (`FORBIDDEN`) to Partners: it is the tenant's own trail.
+    // Each argument is part of the public GraphQL signature; bundling them would change it.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        user_id: Option<Uuid>,
+        aggregate_type: Option<AggregateType>,
+        #[graphql(desc = "Page size: 1 to 100 (larger is capped), 20 if omitted.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> async_graphql::Result<EventConnection> {
+        let claims = caller(ctx)?;
+        if AccountScope::of(claims) != AccountScope::Tenant {
+            let refusal = QueryError::Forbidden("Partner users may not read the audit log".into());
+            return Err(refusal.extend());
+        }
+        let filter = history::AuditFilter {
+            from,
+            to,
+            user_id,
+            aggregate_type,
+        };
+        let selection = history::Selection::Audit(filter);
+        history::page(tx(ctx)?, claims.tid, selection, (first, after))
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// The aggregate's state at `at`, rebuilt by replaying its events recorded by then; null
+    /// when it had none (or the caller may not read the stream).
+    async fn as_of(
+        &self,
+        ctx: &Context<'_>,
+        aggregate_type: AggregateType,
+        aggregate_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> async_graphql::Result<Option<AggregateState>> {
+        let claims = caller(ctx)?;
+        let target = as_of::Target {
+            aggregate_type,
+            aggregate_id,
+            at,
+        };
+        as_of::state(tx(ctx)?, claims.tid, AccountScope::of(claims), target)
             .await
             .map_err(|e| e.extend())
     }

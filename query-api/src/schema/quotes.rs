@@ -1,14 +1,15 @@
 //! `quotes` and `quote(id)` over `read.quotes` and `read.quote_lines`.
-use async_graphql::{ComplexObject, Context, Enum, ErrorExtensions, InputObject, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::list::{self, connection, Key, Listing, PageRequest};
+use super::loaders::children_of;
 use super::scope::AccountScope;
 use super::stored::stored_enum;
-use super::{caller, tx, OrderDirection, Tier};
+use super::{OrderDirection, Tier};
 use crate::{QueryError, TenantTx};
 
 stored_enum!(
@@ -98,27 +99,8 @@ pub struct QuoteLine {
 impl Quote {
     /// The line items in the order they were added.
     async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<QuoteLine>> {
-        lines(tx(ctx)?, caller(ctx)?.tid, self.id)
-            .await
-            .map_err(|e| e.extend())
+        children_of(ctx, self.id).await
     }
-}
-
-async fn lines(
-    tx: &TenantTx,
-    tenant_id: Uuid,
-    quote_id: Uuid,
-) -> Result<Vec<QuoteLine>, QueryError> {
-    let lines = sqlx::query_as(
-        "select line_id, position, sku, description, quantity, unit_price, \
-             volume_discount_percent, line_total \
-         from read.quote_lines where tenant_id = $1 and quote_id = $2 order by position",
-    )
-    .bind(tenant_id)
-    .bind(quote_id)
-    .fetch_all(&mut *tx.conn().await?)
-    .await?;
-    Ok(lines)
 }
 
 #[derive(Debug, Clone, Default, InputObject)]

@@ -1,6 +1,7 @@
 //! What a caller may see inside their tenant. A Partner user acts for exactly one account and
-//! sees only that account's quotes, contracts, approvals and users; everyone else sees the
-//! whole tenant. Enforced in SQL by every resolver that reads such rows.
+//! sees only that account, its quotes, contracts, approvals and users, and the event history of
+//! exactly those streams; everyone else sees the whole tenant. Enforced in SQL by every resolver
+//! that reads such rows.
 use aggregates::Role;
 use auth::Claims;
 use sqlx::{Postgres, QueryBuilder};
@@ -43,5 +44,46 @@ impl AccountScope {
             Self::Account(id) => Some(id),
             Self::Nothing => Some(Uuid::nil()),
         }
+    }
+
+    /// Appends ` and <the event's stream is one the caller may read>` to a query over
+    /// `events`: for a Partner, the streams of the read rows they may see. Decided by the read
+    /// models, so a stream created a moment ago shows once its row has been projected.
+    pub fn push_streams(self, query: &mut QueryBuilder<'_, Postgres>) {
+        let account = match self {
+            Self::Tenant => return,
+            Self::Nothing => {
+                query.push(" and false");
+                return;
+            }
+            Self::Account(id) => id,
+        };
+        query
+            .push(" and ((aggregate_type = 'Account' and aggregate_id = ")
+            .push_bind(account.to_string())
+            .push(")");
+        for (aggregate_type, table) in [
+            ("Quote", "quotes"),
+            ("Contract", "contracts"),
+            ("User", "users"),
+        ] {
+            query
+                .push(format_args!(
+                    " or (aggregate_type = '{aggregate_type}' and aggregate_id in \
+                     (select id::text from read.{table} where account_id = "
+                ))
+                .push_bind(account)
+                .push("))");
+        }
+        // An approval belongs to the account of the quote or contract it decides.
+        query
+            .push(
+                " or (aggregate_type = 'Approval' and aggregate_id in (select id::text from \
+                 read.approvals where subject_id in (select id from read.quotes where account_id = ",
+            )
+            .push_bind(account)
+            .push(" union all select id from read.contracts where account_id = ")
+            .push_bind(account)
+            .push("))))");
     }
 }
