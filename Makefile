@@ -33,4 +33,4 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench: stack
-	$(ENV) && cargo bench --bench throughput
+	$(ENV) && cargo bench --bench throughput && cargo bench --bench graphql_latency

@@ -2,6 +2,7 @@ use clap::{Parser, Subcommand};
 
 use crate::audit;
 use crate::config::Config;
+use crate::projections_cli::{self, ProjectionsCommand};
 use crate::startup::{Application, Parts};
 
 #[derive(Parser)]
@@ -40,6 +41,9 @@ pub enum Action {
     /// Proof that no stored event was altered or removed.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Read-model operations: rebuild, status, parked messages.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
 }
 
 #[derive(Subcommand)]
@@ -129,6 +133,7 @@ pub async fn run(action: Action, config: Config) -> anyhow::Result<()> {
         Action::Audit(AuditCommand::Verify { tenant }) => {
             return audit::verify(&config, tenant.as_deref()).await
         }
+        Action::Projections(command) => return projections_cli::run(command, &config).await,
         Action::Serve => Parts::ALL,
         Action::CommandApi => Parts::COMMAND_API,
         Action::QueryApi => Parts::QUERY_API,

@@ -26,6 +26,10 @@ impl Projection for AccountsProjection {
         aggregate_type == Account::TYPE
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["accounts"]
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -117,7 +121,7 @@ async fn open(
     opened: &Opened<'_>,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
-        "insert into read.accounts (id, tenant_id, name, legal_name, country, billing_email, \
+        "insert into accounts (id, tenant_id, name, legal_name, country, billing_email, \
              currency, tier, status, version, opened_at, opened_by, updated_at, updated_by) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11, $12) \
          on conflict (id) do update set tenant_id = excluded.tenant_id, name = excluded.name, \
@@ -151,7 +155,7 @@ async fn open(
 macro_rules! stamped {
     ($set:literal) => {
         concat!(
-            "update read.accounts set ",
+            "update accounts set ",
             $set,
             ", version = $2, updated_at = $3, updated_by = $4 where id = $1"
         )

@@ -29,6 +29,10 @@ impl Projection for ApprovalsProjection {
         aggregate_type == Approval::TYPE
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["approvals", "approval_levels"]
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -79,7 +83,7 @@ async fn request_approval(
 ) -> Result<(), ProjectionError> {
     let level_count = i32::try_from(request.levels.len()).unwrap_or(i32::MAX);
     sqlx::query(
-        "insert into read.approvals (id, tenant_id, subject_type, subject_id, subject_version, \
+        "insert into approvals (id, tenant_id, subject_type, subject_id, subject_version, \
              amount, currency, requester_id, status, current_level, level_count, requested_at, \
              version, updated_at) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, 'Pending', case when $9 > 0 then 1 end, $9, \
@@ -106,13 +110,13 @@ async fn request_approval(
     .bind(stamp.version)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("delete from read.approval_levels where approval_id = $1")
+    sqlx::query("delete from approval_levels where approval_id = $1")
         .bind(stamp.id)
         .execute(&mut *conn)
         .await?;
     for (number, level) in (1..).zip(request.levels) {
         sqlx::query(
-            "insert into read.approval_levels (approval_id, level, tenant_id, role, due_at) \
+            "insert into approval_levels (approval_id, level, tenant_id, role, due_at) \
              values ($1, $2, $3, $4, $5)",
         )
         .bind(stamp.id)
@@ -136,7 +140,7 @@ fn level_number(level: u32) -> i32 {
 macro_rules! level {
     ($set:literal) => {
         concat!(
-            "update read.approval_levels set ",
+            "update approval_levels set ",
             $set,
             " where approval_id = $1 and level = $2"
         )
@@ -195,7 +199,7 @@ fn level_queries<'q>(stamp: &Stamp, change: &'q ApprovalEvent) -> Vec<PgQuery<'q
 macro_rules! stamped {
     ($set:literal) => {
         concat!(
-            "update read.approvals set ",
+            "update approvals set ",
             $set,
             ", version = $2, updated_at = $3 where id = $1"
         )

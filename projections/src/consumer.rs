@@ -21,6 +21,7 @@ use tokio::time::{sleep, Instant};
 use uuid::Uuid;
 
 use crate::checkpoint::{self, Applied};
+use crate::rebuild;
 use crate::{Projection, ProjectionError};
 
 #[derive(Debug, Clone)]
@@ -273,10 +274,12 @@ async fn project(
     }
     let mut tx = pool.begin().await?;
     // Row-level security on the read tables checks every write against this tenant.
-    sqlx::query("select set_config('app.tenant_id', $1, true)")
-        .bind(event.tenant_id.to_string())
-        .execute(&mut *tx)
-        .await?;
+    rebuild::enter(&mut tx, event.tenant_id, rebuild::LIVE_SEARCH_PATH).await?;
+    for projection in &fed {
+        // Before any checkpoint row is locked: a rebuild swapping this projection's tables
+        // holds it exclusively, and must not wait on us while we wait on it.
+        rebuild::hold_shared(&mut tx, projection.name()).await?;
+    }
     for projection in fed {
         match checkpoint::apply_once(&mut tx, projection.as_ref(), event).await? {
             Applied::AlreadyApplied => {

@@ -30,6 +30,10 @@ impl Projection for ContractsProjection {
         aggregate_type == Contract::TYPE
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["contracts", "contract_versions"]
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -118,7 +122,7 @@ async fn draft(
     drafted: &Drafted<'_>,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
-        "insert into read.contracts (id, tenant_id, account_id, quote_id, title, status, value, \
+        "insert into contracts (id, tenant_id, account_id, quote_id, title, status, value, \
              currency, start_date, end_date, terms, version, term, created_at, created_by, \
              updated_at, updated_by, stream_version) \
          values ($1, $5, $6, $7, $8, 'Draft', $9, $10, $11, $12, $13, 1, 1, $3, $4, $3, $4, $2) \
@@ -150,7 +154,7 @@ async fn draft(
     .bind(drafted.terms.as_str())
     .execute(&mut *conn)
     .await?;
-    sqlx::query("delete from read.contract_versions where contract_id = $1")
+    sqlx::query("delete from contract_versions where contract_id = $1")
         .bind(stamp.id)
         .execute(&mut *conn)
         .await?;
@@ -164,9 +168,9 @@ async fn record_version(
     version: u32,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
-        "insert into read.contract_versions (contract_id, version, tenant_id, terms, value, \
+        "insert into contract_versions (contract_id, version, tenant_id, terms, value, \
              amended_at, amended_by) \
-         select id, $2, tenant_id, terms, value, $3, $4 from read.contracts where id = $1",
+         select id, $2, tenant_id, terms, value, $3, $4 from contracts where id = $1",
     )
     .bind(stamp.id)
     .bind(i32::try_from(version).unwrap_or(i32::MAX))
@@ -182,7 +186,7 @@ async fn record_version(
 macro_rules! stamped {
     ($set:literal) => {
         concat!(
-            "update read.contracts set ",
+            "update contracts set ",
             $set,
             ", stream_version = $2, updated_at = $3, updated_by = $4 where id = $1"
         )
@@ -261,7 +265,7 @@ fn change_query<'q>(stamp: &Stamp, change: &'q ContractEvent) -> PgQuery<'q> {
         }
         // `apply` routes drafting to `draft`; matching no row makes a misroute an error.
         E::ContractDrafted { .. } | E::ContractDraftedFromQuote { .. } => {
-            sqlx::query("update read.contracts set id = id where false")
+            sqlx::query("update contracts set id = id where false")
         }
     }
 }

@@ -26,6 +26,14 @@ pub enum ProjectionError {
         #[source]
         source: event_store::StoreError,
     },
+    /// Only read models can be rebuilt: a process manager's side effects would run again.
+    #[error("{0} is not a read model that can be rebuilt")]
+    NotRebuildable(String),
+    #[error("a rebuild of {0} is already running")]
+    RebuildRunning(String),
+    /// The broker did not take a replayed parked message back.
+    #[error("replay refused: {0}")]
+    ReplayRefused(String),
 }
 
 impl ProjectionError {
@@ -45,7 +53,11 @@ impl ProjectionError {
         match self {
             Self::Database(error) => transient_sql(error),
             Self::Broker(_) | Self::ConsumerCancelled(_) => true,
-            Self::UnknownEvent { .. } | Self::Inconsistent { .. } => false,
+            Self::UnknownEvent { .. }
+            | Self::Inconsistent { .. }
+            | Self::NotRebuildable(_)
+            | Self::RebuildRunning(_) => false,
+            Self::ReplayRefused(_) => true,
             Self::Command { source, .. } => transient_command(source),
         }
     }

@@ -12,10 +12,13 @@ pub mod checkpoint;
 pub mod consumer;
 pub mod contracts;
 mod error;
+pub mod parked;
 pub mod process;
 mod projection;
 pub mod quotes;
+pub mod rebuild;
 mod stamp;
+pub mod status;
 pub mod timers;
 pub mod users;
 
@@ -26,9 +29,12 @@ pub use approvals::ApprovalsProjection;
 pub use consumer::{parked_count, run, ProjectorConfig};
 pub use contracts::ContractsProjection;
 pub use error::ProjectionError;
+pub use parked::{handle_parked, ParkedAction};
 pub use process::{process_managers, PROCESS_MANAGERS};
 pub use projection::Projection;
 pub use quotes::QuotesProjection;
+pub use rebuild::{rebuild, RebuildReport};
+pub use status::{status, Status};
 pub use users::UsersProjection;
 
 /// The consumer group feeding every read model.
@@ -43,6 +49,11 @@ pub fn read_models() -> Vec<Arc<dyn Projection>> {
         Arc::new(ApprovalsProjection),
         Arc::new(ContractsProjection),
     ]
+}
+
+/// The read model named `name` (as in `b2b projections rebuild <name>`).
+pub fn read_model(name: &str) -> Option<Arc<dyn Projection>> {
+    read_models().into_iter().find(|p| p.name() == name)
 }
 
 /// Names of the read models an aggregate type feeds: a reader who just wrote to such an

@@ -20,8 +20,16 @@ pub trait Projection: Send + Sync {
     /// Whether events of this aggregate type feed this read model.
     fn handles(&self, aggregate_type: &str) -> bool;
 
-    /// Applies one event inside the caller's transaction, where the event's tenant is already
-    /// set. An event it cannot understand is an error, never a silent skip: skipping would
+    /// The tables `apply` writes, parents before children, by their unqualified names: `apply`
+    /// names them without a schema so that a rebuild can point the same SQL at copies of them
+    /// (see [`crate::rebuild`]). Empty for handlers that must never be rebuilt (process
+    /// managers: their side effects would run again).
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Applies one event inside the caller's transaction, where the event's tenant and the
+    /// `search_path` (the live `read` schema, or a rebuild's) are already set. An event it cannot understand is an error, never a silent skip: skipping would
     /// leave the read model wrong for good.
     async fn apply(
         &self,

@@ -35,6 +35,10 @@ impl Projection for QuotesProjection {
         aggregate_type == Quote::TYPE
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["quotes", "quote_lines"]
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -65,7 +69,7 @@ impl Projection for QuotesProjection {
                 return reprice(conn, &stamp, event).await;
             }
             E::QuoteDiscountSet { percent, reason } => {
-                let set = "update read.quotes set discount_percent = $2, discount_reason = $3 \
+                let set = "update quotes set discount_percent = $2, discount_reason = $3 \
                            where id = $1";
                 let done = sqlx::query(set)
                     .bind(stamp.id)
@@ -90,7 +94,7 @@ type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
 macro_rules! stamped {
     ($set:literal) => {
         concat!(
-            "update read.quotes set ",
+            "update quotes set ",
             $set,
             ", subtotal = coalesce($5, subtotal), line_discounts = coalesce($6, line_discounts), \
              quote_discount = coalesce($7, quote_discount), total = coalesce($8, total), \
@@ -114,13 +118,13 @@ async fn draft(
     stamp: &Stamp,
     drafted: &Drafted<'_>,
 ) -> Result<(), ProjectionError> {
-    sqlx::query("delete from read.quote_lines where quote_id = $1")
+    sqlx::query("delete from quote_lines where quote_id = $1")
         .bind(stamp.id)
         .execute(&mut *conn)
         .await?;
     let zero = quote_totals([], Decimal::ZERO, drafted.currency);
     sqlx::query(
-        "insert into read.quotes (id, tenant_id, account_id, title, currency, tier, status, \
+        "insert into quotes (id, tenant_id, account_id, title, currency, tier, status, \
              valid_until, subtotal, line_discounts, quote_discount, total, discount_percent, \
              version, created_at, created_by, updated_at, updated_by) \
          values ($1, $5, $6, $7, $8, $9, 'Draft', $10, $11, $11, $11, $11, 0, $2, $3, $4, $3, $4) \
@@ -219,12 +223,11 @@ async fn change_line(
             update_line(conn, stamp.id, *line_id, &price, description).await
         }
         E::LineItemRemoved { line_id } => {
-            let done =
-                sqlx::query("delete from read.quote_lines where quote_id = $1 and line_id = $2")
-                    .bind(stamp.id)
-                    .bind(line_id)
-                    .execute(conn)
-                    .await?;
+            let done = sqlx::query("delete from quote_lines where quote_id = $1 and line_id = $2")
+                .bind(stamp.id)
+                .bind(line_id)
+                .execute(conn)
+                .await?;
             one_row(done, event, "quote line")
         }
         _ => Err(ProjectionError::inconsistent(event, "not a line event")),
@@ -245,10 +248,10 @@ async fn add_line(
     line: &NewLine<'_>,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
-        "insert into read.quote_lines (quote_id, line_id, tenant_id, position, sku, description, \
+        "insert into quote_lines (quote_id, line_id, tenant_id, position, sku, description, \
              quantity, unit_price, volume_discount_percent, line_total) \
          select $1, $2, $3, coalesce(max(position), 0) + 1, $4, $5, $6, $7, $8, $9 \
-         from read.quote_lines where quote_id = $1",
+         from quote_lines where quote_id = $1",
     )
     .bind(stamp.id)
     .bind(line.line_id)
@@ -271,7 +274,7 @@ async fn stored_line(
     event: &StoredEvent,
 ) -> Result<StoredLine, ProjectionError> {
     sqlx::query_as(
-        "select quantity, unit_price, volume_discount_percent from read.quote_lines \
+        "select quantity, unit_price, volume_discount_percent from quote_lines \
          where quote_id = $1 and line_id = $2",
     )
     .bind(quote_id)
@@ -289,7 +292,7 @@ async fn update_line(
     description: Option<&str>,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
-        "update read.quote_lines set quantity = $3, unit_price = $4, \
+        "update quote_lines set quantity = $3, unit_price = $4, \
              volume_discount_percent = $5, line_total = $6, \
              description = coalesce($7, description) \
          where quote_id = $1 and line_id = $2",
@@ -314,7 +317,7 @@ async fn reprice(
     event: &StoredEvent,
 ) -> Result<(), ProjectionError> {
     let (currency, discount): (String, Decimal) =
-        sqlx::query_as("select currency, discount_percent from read.quotes where id = $1")
+        sqlx::query_as("select currency, discount_percent from quotes where id = $1")
             .bind(stamp.id)
             .fetch_optional(&mut *conn)
             .await?
@@ -322,7 +325,7 @@ async fn reprice(
     let currency = CurrencyCode::parse("currency", &currency)
         .map_err(|_| ProjectionError::inconsistent(event, "the quote's currency is invalid"))?;
     let lines: Vec<StoredLine> = sqlx::query_as(
-        "select quantity, unit_price, volume_discount_percent from read.quote_lines \
+        "select quantity, unit_price, volume_discount_percent from quote_lines \
          where quote_id = $1",
     )
     .bind(stamp.id)
@@ -417,6 +420,6 @@ fn status_query<'q>(stamp: &Stamp, change: &'q QuoteEvent) -> PgQuery<'q> {
         | E::LineItemAdded { .. }
         | E::LineItemChanged { .. }
         | E::LineItemRemoved { .. }
-        | E::QuoteDiscountSet { .. } => sqlx::query("update read.quotes set id = id where false"),
+        | E::QuoteDiscountSet { .. } => sqlx::query("update quotes set id = id where false"),
     }
 }

@@ -26,6 +26,10 @@ impl Projection for UsersProjection {
         aggregate_type == User::TYPE
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["users"]
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -45,7 +49,7 @@ type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
 macro_rules! stamped {
     ($set:literal) => {
         concat!(
-            "update read.users set ",
+            "update users set ",
             $set,
             ", version = $2, updated_at = $3, updated_by = $4 where id = $1"
         )
@@ -107,7 +111,7 @@ fn register<'q>(
     account_id: Option<uuid::Uuid>,
 ) -> PgQuery<'q> {
     sqlx::query(
-        "insert into read.users (id, tenant_id, email, display_name, roles, account_id, active, \
+        "insert into users (id, tenant_id, email, display_name, roles, account_id, active, \
              version, registered_at, registered_by, updated_at, updated_by) \
          values ($1, $5, $6, $7, $8, $9, true, $2, $3, $4, $3, $4) \
          on conflict (id) do update set tenant_id = excluded.tenant_id, email = excluded.email, \

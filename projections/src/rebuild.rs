@@ -1,0 +1,485 @@
+//! Rebuilding a read model from the event store without downtime.
+//!
+//! Projections write their tables by unqualified name; the transaction's `search_path` decides
+//! which copy that is. Live, it is `read` (see [`LIVE_SEARCH_PATH`]). A rebuild of projection
+//! `p`:
+//!
+//! 1. creates schema `rebuild_p` holding copies of `p`'s tables (columns, defaults, indexes,
+//!    constraints, foreign keys between them, row-level security, policies, grants, comments)
+//!    and its own empty `projection_checkpoints`;
+//! 2. replays the event store in commit order (the xmin rule of
+//!    [`event_store::history::committed_after`]) in batches through the very same
+//!    [`checkpoint::apply_once`] the live projector uses, with `search_path = rebuild_p`;
+//! 3. in one short transaction: takes `p`'s advisory lock exclusively (the live projector
+//!    takes it shared per delivery, so it pauses here, holding nothing else), applies the
+//!    remaining tail, catches up every stream the live projector has seen further than the
+//!    replay, copies the rebuild's checkpoints over `p`'s live ones, moves the old tables out
+//!    and the new ones into `read`, points dependent views at the new tables, drops the old
+//!    ones, commits.
+//!
+//! Queries keep reading the old tables until that commit, and wait only for the renames at its
+//! very end (bounded by `lock_timeout`; the whole swap retries if it cannot get the locks).
+//! The checkpoints move with the tables, so the live projector neither applies anything twice
+//! nor skips anything when it resumes.
+use std::time::{Duration, Instant};
+
+use event_store::history::{committed_after, stream_range, CommitPosition};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::checkpoint;
+use crate::{Projection, ProjectionError};
+
+/// The live projector's `search_path`: the read models in `read`, everything else (checkpoints,
+/// timers) in `public`.
+pub const LIVE_SEARCH_PATH: &str = "read, public";
+
+/// First key of every advisory lock that guards a projection's tables (the second is the hash
+/// of its name), so these locks cannot collide with other advisory locks of the database.
+const LOCK_CLASS: i32 = 0x6232_6272; // "b2br"
+
+/// How long the swap waits for a lock before giving up and trying again: queries that arrive
+/// meanwhile queue behind it, so it must not wait long.
+const SWAP_LOCK_TIMEOUT: &str = "3s";
+const SWAP_ATTEMPTS: u32 = 10;
+
+/// Sets the event's tenant (row-level security checks every write against it) and where the
+/// projection's unqualified table names point, for the rest of the transaction.
+pub(crate) async fn enter(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    search_path: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "select set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)",
+    )
+    .bind(tenant_id.to_string())
+    .bind(search_path)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Taken by the live projector, shared, before it touches `projection`'s checkpoints or
+/// tables; a rebuild's swap takes it exclusively, so deliveries pause (holding no other lock)
+/// while the tables change places.
+pub(crate) async fn hold_shared(
+    conn: &mut PgConnection,
+    projection: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_advisory_xact_lock_shared($1, hashtext($2))")
+        .bind(LOCK_CLASS)
+        .bind(projection)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How a rebuild went.
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildReport {
+    pub projection: String,
+    /// Events applied while the live tables kept serving.
+    pub replayed: u64,
+    /// Events applied inside the swap transaction (the tail and streams the live projector was
+    /// ahead on).
+    pub swapped_tail: u64,
+    /// Streams the new checkpoints cover.
+    pub streams: i64,
+    pub replay_seconds: f64,
+    pub swap_millis: f64,
+}
+
+impl RebuildReport {
+    /// Replay speed, in events applied per second.
+    pub fn events_per_second(&self) -> f64 {
+        self.replayed as f64 / self.replay_seconds.max(f64::EPSILON)
+    }
+}
+
+/// Rebuilds `projection` from the event store and swaps it in. `pool` must connect as the
+/// owner of the read tables (the migration role): it creates, moves and drops them.
+#[tracing::instrument(name = "projections.rebuild", skip_all, fields(projection = projection.name()))]
+pub async fn rebuild(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch_size: i64,
+) -> Result<RebuildReport, ProjectionError> {
+    let schema = rebuild_schema(projection)?;
+    let _only_one = exclusive_rebuild(pool, projection.name()).await?;
+    prepare(pool, projection, &schema).await?;
+    let started = Instant::now();
+    let (position, replayed) = replay(pool, projection, &schema, batch_size).await?;
+    let replay_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(replayed, replay_seconds, "replayed; swapping");
+    let started = Instant::now();
+    let (swapped_tail, streams) = swap_with_retry(pool, projection, &schema, position).await?;
+    let report = RebuildReport {
+        projection: projection.name().to_owned(),
+        replayed,
+        swapped_tail,
+        streams,
+        replay_seconds,
+        swap_millis: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    tracing::info!(?report, "rebuilt");
+    Ok(report)
+}
+
+fn rebuild_schema(projection: &dyn Projection) -> Result<String, ProjectionError> {
+    if projection.tables().is_empty() {
+        return Err(ProjectionError::NotRebuildable(
+            projection.name().to_owned(),
+        ));
+    }
+    Ok(format!("rebuild_{}", projection.name().replace('-', "_")))
+}
+
+/// A session-level advisory lock, held on its own connection for the whole rebuild, so two
+/// rebuilds of one projection cannot interleave (they would share the rebuild schema).
+async fn exclusive_rebuild(
+    pool: &PgPool,
+    projection: &str,
+) -> Result<PgConnection, ProjectionError> {
+    let mut conn = pool.acquire().await?;
+    let won: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, hashtext($2) # 1)")
+        .bind(LOCK_CLASS)
+        .bind(projection)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !won {
+        return Err(ProjectionError::RebuildRunning(projection.to_owned()));
+    }
+    // Returned to the pool, the connection would keep the lock after the rebuild: detached,
+    // it is closed when dropped, which releases the lock however the rebuild ends.
+    Ok(conn.detach())
+}
+
+/// Creates the rebuild schema afresh with empty copies of the projection's tables.
+async fn prepare(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    schema: &str,
+) -> Result<(), ProjectionError> {
+    let mut tx = pool.begin().await?;
+    execute(&mut tx, &format!("drop schema if exists {schema} cascade")).await?;
+    execute(&mut tx, &format!("create schema {schema}")).await?;
+    execute(
+        &mut tx,
+        &format!(
+            "create table {schema}.projection_checkpoints \
+             (like public.projection_checkpoints including all)"
+        ),
+    )
+    .await?;
+    for table in projection.tables() {
+        execute(
+            &mut tx,
+            &format!("create table {schema}.{table} (like read.{table} including all)"),
+        )
+        .await?;
+    }
+    // Printed with only `read` on the path, references to `read` tables come out unqualified;
+    // run with the rebuild schema first, those of this projection then bind to the copies.
+    execute(&mut tx, "set local search_path = read").await?;
+    let copies = copy_statements(&mut tx, projection.tables(), schema).await?;
+    execute(
+        &mut tx,
+        &format!("set local search_path = {schema}, read, public"),
+    )
+    .await?;
+    for statement in copies {
+        execute(&mut tx, &statement).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What `create table ... (like ... including all)` leaves out: foreign keys, row-level
+/// security, policies, grants and the table's comment.
+async fn copy_statements(
+    conn: &mut PgConnection,
+    tables: &[&str],
+    schema: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let tables: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
+    sqlx::query_scalar(include_str!("rebuild_copy.sql"))
+        .bind(&tables)
+        .bind(schema)
+        .fetch_all(conn)
+        .await
+}
+
+async fn execute(conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sql).execute(conn).await?;
+    Ok(())
+}
+
+/// Replays every committed event into the rebuild schema, one transaction per batch, until a
+/// batch comes back short: the replay has reached what is committed now.
+async fn replay(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    schema: &str,
+    batch_size: i64,
+) -> Result<(CommitPosition, u64), ProjectionError> {
+    let mut position = CommitPosition::default();
+    let mut applied = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let batch = apply_batch(&mut tx, projection, schema, position, batch_size).await?;
+        tx.commit().await?;
+        position = batch.position;
+        applied += batch.applied;
+        if batch.read < batch_size {
+            return Ok((position, applied));
+        }
+    }
+}
+
+struct Batch {
+    position: CommitPosition,
+    read: i64,
+    applied: u64,
+}
+
+async fn apply_batch(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    schema: &str,
+    after: CommitPosition,
+    batch_size: i64,
+) -> Result<Batch, ProjectionError> {
+    let events = committed_after(&mut *conn, after, batch_size).await?;
+    let mut batch = Batch {
+        position: events.last().map_or(after, |(position, _)| *position),
+        read: events.len() as i64,
+        applied: 0,
+    };
+    let mut tenant = None;
+    for (_, event) in events
+        .iter()
+        .filter(|(_, e)| projection.handles(&e.aggregate_type))
+    {
+        // One `set_config` per change of tenant, not per event: most batches are one tenant.
+        if tenant != Some(event.tenant_id) {
+            enter(conn, event.tenant_id, schema).await?;
+            tenant = Some(event.tenant_id);
+        }
+        checkpoint::apply_once(conn, projection, event).await?;
+        batch.applied += 1;
+    }
+    Ok(batch)
+}
+
+/// The swap, tried again when it cannot get its locks in time (a long query on the old
+/// tables): everything it did is rolled back and redone, so retrying is safe.
+async fn swap_with_retry(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    schema: &str,
+    mut position: CommitPosition,
+) -> Result<(u64, i64), ProjectionError> {
+    let mut attempt = 0;
+    loop {
+        // Catch up outside the swap first, so the swap itself has little left to do.
+        let (caught_up, _) = replay_from(pool, projection, schema, position).await?;
+        position = caught_up;
+        match swap(pool, projection, schema, position).await {
+            Err(ProjectionError::Database(error)) if is_lock_timeout(&error) => {
+                attempt += 1;
+                if attempt >= SWAP_ATTEMPTS {
+                    return Err(ProjectionError::Database(error));
+                }
+                tracing::warn!(attempt, "swap could not get its locks in time; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn replay_from(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    schema: &str,
+    position: CommitPosition,
+) -> Result<(CommitPosition, u64), ProjectionError> {
+    let mut tx = pool.begin().await?;
+    let batch = apply_batch(&mut tx, projection, schema, position, i64::MAX).await?;
+    tx.commit().await?;
+    Ok((batch.position, batch.applied))
+}
+
+fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "55P03")
+}
+
+/// The one short transaction that makes the rebuilt tables the live ones.
+async fn swap(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    schema: &str,
+    position: CommitPosition,
+) -> Result<(u64, i64), ProjectionError> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    execute(
+        &mut tx,
+        &format!("set local lock_timeout = '{SWAP_LOCK_TIMEOUT}'"),
+    )
+    .await?;
+    sqlx::query("select pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(LOCK_CLASS)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    // The live projector is paused from here on; nothing it applied can be missed below.
+    let tail = apply_batch(&mut tx, projection, schema, position, i64::MAX).await?;
+    let ahead = catch_up_live_ahead(&mut tx, projection, schema).await?;
+    let streams = copy_checkpoints(&mut tx, name, schema).await?;
+    // The renames take each table's strongest lock, which queries queue behind: last.
+    move_tables(&mut tx, projection.tables(), schema).await?;
+    tx.commit().await?;
+    Ok((tail.applied + ahead, streams))
+}
+
+/// Streams whose live checkpoint is past the rebuild's: the live projector applied events the
+/// replay has not read yet (committed behind an older transaction still open, so the xmin rule
+/// holds them back). They were acknowledged, so no delivery will bring them again: apply them
+/// to the new tables here, from the event store.
+async fn catch_up_live_ahead(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    schema: &str,
+) -> Result<u64, ProjectionError> {
+    let ahead: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+        "select p.aggregate_type, p.aggregate_id, p.last_sequence \
+         from public.projection_checkpoints p \
+         left join {schema}.projection_checkpoints r \
+           using (projection, aggregate_type, aggregate_id) \
+         where p.projection = $1 and p.last_sequence > coalesce(r.last_sequence, 0)"
+    ))
+    .bind(projection.name())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut applied = 0;
+    for (aggregate_type, aggregate_id, last) in ahead {
+        let events =
+            stream_range(&mut *conn, &aggregate_type, &aggregate_id, last - 1, last).await?;
+        let Some(event) = events.last() else {
+            continue;
+        };
+        enter(conn, event.tenant_id, schema).await?;
+        applied += applied_count(checkpoint::apply_once(conn, projection, event).await?);
+    }
+    Ok(applied)
+}
+
+fn applied_count(applied: checkpoint::Applied) -> u64 {
+    match applied {
+        checkpoint::Applied::AlreadyApplied => 0,
+        checkpoint::Applied::Next => 1,
+        checkpoint::Applied::CaughtUp(n) => n as u64,
+    }
+}
+
+/// Makes the projection's live checkpoints the rebuild's, touching only rows that differ (most
+/// are equal when the live projector is current), and returns how many streams they cover.
+async fn copy_checkpoints(
+    conn: &mut PgConnection,
+    projection: &str,
+    schema: &str,
+) -> Result<i64, ProjectionError> {
+    sqlx::query(&format!(
+        "delete from public.projection_checkpoints p where p.projection = $1 and not exists \
+         (select 1 from {schema}.projection_checkpoints r where r.projection = p.projection \
+          and r.aggregate_type = p.aggregate_type and r.aggregate_id = p.aggregate_id)"
+    ))
+    .bind(projection)
+    .execute(&mut *conn)
+    .await?;
+    let copied = sqlx::query(&format!(
+        "insert into public.projection_checkpoints \
+             (projection, aggregate_type, aggregate_id, last_sequence, updated_at) \
+         select projection, aggregate_type, aggregate_id, last_sequence, now() \
+         from {schema}.projection_checkpoints where projection = $1 \
+         on conflict (projection, aggregate_type, aggregate_id) do update \
+         set last_sequence = excluded.last_sequence, updated_at = excluded.updated_at \
+         where projection_checkpoints.last_sequence <> excluded.last_sequence"
+    ))
+    .bind(projection)
+    .execute(&mut *conn)
+    .await?;
+    tracing::debug!(changed = copied.rows_affected(), "checkpoints copied");
+    let streams = sqlx::query_scalar(&format!(
+        "select count(*) from {schema}.projection_checkpoints where projection = $1"
+    ))
+    .bind(projection)
+    .fetch_one(conn)
+    .await?;
+    Ok(streams)
+}
+
+/// Old tables out, new tables in, dependent views re-pointed, old tables dropped. Views bind
+/// to tables, not names: they would follow the old tables out, so their definitions are taken
+/// first (fully qualified) and replaced after the move, which keeps their grants and options.
+async fn move_tables(
+    conn: &mut PgConnection,
+    tables: &[&str],
+    schema: &str,
+) -> Result<(), ProjectionError> {
+    let retired = format!("{schema}_retired");
+    let views = dependent_views(conn, tables).await?;
+    execute(
+        conn,
+        &format!("drop schema if exists {retired} cascade; create schema {retired}"),
+    )
+    .await?;
+    for table in tables {
+        execute(
+            conn,
+            &format!("alter table read.{table} set schema {retired}"),
+        )
+        .await?;
+        execute(
+            conn,
+            &format!("alter table {schema}.{table} set schema read"),
+        )
+        .await?;
+    }
+    for view in views {
+        execute(conn, &view).await?;
+    }
+    // No `cascade` on the old tables: anything still reading them (a materialized view, say)
+    // fails the swap loudly instead of being dropped with them.
+    let old: Vec<String> = tables.iter().map(|t| format!("{retired}.{t}")).collect();
+    execute(
+        conn,
+        &format!(
+            "drop table {}; drop schema {retired}; drop schema {schema} cascade",
+            old.join(", ")
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `create or replace view` statements for every view reading the tables, outermost last.
+async fn dependent_views(
+    conn: &mut PgConnection,
+    tables: &[&str],
+) -> Result<Vec<String>, sqlx::Error> {
+    let tables: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
+    execute(conn, "set local search_path = pg_catalog").await?;
+    let views = sqlx::query_scalar(include_str!("rebuild_views.sql"))
+        .bind(&tables)
+        .fetch_all(&mut *conn)
+        .await;
+    execute(conn, &format!("set local search_path = {LIVE_SEARCH_PATH}")).await?;
+    views
+}

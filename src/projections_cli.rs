@@ -1,0 +1,154 @@
+//! `b2b projections ...`: rebuild a read model without downtime, report lag and parked
+//! messages, and replay or drop parked messages.
+use std::sync::Arc;
+
+use clap::{Subcommand, ValueEnum};
+use event_store::Topology;
+use projections::{ParkedAction, PROCESS_MANAGERS, READ_MODELS};
+
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum ProjectionsCommand {
+    /// Rebuilds a read model from the event store into new tables and swaps them in; queries
+    /// keep reading the old tables until then. Names: accounts, users, quotes, approvals,
+    /// contracts.
+    Rebuild {
+        name: String,
+        /// Events read per replay transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: i64,
+    },
+    /// Per consumer group: ready messages per queue, consumers and parked messages; per
+    /// projection: streams checkpointed and how far behind the event store; outbox backlog.
+    Status {
+        /// Prints JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replays (back into the group) or drops a consumer group's parked messages.
+    Parked {
+        /// Consumer group: read-models or process-managers.
+        #[arg(long)]
+        group: Group,
+        #[command(subcommand)]
+        action: ParkedCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ParkedCommand {
+    /// Publishes parked messages back to the group's exchange (original headers, so each goes
+    /// to its stream's queue); already applied ones are acknowledged as no-ops.
+    Replay {
+        /// At most this many (default: all parked now).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Removes parked messages, printing their message ids.
+    Drop {
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Group {
+    ReadModels,
+    ProcessManagers,
+}
+
+impl Group {
+    fn name(self) -> &'static str {
+        match self {
+            Self::ReadModels => READ_MODELS,
+            Self::ProcessManagers => PROCESS_MANAGERS,
+        }
+    }
+}
+
+pub async fn run(command: ProjectionsCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        ProjectionsCommand::Rebuild { name, batch_size } => {
+            rebuild(config, &name, batch_size).await
+        }
+        ProjectionsCommand::Status { json } => status(config, json).await,
+        ProjectionsCommand::Parked { group, action } => parked(config, group, action).await,
+    }
+}
+
+fn topology(config: &Config) -> Topology {
+    Topology {
+        prefix: config.amqp_prefix.clone(),
+        partitions: config.partitions,
+        groups: vec![READ_MODELS.to_owned(), PROCESS_MANAGERS.to_owned()],
+    }
+}
+
+/// Runs as the login role: the rebuild creates, moves and drops tables it must own.
+async fn rebuild(config: &Config, name: &str, batch_size: i64) -> anyhow::Result<()> {
+    let Some(projection) = projections::read_model(name) else {
+        anyhow::bail!("no read model named {name}");
+    };
+    let pool = event_store::db::connect(&config.database_url, None, 2).await?;
+    let report = projections::rebuild(&pool, projection.as_ref(), batch_size).await?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "projection": report.projection,
+            "replayed": report.replayed,
+            "swapped_tail": report.swapped_tail,
+            "streams": report.streams,
+            "replay_seconds": report.replay_seconds,
+            "events_per_second": report.events_per_second(),
+            "swap_millis": report.swap_millis,
+        })
+    );
+    Ok(())
+}
+
+/// Reads every tenant's checkpoints and outbox, so as the login role too.
+async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
+    let pool = event_store::db::connect(&config.database_url, None, 2).await?;
+    let groups = [
+        (READ_MODELS, projections::read_models()),
+        (PROCESS_MANAGERS, process_managers(&pool)),
+    ];
+    let status = projections::status(&pool, &config.amqp_url, &topology(config), &groups).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        println!("{status}");
+    }
+    Ok(())
+}
+
+/// The process managers, only to ask their names and what they handle: nothing runs them here.
+fn process_managers(pool: &sqlx::PgPool) -> Vec<Arc<dyn projections::Projection>> {
+    let bus = Arc::new(event_store::CommandBus::new(pool.clone()));
+    projections::process_managers(bus, Arc::new(projections::timers::SystemClock))
+}
+
+async fn parked(config: &Config, group: Group, command: ParkedCommand) -> anyhow::Result<()> {
+    let (action, limit) = match command {
+        ParkedCommand::Replay { limit } => (ParkedAction::Replay, limit),
+        ParkedCommand::Drop { limit } => (ParkedAction::Drop, limit),
+    };
+    let ids = projections::handle_parked(
+        &config.amqp_url,
+        &topology(config),
+        group.name(),
+        action,
+        limit,
+    )
+    .await?;
+    for id in &ids {
+        println!("{id}");
+    }
+    let verb = match action {
+        ParkedAction::Replay => "replayed",
+        ParkedAction::Drop => "dropped",
+    };
+    eprintln!("{} parked message(s) of {} {verb}", ids.len(), group.name());
+    Ok(())
+}
