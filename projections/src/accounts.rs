@@ -3,13 +3,14 @@ use aggregates::account::{Account, AccountEvent, AccountStatus};
 use aggregates::Text;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use event_store::StoredEvent;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
+use crate::stamp::decode;
 use crate::{Projection, ProjectionError};
 
 /// Maintains `read.accounts` from Account events. Replayable: see [`Projection`].
@@ -36,7 +37,7 @@ impl Projection for AccountsProjection {
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
         let stamp = Stamp::of(event)?;
-        match decode(event)? {
+        match decode::<AccountEvent>(event)? {
             AccountEvent::AccountOpened {
                 name,
                 legal_name,
@@ -83,24 +84,6 @@ impl Stamp {
             by: event.meta_uuid("user_id"),
         })
     }
-}
-
-/// The payload as an `AccountEvent`, checked against the stored event type so a payload filed
-/// under the wrong type cannot slip through.
-fn decode(event: &StoredEvent) -> Result<AccountEvent, ProjectionError> {
-    let decoded: AccountEvent =
-        serde_json::from_value(event.payload.clone()).map_err(|source| {
-            ProjectionError::UnknownEvent {
-                aggregate_type: event.aggregate_type.clone(),
-                event_type: event.event_type.clone(),
-                source,
-            }
-        })?;
-    if decoded.event_type() != event.event_type {
-        let detail = format!("payload is a {}", decoded.event_type());
-        return Err(ProjectionError::inconsistent(event, detail));
-    }
-    Ok(decoded)
 }
 
 struct Opened<'a> {

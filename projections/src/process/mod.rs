@@ -21,9 +21,7 @@ mod scheduling;
 
 use std::sync::Arc;
 
-use cqrs_es::DomainEvent;
 use event_store::{CommandBus, StoredEvent};
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 pub use acceptance::{ContractAccounts, QuoteAcceptance};
@@ -49,25 +47,7 @@ pub fn process_managers(bus: Arc<CommandBus>, clock: Arc<dyn Clock>) -> Vec<Arc<
     ]
 }
 
-/// The event's payload as its aggregate's event type; a payload that is not one is a poison
-/// message, never a silent skip.
-pub(crate) fn decode<E>(event: &StoredEvent) -> Result<E, ProjectionError>
-where
-    E: DeserializeOwned + DomainEvent,
-{
-    let decoded: E = serde_json::from_value(event.payload.clone()).map_err(|source| {
-        ProjectionError::UnknownEvent {
-            aggregate_type: event.aggregate_type.clone(),
-            event_type: event.event_type.clone(),
-            source,
-        }
-    })?;
-    if decoded.event_type() != event.event_type {
-        let detail = format!("payload is a {}", decoded.event_type());
-        return Err(ProjectionError::inconsistent(event, detail));
-    }
-    Ok(decoded)
-}
+pub(crate) use crate::stamp::decode;
 
 /// The event's stream id as a UUID (every aggregate id is one).
 pub(crate) fn aggregate_uuid(event: &StoredEvent) -> Result<Uuid, ProjectionError> {
