@@ -264,7 +264,7 @@ async fn apply_batch(
     {
         // One `set_config` per change of tenant, not per event: most batches are one tenant.
         if tenant != Some(event.tenant_id) {
-            enter(conn, event.tenant_id, schema).await?;
+            enter(conn, event.tenant_id, &format!("{schema}, public")).await?;
             tenant = Some(event.tenant_id);
         }
         checkpoint::apply_once(conn, projection, event).await?;
@@ -374,7 +374,7 @@ async fn catch_up_live_ahead(
         let Some(event) = events.last() else {
             continue;
         };
-        enter(conn, event.tenant_id, schema).await?;
+        enter(conn, event.tenant_id, &format!("{schema}, public")).await?;
         applied += applied_count(checkpoint::apply_once(conn, projection, event).await?);
     }
     Ok(applied)

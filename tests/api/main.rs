@@ -10,5 +10,6 @@ mod helpers;
 mod idempotency;
 mod isolation;
 mod openapi;
+mod projections_cli;
 mod scenario;
 mod tenant_policy;
