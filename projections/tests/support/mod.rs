@@ -453,11 +453,16 @@ fn rabbit_eval(expression: &str) -> String {
 }
 
 /// Erlang list of the pids of the broker connections named `name`.
+/// Connections still opening or already closing have no client properties (`none`, or an
+/// error from `connection_info`); they are skipped rather than failing the whole expression.
 fn connections_named(name: &str) -> String {
     format!(
         "[P || P <- rabbit_networking:connections(), \
-         {{_, _, N}} <- [lists:keyfind(<<\"connection_name\">>, 1, proplists:get_value(\
-         client_properties, rabbit_networking:connection_info(P, [client_properties])))], \
+         Info <- [catch rabbit_networking:connection_info(P, [client_properties])], \
+         is_list(Info), \
+         Props <- [proplists:get_value(client_properties, Info, [])], \
+         is_list(Props), \
+         {{_, _, N}} <- [lists:keyfind(<<\"connection_name\">>, 1, Props)], \
          N =:= <<\"{name}\">>]"
     )
 }
