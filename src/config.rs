@@ -20,6 +20,8 @@ pub struct Config {
     pub jwt_secret: Vec<u8>,
     pub access_token_ttl: Duration,
     pub await_timeout: Duration,
+    /// Browser origins allowed to call the APIs (CORS); none by default.
+    pub cors_allowed_origins: Vec<String>,
     /// `system`, or `adjustable` (tests only: time moved through the `test_clock` table).
     pub clock: String,
     /// `local` (the default), `test`, or anything else for a real deployment.
@@ -43,6 +45,12 @@ impl Config {
                 parse::<u64>("ACCESS_TOKEN_TTL_SECONDS", "900")?.min(900),
             ),
             await_timeout: Duration::from_millis(parse("AWAIT_VERSION_TIMEOUT_MS", "5000")?),
+            cors_allowed_origins: var("CORS_ALLOWED_ORIGINS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|origin| !origin.is_empty())
+                .map(str::to_owned)
+                .collect(),
             clock: var("B2B_CLOCK", "system"),
             app_env: var("APP_ENV", "local"),
             timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_MS", "1000")?),

@@ -175,8 +175,11 @@ fn http_server(config: &Config, parts: Parts, pool: PgPool) -> anyhow::Result<Se
         pool,
         amqp_url: config.amqp_url.clone(),
     };
+    let cors_origins = config.cors_allowed_origins.clone();
     let server = HttpServer::new(move || {
         let mut app = App::new()
+            .wrap(cors(&cors_origins))
+            .wrap(security_headers())
             .wrap(tracing_actix())
             .app_data(web::Data::new(probes.clone()))
             .route("/health/live", web::get().to(HttpResponse::Ok))
@@ -195,6 +198,37 @@ fn http_server(config: &Config, parts: Parts, pool: PgPool) -> anyhow::Result<Se
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Headers every response carries: these APIs serve JSON to programs, never pages to frame or
+/// content to sniff, and nothing a shared cache should keep.
+fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
+}
+
+/// Browsers may call the APIs only from the configured origins (`CORS_ALLOWED_ORIGINS`).
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let allowed = origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin)
+        });
+    allowed
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            "authorization",
+            "content-type",
+            "if-match",
+            "idempotency-key",
+            "x-correlation-id",
+            "x-await-version",
+        ])
+        .expose_headers(["etag"])
+        .max_age(3600)
 }
 
 fn tracing_actix() -> actix_web::middleware::Logger {

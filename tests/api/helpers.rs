@@ -81,7 +81,14 @@ impl TestStack {
 
     /// Starts a long-running `b2b` process; for HTTP ones, waits until it listens.
     pub async fn spawn(&self, args: &[&str]) -> Process {
-        let mut child = self.command(args).stdout(Stdio::piped()).spawn().unwrap();
+        self.spawn_with_env(args, &[]).await
+    }
+
+    /// `spawn` with extra environment variables.
+    pub async fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let serves_http = matches!(args[0], "serve" | "command-api" | "query-api");

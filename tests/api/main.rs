@@ -6,6 +6,7 @@ mod audit;
 mod bad_input;
 mod domain_commands;
 mod event_store;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod isolation;
