@@ -18,6 +18,23 @@ pub enum AuthError {
     InvalidToken,
     #[error("could not hash the password")]
     Hashing,
+    #[error("the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")]
+    WeakPassword,
+}
+
+/// Bounds on a password's length: long enough to resist guessing, short enough that argon2
+/// work stays bounded.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// The one password rule, for every place a password is set.
+pub fn check_password(password: &str) -> Result<(), AuthError> {
+    let chars = password.chars().count();
+    if (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        Ok(())
+    } else {
+        Err(AuthError::WeakPassword)
+    }
 }
 
 /// What an access token says about its bearer.
@@ -152,6 +169,14 @@ mod tests {
     fn an_expired_token_is_refused() {
         let keys = TokenKeys::new(b"k", Duration::seconds(-5));
         assert!(keys.verify(&keys.issue(claims())).is_err());
+    }
+
+    #[test]
+    fn passwords_are_bounded_in_length() {
+        assert!(check_password(&"x".repeat(11)).is_err());
+        assert!(check_password(&"x".repeat(12)).is_ok());
+        assert!(check_password(&"é".repeat(256)).is_ok());
+        assert!(check_password(&"x".repeat(257)).is_err());
     }
 
     #[test]

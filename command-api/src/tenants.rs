@@ -11,8 +11,6 @@ use event_store::{CommandBus, EventMetadata, StoreError};
 pub enum TenantError {
     #[error(transparent)]
     Invalid(#[from] DomainError),
-    #[error("the password must be at least 12 characters")]
-    WeakPassword,
     #[error("a tenant with slug `{0}` already exists")]
     SlugTaken(String),
     #[error("no tenant `{0}`")]
@@ -20,7 +18,7 @@ pub enum TenantError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
-    Hashing(#[from] auth::AuthError),
+    Password(#[from] auth::AuthError),
     #[error("registering the first admin failed: {0}")]
     Registration(#[from] StoreError),
 }
@@ -45,9 +43,7 @@ pub async fn create_tenant(
 ) -> Result<CreatedTenant, TenantError> {
     let name = Text::parse("name", new.name, 200)?;
     let email = Email::parse("admin_email", new.admin_email)?;
-    if new.admin_password.chars().count() < 12 {
-        return Err(TenantError::WeakPassword);
-    }
+    auth::check_password(new.admin_password)?;
     let password_hash = auth::hash_password(new.admin_password)?;
     let tenant_id = Uuid::new_v4();
     let admin_user_id = Uuid::new_v4();

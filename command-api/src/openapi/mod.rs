@@ -15,8 +15,8 @@ use serde_json::{json, Map, Value};
 use crate::error::Problem;
 use crate::routes::auth::{LoginRequest, Me, TokenPair};
 use crate::routes::commands::Accepted;
-use crate::routes::users::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 use crate::MAX_BODY_BYTES;
+use auth::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 
 /// Where schemars puts the schemas of types the commands refer to (`Tier`, `Role`, ...): the
 /// document's own components, so their `$ref`s resolve without rewriting.

@@ -10,9 +10,6 @@ use crate::body::{into_command, parse_object};
 use crate::error::FieldError;
 use crate::ApiError;
 
-pub(crate) const MIN_PASSWORD_CHARS: usize = 12;
-pub(crate) const MAX_PASSWORD_CHARS: usize = 256;
-
 pub struct UserRequest {
     pub command: UserCommand,
     pub password: Option<String>,
@@ -49,13 +46,7 @@ pub fn parse(body: &[u8], user_id: Uuid) -> Result<UserRequest, ApiError> {
 }
 
 fn checked_password(password: String) -> Result<String, ApiError> {
-    let chars = password.chars().count();
-    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
-        return Err(invalid(
-            "password",
-            &format!("must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
-        ));
-    }
+    auth::check_password(&password).map_err(|e| invalid("password", &e.to_string()))?;
     Ok(password)
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::scope::AccountScope;
+use super::scope::{scoped_by_id, AccountScope};
 use crate::{cursor, QueryError, TenantTx};
 
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
@@ -338,17 +338,8 @@ pub async fn by_id(
     scope: AccountScope,
     id: Uuid,
 ) -> Result<Option<Account>, QueryError> {
-    let sql = format!(
-        "select {COLUMNS} from read.accounts where tenant_id = $1 and id = $2 \
-         and ($3::uuid is null or id = $3)"
-    );
-    let account = sqlx::query_as(&sql)
-        .bind(tenant_id)
-        .bind(id)
-        .bind(scope.account())
-        .fetch_optional(&mut *tx.conn().await?)
-        .await?;
-    Ok(account)
+    let select_from = format!("select {COLUMNS} from read.accounts");
+    scoped_by_id(tx, &select_from, "id", tenant_id, scope, id).await
 }
 
 async fn fetch_page(

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::list::{self, connection, Key, Listing, PageRequest};
 use super::loaders::children_of;
-use super::scope::AccountScope;
+use super::scope::{scoped_by_id, AccountScope};
 use super::stored::stored_enum;
 use super::OrderDirection;
 use crate::{QueryError, TenantTx};
@@ -180,15 +180,6 @@ pub async fn by_id(
     scope: AccountScope,
     id: Uuid,
 ) -> Result<Option<Contract>, QueryError> {
-    let sql = format!(
-        "select {COLUMNS} from read.contracts where tenant_id = $1 and id = $2 \
-         and ($3::uuid is null or account_id = $3)"
-    );
-    let contract = sqlx::query_as(&sql)
-        .bind(tenant_id)
-        .bind(id)
-        .bind(scope.account())
-        .fetch_optional(&mut *tx.conn().await?)
-        .await?;
-    Ok(contract)
+    let select_from = format!("select {COLUMNS} from read.contracts");
+    scoped_by_id(tx, &select_from, "account_id", tenant_id, scope, id).await
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::list::{self, connection, Key, Listing, PageRequest};
 use super::loaders::children_of;
-use super::scope::AccountScope;
+use super::scope::{scoped_by_id, AccountScope};
 use super::stored::stored_enum;
 use super::{OrderDirection, Tier};
 use crate::{QueryError, TenantTx};
@@ -191,15 +191,6 @@ pub async fn by_id(
     scope: AccountScope,
     id: Uuid,
 ) -> Result<Option<Quote>, QueryError> {
-    let sql = format!(
-        "select {COLUMNS} from read.quotes where tenant_id = $1 and id = $2 \
-         and ($3::uuid is null or account_id = $3)"
-    );
-    let quote = sqlx::query_as(&sql)
-        .bind(tenant_id)
-        .bind(id)
-        .bind(scope.account())
-        .fetch_optional(&mut *tx.conn().await?)
-        .await?;
-    Ok(quote)
+    let select_from = format!("select {COLUMNS} from read.quotes");
+    scoped_by_id(tx, &select_from, "account_id", tenant_id, scope, id).await
 }

@@ -4,8 +4,11 @@
 //! that reads such rows.
 use aggregates::Role;
 use auth::Claims;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, Postgres, QueryBuilder};
 use uuid::Uuid;
+
+use crate::{QueryError, TenantTx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountScope {
@@ -86,4 +89,30 @@ impl AccountScope {
             .push_bind(account)
             .push("))))");
     }
+}
+
+/// One row by id from `select … from <table>` in the caller's tenant; for a Partner, only if
+/// `account_column` is their account, so another account's row is as absent as a missing one.
+pub(crate) async fn scoped_by_id<T>(
+    tx: &TenantTx,
+    select_from: &str,
+    account_column: &str,
+    tenant_id: Uuid,
+    scope: AccountScope,
+    id: Uuid,
+) -> Result<Option<T>, QueryError>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let sql = format!(
+        "{select_from} where tenant_id = $1 and id = $2 \
+         and ($3::uuid is null or {account_column} = $3)"
+    );
+    let row = sqlx::query_as(&sql)
+        .bind(tenant_id)
+        .bind(id)
+        .bind(scope.account())
+        .fetch_optional(&mut *tx.conn().await?)
+        .await?;
+    Ok(row)
 }
