@@ -19,6 +19,8 @@ pub enum TenantError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Password(#[from] auth::AuthError),
+    #[error("storing the admin's password failed: {0}")]
+    Credentials(String),
     #[error("registering the first admin failed: {0}")]
     Registration(#[from] StoreError),
 }
@@ -44,7 +46,6 @@ pub async fn create_tenant(
     let name = Text::parse("name", new.name, 200)?;
     let email = Email::parse("admin_email", new.admin_email)?;
     auth::check_password(new.admin_password)?;
-    let password_hash = auth::hash_password(new.admin_password)?;
     let tenant_id = Uuid::new_v4();
     let admin_user_id = Uuid::new_v4();
     let inserted = sqlx::query(
@@ -59,11 +60,9 @@ pub async fn create_tenant(
         return Err(TenantError::SlugTaken(new.slug.to_owned()));
     }
     register_admin(pool, tenant_id, admin_user_id, &email).await?;
-    sqlx::query("update user_credentials set password_hash = $2 where user_id = $1")
-        .bind(admin_user_id)
-        .bind(password_hash)
-        .execute(pool)
-        .await?;
+    crate::routes::users::store_password(pool, tenant_id, admin_user_id, new.admin_password)
+        .await
+        .map_err(|e| TenantError::Credentials(e.to_string()))?;
     Ok(CreatedTenant {
         tenant_id,
         admin_user_id,

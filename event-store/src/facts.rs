@@ -110,8 +110,9 @@ impl ApprovalServices for StoreFacts {
     }
 }
 
-/// Tenant-wide user questions are answered from the User streams themselves, so a user
-/// registered a moment ago already counts.
+/// Tenant-wide user questions are answered from `user_credentials`, which a trigger keeps in step
+/// with the User streams inside each append's transaction, so a user registered a moment ago
+/// already counts.
 #[async_trait]
 impl UserServices for StoreFacts {
     async fn email_in_use(
@@ -121,19 +122,12 @@ impl UserServices for StoreFacts {
         except: Option<Uuid>,
     ) -> Result<bool, DomainError> {
         sqlx::query_scalar(
-            "select exists (select 1 from ( \
-               select distinct on (aggregate_id) aggregate_id, \
-                      coalesce(payload -> 'UserEmailChanged' ->> 'to', \
-                               payload -> 'UserRegistered' ->> 'email') as email \
-                 from events \
-                where aggregate_type = 'User' and tenant_id = $1 \
-                  and event_type in ('UserRegistered', 'UserEmailChanged') \
-                order by aggregate_id, sequence desc) latest \
-             where latest.email = $2 and latest.aggregate_id is distinct from $3)",
+            "select exists (select 1 from user_credentials \
+             where tenant_id = $1 and email = $2 and user_id is distinct from $3)",
         )
         .bind(tenant_id)
         .bind(email.as_str())
-        .bind(except.map(|id| id.to_string()))
+        .bind(except)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| lookup_failed("e-mail addresses", e))
@@ -141,17 +135,8 @@ impl UserServices for StoreFacts {
 
     async fn active_tenant_admins(&self, tenant_id: Uuid) -> Result<u32, DomainError> {
         let count: i64 = sqlx::query_scalar(
-            "select count(*) from ( \
-               select (array_agg(coalesce(payload -> 'UserRolesChanged' -> 'to', \
-                                          payload -> 'UserRegistered' -> 'roles')::jsonb \
-                                 order by sequence desc) \
-                         filter (where event_type in ('UserRegistered', 'UserRolesChanged')))[1] as roles, \
-                      (array_agg(event_type order by sequence desc) \
-                         filter (where event_type in ('UserDeactivated', 'UserReactivated')))[1] as last_switch \
-                 from events where aggregate_type = 'User' and tenant_id = $1 \
-                group by aggregate_id) users \
-             where users.roles @> '[\"TenantAdmin\"]' \
-               and users.last_switch is distinct from 'UserDeactivated'",
+            "select count(*) from user_credentials \
+             where tenant_id = $1 and active and 'TenantAdmin' = any(roles)",
         )
         .bind(tenant_id)
         .fetch_one(&self.pool)

@@ -32,15 +32,6 @@ async fn stack_with_history() -> (TestStack, Vec<Uuid>) {
     (stack, ids)
 }
 
-async fn b2b(stack: &TestStack, args: &[&str]) -> (bool, String, String) {
-    let output = stack.command(args).output().await.unwrap();
-    (
-        output.status.success(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
 /// As a superuser with triggers disabled: what an attacker with database access could do.
 async fn tamper(stack: &TestStack, statement: &str) {
     let mut tx = stack.db.begin().await.unwrap();
@@ -56,18 +47,16 @@ async fn tamper(stack: &TestStack, statement: &str) {
 #[tokio::test]
 async fn export_writes_one_tenants_events_as_ndjson_in_commit_order() {
     let (stack, ids) = stack_with_history().await;
-    let (ok, stdout, stderr) = b2b(
-        &stack,
-        &[
+    let (ok, stdout, stderr) = stack
+        .b2b(&[
             "events",
             "export",
             "--tenant",
             "ledger",
             "--aggregate-type",
             "Account",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(ok, "{stderr}");
     let events: Vec<Value> = stdout
         .lines()
@@ -84,31 +73,29 @@ async fn export_writes_one_tenants_events_as_ndjson_in_commit_order() {
         .any(|id| e["aggregate_id"] == json!(id.to_string()))));
     assert_eq!(events[0]["event_type"], "AccountOpened");
 
-    let (_, everything, _) = b2b(&stack, &["events", "export", "--tenant", "ledger"]).await;
+    let (_, everything, _) = stack.b2b(&["events", "export", "--tenant", "ledger"]).await;
     assert_eq!(
         everything.lines().count(),
         10,
         "the admin's UserRegistered as well"
     );
-    let (_, future, _) = b2b(
-        &stack,
-        &[
+    let (_, future, _) = stack
+        .b2b(&[
             "events",
             "export",
             "--tenant",
             "ledger",
             "--from",
             "2999-01-01T00:00:00Z",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(future.lines().count(), 0);
 }
 
 #[tokio::test]
 async fn verify_passes_on_an_untouched_store() {
     let (stack, _) = stack_with_history().await;
-    let (ok, stdout, stderr) = b2b(&stack, &["audit", "verify"]).await;
+    let (ok, stdout, stderr) = stack.b2b(&["audit", "verify"]).await;
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("ok: 12 events"), "{stdout}");
 }
@@ -125,7 +112,7 @@ async fn verify_names_an_altered_event() {
         ),
     )
     .await;
-    let (ok, stdout, stderr) = b2b(&stack, &["audit", "verify", "--tenant", "ledger"]).await;
+    let (ok, stdout, stderr) = stack.b2b(&["audit", "verify", "--tenant", "ledger"]).await;
     assert!(!ok, "{stdout}");
     assert!(
         stderr.contains(&format!("Account/{}#2", ids[1])) && stderr.contains("altered"),
@@ -144,7 +131,7 @@ async fn verify_names_a_removed_event() {
         ),
     )
     .await;
-    let (ok, _, stderr) = b2b(&stack, &["audit", "verify"]).await;
+    let (ok, _, stderr) = stack.b2b(&["audit", "verify"]).await;
     assert!(!ok);
     assert!(
         stderr.contains(&format!("Account/{}#2 is missing", ids[2])),

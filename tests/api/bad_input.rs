@@ -79,7 +79,14 @@ async fn each_class_of_bad_input_gets_its_status_and_problem_and_appends_nothing
         .send()
         .await
         .unwrap();
-    problem(forbidden, StatusCode::FORBIDDEN).await;
+    let body = problem(forbidden, StatusCode::FORBIDDEN).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("done by the system"),
+        "{body}"
+    );
 
     let stale = api
         .command(&token, "accounts", id)

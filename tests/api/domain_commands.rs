@@ -321,7 +321,11 @@ async fn contracts_are_drafted_amended_as_new_versions_and_submitted() {
         .send()
         .await
         .unwrap();
-    problem(late, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let late = problem(late, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        late["type"], "/problems/rule-violated/contract_not_amendable",
+        "{late}"
+    );
     assert_eq!(
         w.stream(contract).await,
         ["ContractDrafted", "ContractAmended", "ContractSubmitted"]
@@ -335,5 +339,6 @@ async fn contracts_are_drafted_amended_as_new_versions_and_submitted() {
         .send()
         .await
         .unwrap();
-    problem(response, StatusCode::NOT_FOUND).await;
+    let missing = problem(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(missing["detail"], "no such account", "{missing}");
 }

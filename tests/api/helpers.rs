@@ -79,6 +79,16 @@ impl TestStack {
         command
     }
 
+    /// Runs a short `b2b` command to its end: (succeeded, stdout, stderr).
+    pub async fn b2b(&self, args: &[&str]) -> (bool, String, String) {
+        let output = self.command(args).output().await.unwrap();
+        (
+            output.status.success(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    }
+
     /// Starts a long-running `b2b` process; for HTTP ones, waits until it listens.
     pub async fn spawn(&self, args: &[&str]) -> Process {
         self.spawn_with_env(args, &[]).await

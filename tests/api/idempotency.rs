@@ -64,7 +64,8 @@ async fn a_failed_command_does_not_burn_its_idempotency_key() {
             .json(&body)
             .send()
     };
-    problem(send(bad).await.unwrap(), StatusCode::BAD_REQUEST).await;
+    let refused = problem(send(bad).await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert_eq!(refused["errors"][0]["field"], "currency", "{refused}");
     assert_eq!(stack.account_event_count().await, 0);
     let fixed = send(open_account("Oompa")).await.unwrap();
     assert_eq!(fixed.status(), StatusCode::OK);

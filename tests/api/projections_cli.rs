@@ -66,18 +66,9 @@ async fn running(slug: &str) -> Running {
     }
 }
 
-async fn b2b(stack: &TestStack, args: &[&str]) -> (bool, String, String) {
-    let output = stack.command(args).output().await.unwrap();
-    (
-        output.status.success(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
 /// `b2b projections status --json`, parsed.
 async fn status(stack: &TestStack) -> Value {
-    let (ok, stdout, stderr) = b2b(stack, &["projections", "status", "--json"]).await;
+    let (ok, stdout, stderr) = stack.b2b(&["projections", "status", "--json"]).await;
     assert!(ok, "{stderr}");
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
@@ -251,7 +242,7 @@ async fn status_reports_both_groups_with_nothing_parked_and_no_lag_once_caught_u
         .all(|p| p["streams_behind"] == 0 && p["events_behind"] == 0));
 
     // The same, as tables for a human.
-    let (ok, table, stderr) = b2b(&run.stack, &["projections", "status"]).await;
+    let (ok, table, stderr) = run.stack.b2b(&["projections", "status"]).await;
     assert!(ok, "{stderr}");
     assert!(table.contains("read-models (parked)"), "{table}");
     assert!(table.contains("process-managers (parked)"), "{table}");
@@ -324,7 +315,7 @@ async fn rebuild_swaps_in_the_accounts_model_while_it_is_read_and_written() {
         reads.load(Ordering::Relaxed),
         writes.load(Ordering::Relaxed),
     );
-    let (ok, stdout, stderr) = b2b(&run.stack, &["projections", "rebuild", "accounts"]).await;
+    let (ok, stdout, stderr) = run.stack.b2b(&["projections", "rebuild", "accounts"]).await;
     let (reads_during, writes_during) = (
         reads.load(Ordering::Relaxed) - reads_at_start,
         writes.load(Ordering::Relaxed) - writes_at_start,
@@ -391,11 +382,10 @@ async fn a_parked_event_is_reported_then_replayed_and_an_empty_drop_is_a_no_op()
     wait_caught_up(&run.stack).await;
 
     // Nothing parked yet: dropping is a successful no-op that says so.
-    let (ok, stdout, stderr) = b2b(
-        &run.stack,
-        &["projections", "parked", "--group", "read-models", "drop"],
-    )
-    .await;
+    let (ok, stdout, stderr) = run
+        .stack
+        .b2b(&["projections", "parked", "--group", "read-models", "drop"])
+        .await;
     assert!(ok, "{stderr}");
     assert_eq!(stdout, "");
     assert_eq!(stderr.trim(), "0 parked message(s) of read-models dropped");
@@ -434,11 +424,10 @@ async fn a_parked_event_is_reported_then_replayed_and_an_empty_drop_is_a_no_op()
         .execute(&run.stack.db)
         .await
         .unwrap();
-    let (ok, stdout, stderr) = b2b(
-        &run.stack,
-        &["projections", "parked", "--group", "read-models", "replay"],
-    )
-    .await;
+    let (ok, stdout, stderr) = run
+        .stack
+        .b2b(&["projections", "parked", "--group", "read-models", "replay"])
+        .await;
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), format!("Account:{id}:1"));
     assert_eq!(stderr.trim(), "1 parked message(s) of read-models replayed");
@@ -469,9 +458,9 @@ async fn a_parked_event_is_reported_then_replayed_and_an_empty_drop_is_a_no_op()
     assert_eq!(reply["data"]["account"]["name"], "Parked Ltd", "{reply}");
 
     // Replayed, so nothing is left to drop.
-    let (ok, stdout, stderr) = b2b(
-        &run.stack,
-        &[
+    let (ok, stdout, stderr) = run
+        .stack
+        .b2b(&[
             "projections",
             "parked",
             "--group",
@@ -479,9 +468,8 @@ async fn a_parked_event_is_reported_then_replayed_and_an_empty_drop_is_a_no_op()
             "drop",
             "--limit",
             "5",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(ok, "{stderr}");
     assert_eq!(stdout, "");
     assert_eq!(stderr.trim(), "0 parked message(s) of read-models dropped");
@@ -516,7 +504,7 @@ async fn rebuild_catches_up_streams_the_live_projector_is_ahead_on() {
         .await;
     wait_caught_up(&run.stack).await;
 
-    let (ok, stdout, stderr) = b2b(&run.stack, &["projections", "rebuild", "accounts"]).await;
+    let (ok, stdout, stderr) = run.stack.b2b(&["projections", "rebuild", "accounts"]).await;
     open.rollback().await.unwrap();
     assert!(ok, "{stderr}");
     let report: Value =

@@ -178,7 +178,14 @@ async fn a_quote_travels_from_draft_through_two_approvals_to_a_contract_and_an_a
         .send()
         .await
         .unwrap();
-    problem(own, StatusCode::FORBIDDEN).await;
+    let own = problem(own, StatusCode::FORBIDDEN).await;
+    assert!(
+        own["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the requester cannot approve their own request"),
+        "{own}"
+    );
     team.api
         .ok_in(
             &manager,
@@ -194,7 +201,14 @@ async fn a_quote_travels_from_draft_through_two_approvals_to_a_contract_and_an_a
         .send()
         .await
         .unwrap();
-    problem(twice, StatusCode::FORBIDDEN).await;
+    let twice = problem(twice, StatusCode::FORBIDDEN).await;
+    assert!(
+        twice["detail"]
+            .as_str()
+            .unwrap()
+            .contains("one person approves one level"),
+        "{twice}"
+    );
     team.api
         .ok_in(
             &admin2,
@@ -301,7 +315,11 @@ async fn expired_quote_cannot_be_accepted(
         .send()
         .await
         .unwrap();
-    problem(late, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let late = problem(late, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        late["type"], "/problems/rule-violated/quote_closed",
+        "{late}"
+    );
 }
 
 /// Publishes every stored event again, after forgetting what the process managers had seen, so
@@ -322,6 +340,8 @@ async fn redelivery_changes_nothing(stack: &TestStack) {
         .fetch_one(&stack.db)
         .await
         .unwrap();
+    let seen_before = process_checkpoints(stack).await;
+    assert!(!seen_before.is_empty());
     sqlx::query("delete from projection_checkpoints where projection like 'process.%'")
         .execute(&stack.db)
         .await
@@ -334,7 +354,11 @@ async fn redelivery_changes_nothing(stack: &TestStack) {
     .await
     .unwrap();
     publish_again(stack, &events).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Every process manager has handled every stream again up to where it was before.
+    eventually("the process managers to see every event again", || async {
+        (process_checkpoints(stack).await == seen_before).then_some(())
+    })
+    .await;
     let after: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(&stack.db)
         .await
@@ -343,16 +367,27 @@ async fn redelivery_changes_nothing(stack: &TestStack) {
         after, before,
         "a redelivered event issued a command that appended events"
     );
-    let reissued: i64 = sqlx::query_scalar(
-        "select count(*) from projection_checkpoints where projection like 'process.%'",
+    let (ok, status, stderr) = stack.b2b(&["projections", "status", "--json"]).await;
+    assert!(ok, "{stderr}");
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let parked: Vec<&Value> = status["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| &g["parked"])
+        .collect();
+    assert!(parked.iter().all(|p| **p == 0), "{status}");
+}
+
+/// Where each process manager stands on each stream.
+async fn process_checkpoints(stack: &TestStack) -> Vec<(String, String, i64)> {
+    sqlx::query_as(
+        "select projection, aggregate_id, last_sequence from projection_checkpoints \
+         where projection like 'process.%' order by 1, 2",
     )
-    .fetch_one(&stack.db)
+    .fetch_all(&stack.db)
     .await
-    .unwrap();
-    assert!(
-        reissued > 0,
-        "the process managers saw the redelivered events"
-    );
+    .unwrap()
 }
 
 async fn publish_again(stack: &TestStack, events: &[event_store::StoredEvent]) {

@@ -4,15 +4,6 @@ use uuid::Uuid;
 
 use crate::helpers::{open_account, Api, TestStack};
 
-async fn b2b(stack: &TestStack, args: &[&str]) -> (bool, String, String) {
-    let output = stack.command(args).output().await.unwrap();
-    (
-        output.status.success(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
 fn write_policy(policy: &Value) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("b2b-policy-{}.json", Uuid::new_v4()));
     std::fs::write(&path, policy.to_string()).unwrap();
@@ -23,24 +14,22 @@ fn write_policy(policy: &Value) -> std::path::PathBuf {
 async fn a_raised_threshold_lets_a_large_quote_through_without_approval() {
     let stack = TestStack::new().await;
     let tenant = stack.create_tenant("lenient").await;
-    let (ok, stdout, stderr) = b2b(&stack, &["tenant", "policy", "--slug", "lenient"]).await;
+    let (ok, stdout, stderr) = stack.b2b(&["tenant", "policy", "--slug", "lenient"]).await;
     assert!(ok, "{stderr}");
     let mut policy: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(policy["approval_threshold"], "10000");
     policy["approval_threshold"] = json!("100000");
     let file = write_policy(&policy);
-    let (ok, _, stderr) = b2b(
-        &stack,
-        &[
+    let (ok, _, stderr) = stack
+        .b2b(&[
             "tenant",
             "set-policy",
             "--slug",
             "lenient",
             "--file",
             file.to_str().unwrap(),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(ok, "{stderr}");
 
     let server = stack.spawn(&["command-api"]).await;
@@ -78,22 +67,22 @@ async fn a_raised_threshold_lets_a_large_quote_through_without_approval() {
 async fn a_policy_without_a_chain_for_large_amounts_is_refused() {
     let stack = TestStack::new().await;
     stack.create_tenant("strictpol").await;
-    let (_, stdout, _) = b2b(&stack, &["tenant", "policy", "--slug", "strictpol"]).await;
+    let (_, stdout, _) = stack
+        .b2b(&["tenant", "policy", "--slug", "strictpol"])
+        .await;
     let mut policy: Value = serde_json::from_str(&stdout).unwrap();
     policy["approval_bands"].as_array_mut().unwrap().pop();
     let file = write_policy(&policy);
-    let (ok, _, stderr) = b2b(
-        &stack,
-        &[
+    let (ok, _, stderr) = stack
+        .b2b(&[
             "tenant",
             "set-policy",
             "--slug",
             "strictpol",
             "--file",
             file.to_str().unwrap(),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(!ok);
     assert!(stderr.contains("approval_bands"), "{stderr}");
     let stored: i64 = sqlx::query_scalar("select count(*) from tenant_policies")

@@ -1,9 +1,9 @@
 //! Where process managers and timers take the time from. Aggregates have no clock: the time a
 //! command is decided at comes from outside, so tests can move it.
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::ProjectionError;
@@ -22,31 +22,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     async fn now(&self) -> Result<DateTime<Utc>, ProjectionError> {
         Ok(Utc::now())
-    }
-}
-
-/// A clock a test sets and moves by hand, in process.
-#[derive(Debug, Clone)]
-pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl ManualClock {
-    pub fn at(time: DateTime<Utc>) -> Self {
-        Self(Arc::new(Mutex::new(time)))
-    }
-
-    pub fn set(&self, time: DateTime<Utc>) {
-        *self.0.lock().expect("clock lock") = time;
-    }
-
-    pub fn advance(&self, by: Duration) {
-        *self.0.lock().expect("clock lock") += by;
-    }
-}
-
-#[async_trait]
-impl Clock for ManualClock {
-    async fn now(&self) -> Result<DateTime<Utc>, ProjectionError> {
-        Ok(*self.0.lock().expect("clock lock"))
     }
 }
 
@@ -107,15 +82,6 @@ pub fn clock_from_setting(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn a_manual_clock_moves_only_when_told() {
-        let start = Utc::now();
-        let clock = ManualClock::at(start);
-        assert_eq!(clock.now().await.unwrap(), start);
-        clock.advance(Duration::hours(25));
-        assert_eq!(clock.now().await.unwrap(), start + Duration::hours(25));
-    }
 
     #[tokio::test]
     async fn the_adjustable_clock_is_refused_outside_local_and_test() {

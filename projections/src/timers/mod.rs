@@ -23,9 +23,7 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 pub use action::TimerAction;
-pub use clock::{
-    clock_from_setting, AdjustableClock, Clock, ClockSettingError, ManualClock, SystemClock,
-};
+pub use clock::{clock_from_setting, AdjustableClock, Clock, ClockSettingError, SystemClock};
 
 use crate::process::issue::settled_refusal;
 use crate::ProjectionError;
