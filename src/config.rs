@@ -28,6 +28,8 @@ pub struct Config {
     pub app_env: String,
     /// How often the timer worker looks for due timers.
     pub timer_poll_interval: Duration,
+    /// Session lifetime, sign-in lockout and the per-user rate limit.
+    pub identity: auth::IdentityPolicy,
 }
 
 impl Config {
@@ -54,8 +56,43 @@ impl Config {
             clock: var("B2B_CLOCK", "system"),
             app_env: var("APP_ENV", "local"),
             timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_MS", "1000")?),
+            identity: identity_policy()?,
         })
     }
+}
+
+fn identity_policy() -> anyhow::Result<auth::IdentityPolicy> {
+    let defaults = auth::IdentityPolicy::default();
+    let at_least_one = |name: &str, value: u32| {
+        if value == 0 {
+            bail!("{name} must be at least 1");
+        }
+        Ok(value)
+    };
+    Ok(auth::IdentityPolicy {
+        session_lifetime: Duration::from_secs(parse(
+            "SESSION_LIFETIME_SECONDS",
+            &defaults.session_lifetime.as_secs().to_string(),
+        )?),
+        max_sign_in_failures: at_least_one(
+            "SIGN_IN_MAX_FAILURES",
+            parse(
+                "SIGN_IN_MAX_FAILURES",
+                &defaults.max_sign_in_failures.to_string(),
+            )?,
+        )?,
+        lock_for: Duration::from_secs(parse(
+            "SIGN_IN_LOCK_SECONDS",
+            &defaults.lock_for.as_secs().to_string(),
+        )?),
+        requests_per_user_per_minute: at_least_one(
+            "RATE_LIMIT_PER_USER_PER_MINUTE",
+            parse(
+                "RATE_LIMIT_PER_USER_PER_MINUTE",
+                &defaults.requests_per_user_per_minute.to_string(),
+            )?,
+        )?,
+    })
 }
 
 fn var(name: &str, default: &str) -> String {

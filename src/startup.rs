@@ -167,9 +167,10 @@ fn http_server(config: &Config, parts: Parts, pool: PgPool) -> anyhow::Result<Se
         &config.jwt_secret,
         chrono::Duration::from_std(config.access_token_ttl)?,
     );
+    let identity = auth::Identity::new(pool.clone(), keys, config.identity.clone());
     let bus = std::sync::Arc::new(event_store::CommandBus::new(pool.clone()));
-    let commands = command_api::CommandApi::new(pool.clone(), keys.clone(), bus);
-    let queries = query_api::QueryApi::new(pool.clone(), keys, projections::projections_fed_by)
+    let commands = command_api::CommandApi::new(pool.clone(), identity.clone(), bus);
+    let queries = query_api::QueryApi::new(pool.clone(), identity, projections::projections_fed_by)
         .with_await_timeout(config.await_timeout);
     let probes = Probes {
         pool,

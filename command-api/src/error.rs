@@ -1,6 +1,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use aggregates::DomainError;
+use auth::AuthError;
 use event_store::StoreError;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -28,6 +29,8 @@ pub enum ApiError {
     RuleViolated { code: &'static str, message: String },
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after: u32 },
     #[error("internal error")]
     Internal(String),
 }
@@ -74,6 +77,7 @@ impl ApiError {
             Self::Conflict(_) => ("version-conflict", "Version conflict"),
             Self::RuleViolated { .. } => ("rule-violated", "Business rule violated"),
             Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            Self::TooManyRequests { .. } => ("too-many-requests", "Too many requests"),
             Self::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -92,6 +96,7 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RuleViolated { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,8 +121,14 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if matches!(self, Self::Unauthorized) {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            Self::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            _ => {}
         }
         response.json(Problem {
             kind: problem_type,
@@ -152,6 +163,45 @@ impl From<StoreError> for ApiError {
                 Self::Conflict(e.to_string())
             }
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        if let Some(retry_after) = error.retry_after() {
+            return Self::TooManyRequests {
+                detail: error.to_string(),
+                retry_after,
+            };
+        }
+        match error {
+            AuthError::InvalidToken
+            | AuthError::InvalidCredentials
+            | AuthError::InvalidRefreshToken => Self::Unauthorized,
+            AuthError::InvalidInput { field, message } => Self::InvalidInput(FieldError {
+                field: field.to_owned(),
+                message,
+            }),
+            AuthError::WeakPassword => Self::InvalidInput(FieldError {
+                field: "password".to_owned(),
+                message: error.to_string(),
+            }),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Failures of the `web::Json` bodies (sign-in routes), as problem details like every other.
+impl From<actix_web::error::JsonPayloadError> for ApiError {
+    fn from(error: actix_web::error::JsonPayloadError) -> Self {
+        use actix_web::error::JsonPayloadError as E;
+        match error {
+            E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
+                Self::PayloadTooLarge(limit)
+            }
+            E::ContentType => Self::MalformedJson("the body must be application/json".into()),
+            other => Self::MalformedJson(other.to_string()),
         }
     }
 }

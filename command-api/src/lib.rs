@@ -15,7 +15,7 @@ pub mod tenants;
 use std::sync::Arc;
 
 use actix_web::web;
-use auth::TokenKeys;
+use auth::Identity;
 use event_store::CommandBus;
 use sqlx::PgPool;
 
@@ -29,23 +29,33 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct CommandApi {
     pool: PgPool,
-    keys: TokenKeys,
+    identity: Identity,
     bus: Arc<CommandBus>,
 }
 
 impl CommandApi {
-    pub fn new(pool: PgPool, keys: TokenKeys, bus: Arc<CommandBus>) -> Self {
-        Self { pool, keys, bus }
+    pub fn new(pool: PgPool, identity: Identity, bus: Arc<CommandBus>) -> Self {
+        Self {
+            pool,
+            identity,
+            bus,
+        }
     }
 }
 
 /// Registers the command and sign-in routes.
 pub fn configure(cfg: &mut web::ServiceConfig, api: CommandApi) {
-    cfg.app_data(web::Data::new(api.keys.clone()))
+    let json_bodies = web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|error, _| ApiError::from(error).into());
+    cfg.app_data(web::Data::new(api.identity.clone()))
+        .app_data(json_bodies)
         .app_data(web::Data::new(api))
         .service(
             web::scope("/api/v1")
                 .route("/auth/login", web::post().to(routes::auth::login))
+                .route("/auth/refresh", web::post().to(routes::auth::refresh))
+                .route("/auth/logout", web::post().to(routes::auth::logout))
                 .route("/auth/me", web::get().to(routes::auth::me))
                 .route("/openapi.json", web::get().to(routes::openapi::document))
                 .route(

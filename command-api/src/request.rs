@@ -1,40 +1,38 @@
 //! What every command request carries besides its body: the signed-in caller and the ids that
 //! tie its events to the request.
-use std::future::{ready, Ready};
-
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use auth::{Claims, TokenKeys};
+use auth::{Claims, Identity};
+use futures::future::LocalBoxFuture;
 use uuid::Uuid;
 
 use crate::ApiError;
 
-/// The caller, from a valid `Authorization: Bearer` access token.
+/// The caller, admitted by [`Identity::admit`]: a valid access token of a live session, within
+/// the rate limits. Extracted before the body, so a refused request is never read.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Claims);
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(caller(req))
+        let identity = req.app_data::<web::Data<Identity>>().cloned();
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(auth::bearer_token)
+            .map(str::to_owned);
+        Box::pin(async move {
+            let identity = identity.ok_or_else(|| {
+                ApiError::Internal("the identity service is not configured".into())
+            })?;
+            let token = token.ok_or(ApiError::Unauthorized)?;
+            Ok(Caller(identity.admit(&token).await?))
+        })
     }
-}
-
-fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let keys = req
-        .app_data::<web::Data<TokenKeys>>()
-        .ok_or_else(|| ApiError::Internal("token keys are not configured".into()))?;
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
-    keys.verify(token.trim())
-        .map(Caller)
-        .map_err(|_| ApiError::Unauthorized)
 }
 
 /// Request, correlation and client identifiers for event metadata.

@@ -8,14 +8,19 @@ use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("the access token is missing, expired or invalid")]
+    #[error("the access token is missing, expired or invalid, or its session has ended")]
     Unauthorized,
+    /// The caller's rate limit or its account's API quota is used up for this minute.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after: u32 },
     /// An argument the client sent is out of range or unreadable (a bad `first`, a bad cursor).
     #[error("{0}")]
     BadUserInput(String),
     /// The caller's role may not read this at all (a Partner asking for the tenant's audit log).
     #[error("{0}")]
     Forbidden(String),
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
     /// A request header the client sent is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -46,14 +51,29 @@ impl QueryError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "UNAUTHENTICATED",
+            Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::BadRequest(_) => "BAD_REQUEST",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::StaleRead(_) => "STALE_READ",
             Self::UnexpectedValue { .. }
             | Self::UndecodableEvent { .. }
             | Self::TransactionEnded
             | Self::Database(_) => "INTERNAL",
+        }
+    }
+
+    /// The problem `type` of an HTTP-level refusal, named as the command API names its own.
+    fn problem_type(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "/problems/unauthorized",
+            Self::TooManyRequests { .. } => "/problems/too-many-requests",
+            Self::PayloadTooLarge(_) => "/problems/payload-too-large",
+            Self::BadUserInput(_) | Self::BadRequest(_) => "/problems/bad-request",
+            Self::Forbidden(_) => "/problems/forbidden",
+            Self::StaleRead(_) => "/problems/stale-read",
+            _ => "/problems/internal",
         }
     }
 
@@ -86,6 +106,23 @@ impl QueryError {
     }
 }
 
+impl From<auth::AuthError> for QueryError {
+    fn from(error: auth::AuthError) -> Self {
+        match (error.retry_after(), error) {
+            (Some(retry_after), error) => Self::TooManyRequests {
+                detail: error.to_string(),
+                retry_after,
+            },
+            (None, auth::AuthError::Database(cause)) => Self::Database(cause),
+            (None, auth::AuthError::StoredRole(value)) => Self::UnexpectedValue {
+                column: "user_credentials.roles",
+                value,
+            },
+            (None, _) => Self::Unauthorized,
+        }
+    }
+}
+
 impl ErrorExtensions for QueryError {
     fn extend(&self) -> async_graphql::Error {
         self.log_if_internal();
@@ -108,8 +145,10 @@ impl ResponseError for QueryError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadUserInput(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::StaleRead(_) => StatusCode::CONFLICT,
             Self::UnexpectedValue { .. }
             | Self::UndecodableEvent { .. }
@@ -122,14 +161,20 @@ impl ResponseError for QueryError {
         self.log_if_internal();
         let status = self.status_code();
         let problem = Problem {
-            kind: "about:blank",
+            kind: self.problem_type(),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: self.public_message(),
         };
         let mut response = HttpResponse::build(status);
-        if matches!(self, Self::Unauthorized) {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            Self::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                response.insert_header(("Retry-After", retry_after.to_string()));
+            }
+            _ => {}
         }
         response
             .content_type("application/problem+json")

@@ -1,13 +1,13 @@
 //! The two HTTP routes: `POST /graphql` (authenticated, one tenant-scoped transaction per
 //! request) and `GET /graphql` (the GraphiQL page, which holds no data).
-use std::future::{ready, Ready};
-
 use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use async_graphql::http::GraphiQLSource;
-use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
+use async_graphql_actix_web::GraphQLResponse;
 use auth::Claims;
+use futures::future::LocalBoxFuture;
+use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::await_version::{self, AwaitVersion};
@@ -22,37 +22,30 @@ pub(crate) struct State {
     pub schema: QuerySchema,
 }
 
-/// The verified access token. Extracted before the body, so a request without a valid token
-/// is refused before any of it is read or parsed.
+/// The caller, admitted by [`auth::Identity::admit`] (live session, within rate limits).
+/// Extracted before the body, so a refused request is never read or parsed.
 pub(crate) struct Caller(Claims);
 
 impl FromRequest for Caller {
     type Error = QueryError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req
             .app_data::<web::Data<State>>()
-            .expect("configure registers the query-api state next to the routes");
-        let claims = bearer_token(req.headers())
-            .ok_or(QueryError::Unauthorized)
-            .and_then(|token| {
-                state
-                    .api
-                    .keys
-                    .verify(token)
-                    .map_err(|_| QueryError::Unauthorized)
-            });
-        ready(claims.map(Caller))
+            .expect("configure registers the query-api state next to the routes")
+            .clone();
+        let token = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(auth::bearer_token)
+            .map(str::to_owned);
+        Box::pin(async move {
+            let token = token.ok_or(QueryError::Unauthorized)?;
+            Ok(Caller(state.api.identity.admit(&token).await?))
+        })
     }
-}
-
-/// `Authorization: Bearer <token>`; the scheme name is case-insensitive (RFC 9110).
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The client's correlation id when it is a sane token, else a fresh one: the value goes into
@@ -84,20 +77,40 @@ pub(crate) async fn execute(
     caller: Caller,
     req: HttpRequest,
     state: web::Data<State>,
-    body: GraphQLRequest,
+    body: web::Payload,
 ) -> Result<GraphQLResponse, QueryError> {
     let Caller(claims) = caller;
+    let request = read_request(body).await?;
     if let Err(refusal) = await_requested_version(&req, &state.api, claims.tid).await {
         return answer_unexecuted(refusal);
     }
     let tx = TenantTx::begin(&state.api.pool, claims.tid).await?;
-    let response = schema::execute(&state.schema, body.into_inner(), claims, &tx).await;
+    let response = schema::execute(&state.schema, request, claims, &tx).await;
     if let Err(error) = tx.finish(response.is_ok()).await {
         // The reads are done and were consistent; ending a read-only transaction badly loses
         // nothing, so the client still gets its answer.
         tracing::warn!(%error, "could not end the request's read-only transaction");
     }
     Ok(response.into())
+}
+
+/// Largest `POST /graphql` body read: the biggest sensible query with its variables fits many
+/// times over, and nothing larger is held in memory.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// One GraphQL request as JSON (`{"query", "variables", "operationName"}`), read up to
+/// [`MAX_BODY_BYTES`]. Batches are not served.
+async fn read_request(mut payload: web::Payload) -> Result<async_graphql::Request, QueryError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| QueryError::BadRequest(e.to_string()))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(QueryError::PayloadTooLarge(MAX_BODY_BYTES));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| QueryError::BadRequest(format!("the body is not a GraphQL request: {e}")))
 }
 
 /// Honours `X-Await-Version` when present.
@@ -155,25 +168,6 @@ mod tests {
             HeaderValue::from_str(value).unwrap(),
         );
         map
-    }
-
-    #[test]
-    fn a_bearer_token_is_read_whatever_the_scheme_case() {
-        for value in ["Bearer abc", "bearer abc", "BEARER   abc  "] {
-            assert_eq!(bearer_token(&headers("authorization", value)), Some("abc"));
-        }
-    }
-
-    #[test]
-    fn other_schemes_and_empty_tokens_are_no_token() {
-        for value in ["Basic abc", "Bearer", "Bearer   ", "abc"] {
-            assert_eq!(
-                bearer_token(&headers("authorization", value)),
-                None,
-                "{value}"
-            );
-        }
-        assert_eq!(bearer_token(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use auth::TokenKeys;
+use auth::Identity;
 use sqlx::PgPool;
 
 pub use error::QueryError;
@@ -34,11 +34,11 @@ pub use tenant_tx::TenantTx;
 /// Maps an aggregate type to the names of the read models (projections) its events feed.
 pub type AwaitTargets = Arc<dyn Fn(&str) -> Vec<&'static str> + Send + Sync>;
 
-/// Everything the routes need. Cheap to clone (a pool handle, keys and an `Arc`).
+/// Everything the routes need. Cheap to clone (pool handles and an `Arc`).
 #[derive(Clone)]
 pub struct QueryApi {
     pool: PgPool,
-    keys: TokenKeys,
+    identity: Identity,
     await_targets: AwaitTargets,
     await_timeout: Duration,
 }
@@ -50,13 +50,13 @@ impl QueryApi {
 
     /// `pool` must act as the application role (not the owner, not a superuser), or row-level
     /// security does not apply. `await_targets` is usually `projections::projections_fed_by`.
-    pub fn new<F>(pool: PgPool, keys: TokenKeys, await_targets: F) -> Self
+    pub fn new<F>(pool: PgPool, identity: Identity, await_targets: F) -> Self
     where
         F: Fn(&str) -> Vec<&'static str> + Send + Sync + 'static,
     {
         Self {
             pool,
-            keys,
+            identity,
             await_targets: Arc::new(await_targets),
             await_timeout: Self::DEFAULT_AWAIT_TIMEOUT,
         }

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::{test, App};
 use aggregates::Role;
-use auth::{Claims, TokenKeys};
+use auth::{Claims, Identity, TokenKeys};
 use query_api::{configure, QueryApi, TenantTx};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
+
+mod support;
 
 const SECRET: &[u8] = b"query-api-test-secret";
 const DEFAULT_URL: &str = "postgres://b2b:b2b@127.0.0.1:55432/b2b";
@@ -55,7 +57,7 @@ struct World {
     owner: PgPool,
     /// The application role, as the binary connects.
     app_pool: PgPool,
-    keys: TokenKeys,
+    identity: Identity,
     /// Short by default, so a never-reached version fails the test fast.
     await_timeout: Duration,
     a: Tenant,
@@ -81,13 +83,13 @@ impl World {
             .unwrap();
         let a = seed_tenant(&owner, "tenant-a", &TENANT_A).await;
         let b = seed_tenant(&owner, "tenant-b", &TENANT_B).await;
-        let keys = TokenKeys::new(SECRET, chrono::Duration::minutes(5));
+        let identity = support::identity(&app_pool, SECRET);
         Self {
             admin_url,
             db_name,
             owner,
             app_pool,
-            keys,
+            identity,
             await_timeout: Duration::from_millis(300),
             a,
             b,
@@ -104,7 +106,7 @@ impl World {
             "Account" => ACCOUNT_PROJECTIONS.to_vec(),
             _ => Vec::new(),
         };
-        QueryApi::new(self.app_pool.clone(), self.keys.clone(), fed_by)
+        QueryApi::new(self.app_pool.clone(), self.identity.clone(), fed_by)
             .with_await_timeout(self.await_timeout)
     }
 
@@ -150,26 +152,34 @@ impl World {
 
     /// `PAGE` as a user of tenant A.
     async fn page(&self, vars: Value) -> Reply {
-        let reply = self.post(Some(&self.token(&self.a)), &[], PAGE, vars).await;
+        let reply = self
+            .post(Some(&self.token(&self.a).await), &[], PAGE, vars)
+            .await;
         assert_eq!(reply.status, StatusCode::OK);
         reply
     }
 
-    fn token(&self, tenant: &Tenant) -> String {
-        self.token_as(tenant, Role::Viewer, None)
+    async fn token(&self, tenant: &Tenant) -> String {
+        self.token_as(tenant, Role::Viewer, None).await
     }
 
-    fn token_as(&self, tenant: &Tenant, role: Role, account_id: Option<Uuid>) -> String {
-        self.keys.issue(Claims {
-            sub: Uuid::new_v4(),
-            tid: tenant.id,
-            tenant: tenant.slug.into(),
-            email: format!("{role:?}@{}.test", tenant.slug).to_lowercase(),
-            roles: vec![role],
+    /// A session of the one user of `tenant` with this role and account.
+    async fn token_as(&self, tenant: &Tenant, role: Role, account_id: Option<Uuid>) -> String {
+        let name = format!("{}/{role:?}/{account_id:?}", tenant.slug);
+        let user = Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes());
+        let email = match account_id {
+            None => format!("{role:?}@{}.test", tenant.slug).to_lowercase(),
+            Some(account) => format!("{role:?}-{account}@{}.test", tenant.slug).to_lowercase(),
+        };
+        support::sign_in_as(
+            &self.owner,
+            &self.identity,
+            (tenant.id, tenant.slug),
+            (user, &email),
+            &[role],
             account_id,
-            exp: 0,
-            iat: 0,
-        })
+        )
+        .await
     }
 
     /// One stored event for the stream and the checkpoint each projection has reached.
@@ -310,7 +320,7 @@ async fn a_tenant_sees_only_its_own_accounts() {
     );
     assert_eq!(reply.body["data"]["accounts"]["totalCount"], 5);
     let other = world
-        .post(Some(&world.token(&world.b)), &[], PAGE, json!({}))
+        .post(Some(&world.token(&world.b).await), &[], PAGE, json!({}))
         .await;
     assert_eq!(other.names(), ["Alpine of B", "Zulu of B"]);
     world.teardown().await;
@@ -320,8 +330,8 @@ async fn a_tenant_sees_only_its_own_accounts() {
 async fn a_partner_sees_only_its_own_account_in_the_list_and_by_id() {
     let world = World::new().await;
     let charlie = world.a.account("Charlie");
-    let partner = world.token_as(&world.a, Role::Partner, Some(charlie));
-    let unlinked = world.token_as(&world.a, Role::Partner, None);
+    let partner = world.token_as(&world.a, Role::Partner, Some(charlie)).await;
+    let unlinked = world.token_as(&world.a, Role::Partner, None).await;
     let one = "query One($id: UUID!) { account(id: $id) { name } }";
 
     let list = world.post(Some(&partner), &[], PAGE, json!({})).await;
@@ -353,7 +363,7 @@ async fn account_by_id_is_null_for_another_tenants_id_and_full_for_ones_own() {
     let query = "query One($id: UUID!) { account(id: $id) { id name legalName country \
         billingEmail currency tier status creditLimit apiQuotaPerMinute statusReason \
         activeContracts version openedAt openedBy updatedAt updatedBy } }";
-    let token = world.token(&world.a);
+    let token = world.token(&world.a).await;
 
     let foreign = world
         .post(
@@ -530,18 +540,25 @@ async fn ordering_by_opening_date_or_name_in_either_direction_pages_consistently
 async fn requests_without_a_valid_token_get_401_problem_json() {
     let world = World::new().await;
     let foreign_keys = TokenKeys::new(b"someone-else", chrono::Duration::minutes(5));
-    let forged = foreign_keys.issue(Claims {
-        sub: Uuid::new_v4(),
-        tid: world.a.id,
-        tenant: "tenant-a".into(),
-        email: "x@y.test".into(),
-        roles: vec![Role::TenantAdmin],
-        account_id: None,
-        exp: 0,
-        iat: 0,
+    let signed_out = world.token_as(&world.a, Role::TenantAdmin, None).await;
+    let own_keys = TokenKeys::new(SECRET, chrono::Duration::minutes(5));
+    let claims = own_keys.verify(&signed_out).unwrap();
+    world.identity.sign_out(&claims).await.unwrap();
+    let forged = foreign_keys.issue(claims.clone());
+    // Well signed, but for a session that was never opened.
+    let no_session = own_keys.issue(Claims {
+        sid: Uuid::new_v4(),
+        ..claims
     });
 
-    for token in [None, Some("not-a-jwt"), Some(forged.as_str())] {
+    let tokens = [
+        None,
+        Some("not-a-jwt"),
+        Some(forged.as_str()),
+        Some(signed_out.as_str()),
+        Some(no_session.as_str()),
+    ];
+    for token in tokens {
         let reply = world.post(token, &[], "{ me { userId } }", json!({})).await;
 
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{token:?}");
@@ -551,7 +568,7 @@ async fn requests_without_a_valid_token_get_401_problem_json() {
         assert!(reply.body["type"].is_string());
         assert_eq!(
             reply.body["detail"],
-            "the access token is missing, expired or invalid"
+            "the access token is missing, expired or invalid, or its session has ended"
         );
     }
     world.teardown().await;
@@ -563,7 +580,7 @@ async fn me_describes_the_caller_from_the_token() {
     let query = "{ me { userId tenantId tenant email roles accountId } }";
 
     let reply = world
-        .post(Some(&world.token(&world.a)), &[], query, json!({}))
+        .post(Some(&world.token(&world.a).await), &[], query, json!({}))
         .await;
 
     let me = &reply.body["data"]["me"];
@@ -600,7 +617,7 @@ async fn an_await_version_already_reached_by_every_read_model_answers_at_once() 
     let started = Instant::now();
     let reply = world
         .post(
-            Some(&world.token(&world.a)),
+            Some(&world.token(&world.a).await),
             &[("X-Await-Version", &header)],
             PAGE,
             json!({}),
@@ -627,7 +644,7 @@ async fn an_await_version_waits_for_a_checkpoint_that_arrives_meanwhile() {
         .await;
     let header = format!("{id}@2");
     let headers = [("X-Await-Version", header.as_str())];
-    let token = world.token(&world.a);
+    let token = world.token(&world.a).await;
     let late_projector = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         world.set_checkpoint("accounts", id, 2).await;
@@ -657,7 +674,7 @@ async fn an_await_version_never_reached_by_one_read_model_is_a_stale_read() {
     let started = Instant::now();
     let reply = world
         .post(
-            Some(&world.token(&world.a)),
+            Some(&world.token(&world.a).await),
             &[("X-Await-Version", &header)],
             PAGE,
             json!({}),
@@ -685,7 +702,7 @@ async fn an_await_version_on_an_unknown_or_foreign_id_is_a_stale_read() {
             &[("accounts", 1), ("account_activity", 1)],
         )
         .await;
-    let token = world.token(&world.a);
+    let token = world.token(&world.a).await;
 
     for header in [format!("{foreign}@1"), format!("{}@1", Uuid::new_v4())] {
         let reply = world
@@ -709,7 +726,7 @@ async fn a_malformed_await_version_is_a_bad_request() {
 
     let reply = world
         .post(
-            Some(&world.token(&world.a)),
+            Some(&world.token(&world.a).await),
             &[("X-Await-Version", "tomorrow")],
             PAGE,
             json!({}),
@@ -773,23 +790,32 @@ async fn the_request_transaction_is_read_only() {
 }
 
 #[actix_web::test]
-async fn overly_complex_or_deep_queries_are_refused() {
+async fn overly_complex_deep_or_aliased_queries_are_refused() {
     let world = World::new().await;
-    let token = world.token(&world.a);
-    let aliases: String = (0..100)
-        .map(|i| format!("m{i}: me {{ userId tenantId tenant email roles accountId }} "))
+    let token = world.token(&world.a).await;
+    let heavy: String = (0..45)
+        .map(|i| {
+            format!(
+                "a{i}: accounts {{ totalCount pageInfo {{ hasNextPage endCursor }} \
+                 edges {{ cursor node {{ id name legalName country tier status }} }} }} "
+            )
+        })
         .collect();
+    let aliases: String = (0..51).map(|i| format!("m{i}: me {{ userId }} ")).collect();
     let ofs = "ofType { ".repeat(14);
     let closing = "} ".repeat(14);
     let deep =
         format!("{{ __schema {{ types {{ fields {{ type {{ {ofs} name {closing} }} }} }} }} }}");
 
     let complex = world
-        .post(Some(&token), &[], &format!("{{ {aliases} }}"), json!({}))
+        .post(Some(&token), &[], &format!("{{ {heavy} }}"), json!({}))
         .await;
     let too_deep = world.post(Some(&token), &[], &deep, json!({})).await;
+    let aliased = world
+        .post(Some(&token), &[], &format!("{{ {aliases} }}"), json!({}))
+        .await;
 
-    for reply in [&complex, &too_deep] {
+    for reply in [&complex, &too_deep, &aliased] {
         assert_eq!(reply.body["data"], Value::Null, "{}", reply.body);
         assert!(reply.body["errors"][0]["message"].is_string());
     }
@@ -801,6 +827,10 @@ async fn overly_complex_or_deep_queries_are_refused() {
         .as_str()
         .unwrap()
         .contains("nested"));
+    assert_eq!(
+        aliased.body["errors"][0]["message"],
+        "the query uses 51 aliases; at most 50 are allowed"
+    );
     world.teardown().await;
 }
 

@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 use actix_web::{test, App};
 use aggregates::account::{Account, AccountCommand, AccountEvent, Tier};
 use aggregates::{Actor, Command, Role};
-use auth::{Claims, TokenKeys};
+use auth::Identity;
 use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use query_api::{configure, QueryApi};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
+
+mod support;
 
 const SECRET: &[u8] = b"query-api-history-secret";
 const DEFAULT_URL: &str = "postgres://b2b:b2b@127.0.0.1:55432/b2b";
@@ -23,7 +25,7 @@ struct World {
     db_name: String,
     owner: PgPool,
     app_pool: PgPool,
-    keys: TokenKeys,
+    identity: Identity,
     tenant_a: Uuid,
     tenant_b: Uuid,
 }
@@ -63,36 +65,38 @@ impl World {
         let app_pool = event_store::db::connect(&url, Some("b2b_app"), 5)
             .await
             .unwrap();
+        let identity = support::identity(&app_pool, SECRET);
         Self {
             admin_url,
             db_name,
             owner,
             app_pool,
-            keys: TokenKeys::new(SECRET, chrono::Duration::minutes(5)),
+            identity,
             tenant_a: Uuid::new_v4(),
             tenant_b: Uuid::new_v4(),
         }
     }
 
-    fn token(&self, tenant: Uuid, roles: Vec<Role>, account: Option<Uuid>) -> String {
-        self.keys.issue(Claims {
-            sub: Uuid::new_v4(),
-            tid: tenant,
-            tenant: "t".into(),
-            email: "someone@example.test".into(),
-            roles,
-            account_id: account,
-            exp: 0,
-            iat: 0,
-        })
+    /// A session of a new user of `tenant`.
+    async fn token(&self, tenant: Uuid, roles: Vec<Role>, account: Option<Uuid>) -> String {
+        let user = Uuid::new_v4();
+        support::sign_in_as(
+            &self.owner,
+            &self.identity,
+            (tenant, &format!("t-{}", tenant.simple())),
+            (user, &format!("{user}@example.test")),
+            &roles,
+            account,
+        )
+        .await
     }
 
-    fn viewer(&self, tenant: Uuid) -> String {
-        self.token(tenant, vec![Role::Viewer], None)
+    async fn viewer(&self, tenant: Uuid) -> String {
+        self.token(tenant, vec![Role::Viewer], None).await
     }
 
     async fn query(&self, token: &str, query: &str, variables: Value) -> Value {
-        let api = QueryApi::new(self.app_pool.clone(), self.keys.clone(), |_: &str| {
+        let api = QueryApi::new(self.app_pool.clone(), self.identity.clone(), |_: &str| {
             Vec::new()
         });
         let app = test::init_service(App::new().configure(move |cfg| configure(cfg, api))).await;
@@ -363,7 +367,7 @@ fn steps(expected: &[(&str, i64)]) -> Vec<(String, i64)> {
 async fn event_history_lists_a_streams_events_in_sequence_order_with_their_metadata() {
     let world = World::new().await;
     let seeded = seed(&world).await;
-    let viewer = world.viewer(world.tenant_a);
+    let viewer = world.viewer(world.tenant_a).await;
     let vars =
         |after: Value| json!({ "type": "ACCOUNT", "id": seeded.acme, "first": 2, "after": after });
 
@@ -431,7 +435,7 @@ async fn another_tenants_stream_has_no_history_no_state_and_no_audit_entries() {
     let world = World::new().await;
     let seeded = seed(&world).await;
     world.await_commit_horizon().await;
-    let b = world.viewer(world.tenant_b);
+    let b = world.viewer(world.tenant_b).await;
     let a_stream = json!({ "type": "ACCOUNT", "id": seeded.acme });
     let at = json!({ "type": "ACCOUNT", "id": seeded.acme, "at": minutes(500) });
 
@@ -463,7 +467,7 @@ async fn another_tenants_stream_has_no_history_no_state_and_no_audit_entries() {
 async fn as_of_replays_the_stream_up_to_the_asked_time() {
     let world = World::new().await;
     let seeded = seed(&world).await;
-    let viewer = world.viewer(world.tenant_a);
+    let viewer = world.viewer(world.tenant_a).await;
     let at = |when: DateTime<Utc>| json!({ "type": "ACCOUNT", "id": seeded.acme, "at": when });
 
     let before = world.query(&viewer, AS_OF, at(minutes(-1))).await;
@@ -494,7 +498,7 @@ async fn the_audit_log_is_in_commit_order_filters_and_pages() {
     let world = World::new().await;
     let seeded = seed(&world).await;
     world.await_commit_horizon().await;
-    let viewer = world.viewer(world.tenant_a);
+    let viewer = world.viewer(world.tenant_a).await;
     let audit = |vars: Value| world.query(&viewer, AUDIT, vars);
 
     let all = audit(json!({})).await;
@@ -572,7 +576,9 @@ async fn a_partner_reads_the_history_of_its_own_accounts_streams_only_and_no_aud
         .await
         .unwrap();
     }
-    let partner = world.token(world.tenant_a, vec![Role::Partner], Some(seeded.acme));
+    let partner = world
+        .token(world.tenant_a, vec![Role::Partner], Some(seeded.acme))
+        .await;
     let stream = |kind: &str, id: Uuid| json!({ "type": kind, "id": id });
 
     let own_account = world

@@ -4,11 +4,13 @@
 //! Needs the local stack (`deploy/local/stack.sh up`).
 use actix_web::{test, App};
 use aggregates::Role;
-use auth::{Claims, TokenKeys};
+use auth::{Claims, Identity};
 use query_api::{build_schema, configure, QueryApi, TenantTx};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
+
+mod support;
 
 const SECRET: &[u8] = b"query-api-read-models-secret";
 const DEFAULT_URL: &str = "postgres://b2b:b2b@127.0.0.1:55432/b2b";
@@ -18,7 +20,7 @@ struct World {
     db_name: String,
     owner: PgPool,
     app_pool: PgPool,
-    keys: TokenKeys,
+    identity: Identity,
     tenant_a: Uuid,
     tenant_b: Uuid,
     /// Tenant A's two accounts.
@@ -44,12 +46,13 @@ impl World {
         let app_pool = event_store::db::connect(&url, Some("b2b_app"), 5)
             .await
             .unwrap();
+        let identity = support::identity(&app_pool, SECRET);
         Self {
             admin_url,
             db_name,
             owner,
             app_pool,
-            keys: TokenKeys::new(SECRET, chrono::Duration::minutes(5)),
+            identity,
             tenant_a: Uuid::new_v4(),
             tenant_b: Uuid::new_v4(),
             acme: Uuid::new_v4(),
@@ -61,25 +64,32 @@ impl World {
         self.owner.execute(sql).await.unwrap();
     }
 
-    fn token(&self, tenant: Uuid, user: Uuid, roles: Vec<Role>, account: Option<Uuid>) -> String {
-        self.keys.issue(Claims {
-            sub: user,
-            tid: tenant,
-            tenant: "t".into(),
-            email: "someone@example.test".into(),
-            roles,
-            account_id: account,
-            exp: 0,
-            iat: 0,
-        })
+    /// A session of `user` of `tenant`.
+    async fn token(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        roles: Vec<Role>,
+        account: Option<Uuid>,
+    ) -> String {
+        support::sign_in_as(
+            &self.owner,
+            &self.identity,
+            (tenant, &format!("t-{}", tenant.simple())),
+            (user, &format!("{user}@example.test")),
+            &roles,
+            account,
+        )
+        .await
     }
 
-    fn viewer(&self) -> String {
+    async fn viewer(&self) -> String {
         self.token(self.tenant_a, Uuid::new_v4(), vec![Role::Viewer], None)
+            .await
     }
 
     async fn query(&self, token: &str, query: &str, variables: Value) -> Value {
-        let api = QueryApi::new(self.app_pool.clone(), self.keys.clone(), |_: &str| {
+        let api = QueryApi::new(self.app_pool.clone(), self.identity.clone(), |_: &str| {
             Vec::new()
         });
         let app = test::init_service(App::new().configure(move |cfg| configure(cfg, api))).await;
@@ -185,7 +195,7 @@ query Quotes($first: Int, $after: String, $filter: QuoteFilter, $orderBy: QuoteO
 async fn quotes_filter_by_status_and_account_and_count_only_the_callers_tenant() {
     let world = World::new().await;
     with_quotes(&world).await;
-    let viewer = world.viewer();
+    let viewer = world.viewer().await;
 
     let all = world.query(&viewer, QUOTES, json!({})).await;
     let sent = world
@@ -205,7 +215,9 @@ async fn quotes_filter_by_status_and_account_and_count_only_the_callers_tenant()
             json!({ "filter": { "accountId": world.globex, "status": "SENT" } }),
         )
         .await;
-    let other_tenant = world.token(world.tenant_b, Uuid::new_v4(), vec![Role::Viewer], None);
+    let other_tenant = world
+        .token(world.tenant_b, Uuid::new_v4(), vec![Role::Viewer], None)
+        .await;
     let b = world.query(&other_tenant, QUOTES, json!({})).await;
 
     assert_eq!(titles(&all, "quotes"), ["Q1", "Q2", "Q3", "Q4", "Q5"]);
@@ -223,7 +235,7 @@ async fn quotes_filter_by_status_and_account_and_count_only_the_callers_tenant()
 async fn quotes_ordered_by_total_page_to_an_empty_end_and_refuse_foreign_cursors() {
     let world = World::new().await;
     with_quotes(&world).await;
-    let viewer = world.viewer();
+    let viewer = world.viewer().await;
     let by_total = json!({ "field": "TOTAL", "direction": "DESC" });
 
     let mut pages = Vec::new();
@@ -288,16 +300,18 @@ async fn a_quote_comes_with_its_lines_and_totals_and_another_tenants_is_null() {
         lines { position sku quantity unitPrice volumeDiscountPercent lineTotal } } }";
 
     let own = world
-        .query(&world.viewer(), query, json!({ "id": id }))
+        .query(&world.viewer().await, query, json!({ "id": id }))
         .await;
     let foreign = world
         .query(
-            &world.token(
-                world.tenant_b,
-                Uuid::new_v4(),
-                vec![Role::TenantAdmin],
-                None,
-            ),
+            &world
+                .token(
+                    world.tenant_b,
+                    Uuid::new_v4(),
+                    vec![Role::TenantAdmin],
+                    None,
+                )
+                .await,
             query,
             json!({ "id": id }),
         )
@@ -345,13 +359,17 @@ async fn a_partner_sees_only_its_own_accounts_quotes_and_contracts() {
     let world = World::new().await;
     let ids = with_quotes(&world).await;
     let (acme_contract, globex_contract) = with_contracts(&world).await;
-    let partner = world.token(
-        world.tenant_a,
-        Uuid::new_v4(),
-        vec![Role::Partner],
-        Some(world.acme),
-    );
-    let unlinked = world.token(world.tenant_a, Uuid::new_v4(), vec![Role::Partner], None);
+    let partner = world
+        .token(
+            world.tenant_a,
+            Uuid::new_v4(),
+            vec![Role::Partner],
+            Some(world.acme),
+        )
+        .await;
+    let unlinked = world
+        .token(world.tenant_a, Uuid::new_v4(), vec![Role::Partner], None)
+        .await;
     let contracts = "{ contracts { totalCount edges { node { title } } } }";
     let one = "query One($q: UUID!, $c: UUID!) { quote(id: $q) { title } \
         contract(id: $c) { title } }";
@@ -397,18 +415,18 @@ async fn a_contract_comes_with_its_versions_and_contracts_filter_and_order() {
         contracts(filter: $filter, orderBy: $orderBy) { totalCount edges { node { title } } } }";
 
     let one = world
-        .query(&world.viewer(), query, json!({ "id": acme_contract }))
+        .query(&world.viewer().await, query, json!({ "id": acme_contract }))
         .await;
     let ending_soon = world
         .query(
-            &world.viewer(),
+            &world.viewer().await,
             list,
             json!({ "filter": { "endsBy": chrono::Utc::now().date_naive() + chrono::Duration::days(2) } }),
         )
         .await;
     let by_end = world
         .query(
-            &world.viewer(),
+            &world.viewer().await,
             list,
             json!({ "orderBy": { "field": "END_DATE", "direction": "DESC" } }),
         )
@@ -563,33 +581,33 @@ async fn pending_for_me_lists_what_the_caller_may_decide_now() {
 
     let manager = world
         .query(
-            &as_user(approvals.manager, vec![Role::Manager]),
+            &as_user(approvals.manager, vec![Role::Manager]).await,
             query,
             mine.clone(),
         )
         .await;
     let delegate = world
         .query(
-            &as_user(approvals.delegate, vec![Role::Operator]),
+            &as_user(approvals.delegate, vec![Role::Operator]).await,
             query,
             mine.clone(),
         )
         .await;
     let admin = world
         .query(
-            &as_user(approvals.admin, vec![Role::TenantAdmin]),
+            &as_user(approvals.admin, vec![Role::TenantAdmin]).await,
             query,
             mine.clone(),
         )
         .await;
     let pending = world
         .query(
-            &world.viewer(),
+            &world.viewer().await,
             query,
             json!({ "filter": { "status": "PENDING" } }),
         )
         .await;
-    let everything = world.query(&world.viewer(), query, json!({})).await;
+    let everything = world.query(&world.viewer().await, query, json!({})).await;
 
     assert_eq!(approval_names(&manager, &approvals), ["for managers"]);
     assert_eq!(manager["data"]["approvals"]["totalCount"], 1);
@@ -619,11 +637,13 @@ async fn an_approval_comes_with_its_levels() {
         currentLevel levelCount levels { level role approvedBy delegatedTo escalated } } }";
 
     let reply = world
-        .query(&world.viewer(), query, json!({ "id": id }))
+        .query(&world.viewer().await, query, json!({ "id": id }))
         .await;
     let foreign = world
         .query(
-            &world.token(world.tenant_b, Uuid::new_v4(), vec![Role::Viewer], None),
+            &world
+                .token(world.tenant_b, Uuid::new_v4(), vec![Role::Viewer], None)
+                .await,
             query,
             json!({ "id": id }),
         )
@@ -679,24 +699,26 @@ async fn users_filter_by_role_and_a_partner_sees_only_its_accounts_users() {
             .map(|e| e["node"]["email"].as_str().unwrap().to_owned())
             .collect()
     };
-    let partner = world.token(
-        world.tenant_a,
-        partner_id,
-        vec![Role::Partner],
-        Some(world.acme),
-    );
+    let partner = world
+        .token(
+            world.tenant_a,
+            partner_id,
+            vec![Role::Partner],
+            Some(world.acme),
+        )
+        .await;
 
-    let all = world.query(&world.viewer(), query, json!({})).await;
+    let all = world.query(&world.viewer().await, query, json!({})).await;
     let operators = world
         .query(
-            &world.viewer(),
+            &world.viewer().await,
             query,
             json!({ "filter": { "role": "OPERATOR" } }),
         )
         .await;
     let active_operators = world
         .query(
-            &world.viewer(),
+            &world.viewer().await,
             query,
             json!({ "filter": { "role": "OPERATOR", "active": true } }),
         )
@@ -746,6 +768,7 @@ async fn with_quotes_and_lines(world: &World, count: i32) {
 async fn run_counting(world: &World, query: String) -> (Value, u64) {
     let claims = Claims {
         sub: Uuid::new_v4(),
+        sid: Uuid::new_v4(),
         tid: world.tenant_a,
         tenant: "t".into(),
         email: "viewer@example.test".into(),

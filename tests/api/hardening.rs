@@ -131,3 +131,136 @@ async fn browsers_may_call_only_from_configured_origins() {
         .is_none());
     assert_ne!(foreign.status(), StatusCode::OK);
 }
+
+/// One hostile request: where it goes, its body, and the statuses it may get.
+struct Hostile {
+    path: &'static str,
+    body: Vec<u8>,
+    expect: &'static [u16],
+}
+
+fn hostile_requests(account: Uuid) -> Vec<Hostile> {
+    let command = Box::leak(format!("/api/v1/accounts/{account}").into_boxed_str());
+    let nested = |depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes();
+    let oversized = format!(
+        r#"{{"type":"UpdateAccountDetails","name":"{}"}}"#,
+        "x".repeat(1 << 20)
+    );
+    let deep_query = format!(r#"{{"query":"{}"}}"#, "{ accounts ".repeat(5000));
+    let huge_variable = r#"{"query":"query($n: Int) { accounts(first: $n) { totalCount } }","variables":{"n":1e999999}}"#;
+    let mut requests = Vec::new();
+    for path in [command, "/api/v1/auth/login", "/graphql"] {
+        requests.push(Hostile {
+            path,
+            body: oversized.clone().into_bytes(),
+            expect: &[413],
+        });
+        requests.push(Hostile {
+            path,
+            body: nested(20_000),
+            expect: &[400],
+        });
+        requests.push(Hostile {
+            path,
+            body: vec![b'{', 0xc3, 0x28, 0xff, b'}'],
+            expect: &[400],
+        });
+    }
+    requests.extend([
+        Hostile {
+            path: command,
+            body: br#"{"type":"SetCreditLimit","amount":1e999999}"#.to_vec(),
+            expect: &[400],
+        },
+        Hostile {
+            path: command,
+            body: br#"{"type":"SetApiQuota","requests_per_minute":184467440737095516160}"#.to_vec(),
+            expect: &[400],
+        },
+        Hostile {
+            path: "/api/v1/auth/login",
+            body: format!(
+                r#"{{"tenant":"t","email":"{}","password":"p"}}"#,
+                "e".repeat(10_000)
+            )
+            .into_bytes(),
+            expect: &[400],
+        },
+        // A GraphQL document nested far deeper than any limit: refused, not a stack overflow.
+        Hostile {
+            path: "/graphql",
+            body: deep_query.into_bytes(),
+            expect: &[200, 400],
+        },
+        Hostile {
+            path: "/graphql",
+            body: huge_variable.as_bytes().to_vec(),
+            expect: &[400],
+        },
+    ]);
+    requests
+}
+
+#[tokio::test]
+async fn a_flood_of_hostile_requests_leaves_the_server_answering_and_the_store_unchanged() {
+    use futures::StreamExt;
+
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("flood").await;
+    let server = stack.spawn(&["serve"]).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let account = Uuid::new_v4();
+    api.ok(&token, account, open_account("Target")).await;
+    let before = crate::helpers::event_count(&stack.db).await;
+
+    let requests: Vec<Hostile> = (0..20).flat_map(|_| hostile_requests(account)).collect();
+    let total = requests.len();
+    let answers: Vec<(&str, u16, String)> = futures::stream::iter(requests)
+        .map(|hostile| {
+            let (api, token) = (&api, &token);
+            async move {
+                let response = api
+                    .http
+                    .post(format!("{}{}", api.base_url, hostile.path))
+                    .bearer_auth(token)
+                    .header("content-type", "application/json")
+                    .body(hostile.body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                assert!(
+                    hostile.expect.contains(&status),
+                    "{} → {status}",
+                    hostile.path
+                );
+                let content_type = response.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                (hostile.path, status, content_type)
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+
+    assert_eq!(answers.len(), total);
+    for (path, status, content_type) in &answers {
+        if *status != 200 {
+            assert_eq!(content_type, "application/problem+json", "{path} {status}");
+        }
+    }
+    assert_eq!(crate::helpers::event_count(&stack.db).await, before);
+    let live = api
+        .http
+        .get(format!("{}/health/live", api.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    let renamed = json!({"type": "UpdateAccountDetails", "name": "Still here"});
+    api.ok(&token, account, renamed).await;
+    assert_eq!(crate::helpers::event_count(&stack.db).await, before + 1);
+}

@@ -75,6 +75,8 @@ impl TestStack {
             // Timers read the test-settable clock (`test_clock`), and look often.
             .env("B2B_CLOCK", "adjustable")
             .env("TIMER_POLL_MS", "100")
+            // Tests send bursts far above a person's pace; the rate-limit tests lower it.
+            .env("RATE_LIMIT_PER_USER_PER_MINUTE", "1000000")
             .kill_on_drop(true);
         command
     }
@@ -278,6 +280,59 @@ impl Api {
             .unwrap()
     }
 
+    /// Registers a user with a password (as a TenantAdmin) and returns their id.
+    pub async fn register(
+        &self,
+        admin: &str,
+        email: &str,
+        roles: Value,
+        account_id: Option<Uuid>,
+    ) -> Uuid {
+        let id = Uuid::new_v4();
+        let body = json!({
+            "type": "RegisterUser", "email": email, "display_name": email,
+            "roles": roles, "account_id": account_id, "password": PASSWORD
+        });
+        self.ok_in(admin, "users", id, body).await;
+        id
+    }
+
+    /// Signs in as a user registered by [`Api::register`]: the whole token pair.
+    pub async fn sign_in(&self, tenant: &Tenant, email: &str) -> Value {
+        let response = self.login_as(tenant, email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &Value) -> Response {
+        self.http
+            .post(format!("{}/api/v1/auth/refresh", self.base_url))
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn me(&self, token: &str) -> Response {
+        self.http
+            .get(format!("{}/api/v1/auth/me", self.base_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /graphql` whatever the answer's status.
+    pub async fn graphql_response(&self, token: &str, query: &str) -> Response {
+        self.http
+            .post(format!("{}/graphql", self.base_url))
+            .bearer_auth(token)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn graphql(
         &self,
         token: &str,
@@ -296,6 +351,14 @@ impl Api {
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
+}
+
+/// Every event stored, whoever caused it.
+pub async fn event_count(db: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from events")
+        .fetch_one(db)
+        .await
+        .unwrap()
 }
 
 pub fn open_account(name: &str) -> Value {

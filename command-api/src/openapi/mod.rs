@@ -13,7 +13,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
 use crate::error::Problem;
-use crate::routes::auth::{LoginRequest, Me, TokenPair};
+use crate::routes::auth::{LoginRequest, Me, RefreshRequest, TokenPair};
 use crate::routes::commands::Accepted;
 use crate::MAX_BODY_BYTES;
 use auth::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
@@ -285,60 +285,110 @@ fn error_responses(statuses: &[&str]) -> Map<String, Value> {
         .collect()
 }
 
-/// Login and `me`, with their bodies generated from the handlers' own types.
+/// Sign-in routes, with their bodies generated from the handlers' own types.
 fn auth_paths(
     requests: &mut SchemaGenerator,
     responses: &mut SchemaGenerator,
 ) -> Map<String, Value> {
+    let tokens: Value = responses.subschema_for::<TokenPair>().into();
+    let login = requests.subschema_for::<LoginRequest>().into();
+    let refresh = requests.subschema_for::<RefreshRequest>().into();
+    let me = responses.subschema_for::<Me>().into();
     let mut paths = Map::new();
-    paths.insert("/api/v1/auth/login".into(), login_path(requests, responses));
-    paths.insert("/api/v1/auth/me".into(), me_path(responses));
+    paths.insert(
+        "/api/v1/auth/login".into(),
+        auth_operation(AuthOperation {
+            method: "post",
+            id: "login",
+            summary: "Sign in",
+            description: "Wrong credentials and unknown tenants give the same 401. Repeated \
+                failures for one tenant and e-mail lock them for a while: 429 with \
+                `Retry-After`, whether or not the address exists.",
+            request: Some(login),
+            success: ("200", "Signed in: a new session.", Some(tokens.clone())),
+            errors: &["400", "401", "429"],
+        }),
+    );
+    paths.insert(
+        "/api/v1/auth/refresh".into(),
+        auth_operation(AuthOperation {
+            method: "post",
+            id: "refresh",
+            summary: "Swap a refresh token for a new pair",
+            description: "The refresh token is single use. Presenting one that was already \
+                used ends its whole session (reuse detection): 401, and the pair issued in its \
+                place stops working too.",
+            request: Some(refresh),
+            success: ("200", "The next pair of the same session.", Some(tokens)),
+            errors: &["400", "401"],
+        }),
+    );
+    paths.insert(
+        "/api/v1/auth/logout".into(),
+        auth_operation(AuthOperation {
+            method: "post",
+            id: "logout",
+            summary: "Sign out",
+            description: "Ends the caller's session: its access and refresh tokens stop working \
+                at once.",
+            request: None,
+            success: ("204", "Signed out.", None),
+            errors: &["401", "429"],
+        }),
+    );
+    paths.insert(
+        "/api/v1/auth/me".into(),
+        auth_operation(AuthOperation {
+            method: "get",
+            id: "me",
+            summary: "The signed-in caller",
+            description: "Roles and account as stored now.",
+            request: None,
+            success: ("200", "The caller.", Some(me)),
+            errors: &["401", "429"],
+        }),
+    );
     paths
+}
+
+struct AuthOperation<'a> {
+    method: &'a str,
+    id: &'a str,
+    summary: &'a str,
+    description: &'a str,
+    /// A JSON body; operations without one are called with the caller's bearer token.
+    request: Option<Value>,
+    success: (&'a str, &'a str, Option<Value>),
+    errors: &'a [&'a str],
+}
+
+fn auth_operation(op: AuthOperation) -> Value {
+    let (status, description, body) = op.success;
+    let mut success = json!({ "description": description });
+    if let Some(schema) = body {
+        success["content"] = json_content(schema);
+    }
+    let mut answers = error_responses(op.errors);
+    answers.insert(status.into(), success);
+    let mut operation = json!({
+        "operationId": op.id,
+        "summary": op.summary,
+        "description": op.description,
+        "tags": ["auth"],
+        "responses": answers,
+    });
+    match op.request {
+        Some(schema) => {
+            operation["security"] = json!([]);
+            operation["requestBody"] = json!({ "required": true, "content": json_content(schema) });
+        }
+        None => operation["security"] = json!([{ "bearerAuth": [] }]),
+    }
+    json!({ op.method: operation })
 }
 
 fn json_content(schema: Value) -> Value {
     json!({ "application/json": { "schema": schema } })
-}
-
-fn login_path(requests: &mut SchemaGenerator, responses: &mut SchemaGenerator) -> Value {
-    let mut answers = error_responses(&["400", "401"]);
-    answers.insert(
-        "200".into(),
-        json!({
-            "description": "Signed in.",
-            "content": json_content(responses.subschema_for::<TokenPair>().into()),
-        }),
-    );
-    json!({ "post": {
-        "operationId": "login",
-        "summary": "Sign in",
-        "description": "Wrong credentials and unknown tenants give the same 401.",
-        "tags": ["auth"],
-        "security": [],
-        "requestBody": {
-            "required": true,
-            "content": json_content(requests.subschema_for::<LoginRequest>().into()),
-        },
-        "responses": answers,
-    }})
-}
-
-fn me_path(responses: &mut SchemaGenerator) -> Value {
-    let mut answers = error_responses(&["401"]);
-    answers.insert(
-        "200".into(),
-        json!({
-            "description": "The caller.",
-            "content": json_content(responses.subschema_for::<Me>().into()),
-        }),
-    );
-    json!({ "get": {
-        "operationId": "me",
-        "summary": "The signed-in caller",
-        "tags": ["auth"],
-        "security": [{ "bearerAuth": [] }],
-        "responses": answers,
-    }})
 }
 
 fn openapi_path() -> Value {
@@ -429,7 +479,10 @@ fn responses(refs: &ResponseRefs) -> Value {
     let mut unauthorized = problem("No, expired or invalid access token.");
     unauthorized["headers"] =
         json!({ "WWW-Authenticate": component_ref("headers", "WWW-Authenticate") });
-    let mut too_many = problem("Reserved, not sent yet: rate limit or API quota exceeded.");
+    let mut too_many = problem(
+        "The caller's requests-per-minute limit, its account's API quota (Partner users), or a \
+        sign-in lock after repeated failures.",
+    );
     too_many["headers"] = json!({ "Retry-After": component_ref("headers", "Retry-After") });
     json!({
         "Accepted": {

@@ -1,26 +1,35 @@
+//! Sign-in routes: thin translations to [`auth::Identity`], where the rules live.
 use actix_web::{web, HttpResponse};
-use chrono::{Duration, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{ApiError, Caller, CommandApi};
 
-/// How long a refresh token stays usable.
-const REFRESH_LIFETIME_DAYS: i64 = 30;
-
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The tenant's slug.
+    #[schemars(length(max = auth::MAX_SLUG_CHARS))]
     tenant: String,
+    #[schemars(length(max = auth::MAX_EMAIL_CHARS))]
     email: String,
+    #[schemars(length(max = auth::MAX_PASSWORD_CHARS))]
     password: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token of the last pair; it is retired by this call.
+    #[schemars(length(max = 128))]
+    refresh_token: String,
 }
 
 #[derive(Serialize, JsonSchema)]
 pub(crate) struct TokenPair {
     access_token: String,
+    /// Single use: refreshing returns its successor, and using it twice ends the session.
     refresh_token: String,
     #[schemars(extend("const" = "Bearer"))]
     token_type: &'static str,
@@ -28,80 +37,44 @@ pub(crate) struct TokenPair {
     expires_in: i64,
 }
 
-#[derive(sqlx::FromRow)]
-struct Credentials {
-    user_id: Uuid,
-    tenant_id: Uuid,
-    email: String,
-    password_hash: String,
-    roles: Vec<String>,
-    account_id: Option<Uuid>,
+impl From<auth::Tokens> for TokenPair {
+    fn from(tokens: auth::Tokens) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            token_type: "Bearer",
+            expires_in: tokens.expires_in,
+        }
+    }
 }
 
-/// Unknown tenant, unknown e-mail and wrong password all give the same 401, after the same
-/// argon2 work.
 #[tracing::instrument(skip(api, body), fields(tenant = %body.tenant))]
 pub async fn login(
     api: web::Data<CommandApi>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let found: Option<Credentials> = sqlx::query_as(
-        "select c.user_id, c.tenant_id, c.email, c.password_hash, c.roles, c.account_id \
-         from user_credentials c join tenants t on t.id = c.tenant_id \
-         where t.slug = $1 and c.email = lower($2) and c.active",
-    )
-    .bind(&body.tenant)
-    .bind(body.email.trim())
-    .fetch_optional(&api.pool)
-    .await?;
-    let stored_hash = found
-        .as_ref()
-        .map_or(auth::dummy_password_hash(), |c| c.password_hash.as_str());
-    let password_ok = auth::verify_password(&body.password, stored_hash);
-    let Some(credentials) = found.filter(|_| password_ok) else {
-        return Err(ApiError::Unauthorized);
-    };
-    let pair = start_session(&api, credentials, &body.tenant).await?;
-    Ok(HttpResponse::Ok().json(pair))
+    let tokens = api
+        .identity
+        .sign_in(&body.tenant, &body.email, &body.password)
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenPair::from(tokens)))
 }
 
-async fn start_session(
-    api: &CommandApi,
-    credentials: Credentials,
-    tenant_slug: &str,
-) -> Result<TokenPair, ApiError> {
-    let roles = credentials
-        .roles
-        .iter()
-        .map(|r| r.parse())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Internal(format!("stored role is invalid: {e}")))?;
-    let (refresh_token, refresh_hash) = auth::new_refresh_token();
-    sqlx::query(
-        "insert into sessions (id, user_id, refresh_token_hash, expires_at) values ($1, $2, $3, $4)",
-    )
-    .bind(Uuid::new_v4())
-    .bind(credentials.user_id)
-    .bind(refresh_hash)
-    .bind(Utc::now() + Duration::days(REFRESH_LIFETIME_DAYS))
-    .execute(&api.pool)
-    .await?;
-    let access_token = api.keys.issue(auth::Claims {
-        sub: credentials.user_id,
-        tid: credentials.tenant_id,
-        tenant: tenant_slug.to_owned(),
-        email: credentials.email,
-        roles,
-        account_id: credentials.account_id,
-        exp: 0,
-        iat: 0,
-    });
-    Ok(TokenPair {
-        access_token,
-        refresh_token,
-        token_type: "Bearer",
-        expires_in: api.keys.lifetime_seconds(),
-    })
+pub async fn refresh(
+    api: web::Data<CommandApi>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = api.identity.refresh(&body.refresh_token).await?;
+    Ok(HttpResponse::Ok().json(TokenPair::from(tokens)))
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
+pub async fn logout(
+    api: web::Data<CommandApi>,
+    Caller(claims): Caller,
+) -> Result<HttpResponse, ApiError> {
+    api.identity.sign_out(&claims).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Serialize, JsonSchema)]

@@ -2,6 +2,7 @@
 //! caller's tenant themselves as well; RLS is the second lock, not the only one (and the only
 //! one for the event history: `events` has no RLS).
 mod accounts;
+mod alias_limit;
 mod approvals;
 mod as_of;
 mod contracts;
@@ -52,6 +53,8 @@ pub const MAX_DEPTH: usize = 15;
 /// Every selected field costs 1; lists are bounded by the `first` cap instead, so this mainly
 /// stops one request from aliasing the same expensive list many times.
 pub const MAX_COMPLEXITY: usize = 500;
+/// Aliases per document: enough to read a few dozen records by id in one request.
+pub const MAX_ALIASES: usize = 50;
 
 pub type QuerySchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
 
@@ -59,6 +62,7 @@ pub fn build_schema() -> QuerySchema {
     Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(alias_limit::AliasLimit(MAX_ALIASES))
         .finish()
 }
 

@@ -1,5 +1,5 @@
 //! `users` over `read.users`.
-use async_graphql::{ComplexObject, Enum, ErrorExtensions, InputObject, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ErrorExtensions, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::{Postgres, QueryBuilder};
@@ -36,10 +36,29 @@ pub struct User {
     pub registered_by: Option<Uuid>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<Uuid>,
+    #[graphql(skip)]
+    pub sign_in_locked_until: Option<DateTime<Utc>>,
 }
 
 #[ComplexObject]
 impl User {
+    /// Until when sign-in is locked after repeated failures; null when it is not locked.
+    /// TenantAdmins only.
+    async fn sign_in_locked_until(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<DateTime<Utc>>> {
+        if !super::caller(ctx)?
+            .roles
+            .contains(&aggregates::Role::TenantAdmin)
+        {
+            return Err(
+                QueryError::Forbidden("only a TenantAdmin sees sign-in locks".into()).extend(),
+            );
+        }
+        Ok(self.sign_in_locked_until)
+    }
+
     async fn roles(&self) -> async_graphql::Result<Vec<Role>> {
         self.role_names
             .iter()
@@ -100,9 +119,13 @@ pub struct UserListing {
 impl Listing for UserListing {
     type Node = User;
     const FROM: &'static str = "read.users";
+    // The lock lives with sign-in, not in the read model: it is not an event.
     const COLUMNS: &'static str = "id, email, display_name, roles, account_id, approval_limit, \
         approval_limit_currency, active, deactivation_reason, version, registered_at, \
-        registered_by, updated_at, updated_by";
+        registered_by, updated_at, updated_by, \
+        (select f.locked_until from sign_in_failures f \
+          where f.tenant_id = read.users.tenant_id and f.email = read.users.email \
+            and f.locked_until > now()) as sign_in_locked_until";
 
     fn push_filter<'a>(&'a self, query: &mut QueryBuilder<'a, Postgres>, tenant_id: Uuid) {
         query.push(" where tenant_id = ").push_bind(tenant_id);

@@ -1,0 +1,195 @@
+//! The identity service both APIs share: sign in, refresh, sign out, and admit a request.
+use std::time::Duration;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::passwords::{dummy_password_hash, verify_password, MAX_PASSWORD_CHARS};
+use crate::tokens::refresh_token_hash;
+use crate::{admission, lockout, sessions, AuthError, Claims, TokenKeys};
+
+/// Longest tenant slug and e-mail a sign-in may name (a slug is at most 63 characters; an
+/// address at most 254, RFC 5321).
+pub const MAX_SLUG_CHARS: usize = 63;
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// How long things last and how much a caller may do.
+#[derive(Debug, Clone)]
+pub struct IdentityPolicy {
+    /// A session's absolute lifetime; refreshing does not extend it.
+    pub session_lifetime: Duration,
+    /// Failed sign-ins for one tenant and e-mail within `lock_for` that lock them for
+    /// `lock_for`.
+    pub max_sign_in_failures: u32,
+    pub lock_for: Duration,
+    /// Requests per minute one user may make, over both APIs.
+    pub requests_per_user_per_minute: u32,
+}
+
+impl Default for IdentityPolicy {
+    fn default() -> Self {
+        Self {
+            session_lifetime: Duration::from_secs(30 * 24 * 3600),
+            max_sign_in_failures: 5,
+            lock_for: Duration::from_secs(15 * 60),
+            requests_per_user_per_minute: 600,
+        }
+    }
+}
+
+/// A fresh access token and the refresh token that replaces the caller's previous one.
+#[derive(Debug)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+#[derive(Clone)]
+pub struct Identity {
+    pool: PgPool,
+    keys: TokenKeys,
+    policy: IdentityPolicy,
+}
+
+impl Identity {
+    /// `pool` acts as the application role.
+    pub fn new(pool: PgPool, keys: TokenKeys, policy: IdentityPolicy) -> Self {
+        Self { pool, keys, policy }
+    }
+
+    /// Unknown tenant, unknown e-mail and wrong password all fail the same way after the same
+    /// argon2 work, and count towards the same lock.
+    #[tracing::instrument(skip(self, email, password))]
+    pub async fn sign_in(
+        &self,
+        tenant: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<Tokens, AuthError> {
+        let email = email.trim().to_lowercase();
+        check_sign_in_input(tenant, &email, password)?;
+        if let Some(retry_after) = lockout::seconds_locked(&self.pool, tenant, &email).await? {
+            return Err(AuthError::SignInLocked { retry_after });
+        }
+        let found: Option<(Uuid, String)> = sqlx::query_as(
+            "select c.user_id, c.password_hash from user_credentials c \
+             join tenants t on t.id = c.tenant_id \
+             where t.slug = $1 and c.email = $2 and c.active",
+        )
+        .bind(tenant)
+        .bind(&email)
+        .fetch_optional(&self.pool)
+        .await?;
+        let stored_hash = found.as_ref().map_or_else(
+            || dummy_password_hash().to_owned(),
+            |(_, hash)| hash.clone(),
+        );
+        let password = password.to_owned();
+        // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+        let password_ok =
+            tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
+                .await
+                .map_err(|_| AuthError::Hashing)?;
+        match found.filter(|_| password_ok) {
+            Some((user_id, _)) => {
+                lockout::clear(&self.pool, tenant, &email).await?;
+                self.open_session(user_id).await
+            }
+            None => {
+                lockout::record_failure(&self.pool, tenant, &email, &self.policy).await?;
+                Err(AuthError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Starts a session for a user whose credentials were checked.
+    pub async fn open_session(&self, user_id: Uuid) -> Result<Tokens, AuthError> {
+        let mut tx = self.pool.begin().await?;
+        let session_id = sessions::open(&mut tx, user_id, self.policy.session_lifetime).await?;
+        let refresh_token = sessions::issue_refresh_token(&mut tx, session_id).await?;
+        let claims = sessions::claims(&mut tx, user_id, session_id)
+            .await?
+            .ok_or(AuthError::InvalidCredentials)?;
+        tx.commit().await?;
+        tracing::info!(%user_id, %session_id, "session opened");
+        Ok(self.tokens(claims, refresh_token))
+    }
+
+    /// Retires `refresh_token` and issues the next pair of the same session. A token that was
+    /// already used means a copy exists: the whole session ends.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AuthError> {
+        let mut tx = self.pool.begin().await?;
+        let found = sessions::lock_by_refresh_token(&mut tx, &refresh_token_hash(refresh_token))
+            .await?
+            .ok_or(AuthError::InvalidRefreshToken)?;
+        if found.already_used {
+            if found.live {
+                sessions::revoke(&mut *tx, found.session_id).await?;
+                tx.commit().await?;
+                tracing::warn!(
+                    session_id = %found.session_id,
+                    user_id = %found.user_id,
+                    "a used refresh token was presented again; the session is revoked"
+                );
+            }
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        if !found.live {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        sessions::retire_refresh_token(&mut tx, &refresh_token_hash(refresh_token)).await?;
+        let next = sessions::issue_refresh_token(&mut tx, found.session_id).await?;
+        let claims = sessions::claims(&mut tx, found.user_id, found.session_id)
+            .await?
+            .ok_or(AuthError::InvalidRefreshToken)?;
+        tx.commit().await?;
+        Ok(self.tokens(claims, next))
+    }
+
+    /// Ends the caller's session: its access and refresh tokens stop working at once.
+    pub async fn sign_out(&self, caller: &Claims) -> Result<(), AuthError> {
+        sessions::revoke(&self.pool, caller.sid).await?;
+        tracing::info!(user_id = %caller.sub, session_id = %caller.sid, "signed out");
+        Ok(())
+    }
+
+    /// Lets a request in: a valid access token whose session is live and whose user is active,
+    /// within the user's rate limit and (for Partners) the account's API quota. The claims
+    /// returned carry the roles and account stored now, not those at sign-in.
+    pub async fn admit(&self, bearer_token: &str) -> Result<Claims, AuthError> {
+        let claims = self.keys.verify(bearer_token)?;
+        let admitted = admission::admit(&self.pool, &claims)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        admitted.check_limits(self.policy.requests_per_user_per_minute)?;
+        admitted.into_claims(claims)
+    }
+
+    fn tokens(&self, claims: Claims, refresh_token: String) -> Tokens {
+        Tokens {
+            access_token: self.keys.issue(claims),
+            refresh_token,
+            expires_in: self.keys.lifetime_seconds(),
+        }
+    }
+}
+
+fn check_sign_in_input(tenant: &str, email: &str, password: &str) -> Result<(), AuthError> {
+    let too_long = |field, max| AuthError::InvalidInput {
+        field,
+        message: format!("at most {max} characters"),
+    };
+    if tenant.chars().count() > MAX_SLUG_CHARS {
+        return Err(too_long("tenant", MAX_SLUG_CHARS));
+    }
+    if email.chars().count() > MAX_EMAIL_CHARS {
+        return Err(too_long("email", MAX_EMAIL_CHARS));
+    }
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(too_long("password", MAX_PASSWORD_CHARS));
+    }
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Abuse limits: sign-in lockout after repeated failures (the same for real and unknown
+//! addresses, visible to admins), the per-user request limit and a Partner account's API quota,
+//! both answered 429 with `Retry-After` and nothing appended.
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{event_count, eventually, open_account, problem, Api, TestStack, PASSWORD};
+
+async fn too_many(response: Response) -> (u32, Value) {
+    let retry_after: u32 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = problem(response, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(body["type"], "/problems/too-many-requests");
+    (retry_after, body)
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_an_address_whether_or_not_it_exists_and_admins_see_it() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("lockout").await;
+    let server = stack
+        .spawn_with_env(
+            &["serve"],
+            &[
+                ("SIGN_IN_MAX_FAILURES", "3"),
+                ("SIGN_IN_LOCK_SECONDS", "12"),
+            ],
+        )
+        .await;
+    let api = Api::new(&server);
+    let admin = api.login(&tenant).await;
+    let user = api
+        .register(&admin, "target@lockout.test", json!(["Operator"]), None)
+        .await;
+
+    for email in ["target@lockout.test", "nobody@lockout.test"] {
+        for _ in 0..3 {
+            let wrong = api
+                .login_as(&tenant, email, "not the password at all")
+                .await;
+            let body = problem(wrong, StatusCode::UNAUTHORIZED).await;
+            assert_eq!(body["type"], "/problems/unauthorized");
+        }
+        // Locked: even the right password is refused, and the answer does not tell whether
+        // the address exists.
+        let (retry_after, body) = too_many(api.login_as(&tenant, email, PASSWORD).await).await;
+        assert!((1..=12).contains(&retry_after), "{retry_after}");
+        assert!(body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many failed sign-ins"));
+    }
+    // Another address of the same tenant is not affected.
+    assert_eq!(
+        api.login_as(&tenant, &tenant.email, PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let query =
+        r#"{ users(filter: { search: "target" }) { edges { node { id signInLockedUntil } } } }"#;
+    let seen = api.graphql(&admin, query, Some((user, 1))).await;
+    let node = &seen["data"]["users"]["edges"][0]["node"];
+    assert_eq!(node["id"], json!(user.to_string()), "{seen}");
+    assert!(node["signInLockedUntil"].is_string(), "{seen}");
+    api.register(&admin, "viewer@lockout.test", json!(["Viewer"]), None)
+        .await;
+    let viewer = api.sign_in(&tenant, "viewer@lockout.test").await;
+    let hidden = api
+        .graphql(viewer["access_token"].as_str().unwrap(), query, None)
+        .await;
+    assert_eq!(
+        hidden["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{hidden}"
+    );
+
+    // The lock lifts by itself, and a success clears the count.
+    eventually("the lock to lift", || async {
+        let response = api.login_as(&tenant, "target@lockout.test", PASSWORD).await;
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let unlocked = api.graphql(&admin, query, None).await;
+    assert!(unlocked["data"]["users"]["edges"][0]["node"]["signInLockedUntil"].is_null());
+}
+
+/// Sends requests until the first 429, all within one clock minute of the database (one
+/// request window), and returns how many were let through before it and the refusal.
+async fn until_refused<F>(stack: &TestStack, mut request: F) -> (usize, Response)
+where
+    F: FnMut() -> reqwest::RequestBuilder,
+{
+    loop {
+        let minute = db_minute(stack).await;
+        let mut passed = 0;
+        let refusal = loop {
+            let response = request().send().await.unwrap();
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                break response;
+            }
+            assert_eq!(response.status(), StatusCode::OK);
+            passed += 1;
+            assert!(passed < 1000, "never limited");
+        };
+        if db_minute(stack).await == minute {
+            return (passed, refusal);
+        }
+        // The window turned over mid-count: start again in a fresh one.
+        let left: f64 = sqlx::query_scalar(
+            "select extract(epoch from date_trunc('minute', now()) + interval '1 minute' - now())::float8",
+        )
+        .fetch_one(&stack.db)
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs_f64(left + 0.1)).await;
+    }
+}
+
+async fn db_minute(stack: &TestStack) -> chrono::DateTime<chrono::Utc> {
+    sqlx::query_scalar("select date_trunc('minute', now())")
+        .fetch_one(&stack.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_user_over_the_per_minute_limit_gets_429_and_appends_nothing() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("ratelimit").await;
+    let server = stack
+        .spawn_with_env(&["serve"], &[("RATE_LIMIT_PER_USER_PER_MINUTE", "8")])
+        .await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let account = Uuid::new_v4();
+    let before = event_count(&stack.db).await;
+
+    let mut tier = ["Standard", "Gold"].iter().cycle();
+    let mut opened = false;
+    let (passed, refusal) = until_refused(&stack, || {
+        let body = if opened {
+            json!({"type": "ChangeTier", "tier": tier.next().unwrap()})
+        } else {
+            opened = true;
+            open_account("Limited")
+        };
+        api.command(&token, "accounts", account).json(&body)
+    })
+    .await;
+    let (retry_after, body) = too_many(refusal).await;
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        body["detail"],
+        format!(
+            "more than 8 requests this minute by this user; try again in {retry_after} seconds"
+        )
+    );
+    let appended = event_count(&stack.db).await - before;
+    let again = api.graphql_response(&token, "{ me { userId } }").await;
+    too_many(again).await;
+    // Signing in is not a request of the user's; the 8 admitted ones appended, no more.
+    assert_eq!(passed, 8);
+    assert_eq!(appended, 8);
+}
+
+#[tokio::test]
+async fn an_accounts_partner_users_share_its_api_quota() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("quota").await;
+    let server = stack.spawn(&["serve"]).await;
+    let api = Api::new(&server);
+    let admin = api.login(&tenant).await;
+    let account = Uuid::new_v4();
+    api.ok(&admin, account, open_account("Metered")).await;
+    let version = api
+        .ok(
+            &admin,
+            account,
+            json!({"type": "SetApiQuota", "requests_per_minute": 5}),
+        )
+        .await;
+    for email in ["p1@quota.test", "p2@quota.test"] {
+        api.register(&admin, email, json!(["Partner"]), Some(account))
+            .await;
+    }
+    // The quota is read from the account's read model.
+    let seen = format!(r#"{{ account(id: "{account}") {{ apiQuotaPerMinute }} }}"#);
+    let seen = api.graphql(&admin, &seen, Some((account, version))).await;
+    assert_eq!(seen["data"]["account"]["apiQuotaPerMinute"], 5, "{seen}");
+    let p1 = api.sign_in(&tenant, "p1@quota.test").await;
+    let p2 = api.sign_in(&tenant, "p2@quota.test").await;
+    let tokens = [
+        p1["access_token"].as_str().unwrap().to_owned(),
+        p2["access_token"].as_str().unwrap().to_owned(),
+    ];
+
+    let mut turn = 0;
+    let (passed, refusal) = until_refused(&stack, || {
+        turn += 1;
+        api.http
+            .get(format!("{}/api/v1/auth/me", api.base_url))
+            .bearer_auth(&tokens[turn % 2])
+    })
+    .await;
+    let (_, body) = too_many(refusal).await;
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("the account's API quota of 5 requests per minute is used up"));
+    // The two Partners' requests counted together; the tenant's own staff are not metered by
+    // the account.
+    assert_eq!(passed, 5);
+    let other = &tokens[(turn + 1) % 2];
+    too_many(api.me(other).await).await;
+    assert_eq!(api.me(&admin).await.status(), StatusCode::OK);
+}

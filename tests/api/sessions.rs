@@ -1,0 +1,217 @@
+//! Sessions and tokens end to end: refresh rotation with reuse detection, logout, expired,
+//! tampered and foreign-key tokens, and deactivation and role changes taking effect on the
+//! next request, in both APIs.
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{event_count, eventually, open_account, problem, Api, TestStack};
+
+const ME: &str = "{ me { userId roles } }";
+
+async fn refused(api: &Api, token: &str) {
+    problem(api.me(token).await, StatusCode::UNAUTHORIZED).await;
+    let graphql = api.graphql_response(token, ME).await;
+    let body = problem(graphql, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(
+        body["detail"],
+        "the access token is missing, expired or invalid, or its session has ended"
+    );
+}
+
+async fn session_revoked(stack: &TestStack, access_token: &str) -> bool {
+    let claims: Value = serde_json::from_slice(&jwt_payload(access_token)).unwrap();
+    sqlx::query_scalar("select revoked_at is not null from sessions where id = $1::uuid")
+        .bind(claims["sid"].as_str().unwrap())
+        .fetch_one(&stack.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_refresh_token_works_once_and_its_reuse_ends_the_whole_session() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("rotation").await;
+    let server = stack.spawn(&["serve"]).await;
+    let api = Api::new(&server);
+    let first = api.sign_in(&tenant, &tenant.email).await;
+    let other_session = api.sign_in(&tenant, &tenant.email).await;
+
+    let response = api.refresh(&first["refresh_token"]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let second: Value = response.json().await.unwrap();
+    assert_eq!(second["token_type"], "Bearer");
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    assert_ne!(second["access_token"], first["access_token"]);
+    let access = second["access_token"].as_str().unwrap();
+    assert_eq!(api.me(access).await.status(), StatusCode::OK);
+
+    // The retired token comes back: someone holds a copy. The whole session ends.
+    problem(
+        api.refresh(&first["refresh_token"]).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert!(session_revoked(&stack, access).await);
+    refused(&api, access).await;
+    refused(&api, first["access_token"].as_str().unwrap()).await;
+    problem(
+        api.refresh(&second["refresh_token"]).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    // Only that session: the user's other one goes on.
+    let other = other_session["access_token"].as_str().unwrap();
+    assert_eq!(api.me(other).await.status(), StatusCode::OK);
+    problem(
+        api.refresh(&json!("not-a-token-we-issued")).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_at_once_in_both_apis() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("logout").await;
+    let server = stack.spawn(&["serve"]).await;
+    let api = Api::new(&server);
+    let pair = api.sign_in(&tenant, &tenant.email).await;
+    let other = api.login(&tenant).await;
+    let token = pair["access_token"].as_str().unwrap();
+    let graphql = api.graphql(token, ME, None).await;
+    assert_eq!(graphql["data"]["me"]["roles"], json!(["TENANT_ADMIN"]));
+
+    let logout = api
+        .http
+        .post(format!("{}/api/v1/auth/logout", api.base_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert!(logout.bytes().await.unwrap().is_empty());
+
+    refused(&api, token).await;
+    problem(
+        api.refresh(&pair["refresh_token"]).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let before = event_count(&stack.db).await;
+    let command = api
+        .command(token, "accounts", Uuid::new_v4())
+        .json(&open_account("After logout"))
+        .send()
+        .await
+        .unwrap();
+    problem(command, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(event_count(&stack.db).await, before);
+    assert_eq!(api.me(&other).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn expired_tampered_and_foreign_tokens_are_refused() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("tokens").await;
+    let short_lived = stack
+        .spawn_with_env(&["serve"], &[("ACCESS_TOKEN_TTL_SECONDS", "3")])
+        .await;
+    let api = Api::new(&short_lived);
+    let admin = api.login(&tenant).await;
+    api.register(&admin, "viewer@tokens.test", json!(["Viewer"]), None)
+        .await;
+    let viewer = api.sign_in(&tenant, "viewer@tokens.test").await;
+    let viewer = viewer["access_token"].as_str().unwrap();
+    assert_eq!(api.me(viewer).await.status(), StatusCode::OK);
+
+    // The viewer's signature over the admin's claims.
+    let (header, rest) = viewer.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let admin_claims = admin.split('.').nth(1).unwrap();
+    refused(&api, &format!("{header}.{admin_claims}.{signature}")).await;
+    refused(&api, &format!("{header}.{admin_claims}.")).await;
+
+    let other_key = stack
+        .spawn_with_env(&["serve"], &[("JWT_SECRET", "another-deployment-key")])
+        .await;
+    let other = Api::new(&other_key);
+    let foreign = other.login(&tenant).await;
+    assert_eq!(other.me(&foreign).await.status(), StatusCode::OK);
+    refused(&api, &foreign).await;
+    refused(&other, &admin).await;
+
+    eventually("the access token to expire", || async {
+        (api.me(viewer).await.status() == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
+    refused(&api, viewer).await;
+}
+
+#[tokio::test]
+async fn role_changes_and_deactivation_apply_to_the_next_request() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("changes").await;
+    let server = stack.spawn(&["serve"]).await;
+    let api = Api::new(&server);
+    let admin = api.login(&tenant).await;
+    let manager = api
+        .register(&admin, "manager@changes.test", json!(["Manager"]), None)
+        .await;
+    let pair = api.sign_in(&tenant, "manager@changes.test").await;
+    let token = pair["access_token"].as_str().unwrap();
+    let account = Uuid::new_v4();
+    api.ok(token, account, open_account("Before")).await;
+
+    let demote = json!({"type": "ChangeRoles", "roles": ["Viewer"]});
+    api.ok_in(&admin, "users", manager, demote).await;
+    let before = event_count(&stack.db).await;
+    let denied = api
+        .command(token, "accounts", account)
+        .json(&json!({"type": "ChangeTier", "tier": "Enterprise"}))
+        .send()
+        .await
+        .unwrap();
+    problem(denied, StatusCode::FORBIDDEN).await;
+    let me: Value = api.me(token).await.json().await.unwrap();
+    assert_eq!(me["roles"], json!(["Viewer"]));
+    assert_eq!(event_count(&stack.db).await, before);
+
+    let deactivate = json!({"type": "DeactivateUser", "reason": "left the company"});
+    api.ok_in(&admin, "users", manager, deactivate).await;
+    refused(&api, token).await;
+    assert!(session_revoked(&stack, token).await);
+    problem(
+        api.refresh(&pair["refresh_token"]).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let login = api
+        .login_as(&tenant, "manager@changes.test", crate::helpers::PASSWORD)
+        .await;
+    problem(login, StatusCode::UNAUTHORIZED).await;
+}
+
+fn jwt_payload(token: &str) -> Vec<u8> {
+    let payload = token.split('.').nth(1).unwrap();
+    let mut bits = 0u32;
+    let mut width = 0;
+    let mut out = Vec::new();
+    for c in payload.bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => continue,
+        };
+        bits = bits << 6 | u32::from(value);
+        width += 6;
+        if width >= 8 {
+            width -= 8;
+            out.push((bits >> width) as u8);
+        }
+    }
+    out
+}
