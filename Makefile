@@ -6,7 +6,7 @@ ENV := source deploy/local/env.sh
 B2B := target/debug/b2b
 DEMO_PASSWORD ?= demo-password-123
 
-.PHONY: run test stack stack-down build lint bench
+.PHONY: run test fuzz stack stack-down build lint bench
 
 stack:
 	bash $(STACK) up
@@ -27,6 +27,12 @@ run: stack build
 
 test: stack
 	$(ENV) && cargo test --workspace --lib --bins --tests --no-fail-fast
+	$(MAKE) fuzz
+
+# Schemathesis against the command API's own OpenAPI document: no 5xx, every response as
+# documented (tests/fuzz/; installs its pinned schemathesis into .stack/fuzz-venv).
+fuzz: stack build
+	bash tests/fuzz/run.sh
 
 lint:
 	cargo fmt --all -- --check

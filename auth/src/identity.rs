@@ -177,11 +177,21 @@ impl Identity {
     }
 }
 
+/// Bounds what reaches argon2 and the database: lengths, and no control characters (Postgres
+/// text cannot hold a NUL, and no slug or address has one).
 fn check_sign_in_input(tenant: &str, email: &str, password: &str) -> Result<(), AuthError> {
     let too_long = |field, max| AuthError::InvalidInput {
         field,
         message: format!("at most {max} characters"),
     };
+    for (field, value) in [("tenant", tenant), ("email", email)] {
+        if value.chars().any(char::is_control) {
+            return Err(AuthError::InvalidInput {
+                field,
+                message: "must not contain control characters".into(),
+            });
+        }
+    }
     if tenant.chars().count() > MAX_SLUG_CHARS {
         return Err(too_long("tenant", MAX_SLUG_CHARS));
     }

@@ -52,15 +52,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: CommandApi) {
         .app_data(json_bodies)
         .app_data(web::Data::new(api))
         .service(
+            // Resources, not scope routes: a method a path does not serve is then a 405 with
+            // `Allow`, not a 404.
             web::scope("/api/v1")
-                .route("/auth/login", web::post().to(routes::auth::login))
-                .route("/auth/refresh", web::post().to(routes::auth::refresh))
-                .route("/auth/logout", web::post().to(routes::auth::logout))
-                .route("/auth/me", web::get().to(routes::auth::me))
-                .route("/openapi.json", web::get().to(routes::openapi::document))
-                .route(
-                    "/{collection}/{id}",
-                    web::post().to(routes::commands::execute),
-                ),
+                .service(web::resource("/auth/login").post(routes::auth::login))
+                .service(web::resource("/auth/refresh").post(routes::auth::refresh))
+                .service(web::resource("/auth/logout").post(routes::auth::logout))
+                .service(web::resource("/auth/me").get(routes::auth::me))
+                .service(web::resource("/openapi.json").get(routes::openapi::document))
+                .service(web::resource("/{collection}/{id}").post(routes::commands::execute)),
         );
 }

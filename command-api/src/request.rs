@@ -45,27 +45,32 @@ pub struct RequestIds {
 
 impl RequestIds {
     /// A client may pass its own correlation id to tie several requests together.
-    pub fn from_request(req: &HttpRequest) -> Self {
+    pub fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
         let request_id = Uuid::new_v4();
-        let correlation_id = header_uuid(req, "x-correlation-id").unwrap_or(request_id);
+        let correlation_id = header_uuid(req, "x-correlation-id")?.unwrap_or(request_id);
         let client = req
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(200).collect());
-        Self {
+        Ok(Self {
             request_id,
             correlation_id,
             client,
-        }
+        })
     }
 }
 
-fn header_uuid(req: &HttpRequest, name: &str) -> Option<Uuid> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
+fn header_uuid(req: &HttpRequest, name: &str) -> Result<Option<Uuid>, ApiError> {
+    let Some(value) = req.headers().get(name) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
         .and_then(|v| v.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::BadHeader(format!("{name} must be a UUID")))
 }
 
 /// `If-Match: "3"` (quotes optional) → 3.

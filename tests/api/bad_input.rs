@@ -180,3 +180,70 @@ async fn wrong_credentials_and_unknown_tenants_get_the_same_401() {
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
 }
+
+#[tokio::test]
+async fn bad_sign_in_bodies_headers_and_methods_get_problems_not_server_errors() {
+    let (stack, server, token, id) = setup().await;
+    let api = Api::new(&server);
+    let login = format!("{}/api/v1/auth/login", api.base_url);
+    let before = crate::helpers::event_count(&stack.db).await;
+    for (body, field) in [
+        (
+            json!({"tenant": "strict", "email": "a\u{0}b@strict.test", "password": "x"}),
+            Some("email"),
+        ),
+        (
+            json!({"tenant": "str\u{0}ict", "email": "a@strict.test", "password": "x"}),
+            Some("tenant"),
+        ),
+        (json!({"tenant": "strict", "email": "a@strict.test"}), None),
+        (
+            json!({"tenant": "strict", "email": "a@strict.test", "password": "x", "extra": 1}),
+            None,
+        ),
+    ] {
+        let response = api.http.post(&login).json(&body).send().await.unwrap();
+        let problem = problem(response, StatusCode::BAD_REQUEST).await;
+        if let Some(field) = field {
+            assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        }
+    }
+    let not_json = api
+        .http
+        .post(&login)
+        .body("tenant=strict")
+        .send()
+        .await
+        .unwrap();
+    problem(not_json, StatusCode::BAD_REQUEST).await;
+
+    let bad_correlation = api
+        .command(&token, "accounts", id)
+        .header("X-Correlation-Id", "not-a-uuid")
+        .json(&json!({"type": "ChangeTier", "tier": "Standard"}))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(bad_correlation, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["detail"], "x-correlation-id must be a UUID");
+
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/v1/auth/login".to_owned()),
+        (reqwest::Method::DELETE, format!("/api/v1/accounts/{id}")),
+        (reqwest::Method::PUT, "/api/v1/auth/me".to_owned()),
+    ] {
+        let response = api
+            .http
+            .request(method.clone(), format!("{}{path}", api.base_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+    }
+    assert_eq!(crate::helpers::event_count(&stack.db).await, before);
+}

@@ -306,7 +306,7 @@ fn auth_paths(
                 `Retry-After`, whether or not the address exists.",
             request: Some(login),
             success: ("200", "Signed in: a new session.", Some(tokens.clone())),
-            errors: &["400", "401", "429"],
+            errors: &["400", "401", "413", "429"],
         }),
     );
     paths.insert(
@@ -320,7 +320,7 @@ fn auth_paths(
                 place stops working too.",
             request: Some(refresh),
             success: ("200", "The next pair of the same session.", Some(tokens)),
-            errors: &["400", "401"],
+            errors: &["400", "401", "413"],
         }),
     );
     paths.insert(
@@ -449,7 +449,7 @@ fn parameters() -> Value {
         "CorrelationId": {
             "name": "X-Correlation-Id", "in": "header", "required": false,
             "description": "Ties the events of several requests together; defaults to the \
-                request's own id.",
+                request's own id. Anything but a UUID is a 400.",
             "schema": { "type": "string", "format": "uuid" },
         },
     })

@@ -31,7 +31,7 @@ pub async fn execute(
     let id: Uuid = raw_id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("`{raw_id}` is not a UUID")))?;
-    let ids = RequestIds::from_request(&req);
+    let ids = RequestIds::from_request(&req)?;
     tracing::Span::current().record(
         "correlation_id",
         tracing::field::display(ids.correlation_id),
