@@ -39,4 +39,5 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench: stack
-	$(ENV) && cargo bench --bench throughput && cargo bench --bench graphql_latency
+	$(ENV) && cargo bench --bench throughput && cargo bench --bench graphql_latency \
+	    && cargo bench --bench sign_in
