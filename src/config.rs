@@ -63,36 +63,30 @@ impl Config {
 
 fn identity_policy() -> anyhow::Result<auth::IdentityPolicy> {
     let defaults = auth::IdentityPolicy::default();
-    let at_least_one = |name: &str, value: u32| {
-        if value == 0 {
-            bail!("{name} must be at least 1");
-        }
-        Ok(value)
+    let seconds =
+        |name, default: Duration| positive(name, default.as_secs()).map(Duration::from_secs);
+    let count = |name, default: u32| {
+        positive(name, u64::from(default))
+            .and_then(|n| u32::try_from(n).with_context(|| format!("{name} is too large")))
     };
     Ok(auth::IdentityPolicy {
-        session_lifetime: Duration::from_secs(parse(
-            "SESSION_LIFETIME_SECONDS",
-            &defaults.session_lifetime.as_secs().to_string(),
-        )?),
-        max_sign_in_failures: at_least_one(
-            "SIGN_IN_MAX_FAILURES",
-            parse(
-                "SIGN_IN_MAX_FAILURES",
-                &defaults.max_sign_in_failures.to_string(),
-            )?,
-        )?,
-        lock_for: Duration::from_secs(parse(
-            "SIGN_IN_LOCK_SECONDS",
-            &defaults.lock_for.as_secs().to_string(),
-        )?),
-        requests_per_user_per_minute: at_least_one(
+        session_lifetime: seconds("SESSION_LIFETIME_SECONDS", defaults.session_lifetime)?,
+        max_sign_in_failures: count("SIGN_IN_MAX_FAILURES", defaults.max_sign_in_failures)?,
+        lock_for: seconds("SIGN_IN_LOCK_SECONDS", defaults.lock_for)?,
+        requests_per_user_per_minute: count(
             "RATE_LIMIT_PER_USER_PER_MINUTE",
-            parse(
-                "RATE_LIMIT_PER_USER_PER_MINUTE",
-                &defaults.requests_per_user_per_minute.to_string(),
-            )?,
+            defaults.requests_per_user_per_minute,
         )?,
     })
+}
+
+/// A whole number of at least 1: zero would silently switch a limit or a lifetime off.
+fn positive(name: &str, default: u64) -> anyhow::Result<u64> {
+    let value: u64 = parse(name, &default.to_string())?;
+    if value == 0 {
+        bail!("{name} must be at least 1");
+    }
+    Ok(value)
 }
 
 fn var(name: &str, default: &str) -> String {

@@ -60,7 +60,7 @@ impl Identity {
     }
 
     /// Unknown tenant, unknown e-mail and wrong password all fail the same way after the same
-    /// argon2 work, and count towards the same lock.
+    /// argon2 work, and count towards the same lock (every attempt counts until it succeeds).
     #[tracing::instrument(skip(self, email, password))]
     pub async fn sign_in(
         &self,
@@ -70,7 +70,9 @@ impl Identity {
     ) -> Result<Tokens, AuthError> {
         let email = email.trim().to_lowercase();
         check_sign_in_input(tenant, &email, password)?;
-        if let Some(retry_after) = lockout::seconds_locked(&self.pool, tenant, &email).await? {
+        if let Some(retry_after) =
+            lockout::count_attempt(&self.pool, tenant, &email, &self.policy).await?
+        {
             return Err(AuthError::SignInLocked { retry_after });
         }
         let found: Option<(Uuid, String)> = sqlx::query_as(
@@ -92,16 +94,11 @@ impl Identity {
             tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
                 .await
                 .map_err(|_| AuthError::Hashing)?;
-        match found.filter(|_| password_ok) {
-            Some((user_id, _)) => {
-                lockout::clear(&self.pool, tenant, &email).await?;
-                self.open_session(user_id).await
-            }
-            None => {
-                lockout::record_failure(&self.pool, tenant, &email, &self.policy).await?;
-                Err(AuthError::InvalidCredentials)
-            }
-        }
+        let Some((user_id, _)) = found.filter(|_| password_ok) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        lockout::clear(&self.pool, tenant, &email).await?;
+        self.open_session(user_id).await
     }
 
     /// Starts a session for a user whose credentials were checked.
@@ -122,25 +119,23 @@ impl Identity {
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AuthError> {
         let mut tx = self.pool.begin().await?;
-        let found = sessions::lock_by_refresh_token(&mut tx, &refresh_token_hash(refresh_token))
+        let hash = refresh_token_hash(refresh_token);
+        let found = sessions::lock_by_refresh_token(&mut tx, &hash)
             .await?
             .ok_or(AuthError::InvalidRefreshToken)?;
-        if found.already_used {
-            if found.live {
-                sessions::revoke(&mut *tx, found.session_id).await?;
-                tx.commit().await?;
-                tracing::warn!(
-                    session_id = %found.session_id,
-                    user_id = %found.user_id,
-                    "a used refresh token was presented again; the session is revoked"
-                );
-            }
-            return Err(AuthError::InvalidRefreshToken);
-        }
         if !found.live {
             return Err(AuthError::InvalidRefreshToken);
         }
-        sessions::retire_refresh_token(&mut tx, &refresh_token_hash(refresh_token)).await?;
+        if found.already_used || !sessions::retire_refresh_token(&mut tx, &hash).await? {
+            sessions::revoke(&mut *tx, found.session_id).await?;
+            tx.commit().await?;
+            tracing::warn!(
+                session_id = %found.session_id,
+                user_id = %found.user_id,
+                "a used refresh token was presented again; the session is revoked"
+            );
+            return Err(AuthError::InvalidRefreshToken);
+        }
         let next = sessions::issue_refresh_token(&mut tx, found.session_id).await?;
         let claims = sessions::claims(&mut tx, found.user_id, found.session_id)
             .await?

@@ -13,10 +13,7 @@ mod tokens;
 
 pub use admission::RequestLimit;
 pub use identity::{Identity, IdentityPolicy, Tokens, MAX_EMAIL_CHARS, MAX_SLUG_CHARS};
-pub use passwords::{
-    check_password, dummy_password_hash, hash_password, verify_password, MAX_PASSWORD_CHARS,
-    MIN_PASSWORD_CHARS,
-};
+pub use passwords::{check_password, hash_password, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 pub use tokens::{bearer_token, Claims, TokenKeys};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +36,7 @@ pub enum AuthError {
         limit: RequestLimit,
         retry_after: u32,
     },
-    #[error("could not hash the password")]
+    #[error("could not hash or verify the password")]
     Hashing,
     #[error("the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")]
     WeakPassword,

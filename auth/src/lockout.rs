@@ -1,61 +1,49 @@
-//! Sign-in lockout: too many failures for one tenant slug and e-mail within the lock period
-//! lock that pair for the lock period, whether or not the tenant or the address exists.
+//! Sign-in lockout, per tenant slug and e-mail as typed, whether or not either exists. Every
+//! attempt is counted before its password is checked (a success then clears the count), so
+//! attempts sent in parallel cannot all slip past the limit while argon2 runs. The attempt
+//! after `max_sign_in_failures` within the lock period locks the pair for the lock period.
 use sqlx::PgPool;
 
 use crate::{AuthError, IdentityPolicy};
 
-/// Whole seconds the pair stays locked, if it is locked now.
-pub(crate) async fn seconds_locked(
-    pool: &PgPool,
-    tenant: &str,
-    email: &str,
-) -> Result<Option<u32>, AuthError> {
-    let seconds: Option<i32> = sqlx::query_scalar(
-        "select greatest(1, ceil(extract(epoch from locked_until - now())))::integer \
-         from sign_in_failures \
-         where tenant_slug = $1 and email = $2 and locked_until > now()",
-    )
-    .bind(tenant)
-    .bind(email)
-    .fetch_optional(pool)
-    .await?;
-    Ok(seconds.map(|s| s.unsigned_abs()))
-}
+/// The pair's period is still running and no lock of it has expired; otherwise counting
+/// starts afresh.
+const COUNTING: &str = "(f.window_started_at > now() - (select period from policy) \
+    and (f.locked_until is null or f.locked_until > now()))";
 
-/// Counts one failure; the one that reaches the limit sets the lock. A failure after the
-/// period has passed starts counting afresh.
-pub(crate) async fn record_failure(
+/// Counts an attempt; `Some(seconds)` when the pair is locked and the attempt must be refused.
+pub(crate) async fn count_attempt(
     pool: &PgPool,
     tenant: &str,
     email: &str,
     policy: &IdentityPolicy,
-) -> Result<(), AuthError> {
-    sqlx::query(
+) -> Result<Option<u32>, AuthError> {
+    let seconds: Option<i32> = sqlx::query_scalar(
         "with policy as (select $3::integer as max_failures, \
                                 $4 * interval '1 second' as period) \
          insert into sign_in_failures as f \
-             (tenant_slug, email, tenant_id, failures, window_started_at, locked_until) \
-         select $1, $2, (select id from tenants where slug = $1), 1, now(), \
-                case when max_failures <= 1 then now() + period end \
-         from policy \
+             (tenant_slug, email, tenant_id, failures, window_started_at) \
+         values ($1, $2, (select id from tenants where slug = $1), 1, now()) \
          on conflict (tenant_slug, email) do update set \
-             failures = case when f.window_started_at > now() - (select period from policy) \
-                             then f.failures + 1 else 1 end, \
-             window_started_at = case when f.window_started_at > now() - (select period from policy) \
-                                      then f.window_started_at else now() end, \
+             failures = case when {COUNTING} then f.failures + 1 else 1 end, \
+             window_started_at = case when {COUNTING} then f.window_started_at else now() end, \
              locked_until = case \
-                 when f.window_started_at > now() - (select period from policy) \
-                  and f.failures + 1 >= (select max_failures from policy) \
+                 when f.locked_until > now() then f.locked_until \
+                 when {COUNTING} and f.failures + 1 > (select max_failures from policy) \
                  then now() + (select period from policy) \
-                 else f.locked_until end",
+                 end \
+         returning case when locked_until > now() \
+             then greatest(1, ceil(extract(epoch from locked_until - now())))::integer end"
+            .replace("{COUNTING}", COUNTING)
+            .as_str(),
     )
     .bind(tenant)
     .bind(email)
     .bind(i32::try_from(policy.max_sign_in_failures).unwrap_or(i32::MAX))
     .bind(policy.lock_for.as_secs_f64())
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
-    Ok(())
+    Ok(seconds.map(|s| s.unsigned_abs()))
 }
 
 pub(crate) async fn clear(pool: &PgPool, tenant: &str, email: &str) -> Result<(), AuthError> {

@@ -40,19 +40,23 @@ pub(crate) async fn issue_refresh_token(
     Ok(token)
 }
 
+/// Marks the token used; `false` if it already was (the caller then treats it as reuse).
 pub(crate) async fn retire_refresh_token(
     conn: &mut PgConnection,
     token_hash: &[u8],
-) -> Result<(), AuthError> {
-    sqlx::query("update refresh_tokens set used_at = now() where token_hash = $1")
-        .bind(token_hash)
-        .execute(conn)
-        .await?;
-    Ok(())
+) -> Result<bool, AuthError> {
+    let retired = sqlx::query(
+        "update refresh_tokens set used_at = now() where token_hash = $1 and used_at is null",
+    )
+    .bind(token_hash)
+    .execute(conn)
+    .await?;
+    Ok(retired.rows_affected() == 1)
 }
 
-/// The session a refresh token belongs to, locked so that two refreshes of one session take
-/// turns (the second then sees the token used).
+/// The session a refresh token belongs to. The token and the session rows are both locked, so
+/// two refreshes with one token take turns and the second reads the token as used (Postgres
+/// re-reads locked rows once the first commits).
 #[derive(sqlx::FromRow)]
 pub(crate) struct RefreshingSession {
     pub session_id: Uuid,
@@ -70,7 +74,7 @@ pub(crate) async fn lock_by_refresh_token(
                 s.revoked_at is null and s.expires_at > now() as live \
          from refresh_tokens t join sessions s on s.id = t.session_id \
          where t.token_hash = $1 \
-         for update of s",
+         for update of t, s",
     )
     .bind(token_hash)
     .fetch_optional(conn)

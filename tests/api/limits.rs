@@ -36,8 +36,12 @@ async fn repeated_failures_lock_an_address_whether_or_not_it_exists_and_admins_s
     let user = api
         .register(&admin, "target@lockout.test", json!(["Operator"]), None)
         .await;
+    api.register(&admin, "viewer@lockout.test", json!(["Viewer"]), None)
+        .await;
+    let viewer = api.sign_in(&tenant, "viewer@lockout.test").await;
 
-    for email in ["target@lockout.test", "nobody@lockout.test"] {
+    // The target last, so the lock is fresh when the admin looks.
+    for email in ["nobody@lockout.test", "target@lockout.test"] {
         for _ in 0..3 {
             let wrong = api
                 .login_as(&tenant, email, "not the password at all")
@@ -54,29 +58,47 @@ async fn repeated_failures_lock_an_address_whether_or_not_it_exists_and_admins_s
             .unwrap()
             .starts_with("too many failed sign-ins"));
     }
-    // Another address of the same tenant is not affected.
-    assert_eq!(
-        api.login_as(&tenant, &tenant.email, PASSWORD)
-            .await
-            .status(),
-        StatusCode::OK
-    );
-
     let query =
         r#"{ users(filter: { search: "target" }) { edges { node { id signInLockedUntil } } } }"#;
     let seen = api.graphql(&admin, query, Some((user, 1))).await;
     let node = &seen["data"]["users"]["edges"][0]["node"];
     assert_eq!(node["id"], json!(user.to_string()), "{seen}");
     assert!(node["signInLockedUntil"].is_string(), "{seen}");
-    api.register(&admin, "viewer@lockout.test", json!(["Viewer"]), None)
-        .await;
-    let viewer = api.sign_in(&tenant, "viewer@lockout.test").await;
     let hidden = api
         .graphql(viewer["access_token"].as_str().unwrap(), query, None)
         .await;
     assert_eq!(
         hidden["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{hidden}"
+    );
+
+    // A success clears the count: two failures, a success, two more failures are no lock.
+    for attempt in ["wrong", "wrong", PASSWORD, "wrong", "wrong", PASSWORD] {
+        let response = api.login_as(&tenant, &tenant.email, attempt).await;
+        let expected = if attempt == PASSWORD { 200 } else { 401 };
+        assert_eq!(response.status().as_u16(), expected, "{attempt}");
+    }
+    // Attempts sent all at once are counted before their passwords are checked: only three
+    // get an answer about the password.
+    let burst = futures::future::join_all(
+        (0..10).map(|_| api.login_as(&tenant, "burst@lockout.test", "not the password")),
+    )
+    .await;
+    let checked = burst
+        .iter()
+        .filter(|r| r.status() == StatusCode::UNAUTHORIZED)
+        .count();
+    let locked = burst
+        .iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, locked), (3, 7));
+    // Another address of the same tenant is not affected.
+    assert_eq!(
+        api.login_as(&tenant, &tenant.email, PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
     );
 
     // The lock lifts by itself, and a success clears the count.
@@ -90,13 +112,15 @@ async fn repeated_failures_lock_an_address_whether_or_not_it_exists_and_admins_s
 }
 
 /// Sends requests until the first 429, all within one clock minute of the database (one
-/// request window), and returns how many were let through before it and the refusal.
-async fn until_refused<F>(stack: &TestStack, mut request: F) -> (usize, Response)
+/// request window); returns how many were let through before it, the refusal, and the number
+/// of events stored when that window's count began.
+async fn until_refused<F>(stack: &TestStack, mut request: F) -> (usize, Response, i64)
 where
     F: FnMut() -> reqwest::RequestBuilder,
 {
     loop {
         let minute = db_minute(stack).await;
+        let events = event_count(&stack.db).await;
         let mut passed = 0;
         let refusal = loop {
             let response = request().send().await.unwrap();
@@ -108,7 +132,7 @@ where
             assert!(passed < 1000, "never limited");
         };
         if db_minute(stack).await == minute {
-            return (passed, refusal);
+            return (passed, refusal, events);
         }
         // The window turned over mid-count: start again in a fresh one.
         let left: f64 = sqlx::query_scalar(
@@ -138,16 +162,14 @@ async fn a_user_over_the_per_minute_limit_gets_429_and_appends_nothing() {
     let api = Api::new(&server);
     let token = api.login(&tenant).await;
     let account = Uuid::new_v4();
-    let before = event_count(&stack.db).await;
 
-    let mut tier = ["Standard", "Gold"].iter().cycle();
-    let mut opened = false;
-    let (passed, refusal) = until_refused(&stack, || {
-        let body = if opened {
-            json!({"type": "ChangeTier", "tier": tier.next().unwrap()})
-        } else {
-            opened = true;
+    let mut sent = 0;
+    let (passed, refusal, before) = until_refused(&stack, || {
+        sent += 1;
+        let body = if sent == 1 {
             open_account("Limited")
+        } else {
+            json!({"type": "UpdateAccountDetails", "name": format!("Limited {sent}")})
         };
         api.command(&token, "accounts", account).json(&body)
     })
@@ -200,7 +222,7 @@ async fn an_accounts_partner_users_share_its_api_quota() {
     ];
 
     let mut turn = 0;
-    let (passed, refusal) = until_refused(&stack, || {
+    let (passed, refusal, _) = until_refused(&stack, || {
         turn += 1;
         api.http
             .get(format!("{}/api/v1/auth/me", api.base_url))

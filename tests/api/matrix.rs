@@ -1017,7 +1017,7 @@ async fn each_role_of_each_tenant_sees_exactly_its_rows() {
         let v = view(&fx, who);
         let token = fx.token(who);
 
-        // me: from the token.
+        // me: the caller as stored now.
         let me = fx
             .api
             .graphql(token, "{ me { userId tenantId roles accountId } }", None)

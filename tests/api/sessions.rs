@@ -71,6 +71,36 @@ async fn a_refresh_token_works_once_and_its_reuse_ends_the_whole_session() {
 }
 
 #[tokio::test]
+async fn two_refreshes_racing_with_one_token_end_the_session() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("race").await;
+    let server = stack.spawn(&["command-api"]).await;
+    let api = Api::new(&server);
+    let pair = api.sign_in(&tenant, &tenant.email).await;
+
+    let (one, two) = tokio::join!(
+        api.refresh(&pair["refresh_token"]),
+        api.refresh(&pair["refresh_token"])
+    );
+    let mut statuses = [one.status().as_u16(), two.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401]);
+    let winner: Value = if one.status() == StatusCode::OK {
+        one.json().await.unwrap()
+    } else {
+        two.json().await.unwrap()
+    };
+    let access = winner["access_token"].as_str().unwrap();
+    assert!(session_revoked(&stack, access).await);
+    problem(api.me(access).await, StatusCode::UNAUTHORIZED).await;
+    problem(
+        api.refresh(&winner["refresh_token"]).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn logout_ends_the_session_at_once_in_both_apis() {
     let stack = TestStack::new().await;
     let tenant = stack.create_tenant("logout").await;

@@ -476,7 +476,10 @@ fn responses(refs: &ResponseRefs) -> Value {
             "content": { "application/problem+json": { "schema": refs.problem } },
         })
     };
-    let mut unauthorized = problem("No, expired or invalid access token.");
+    let mut unauthorized = problem(
+        "No, expired or invalid access token, or its session has ended; at sign-in, unknown \
+        tenant, e-mail or password; at refresh, an unknown, expired or spent refresh token.",
+    );
     unauthorized["headers"] =
         json!({ "WWW-Authenticate": component_ref("headers", "WWW-Authenticate") });
     let mut too_many = problem(

@@ -60,6 +60,7 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(TokenPair::from(tokens)))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn refresh(
     api: web::Data<CommandApi>,
     body: web::Json<RefreshRequest>,
