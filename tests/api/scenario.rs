@@ -11,7 +11,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{eventually, open_account, problem, Api, Tenant, TestStack};
+use crate::helpers::{
+    eventually, eventually_within, open_account, problem, Api, Tenant, TestStack,
+};
 
 const PASSWORD: &str = "scenario password 1";
 
@@ -354,8 +356,10 @@ async fn redelivery_changes_nothing(stack: &TestStack) {
     .await
     .unwrap();
     publish_again(stack, &events).await;
-    // Every process manager has handled every stream again up to where it was before.
-    eventually("the process managers to see every event again", || async {
+    // Every process manager has handled every stream again up to where it was before; that is
+    // every follow-up command of the scenario issued again, so give it more than the usual wait.
+    let every_event = "the process managers to see every event again";
+    eventually_within(every_event, Duration::from_secs(120), || async {
         (process_checkpoints(stack).await == seen_before).then_some(())
     })
     .await;

@@ -42,7 +42,6 @@ async fn a_refresh_token_works_once_and_its_reuse_ends_the_whole_session() {
     let second: Value = response.json().await.unwrap();
     assert_eq!(second["token_type"], "Bearer");
     assert_ne!(second["refresh_token"], first["refresh_token"]);
-    assert_ne!(second["access_token"], first["access_token"]);
     let access = second["access_token"].as_str().unwrap();
     assert_eq!(api.me(access).await.status(), StatusCode::OK);
 
