@@ -12,13 +12,12 @@ use aggregates::Role;
 use auth::{Claims, Identity, TokenKeys};
 use query_api::{configure, QueryApi, TenantTx};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 mod support;
 
 const SECRET: &[u8] = b"query-api-test-secret";
-const DEFAULT_URL: &str = "postgres://b2b:b2b@127.0.0.1:55432/b2b";
 const ACCOUNT_PROJECTIONS: [&str; 2] = ["accounts", "account_activity"];
 
 /// Tenant A's accounts as (name, status, tier, days since opening). Opening order differs
@@ -66,21 +65,12 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.into());
-        let db_name = format!("query_api_{}", Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url)
-            .await
-            .expect("stack is up");
-        admin
-            .execute(format!(r#"create database "{db_name}""#).as_str())
-            .await
-            .unwrap();
-        let url = with_database(&admin_url, &db_name);
-        event_store::db::migrate(&url).await.unwrap();
-        let owner = PgPool::connect(&url).await.unwrap();
-        let app_pool = event_store::db::connect(&url, Some("b2b_app"), 5)
-            .await
-            .unwrap();
+        let support::Database {
+            admin_url,
+            name: db_name,
+            owner,
+            app_pool,
+        } = support::create_database("query_api").await;
         let a = seed_tenant(&owner, "tenant-a", &TENANT_A).await;
         let b = seed_tenant(&owner, "tenant-b", &TENANT_B).await;
         let identity = support::identity(&app_pool, SECRET);
@@ -215,22 +205,7 @@ impl World {
     }
 
     async fn teardown(self) {
-        self.app_pool.close().await;
-        self.owner.close().await;
-        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
-        let drop = format!(r#"drop database "{}" with (force)"#, self.db_name);
-        admin.execute(drop.as_str()).await.unwrap();
-    }
-}
-
-fn with_database(url: &str, db_name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (server, _) = base.rsplit_once('/').expect("a database URL has a path");
-    match query {
-        Some(q) => format!("{server}/{db_name}?{q}"),
-        None => format!("{server}/{db_name}"),
+        support::drop_database(&self.admin_url, &self.db_name, [self.app_pool, self.owner]).await;
     }
 }
 

@@ -12,13 +12,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use query_api::{configure, QueryApi};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 mod support;
 
 const SECRET: &[u8] = b"query-api-history-secret";
-const DEFAULT_URL: &str = "postgres://b2b:b2b@127.0.0.1:55432/b2b";
 
 struct World {
     admin_url: String,
@@ -49,22 +48,12 @@ enum Who<'a> {
 
 impl World {
     async fn new() -> Self {
-        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.into());
-        let db_name = format!("query_api_history_{}", Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url)
-            .await
-            .expect("stack is up");
-        admin
-            .execute(format!(r#"create database "{db_name}""#).as_str())
-            .await
-            .unwrap();
-        let (server, _) = admin_url.rsplit_once('/').unwrap();
-        let url = format!("{server}/{db_name}");
-        event_store::db::migrate(&url).await.unwrap();
-        let owner = PgPool::connect(&url).await.unwrap();
-        let app_pool = event_store::db::connect(&url, Some("b2b_app"), 5)
-            .await
-            .unwrap();
+        let support::Database {
+            admin_url,
+            name: db_name,
+            owner,
+            app_pool,
+        } = support::create_database("query_api_history").await;
         let identity = support::identity(&app_pool, SECRET);
         Self {
             admin_url,
@@ -159,11 +148,7 @@ impl World {
     }
 
     async fn teardown(self) {
-        self.app_pool.close().await;
-        self.owner.close().await;
-        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
-        let drop = format!(r#"drop database "{}" with (force)"#, self.db_name);
-        admin.execute(drop.as_str()).await.unwrap();
+        support::drop_database(&self.admin_url, &self.db_name, [self.app_pool, self.owner]).await;
     }
 }
 

@@ -7,13 +7,12 @@ use aggregates::Role;
 use auth::{Claims, Identity};
 use query_api::{build_schema, configure, QueryApi, TenantTx};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::{Executor, PgPool};
 use uuid::Uuid;
 
 mod support;
 
 const SECRET: &[u8] = b"query-api-read-models-secret";
-const DEFAULT_URL: &str = "postgres://b2b:b2b@127.0.0.1:55432/b2b";
 
 struct World {
     admin_url: String,
@@ -30,22 +29,12 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.into());
-        let db_name = format!("query_api_rm_{}", Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url)
-            .await
-            .expect("stack is up");
-        admin
-            .execute(format!(r#"create database "{db_name}""#).as_str())
-            .await
-            .unwrap();
-        let (server, _) = admin_url.rsplit_once('/').unwrap();
-        let url = format!("{server}/{db_name}");
-        event_store::db::migrate(&url).await.unwrap();
-        let owner = PgPool::connect(&url).await.unwrap();
-        let app_pool = event_store::db::connect(&url, Some("b2b_app"), 5)
-            .await
-            .unwrap();
+        let support::Database {
+            admin_url,
+            name: db_name,
+            owner,
+            app_pool,
+        } = support::create_database("query_api_rm").await;
         let identity = support::identity(&app_pool, SECRET);
         Self {
             admin_url,
@@ -103,11 +92,7 @@ impl World {
     }
 
     async fn teardown(self) {
-        self.app_pool.close().await;
-        self.owner.close().await;
-        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
-        let drop = format!(r#"drop database "{}" with (force)"#, self.db_name);
-        admin.execute(drop.as_str()).await.unwrap();
+        support::drop_database(&self.admin_url, &self.db_name, [self.app_pool, self.owner]).await;
     }
 
     /// A quote of tenant A (or B) with `total`, drafted `days_ago`, and one line per `lines`.
