@@ -46,7 +46,7 @@ pub fn parse(body: &[u8], user_id: Uuid) -> Result<UserRequest, ApiError> {
 }
 
 fn checked_password(password: String) -> Result<String, ApiError> {
-    auth::check_password(&password).map_err(|e| invalid("password", &e.to_string()))?;
+    auth::check_password(&password)?;
     Ok(password)
 }
 
@@ -65,7 +65,7 @@ pub async fn store_password(
     user_id: Uuid,
     password: &str,
 ) -> Result<(), ApiError> {
-    let hash = auth::hash_password(password).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hash = auth::hash_password(password)?;
     sqlx::query(
         "update user_credentials set password_hash = $3 where tenant_id = $1 and user_id = $2",
     )
