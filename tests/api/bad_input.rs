@@ -217,6 +217,17 @@ async fn bad_sign_in_bodies_headers_and_methods_get_problems_not_server_errors()
         .unwrap();
     problem(not_json, StatusCode::BAD_REQUEST).await;
 
+    let weak = json!({"type": "RegisterUser", "email": "weak@strict.test",
+        "display_name": "Weak", "roles": ["Viewer"], "password": "short"});
+    let weak = api
+        .command(&token, "users", Uuid::new_v4())
+        .json(&weak)
+        .send()
+        .await
+        .unwrap();
+    let body = problem(weak, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["errors"][0]["field"], "password", "{body}");
+
     let bad_correlation = api
         .command(&token, "accounts", id)
         .header("X-Correlation-Id", "not-a-uuid")
