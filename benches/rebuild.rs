@@ -30,11 +30,6 @@ async fn main() {
             .fetch_one(&stack.db)
             .await
             .unwrap();
-    // Nothing relays them; the outbox would only slow the rebuild's reads down.
-    sqlx::query("delete from outbox")
-        .execute(&stack.db)
-        .await
-        .unwrap();
     println!(
         "b2b rebuild benchmark: {stored} account events seeded in {:.1} s",
         started.elapsed().as_secs_f64()

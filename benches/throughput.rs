@@ -1,79 +1,304 @@
-//! Throughput and projection-lag benchmark against the real stack (`make bench`).
+//! Write-path benchmark against the real stack (`make bench`).
 //!
-//! Prints: commands/s over HTTP for a mix of account commands at concurrency 8 and 32; p50/p99
-//! projection lag (command reply → visible through GraphQL); and pgbench's single-row INSERT
-//! transactions/s on the same Postgres at the same concurrency, so the ratio can be read off.
+//! The client-app workload: 20 % `DraftQuote`, 80 % `AddLineItem` on a random quote drafted so
+//! far, sent over HTTP by 8 Operator users at concurrency 8 and 32, first against `b2b serve`
+//! (everything in one process), then against `b2b command-api` alone. For each window it
+//! prints commands/s, reply latency p50/p99, the ratio to pgbench's single-row INSERT ceiling
+//! measured in the same run, SQL statements per command (pg_stat_statements), CPU ms per command
+//! of b2b, Postgres and RabbitMQ (from /proc), and for `serve` how long after the window the
+//! read models caught up and the process's peak RSS. Then projection lag (reply → visible in
+//! GraphQL) at a paced load.
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use helpers::{open_account, Api, TestStack};
-use serde_json::json;
+use helpers::{open_account, Api, Process, TestStack};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-const COMMANDS_PER_RUN: usize = 4000;
-const ACCOUNTS: usize = 200;
+const COMMANDS_PER_WINDOW: usize = 6000;
+const USERS: usize = 8;
+const ACCOUNTS: usize = 8;
 const LAG_SAMPLES: usize = 300;
 
 #[tokio::main]
 async fn main() {
     let stack = TestStack::new().await;
+    sqlx::query("create extension if not exists pg_stat_statements")
+        .execute(&stack.db)
+        .await
+        .expect("pg_stat_statements is preloaded by deploy/local/stack.sh");
     let tenant = stack.create_tenant("bench").await;
-    let server = stack.spawn(&["serve"]).await;
-    let api = Api::new(&server);
-    let token = api.login(&tenant).await;
-    let ids: Vec<Uuid> = (0..ACCOUNTS).map(|_| Uuid::new_v4()).collect();
-    for (n, id) in ids.iter().enumerate() {
-        api.ok(&token, *id, open_account(&format!("bench-{n}")))
-            .await;
+    let ceilings: Vec<(usize, f64)> = [8, 32]
+        .into_iter()
+        .map(|c| (c, pgbench_inserts(&stack.database_url, c)))
+        .collect();
+    println!(
+        "b2b write-path benchmark: {COMMANDS_PER_WINDOW} commands per window, {USERS} users, \
+         20 % DraftQuote / 80 % AddLineItem"
+    );
+    for (c, tps) in &ceilings {
+        println!("pgbench single-row INSERT ceiling at concurrency {c}: {tps:.0} tx/s");
     }
-    println!("b2b benchmark ({COMMANDS_PER_RUN} commands per run, {ACCOUNTS} accounts)");
-    for concurrency in [8, 32] {
-        let per_second = command_throughput(&api, &token, &ids, concurrency).await;
-        let inserts = pgbench_inserts(&stack.database_url, concurrency);
-        println!(
-            "concurrency {concurrency:>2}: {per_second:>8.0} commands/s over HTTP | pgbench single-row INSERT {inserts:>8.0} tx/s | ratio {:.2}",
-            per_second / inserts
-        );
+
+    for mode in ["serve", "command-api"] {
+        let server = stack.spawn(&[mode]).await;
+        let api = Api::new(&server);
+        let workload = Workload::prepare(&stack, &api, &tenant).await;
+        for (concurrency, ceiling) in &ceilings {
+            let window = workload.run(&stack, &api, &server, *concurrency).await;
+            let caught_up = match mode {
+                "serve" => Some(caught_up_after(&stack).await),
+                _ => None,
+            };
+            window.print(mode, *concurrency, *ceiling, caught_up);
+        }
+        if mode == "serve" {
+            println!("b2b serve peak RSS: {:.0} MB", peak_rss_mb(&server));
+            let (p50, p99) = projection_lag(&api, &workload).await;
+            println!(
+                "projection lag (reply → visible in GraphQL), {LAG_SAMPLES} samples: \
+                 p50 {p50:.1} ms, p99 {p99:.1} ms"
+            );
+        }
+        server.kill().await;
     }
-    let (p50, p99) = projection_lag(&api, &token, &ids).await;
-    println!("projection lag (reply → visible in GraphQL), {LAG_SAMPLES} samples: p50 {p50:.1} ms, p99 {p99:.1} ms");
 }
 
-/// A mix of the commands clients send most: detail updates, quota and tier changes.
-fn command_body(n: usize) -> serde_json::Value {
-    match n % 4 {
-        0 | 1 => json!({"type": "UpdateAccountDetails", "name": format!("name-{n}")}),
-        2 => json!({"type": "SetApiQuota", "requests_per_minute": n % 1000 + 1}),
-        _ => {
-            let tier = ["Standard", "Gold", "Enterprise"][n % 3];
-            json!({"type": "ChangeTier", "tier": tier})
+/// Users, accounts and the quotes drafted so far.
+struct Workload {
+    tokens: Vec<String>,
+    accounts: Vec<Uuid>,
+    quotes: Mutex<Vec<Uuid>>,
+}
+
+impl Workload {
+    async fn prepare(stack: &TestStack, api: &Api, tenant: &helpers::Tenant) -> Self {
+        let admin = api.login(tenant).await;
+        let mut accounts = Vec::new();
+        for n in 0..ACCOUNTS {
+            let id = Uuid::new_v4();
+            api.ok(&admin, id, open_account(&format!("bench-{n}"))).await;
+            accounts.push(id);
+        }
+        let mut tokens = Vec::new();
+        for _ in 0..USERS {
+            let email = format!("op-{}@bench.test", Uuid::new_v4().simple());
+            api.register(&admin, &email, json!(["Operator"]), None)
+                .await;
+            let pair = api.sign_in(tenant, &email).await;
+            tokens.push(pair["access_token"].as_str().unwrap().to_owned());
+        }
+        let quotes = sqlx::query_scalar::<_, String>(
+            "select distinct aggregate_id from events where aggregate_type = 'Quote'",
+        )
+        .fetch_all(&stack.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|id| id.parse().unwrap())
+        .collect();
+        Self {
+            tokens,
+            accounts,
+            quotes: Mutex::new(quotes),
+        }
+    }
+
+    /// One command of the mix: a new quote one time in five, else a line on a known quote.
+    async fn send_one(&self, api: &Api, n: usize) -> Duration {
+        let token = &self.tokens[n % USERS];
+        let known = {
+            let quotes = self.quotes.lock().unwrap();
+            (n % 5 != 0 && !quotes.is_empty()).then(|| quotes[rand_index(n, quotes.len())])
+        };
+        let started = Instant::now();
+        match known {
+            Some(quote) => {
+                let line = json!({"type": "AddLineItem", "line_id": Uuid::new_v4(),
+                    "sku": format!("SKU-{}", n % 50), "description": "Widget",
+                    "quantity": format!("{}", n % 20 + 1), "unit_price": "19.90"});
+                api.ok_in(token, "quotes", quote, line).await;
+            }
+            None => {
+                let quote = Uuid::new_v4();
+                let valid_until = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+                let draft = json!({"type": "DraftQuote",
+                    "account_id": self.accounts[n % ACCOUNTS], "title": format!("Quote {n}"),
+                    "valid_until": valid_until});
+                api.ok_in(token, "quotes", quote, draft).await;
+                self.quotes.lock().unwrap().push(quote);
+            }
+        }
+        started.elapsed()
+    }
+
+    async fn run(&self, stack: &TestStack, api: &Api, server: &Process, c: usize) -> Window {
+        let statements_before = statements(stack).await;
+        let cpu_before = Cpu::now(server);
+        let started = Instant::now();
+        let mut latencies: Vec<f64> = futures::stream::iter(0..COMMANDS_PER_WINDOW)
+            .map(|n| self.send_one(api, n))
+            .buffer_unordered(c)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect()
+            .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let cpu = Cpu::now(server).minus(&cpu_before);
+        let statements = statements(stack).await - statements_before;
+        latencies.sort_by(f64::total_cmp);
+        Window {
+            per_second: COMMANDS_PER_WINDOW as f64 / elapsed,
+            p50: percentile(&latencies, 0.50),
+            p99: percentile(&latencies, 0.99),
+            statements_per_command: statements as f64 / COMMANDS_PER_WINDOW as f64,
+            cpu_ms_per_command: cpu.per_command(COMMANDS_PER_WINDOW),
         }
     }
 }
 
-async fn command_throughput(api: &Api, token: &str, ids: &[Uuid], concurrency: usize) -> f64 {
-    let started = Instant::now();
-    let done = futures::stream::iter(0..COMMANDS_PER_RUN)
-        .map(|n| api.ok(token, ids[n % ids.len()], command_body(n)))
-        .buffer_unordered(concurrency)
-        .count()
-        .await;
-    done as f64 / started.elapsed().as_secs_f64()
+/// A deterministic spread over the quotes drafted so far.
+fn rand_index(n: usize, len: usize) -> usize {
+    (n.wrapping_mul(2_654_435_761) >> 7) % len
 }
 
-async fn projection_lag(api: &Api, token: &str, ids: &[Uuid]) -> (f64, f64) {
+struct Window {
+    per_second: f64,
+    p50: f64,
+    p99: f64,
+    statements_per_command: f64,
+    cpu_ms_per_command: (f64, f64, f64),
+}
+
+impl Window {
+    fn print(&self, mode: &str, concurrency: usize, ceiling: f64, caught_up: Option<f64>) {
+        let (b2b, postgres, rabbitmq) = self.cpu_ms_per_command;
+        println!(
+            "{mode:<11} c={concurrency:>2}: {:>6.0} commands/s ({:.2} of the ceiling) | p50 {:.1} ms p99 {:.1} ms \
+             | {:.1} SQL statements/command | CPU ms/command: b2b {b2b:.2}, Postgres {postgres:.2}, RabbitMQ {rabbitmq:.2}{}",
+            self.per_second,
+            self.per_second / ceiling,
+            self.p50,
+            self.p99,
+            self.statements_per_command,
+            caught_up.map_or(String::new(), |s| format!(" | read models caught up {s:.2} s after the window")),
+        );
+    }
+}
+
+/// Statements this database has run (pg_stat_statements, utility statements included).
+async fn statements(stack: &TestStack) -> i64 {
+    sqlx::query_scalar(
+        "select coalesce(sum(calls), 0)::bigint from pg_stat_statements s \
+           join pg_database d on d.oid = s.dbid where d.datname = current_database()",
+    )
+    .fetch_one(&stack.db)
+    .await
+    .unwrap()
+}
+
+/// Seconds until every quote event is in the read model.
+async fn caught_up_after(stack: &TestStack) -> f64 {
+    let started = Instant::now();
+    loop {
+        let behind: i64 = sqlx::query_scalar(
+            "select (select count(*) from events where aggregate_type = 'Quote') \
+                  - (select coalesce(sum(version), 0) from read.quotes)",
+        )
+        .fetch_one(&stack.db)
+        .await
+        .unwrap();
+        if behind == 0 {
+            return started.elapsed().as_secs_f64();
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "{behind} events never projected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// CPU time (user + system) so far of the b2b process, every Postgres process and the
+/// RabbitMQ node, in clock ticks.
+struct Cpu {
+    b2b: u64,
+    postgres: u64,
+    rabbitmq: u64,
+}
+
+impl Cpu {
+    fn now(server: &Process) -> Self {
+        let b2b = ticks(server.child.id().unwrap());
+        let (mut postgres, mut rabbitmq) = (0, 0);
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            match comm.trim() {
+                "postgres" => postgres += ticks(pid),
+                "beam.smp" => rabbitmq += ticks(pid),
+                _ => {}
+            }
+        }
+        Self {
+            b2b,
+            postgres,
+            rabbitmq,
+        }
+    }
+
+    fn minus(&self, before: &Self) -> Self {
+        Self {
+            b2b: self.b2b.saturating_sub(before.b2b),
+            // Backends come and go; a negative difference means some ended: count none.
+            postgres: self.postgres.saturating_sub(before.postgres),
+            rabbitmq: self.rabbitmq.saturating_sub(before.rabbitmq),
+        }
+    }
+
+    fn per_command(&self, commands: usize) -> (f64, f64, f64) {
+        // Linux reports in USER_HZ, 100 per second.
+        let ms = |ticks: u64| ticks as f64 * 10.0 / commands as f64;
+        (ms(self.b2b), ms(self.postgres), ms(self.rabbitmq))
+    }
+}
+
+/// utime + stime of a process, in clock ticks.
+fn ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum()
+}
+
+fn peak_rss_mb(server: &Process) -> f64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.child.id().unwrap())).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Reply → the line visible through GraphQL, one command at a time.
+async fn projection_lag(api: &Api, workload: &Workload) -> (f64, f64) {
+    let quote = workload.quotes.lock().unwrap()[0];
+    let token = &workload.tokens[0];
     let mut lags = Vec::with_capacity(LAG_SAMPLES);
     for n in 0..LAG_SAMPLES {
-        let id = ids[n % ids.len()];
-        let version = api.ok(token, id, command_body(n)).await;
+        let line = json!({"type": "AddLineItem", "line_id": Uuid::new_v4(), "sku": "LAG",
+            "description": "Lag probe", "quantity": "1", "unit_price": format!("{}.00", n + 1)});
+        let version = api.ok_in(token, "quotes", quote, line).await;
         let replied = Instant::now();
-        let query = format!(r#"{{ account(id: "{id}") {{ version }} }}"#);
+        let query = format!(r#"{{ quote(id: "{quote}") {{ version }} }}"#);
         loop {
-            let reply = api.graphql(token, &query, None).await;
-            if reply["data"]["account"]["version"].as_u64() >= Some(version) {
+            let reply: Value = api.graphql(token, &query, None).await;
+            if reply["data"]["quote"]["version"].as_u64() >= Some(version) {
                 break;
             }
             tokio::time::sleep(Duration::from_micros(500)).await;

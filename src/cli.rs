@@ -25,7 +25,7 @@ pub enum Action {
     CommandApi,
     /// Only the GraphQL query API (HTTP).
     QueryApi,
-    /// Only the outbox relay (Postgres → RabbitMQ).
+    /// Only the relay (event store → RabbitMQ; one active instance holding a lease).
     Relay,
     /// Only the event consumers: read-model projectors (RabbitMQ → read schema), process
     /// managers (RabbitMQ → commands) and the timer worker (`scheduled_commands` → commands).

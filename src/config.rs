@@ -30,6 +30,12 @@ pub struct Config {
     pub timer_poll_interval: Duration,
     /// Session lifetime, sign-in lockout and the per-user rate limit.
     pub identity: auth::IdentityPolicy,
+    /// Stream cache size per aggregate type.
+    pub bus: event_store::BusOptions,
+    /// How long a relay leader keeps the lease without renewing it.
+    pub relay_lease: Duration,
+    /// Honour `X-Test-Fault` crash points; only with `APP_ENV=test`.
+    pub test_faults: bool,
 }
 
 impl Config {
@@ -57,6 +63,11 @@ impl Config {
             app_env: var("APP_ENV", "local"),
             timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_MS", "1000")?),
             identity: identity_policy()?,
+            bus: event_store::BusOptions {
+                cache_weight: parse("AGGREGATE_CACHE_EVENTS", "100000")?,
+            },
+            relay_lease: Duration::from_millis(positive("RELAY_LEASE_MS", 5000)?),
+            test_faults: test_faults()?,
         })
     }
 }
@@ -78,6 +89,15 @@ fn identity_policy() -> anyhow::Result<auth::IdentityPolicy> {
             defaults.requests_per_user_per_minute,
         )?,
     })
+}
+
+/// `B2B_TEST_FAULTS=1` lets a request crash the process on purpose: never outside tests.
+fn test_faults() -> anyhow::Result<bool> {
+    let enabled = var("B2B_TEST_FAULTS", "0") == "1";
+    if enabled && var("APP_ENV", "local") != "test" {
+        bail!("B2B_TEST_FAULTS is refused outside APP_ENV=test");
+    }
+    Ok(enabled)
 }
 
 /// A whole number of at least 1: zero would silently switch a limit or a lifetime off.

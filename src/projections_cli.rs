@@ -20,7 +20,7 @@ pub enum ProjectionsCommand {
         batch_size: i64,
     },
     /// Per consumer group: ready messages per queue, consumers and parked messages; per
-    /// projection: streams checkpointed and how far behind the event store; outbox backlog.
+    /// projection: streams checkpointed and how far behind the event store; events the relay has not published yet.
     Status {
         /// Prints JSON instead of tables.
         #[arg(long)]
@@ -107,7 +107,7 @@ async fn rebuild(config: &Config, name: &str, batch_size: i64) -> anyhow::Result
     Ok(())
 }
 
-/// Reads every tenant's checkpoints and outbox, so as the login role too.
+/// Reads every tenant's checkpoints and the relay's, so as the login role too.
 async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let pool = event_store::db::connect(&config.database_url, None, 2).await?;
     let groups = [

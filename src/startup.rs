@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use event_store::outbox_relay::{self, RelayConfig};
-use event_store::Topology;
+use event_store::relay::{self, RelayConfig};
+use event_store::{CommandBus, Invalidation, Invalidations, Topology};
 use projections::timers::TimerConfig;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -78,23 +78,34 @@ impl Application {
                 projections::PROCESS_MANAGERS.to_owned(),
             ],
         };
+        // One bus per process: the command API, the process managers and the timers share its
+        // stream caches, and a relay here hears its commits.
+        let bus = Arc::new(CommandBus::with_options(pool.clone(), config.bus));
         let mut workers = Vec::new();
         if parts.relay {
             let relay = RelayConfig {
-                amqp_url: config.amqp_url.clone(),
-                topology: topology.clone(),
-                batch_size: 256,
-                poll_interval: Duration::from_secs(1),
+                lease: config.relay_lease,
+                ..RelayConfig::new(config.amqp_url.clone(), topology.clone())
             };
-            workers.push(tokio::spawn(outbox_relay::run(pool.clone(), relay)));
+            workers.push(tokio::spawn(relay::run(pool.clone(), relay, bus.committed())));
         }
         if parts.projector {
-            workers.extend(consumers(config, &topology, &pool)?);
+            workers.extend(consumers(config, &topology, &pool, &bus)?);
         }
-        let server = if parts.serves_http() {
-            Some(http_server(config, parts, pool)?)
-        } else {
-            None
+        let identity = match parts.serves_http() {
+            true => Some(identity(config, &pool)?),
+            false => None,
+        };
+        let invalidations = Arc::new(invalidations(&pool, identity.clone(), &bus));
+        workers.push(tokio::spawn(invalidations.clone().run()));
+        let server = match identity {
+            Some(identity) => {
+                let commands = command_api::CommandApi::new(pool.clone(), identity.clone(), bus)
+                    .with_test_faults(config.test_faults)
+                    .with_invalidations(invalidations);
+                Some(http_server(config, parts, pool, identity, commands)?)
+            }
+            None => None,
         };
         Ok(Self { server, workers })
     }
@@ -117,6 +128,7 @@ fn consumers(
     config: &Config,
     topology: &Topology,
     pool: &PgPool,
+    bus: &Arc<CommandBus>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let consumer = |group: &str| projections::ProjectorConfig {
         amqp_url: config.amqp_url.clone(),
@@ -126,7 +138,6 @@ fn consumers(
     };
     let clock =
         projections::timers::clock_from_setting(&config.clock, &config.app_env, pool.clone())?;
-    let bus = Arc::new(event_store::CommandBus::new(pool.clone()));
     let read_models = projections::run(
         pool.clone(),
         consumer(projections::READ_MODELS),
@@ -141,7 +152,7 @@ fn consumers(
         poll_interval: config.timer_poll_interval,
         ..TimerConfig::default()
     };
-    let timers = projections::timers::run(pool.clone(), bus, clock, timer_config);
+    let timers = projections::timers::run(pool.clone(), bus.clone(), clock, timer_config);
     Ok(vec![
         tokio::spawn(read_models),
         tokio::spawn(processes),
@@ -158,18 +169,47 @@ async fn shutdown_signal() {
     }
 }
 
-fn http_server(config: &Config, parts: Parts, pool: PgPool) -> anyhow::Result<Server> {
+/// The caches of this process, told of every change by one listener.
+fn invalidations(
+    pool: &PgPool,
+    identity: Option<auth::Identity>,
+    bus: &CommandBus,
+) -> Invalidations {
+    let policies = bus.policies();
+    let invalidations =
+        Invalidations::new(pool.clone()).on_change(move |change| policies.hear(change));
+    match identity {
+        Some(identity) => invalidations.on_change(move |change| match change {
+            Invalidation::Live(live) => identity.set_cache_live(live),
+            Invalidation::Changed { kind: "session", id } => identity.forget_session(id),
+            Invalidation::Changed { kind: "user", id } => identity.forget_user(id),
+            Invalidation::Changed { .. } => {}
+        }),
+        None => invalidations,
+    }
+}
+
+fn identity(config: &Config, pool: &PgPool) -> anyhow::Result<auth::Identity> {
+    let ttl = chrono::Duration::from_std(config.access_token_ttl)?;
+    let keys = auth::TokenKeys::new(&config.jwt_secret, ttl);
+    Ok(auth::Identity::new(
+        pool.clone(),
+        keys,
+        config.identity.clone(),
+    ))
+}
+
+fn http_server(
+    config: &Config,
+    parts: Parts,
+    pool: PgPool,
+    identity: auth::Identity,
+    commands: command_api::CommandApi,
+) -> anyhow::Result<Server> {
     // Port 0 picks a free port; the real one is printed so scripts and tests can find it.
     let listener = TcpListener::bind(&config.bind_addr)?;
     let address = listener.local_addr()?;
     println!("listening on http://{address}");
-    let keys = auth::TokenKeys::new(
-        &config.jwt_secret,
-        chrono::Duration::from_std(config.access_token_ttl)?,
-    );
-    let identity = auth::Identity::new(pool.clone(), keys, config.identity.clone());
-    let bus = std::sync::Arc::new(event_store::CommandBus::new(pool.clone()));
-    let commands = command_api::CommandApi::new(pool.clone(), identity.clone(), bus);
     let queries = query_api::QueryApi::new(pool.clone(), identity, projections::projections_fed_by)
         .with_await_timeout(config.await_timeout);
     let probes = Probes {
@@ -261,20 +301,21 @@ async fn ready(probes: web::Data<Probes>) -> HttpResponse {
 
 /// Prometheus text: gauges read from the database at scrape time.
 async fn metrics(probes: web::Data<Probes>) -> HttpResponse {
-    let gauges: Result<(i64, i64, i64), sqlx::Error> = sqlx::query_as(
-        "select (select count(*) from events), (select count(*) from outbox), \
+    let gauges: Result<(i64, i64), sqlx::Error> = sqlx::query_as(
+        "select (select count(*) from events), \
          (select coalesce(sum(last_sequence), 0)::bigint from projection_checkpoints)",
     )
     .fetch_one(&probes.pool)
     .await;
-    match gauges {
-        Ok((events, outbox, applied)) => HttpResponse::Ok()
+    let unpublished = event_store::relay::backlog(&probes.pool).await;
+    match (gauges, unpublished) {
+        (Ok((events, applied)), Ok(unpublished)) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(format!(
                 "# TYPE b2b_events_stored gauge\nb2b_events_stored {events}\n\
-                 # TYPE b2b_outbox_pending gauge\nb2b_outbox_pending {outbox}\n\
+                 # TYPE b2b_events_unpublished gauge\nb2b_events_unpublished {unpublished}\n\
                  # TYPE b2b_projection_events_applied gauge\nb2b_projection_events_applied {applied}\n"
             )),
-        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+        _ => HttpResponse::ServiceUnavailable().finish(),
     }
 }

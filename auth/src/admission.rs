@@ -1,12 +1,34 @@
-//! Admission of one request, in one statement: the session is live, the user active and in the
-//! token's tenant, and the request is counted against the user's per-minute limit and, for a
-//! Partner, against the account's API quota. Counting happens in Postgres so every replica of
-//! both APIs shares the same counters.
+//! Admission of one request: the session is live, the user active and in the token's tenant,
+//! and the request is within the user's per-minute limit and, for a Partner, the account's API
+//! quota.
+//!
+//! Sessions are cached in process while an invalidation listener is live (`set_live`): every
+//! change that ends or narrows a session (sign-out, deactivation, role, account, e-mail or
+//! password change) NOTIFYs `b2b_invalidate` in its own transaction (migration 0013), and the
+//! listener drops the entries on every replica; when its connection drops, the cache is
+//! emptied and bypassed until it is back. Entries also expire after `CACHED_FOR`, which bounds
+//! how stale an account's API quota (read from its read model, which notifies nothing) can be.
+//!
+//! Requests are counted in process and merged across replicas through `request_counts` every
+//! `MERGE_EVERY`: each replica adds its own counts and learns the shared totals. A user alone
+//! on one replica is limited exactly; across replicas, each may admit what it saw in one merge
+//! interval beyond the limit before it learns of the others' requests.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Timelike, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::sessions::parse_roles;
 use crate::{AuthError, Claims};
+
+/// How long a cached session is trusted without news of it.
+const CACHED_FOR: Duration = Duration::from_secs(10);
+/// How often a replica merges its request counts with the others'.
+const MERGE_EVERY: Duration = Duration::from_millis(100);
 
 /// Which limit a refused request ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,79 +51,137 @@ impl std::fmt::Display for RequestLimit {
     }
 }
 
-const ADMIT: &str = "\
-with caller as (
-    select c.email, c.roles, c.account_id, c.tenant_id, 'Partner' = any(c.roles) as partner
-      from sessions s join user_credentials c on c.user_id = s.user_id
-     where s.id = $1 and s.user_id = $2 and c.tenant_id = $3
-       and s.revoked_at is null and s.expires_at > now() and c.active
-), this_minute as (
-    select date_trunc('minute', now()) as started
-), subjects as (
-    select 'user' as kind, $2::uuid as id from caller
-    union all
-    select 'account', account_id from caller where partner and account_id is not null
-), counted as (
-    insert into request_counts as r (subject_kind, subject_id, window_start, requests)
-    select kind, id, started, 1 from subjects, this_minute
-    on conflict (subject_kind, subject_id) do update
-       set requests = case when r.window_start = excluded.window_start
-                           then r.requests + 1 else 1 end,
-           window_start = excluded.window_start
-    returning subject_kind, requests
-)
-select caller.email, caller.roles, caller.account_id,
-       (select requests from counted where subject_kind = 'user') as user_requests,
-       (select requests from counted where subject_kind = 'account') as account_requests,
-       case when partner then account_api_quota(caller.tenant_id, caller.account_id) end
-           as account_quota,
-       greatest(1, ceil(extract(epoch from
-           (select started from this_minute) + interval '1 minute' - now())))::integer
-           as retry_after
-  from caller";
+const LIVE_SESSION: &str = "\
+select c.email, c.roles, c.account_id, s.expires_at,
+       case when 'Partner' = any(c.roles) then account_api_quota(c.tenant_id, c.account_id) end
+           as account_quota
+  from sessions s join user_credentials c on c.user_id = s.user_id
+ where s.id = $1 and s.user_id = $2 and c.tenant_id = $3
+   and s.revoked_at is null and s.expires_at > now() and c.active";
 
-#[derive(sqlx::FromRow)]
+/// A live session as stored: who its user is now.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct Admitted {
     email: String,
     roles: Vec<String>,
     account_id: Option<Uuid>,
-    user_requests: Option<i32>,
-    account_requests: Option<i32>,
+    expires_at: DateTime<Utc>,
     account_quota: Option<i32>,
-    retry_after: i32,
 }
 
-/// `None` when the session has ended or the user is no longer active.
-pub(crate) async fn admit(pool: &PgPool, claims: &Claims) -> Result<Option<Admitted>, AuthError> {
-    let admitted = sqlx::query_as(ADMIT)
-        .bind(claims.sid)
-        .bind(claims.sub)
-        .bind(claims.tid)
-        .fetch_optional(pool)
-        .await?;
-    Ok(admitted)
+/// A session as the cache knows it; `None` when it has ended (which stays true).
+#[derive(Debug)]
+struct Cached {
+    user_id: Uuid,
+    admitted: Option<Admitted>,
 }
 
-impl Admitted {
-    pub(crate) fn check_limits(&self, per_user: u32) -> Result<(), AuthError> {
-        let over = |count: Option<i32>, limit: u32| count.is_some_and(|n| n.unsigned_abs() > limit);
-        let limit = if over(self.user_requests, per_user) {
+pub(crate) struct Admission {
+    pool: PgPool,
+    sessions: moka::sync::Cache<Uuid, Arc<Cached>>,
+    live: AtomicBool,
+    /// Bumped by every invalidation, so a read that raced one is not cached.
+    generation: AtomicU64,
+    counter: Arc<RequestCounter>,
+    merging: OnceLock<()>,
+}
+
+impl Admission {
+    pub(crate) fn new(pool: PgPool) -> Self {
+        let sessions = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(CACHED_FOR)
+            .support_invalidation_closures()
+            .build();
+        Self {
+            counter: Arc::new(RequestCounter::new(pool.clone())),
+            pool,
+            sessions,
+            live: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            merging: OnceLock::new(),
+        }
+    }
+
+    /// The stored state of the token's session, `None` when it has ended or the user is no
+    /// longer active.
+    pub(crate) async fn session(&self, claims: &Claims) -> Result<Option<Admitted>, AuthError> {
+        let live = self.live.load(Ordering::Acquire);
+        if let Some(cached) = self.sessions.get(&claims.sid).filter(|_| live) {
+            if cached.user_id == claims.sub {
+                return Ok(cached.admitted.clone().filter(|a| a.expires_at > Utc::now()));
+            }
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let admitted: Option<Admitted> = sqlx::query_as(LIVE_SESSION)
+            .bind(claims.sid)
+            .bind(claims.sub)
+            .bind(claims.tid)
+            .fetch_optional(&self.pool)
+            .await?;
+        if live && self.generation.load(Ordering::Acquire) == generation {
+            let cached = Cached {
+                user_id: claims.sub,
+                admitted: admitted.clone(),
+            };
+            self.sessions.insert(claims.sid, Arc::new(cached));
+        }
+        Ok(admitted)
+    }
+
+    /// Counts the request against the caller's limits.
+    pub(crate) fn count(
+        &self,
+        claims: &Claims,
+        admitted: &Admitted,
+        per_user: u32,
+    ) -> Result<(), AuthError> {
+        self.merging.get_or_init(|| {
+            tokio::spawn(merge_counts(Arc::downgrade(&self.counter)));
+        });
+        let partner = admitted.roles.iter().any(|r| r == "Partner");
+        let account = admitted.account_id.filter(|_| partner);
+        let (user_requests, account_requests) = self.counter.count(claims.sub, account);
+        let limit = if user_requests > per_user {
             Some(RequestLimit::User(per_user))
         } else {
-            self.account_quota
+            admitted
+                .account_quota
                 .map(i32::unsigned_abs)
-                .filter(|quota| over(self.account_requests, *quota))
+                .filter(|quota| account_requests.is_some_and(|n| n > *quota))
                 .map(RequestLimit::AccountQuota)
         };
         match limit {
             Some(limit) => Err(AuthError::TooManyRequests {
                 limit,
-                retry_after: self.retry_after.unsigned_abs(),
+                retry_after: seconds_to_next_minute(),
             }),
             None => Ok(()),
         }
     }
 
+    /// Whether invalidations are arriving; any change of that empties the cache.
+    pub(crate) fn set_live(&self, live: bool) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.sessions.invalidate_all();
+        self.live.store(live, Ordering::Release);
+    }
+
+    pub(crate) fn forget_session(&self, session_id: Uuid) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.sessions.invalidate(&session_id);
+    }
+
+    pub(crate) fn forget_user(&self, user_id: Uuid) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        // Only fails when closures are not enabled, which `new` does.
+        let _ = self
+            .sessions
+            .invalidate_entries_if(move |_, cached| cached.user_id == user_id);
+    }
+}
+
+impl Admitted {
     pub(crate) fn into_claims(self, token: Claims) -> Result<Claims, AuthError> {
         Ok(Claims {
             email: self.email,
@@ -109,5 +189,148 @@ impl Admitted {
             account_id: self.account_id,
             ..token
         })
+    }
+}
+
+fn seconds_to_next_minute() -> u32 {
+    60 - Utc::now().second().min(59)
+}
+
+fn minute_of(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(60)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Subject {
+    User(Uuid),
+    Account(Uuid),
+}
+
+/// Requests this minute per subject: the total last learnt from the shared table (including
+/// this replica's merged counts) plus what this replica admitted since.
+#[derive(Debug, Default, Clone, Copy)]
+struct Count {
+    shared: u32,
+    unmerged: u32,
+}
+
+struct RequestCounter {
+    pool: PgPool,
+    minute: Mutex<(i64, HashMap<Subject, Count>)>,
+}
+
+impl RequestCounter {
+    fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            minute: Mutex::new((minute_of(Utc::now()), HashMap::new())),
+        }
+    }
+
+    /// Counts one request; returns the user's and the account's requests this minute.
+    fn count(&self, user: Uuid, account: Option<Uuid>) -> (u32, Option<u32>) {
+        let mut guard = self.minute.lock().expect("request counter poisoned");
+        let (minute, counts) = &mut *guard;
+        let now = minute_of(Utc::now());
+        if *minute != now {
+            *minute = now;
+            counts.clear();
+        }
+        let mut bump = |subject| {
+            let count = counts.entry(subject).or_default();
+            count.unmerged += 1;
+            count.shared + count.unmerged
+        };
+        let user_requests = bump(Subject::User(user));
+        (user_requests, account.map(|a| bump(Subject::Account(a))))
+    }
+
+    /// Adds this replica's unmerged counts to the shared table and learns the totals.
+    async fn merge(&self) -> Result<(), sqlx::Error> {
+        let (minute, deltas) = {
+            let mut guard = self.minute.lock().expect("request counter poisoned");
+            let minute = guard.0;
+            let deltas: Vec<(Subject, u32)> = guard
+                .1
+                .iter_mut()
+                .filter(|(_, c)| c.unmerged > 0)
+                .map(|(subject, count)| {
+                    let delta = count.unmerged;
+                    count.shared += delta;
+                    count.unmerged = 0;
+                    (*subject, delta)
+                })
+                .collect();
+            (minute, deltas)
+        };
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let totals = add_to_shared(&self.pool, minute, &deltas).await?;
+        let mut guard = self.minute.lock().expect("request counter poisoned");
+        if guard.0 == minute {
+            for (subject, total) in totals {
+                let count = guard.1.entry(subject).or_default();
+                count.shared = count.shared.max(total);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn add_to_shared(
+    pool: &PgPool,
+    minute: i64,
+    deltas: &[(Subject, u32)],
+) -> Result<Vec<(Subject, u32)>, sqlx::Error> {
+    let (kinds, ids): (Vec<&str>, Vec<Uuid>) = deltas
+        .iter()
+        .map(|(subject, _)| match subject {
+            Subject::User(id) => ("user", *id),
+            Subject::Account(id) => ("account", *id),
+        })
+        .unzip();
+    let added: Vec<i32> = deltas.iter().map(|(_, d)| *d as i32).collect();
+    let rows: Vec<(String, Uuid, i32)> = sqlx::query_as(
+        "insert into request_counts as r (subject_kind, subject_id, window_start, requests)
+         select kind, id, to_timestamp($4 * 60), added
+           from unnest($1::text[], $2::uuid[], $3::int[]) as u(kind, id, added)
+         on conflict (subject_kind, subject_id) do update
+            set requests = case when r.window_start = excluded.window_start
+                                then r.requests + excluded.requests else excluded.requests end,
+                window_start = excluded.window_start
+         returning subject_kind, subject_id, requests",
+    )
+    .bind(&kinds)
+    .bind(&ids)
+    .bind(&added)
+    .bind(minute as f64)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, id, total)| {
+            let subject = if kind == "user" {
+                Subject::User(id)
+            } else {
+                Subject::Account(id)
+            };
+            (subject, total.unsigned_abs())
+        })
+        .collect())
+}
+
+/// Merges every `MERGE_EVERY` for as long as the counter lives.
+async fn merge_counts(counter: Weak<RequestCounter>) {
+    let mut tick = tokio::time::interval(MERGE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(counter) = counter.upgrade() else {
+            return;
+        };
+        if let Err(error) = counter.merge().await {
+            tracing::warn!(%error, "merging request counts failed; retrying");
+        }
     }
 }

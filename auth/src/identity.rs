@@ -1,4 +1,5 @@
 //! The identity service both APIs share: sign in, refresh, sign out, and admit a request.
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -6,7 +7,8 @@ use uuid::Uuid;
 
 use crate::passwords::{dummy_password_hash, verify_password, MAX_PASSWORD_CHARS};
 use crate::tokens::refresh_token_hash;
-use crate::{admission, lockout, sessions, AuthError, Claims, TokenKeys};
+use crate::admission::Admission;
+use crate::{lockout, sessions, AuthError, Claims, TokenKeys};
 
 /// Longest tenant slug and e-mail a sign-in may name (a slug is at most 63 characters; an
 /// address at most 254, RFC 5321).
@@ -51,12 +53,34 @@ pub struct Identity {
     pool: PgPool,
     keys: TokenKeys,
     policy: IdentityPolicy,
+    admission: Arc<Admission>,
 }
 
 impl Identity {
     /// `pool` acts as the application role.
     pub fn new(pool: PgPool, keys: TokenKeys, policy: IdentityPolicy) -> Self {
-        Self { pool, keys, policy }
+        Self {
+            admission: Arc::new(Admission::new(pool.clone())),
+            pool,
+            keys,
+            policy,
+        }
+    }
+
+    /// Whether the invalidation listener is connected: only then are sessions cached. Any
+    /// change empties the cache.
+    pub fn set_cache_live(&self, live: bool) {
+        self.admission.set_live(live);
+    }
+
+    /// A session ended: its next request is refused on this replica too.
+    pub fn forget_session(&self, session_id: Uuid) {
+        self.admission.forget_session(session_id);
+    }
+
+    /// A user changed (roles, account, e-mail, password, active): re-read their sessions.
+    pub fn forget_user(&self, user_id: Uuid) {
+        self.admission.forget_user(user_id);
     }
 
     /// Unknown tenant, unknown e-mail and wrong password all fail the same way after the same
@@ -156,10 +180,13 @@ impl Identity {
     /// returned carry the roles and account stored now, not those at sign-in.
     pub async fn admit(&self, bearer_token: &str) -> Result<Claims, AuthError> {
         let claims = self.keys.verify(bearer_token)?;
-        let admitted = admission::admit(&self.pool, &claims)
+        let admitted = self
+            .admission
+            .session(&claims)
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        admitted.check_limits(self.policy.requests_per_user_per_minute)?;
+        self.admission
+            .count(&claims, &admitted, self.policy.requests_per_user_per_minute)?;
         admitted.into_claims(claims)
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use auth::Identity;
-use event_store::CommandBus;
+use event_store::{CommandBus, Invalidations};
 use sqlx::PgPool;
 
 pub use error::ApiError;
@@ -31,6 +31,10 @@ pub struct CommandApi {
     pool: PgPool,
     identity: Identity,
     bus: Arc<CommandBus>,
+    /// Honour `X-Test-Fault` crash points (tests only).
+    test_faults: bool,
+    /// The process's cache invalidation listener, when it runs one.
+    invalidations: Option<Arc<Invalidations>>,
 }
 
 impl CommandApi {
@@ -39,6 +43,33 @@ impl CommandApi {
             pool,
             identity,
             bus,
+            test_faults: false,
+            invalidations: None,
+        }
+    }
+
+    /// Writes that change who may do what (sign-out, user commands) answer only once this
+    /// process's caches have heard of them.
+    pub fn with_invalidations(self, invalidations: Arc<Invalidations>) -> Self {
+        Self {
+            invalidations: Some(invalidations),
+            ..self
+        }
+    }
+
+    /// Waits until this write's cache invalidations have come back (see
+    /// `event_store::invalidation`).
+    async fn settle_caches(&self) {
+        if let Some(invalidations) = &self.invalidations {
+            invalidations.barrier().await;
+        }
+    }
+
+    /// Lets requests name a crash point (`X-Test-Fault`); for fault tests only.
+    pub fn with_test_faults(self, enabled: bool) -> Self {
+        Self {
+            test_faults: enabled,
+            ..self
         }
     }
 }

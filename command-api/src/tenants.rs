@@ -5,7 +5,7 @@ use uuid::Uuid;
 use aggregates::user::UserCommand;
 use aggregates::{Actor, Command, DomainError, Email, Role, TenantPolicy, Text};
 use chrono::Utc;
-use event_store::{CommandBus, EventMetadata, StoreError};
+use event_store::{AlongsideEvents, CommandBus, Credential, EventMetadata, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
@@ -38,7 +38,7 @@ pub struct CreatedTenant {
 }
 
 /// The tenant row, then its first TenantAdmin registered as a User event (issued by the system,
-/// as no user of the tenant exists yet), then the admin's password hash.
+/// as no user of the tenant exists yet) with the admin's password hash.
 pub async fn create_tenant(
     pool: &PgPool,
     new: NewTenant<'_>,
@@ -59,10 +59,10 @@ pub async fn create_tenant(
     if inserted.rows_affected() == 0 {
         return Err(TenantError::SlugTaken(new.slug.to_owned()));
     }
-    register_admin(pool, tenant_id, admin_user_id, &email).await?;
-    crate::routes::users::store_password(pool, tenant_id, admin_user_id, new.admin_password)
+    let password_hash = crate::routes::users::hash_password(new.admin_password.to_owned())
         .await
         .map_err(|e| TenantError::Credentials(e.to_string()))?;
+    register_admin(pool, tenant_id, admin_user_id, &email, &password_hash).await?;
     Ok(CreatedTenant {
         tenant_id,
         admin_user_id,
@@ -74,6 +74,7 @@ async fn register_admin(
     tenant_id: Uuid,
     user_id: Uuid,
     email: &Email,
+    password_hash: &str,
 ) -> Result<(), TenantError> {
     let actor = Actor::system("tenant-create");
     let request_id = Uuid::new_v4();
@@ -94,12 +95,20 @@ async fn register_admin(
         account_id: None,
     };
     let bus = CommandBus::new(pool.clone());
+    let alongside = AlongsideEvents {
+        receipt: None,
+        credential: Some(Credential {
+            password_hash,
+            keep_session: None,
+        }),
+    };
     bus.users
-        .execute(
+        .execute_with(
             &user_id.to_string(),
             Command::new(tenant_id, actor, metadata.recorded_at, command),
             Some(0),
             &metadata,
+            &alongside,
         )
         .await?;
     Ok(())

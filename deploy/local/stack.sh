@@ -2,6 +2,7 @@
 # Local Postgres + RabbitMQ for development and tests, as plain background
 # processes (no Docker, no systemd). All state lives in $B2B_STACK_DIR.
 #   deploy/local/stack.sh up|down|status|reset
+#   deploy/local/stack.sh pg-restart               # fast shutdown and start (fault tests)
 #   deploy/local/stack.sh psql [ARGS...]          # as b2b on $DATABASE_URL
 #   deploy/local/stack.sh rabbitmqctl [ARGS...]   # against this stack's node
 # Ports/paths: see env.sh. Must run as root (it installs packages and starts
@@ -164,6 +165,12 @@ pg_up_cmd() {
 		shared_buffers = 256MB
 		EOF
     fi
+    # Added after the first release of this script, so clusters made before get it too (a
+    # running one is restarted once to load it): benchmarks count statements with it.
+    if ! grep -q "^shared_preload_libraries = 'pg_stat_statements'" "$base/data/postgresql.conf"; then
+        echo "shared_preload_libraries = 'pg_stat_statements'" >>"$base/data/postgresql.conf"
+        pg_up && as_pg "$PG_BIN/pg_ctl" stop -D "$base/data" -m fast -w >/dev/null
+    fi
     if pg_up; then
         [ "$(pg_port)" = "$B2B_PG_PORT" ] \
             || die "postgres of this stack runs on port $(pg_port), not $B2B_PG_PORT: 'down' it first"
@@ -216,8 +223,9 @@ case "$cmd" in
         [ -L "$PG_LINK" ] && rm -rf "$(pg_base)"
         rm -rf "$B2B_STACK_DIR"
         echo "removed $B2B_STACK_DIR" ;;
+    pg-restart) lock; pg_down; pg_up_cmd ;;
     psql)        exec "$PG_BIN/psql" -X "$DATABASE_URL" "$@" ;;
     rabbitmqctl) rabbit_installed || die "rabbitmq-server not installed (run: $0 up)"
                  rmqctl "$@" ;;
-    *) sed -n '2,8p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,9p' "$0" >&2; exit 2 ;;
 esac

@@ -149,7 +149,7 @@ async fn export_batch(
             and ($2::timestamptz is null or recorded_at >= $2) \
             and ($3::timestamptz is null or recorded_at < $3) \
             and ($4::text is null or aggregate_type = $4) \
-            and (tx_id::text::bigint, global_position) > ($5, $6) \
+            and (tx_id, global_position) > ($5::text::xid8, $6) \
             and tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
           order by tx_id, global_position limit $7",
     )

@@ -1,35 +1,39 @@
-//! Runs a command against an aggregate: load its stream, check tenant and expected version, let
-//! the aggregate decide, append. We drive cqrs-es's `PersistedEventStore` ourselves instead of
-//! `CqrsFramework` because the framework hides the stream's version, its owning tenant and the
-//! conflict we need to retry.
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
-use cqrs_es::{Aggregate, AggregateError, EventStore};
-use postgres_es::PostgresEventRepository;
-use sqlx::PgPool;
+//! Runs a command against an aggregate: take its state (from the stream cache), check tenant and
+//! expected version, let the aggregate decide, and append the events with whatever must commit
+//! alongside them, in one transaction. We do not use cqrs-es's `CqrsFramework` or postgres-es's
+//! repository: the framework hides the stream's version and owner, and the repository commits
+//! in a transaction of its own that an `Idempotency-Key` receipt cannot join.
+use std::sync::Arc;
 
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+use crate::facts::{PolicyCache, StoreFacts};
+use crate::streams::{AlongsideEvents, AppendError, Folded, Streams, DEFAULT_CACHE_WEIGHT};
 use crate::{EventMetadata, StoreError};
 use aggregates::DomainError;
 
 const MAX_ATTEMPTS: u32 = 10;
 
 pub struct AggregateStore<A: Aggregate> {
-    store: PersistedEventStore<PostgresEventRepository, A>,
+    streams: Arc<Streams<A>>,
     services: A::Services,
+    /// Signalled after every commit, so a relay in the same process publishes at once.
+    committed: Arc<Notify>,
 }
 
 impl<A> AggregateStore<A>
 where
-    A: Aggregate<Error = DomainError>,
+    A: Aggregate<Error = DomainError> + Clone + 'static,
     A::Command: Clone,
 {
-    /// Event-store mode only: postgres-es's snapshot and aggregate-store modes apply each new
-    /// event a second time after `EventSink::write` already did.
-    pub fn new(pool: PgPool, services: A::Services) -> Self {
-        let repo = PostgresEventRepository::new(pool);
+    pub fn new(streams: Arc<Streams<A>>, services: A::Services, committed: Arc<Notify>) -> Self {
         Self {
-            store: PersistedEventStore::new_event_store(repo),
+            streams,
             services,
+            committed,
         }
     }
 
@@ -43,68 +47,116 @@ where
         expected_version: Option<u64>,
         metadata: &EventMetadata,
     ) -> Result<u64, StoreError> {
+        let alongside = AlongsideEvents::default();
+        self.execute_with(aggregate_id, command, expected_version, metadata, &alongside)
+            .await
+    }
+
+    /// As [`execute`](Self::execute), committing `alongside` in the events' transaction. A
+    /// decision taken on cached state is trusted only once its append commits (the append
+    /// names the version it decided on); a refusal, a no-op or a version mismatch is checked
+    /// against the stream's newest events first.
+    pub async fn execute_with(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        expected_version: Option<u64>,
+        metadata: &EventMetadata,
+        alongside: &AlongsideEvents<'_>,
+    ) -> Result<u64, StoreError> {
+        let tenant = metadata.tenant_id;
+        let mut state = self.streams.cached(aggregate_id).await?;
+        let mut fresh = false;
         for attempt in 0..MAX_ATTEMPTS {
-            let context = self.load(aggregate_id, metadata.tenant_id).await?;
-            let version = context.current_sequence as u64;
-            if let Some(expected) = expected_version.filter(|e| *e != version) {
-                return Err(StoreError::VersionMismatch {
+            let folded = state.clone().for_tenant(tenant)?;
+            let outcome = match expected_version.filter(|e| *e != folded.version) {
+                Some(expected) => Err(StoreError::VersionMismatch {
                     expected,
-                    actual: version,
-                });
-            }
+                    actual: folded.version,
+                }),
+                None => self.decide(folded, command.clone(), tenant).await,
+            };
+            let (decided, events) = match outcome {
+                Err(StoreError::NotFound) => return Err(StoreError::NotFound),
+                Ok((decided, events)) if !events.is_empty() => (decided, events),
+                // Refused, mismatched or nothing to do: on fresh state that is the answer.
+                other if fresh => return self.settle_without_events(other, alongside).await,
+                other => {
+                    let before = state.version;
+                    state = self.streams.refresh(aggregate_id, state).await?;
+                    fresh = true;
+                    if state.version == before {
+                        return self.settle_without_events(other, alongside).await;
+                    }
+                    continue;
+                }
+            };
+            let metadata_json = metadata.to_json();
             match self
-                .decide_and_append(context, command.clone(), metadata)
+                .streams
+                .append(aggregate_id, &decided, events, &metadata_json, alongside)
                 .await
             {
-                Err(StoreError::Contended(_)) if expected_version.is_none() => {
-                    backoff(attempt).await
+                Ok(()) => {
+                    self.committed.notify_one();
+                    return Ok(decided.version);
                 }
-                Err(StoreError::Contended(_)) => {
-                    return Err(StoreError::VersionMismatch {
-                        expected: version,
-                        actual: version + 1,
-                    })
+                Err(AppendError::Conflict) => {
+                    state = self.streams.refresh(aggregate_id, state).await?;
+                    if fresh {
+                        backoff(attempt).await;
+                    }
+                    fresh = true;
                 }
-                other => return other,
+                Err(AppendError::KeyTaken) => return Err(StoreError::KeyTaken),
+                Err(AppendError::Storage(error)) => return Err(StoreError::Storage(error)),
             }
         }
         Err(StoreError::Contended(MAX_ATTEMPTS))
     }
 
-    /// The current state, or `NotFound` when the stream belongs to another tenant.
-    pub async fn load(
-        &self,
-        aggregate_id: &str,
-        tenant_id: uuid::Uuid,
-    ) -> Result<EventStoreAggregateContext<A>, StoreError> {
-        load_stream(&self.store, aggregate_id, tenant_id).await
+    /// The stream's current state for `tenant` (`NotFound` when another tenant owns it).
+    pub async fn load(&self, aggregate_id: &str, tenant: uuid::Uuid) -> Result<A, StoreError> {
+        let folded = self.streams.current(aggregate_id).await?;
+        Ok(folded.for_tenant(tenant)?.aggregate)
     }
 
-    async fn decide_and_append(
+    async fn decide(
         &self,
-        mut context: EventStoreAggregateContext<A>,
+        mut folded: Folded<A>,
         command: A::Command,
-        metadata: &EventMetadata,
-    ) -> Result<u64, StoreError> {
-        let version = context.current_sequence as u64;
+        tenant: uuid::Uuid,
+    ) -> Result<(Folded<A>, Vec<A::Event>), StoreError> {
         let sink = EventSink::default();
-        context
+        folded
             .aggregate
             .handle(command, &self.services, &sink)
             .await?;
         let events = sink.collect().await;
-        if events.is_empty() {
-            return Ok(version);
+        folded.version += events.len() as u64;
+        if !events.is_empty() {
+            folded.owner.get_or_insert(tenant);
         }
-        let committed = self
-            .store
-            .commit(events, context, metadata.to_map())
-            .await
-            .map_err(|e| match e {
-                AggregateError::AggregateConflict => StoreError::Contended(1),
-                other => storage_error(other),
-            })?;
-        Ok(version + committed.len() as u64)
+        Ok((folded, events))
+    }
+
+    /// A command that appends nothing still answers its `Idempotency-Key` with its version.
+    async fn settle_without_events(
+        &self,
+        outcome: Result<(Folded<A>, Vec<A::Event>), StoreError>,
+        alongside: &AlongsideEvents<'_>,
+    ) -> Result<u64, StoreError> {
+        let (decided, _) = outcome?;
+        if let Some(receipt) = alongside.receipt {
+            receipt
+                .record_alone(self.streams.pool(), decided.version)
+                .await
+                .map_err(|e| match AppendError::from(e) {
+                    AppendError::KeyTaken => StoreError::KeyTaken,
+                    other => StoreError::Storage(other.to_string()),
+                })?;
+        }
+        Ok(decided.version)
     }
 }
 
@@ -116,64 +168,80 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
 }
 
-/// Folds a stream into its aggregate; a stream of another tenant is `NotFound`.
-pub(crate) async fn load_stream<A>(
-    store: &PersistedEventStore<PostgresEventRepository, A>,
-    aggregate_id: &str,
-    tenant_id: uuid::Uuid,
-) -> Result<EventStoreAggregateContext<A>, StoreError>
-where
-    A: Aggregate<Error = DomainError>,
-{
-    let envelopes = store
-        .load_events(aggregate_id)
-        .await
-        .map_err(storage_error)?;
-    if let Some(first) = envelopes.first() {
-        let owner = first.metadata.get("tenant_id").map(String::as_str);
-        if owner != Some(tenant_id.to_string().as_str()) {
-            return Err(StoreError::NotFound);
+/// How a process's command bus caches.
+#[derive(Debug, Clone, Copy)]
+pub struct BusOptions {
+    /// Per aggregate type: how many folded events the stream cache may hold.
+    pub cache_weight: u64,
+}
+
+impl Default for BusOptions {
+    fn default() -> Self {
+        Self {
+            cache_weight: DEFAULT_CACHE_WEIGHT,
         }
     }
-    let mut aggregate = A::default();
-    let current_sequence = envelopes.last().map_or(0, |e| e.sequence);
-    for envelope in envelopes {
-        aggregate.apply(envelope.payload);
-    }
-    Ok(EventStoreAggregateContext {
-        aggregate_id: aggregate_id.to_owned(),
-        aggregate,
-        current_sequence,
-        current_snapshot: None,
-    })
 }
 
-fn storage_error(error: AggregateError<DomainError>) -> StoreError {
-    match error {
-        AggregateError::UserError(domain) => StoreError::Rejected(domain),
-        other => StoreError::Storage(other.to_string()),
-    }
-}
-
-/// One store per aggregate, sharing the fact lookups: what the command API, process managers
-/// and timers send commands through.
+/// One store per aggregate, sharing the fact lookups and the stream caches: what the command
+/// API, process managers and timers send commands through. One per process, so that all of
+/// them share its caches.
 pub struct CommandBus {
     pub accounts: AggregateStore<aggregates::account::Account>,
     pub users: AggregateStore<aggregates::user::User>,
     pub quotes: AggregateStore<aggregates::quote::Quote>,
     pub approvals: AggregateStore<aggregates::approval::Approval>,
     pub contracts: AggregateStore<aggregates::contract::Contract>,
+    committed: Arc<Notify>,
+    policies: Arc<PolicyCache>,
 }
 
 impl CommandBus {
     pub fn new(pool: PgPool) -> Self {
-        let facts = std::sync::Arc::new(crate::facts::StoreFacts::new(pool.clone()));
+        Self::with_options(pool, BusOptions::default())
+    }
+
+    pub fn with_options(pool: PgPool, options: BusOptions) -> Self {
+        let weight = options.cache_weight;
+        let committed = Arc::new(Notify::new());
+        let accounts = Arc::new(Streams::new(pool.clone(), weight));
+        let users = Arc::new(Streams::new(pool.clone(), weight));
+        let policies = Arc::new(PolicyCache::new(pool.clone()));
+        let facts = Arc::new(StoreFacts::new(
+            accounts.clone(),
+            users.clone(),
+            policies.clone(),
+        ));
         Self {
-            accounts: AggregateStore::new(pool.clone(), ()),
-            users: AggregateStore::new(pool.clone(), facts.clone() as _),
-            quotes: AggregateStore::new(pool.clone(), facts.clone() as _),
-            approvals: AggregateStore::new(pool.clone(), facts.clone() as _),
-            contracts: AggregateStore::new(pool, facts as _),
+            accounts: AggregateStore::new(accounts, (), committed.clone()),
+            users: AggregateStore::new(users, facts.clone() as _, committed.clone()),
+            quotes: AggregateStore::new(
+                Arc::new(Streams::new(pool.clone(), weight)),
+                facts.clone() as _,
+                committed.clone(),
+            ),
+            approvals: AggregateStore::new(
+                Arc::new(Streams::new(pool.clone(), weight)),
+                facts.clone() as _,
+                committed.clone(),
+            ),
+            contracts: AggregateStore::new(
+                Arc::new(Streams::new(pool, weight)),
+                facts as _,
+                committed.clone(),
+            ),
+            committed,
+            policies,
         }
+    }
+
+    /// Signalled after every commit of this bus.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
+
+    /// The tenant policy cache, for the invalidation listener.
+    pub fn policies(&self) -> Arc<PolicyCache> {
+        self.policies.clone()
     }
 }

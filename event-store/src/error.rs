@@ -12,6 +12,9 @@ pub enum StoreError {
     VersionMismatch { expected: u64, actual: u64 },
     #[error("other writers kept changing the aggregate; gave up after {0} attempts")]
     Contended(u32),
+    /// A concurrent request with the same `Idempotency-Key` committed first.
+    #[error("a concurrent request with this Idempotency-Key committed first")]
+    KeyTaken,
     #[error("event store failure: {0}")]
     Storage(String),
     #[error("event not published: {0}")]

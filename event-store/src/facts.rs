@@ -1,10 +1,11 @@
 //! The facts aggregates look up through their `Services`: other aggregates' current state, read
 //! from their own streams (never from a lagging read model), and tenant policy. Every lookup is
 //! scoped to the command's tenant.
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::Aggregate;
-use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -15,33 +16,40 @@ use aggregates::quote::QuoteServices;
 use aggregates::user::{User, UserServices};
 use aggregates::{DomainError, Email, TenantPolicy, UserFacts};
 
-use crate::command_bus::load_stream;
+use crate::streams::Streams;
 use crate::StoreError;
 
 pub struct StoreFacts {
-    pool: PgPool,
+    accounts: Arc<Streams<Account>>,
+    users: Arc<Streams<User>>,
+    policies: Arc<PolicyCache>,
 }
 
 impl StoreFacts {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(
+        accounts: Arc<Streams<Account>>,
+        users: Arc<Streams<User>>,
+        policies: Arc<PolicyCache>,
+    ) -> Self {
+        Self {
+            accounts,
+            users,
+            policies,
+        }
     }
 
-    /// The aggregate `id` of this tenant, or `None` if it does not exist there.
+    /// The aggregate `id` of this tenant as of now, or `None` if it does not exist there.
     async fn state<A>(
-        &self,
+        streams: &Streams<A>,
         tenant_id: Uuid,
         id: Uuid,
         what: &str,
     ) -> Result<Option<A>, DomainError>
     where
-        A: Aggregate<Error = DomainError>,
+        A: Aggregate<Error = DomainError> + Clone + 'static,
     {
-        let store = PersistedEventStore::<_, A>::new_event_store(PostgresEventRepository::new(
-            self.pool.clone(),
-        ));
-        match load_stream(&store, &id.to_string(), tenant_id).await {
-            Ok(context) if context.current_sequence > 0 => Ok(Some(context.aggregate)),
+        match streams.current(&id.to_string()).await.and_then(|f| f.for_tenant(tenant_id)) {
+            Ok(folded) if folded.version > 0 => Ok(Some(folded.aggregate)),
             Ok(_) | Err(StoreError::NotFound) => Ok(None),
             Err(error) => Err(lookup_failed(what, error)),
         }
@@ -52,18 +60,76 @@ impl StoreFacts {
         tenant_id: Uuid,
         id: Uuid,
     ) -> Result<Option<AccountFacts>, DomainError> {
-        let account: Option<Account> = self.state(tenant_id, id, "account").await?;
+        let account = Self::state(&self.accounts, tenant_id, id, "account").await?;
         Ok(account.and_then(|a| a.facts()))
     }
 
     async fn tenant_policy(&self, tenant_id: Uuid) -> Result<TenantPolicy, DomainError> {
+        self.policies
+            .get(tenant_id)
+            .await
+            .map_err(|e| lookup_failed("tenant policy", e))
+    }
+}
+
+/// Tenant policies, cached while an invalidation listener keeps them true (`set_live`): a
+/// policy changes rarely, and every change notifies (migration 0013). Without a live listener
+/// every lookup reads the table.
+pub struct PolicyCache {
+    pool: PgPool,
+    cache: moka::sync::Cache<Uuid, TenantPolicy>,
+    live: AtomicBool,
+    /// Bumped by every invalidation, so a read that raced one is not cached.
+    generation: AtomicU64,
+}
+
+impl PolicyCache {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            cache: moka::sync::Cache::new(10_000),
+            live: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    async fn get(&self, tenant_id: Uuid) -> Result<TenantPolicy, sqlx::Error> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let live = self.live.load(Ordering::Acquire);
+        if let Some(policy) = self.cache.get(&tenant_id).filter(|_| live) {
+            return Ok(policy);
+        }
         let stored: Option<sqlx::types::Json<TenantPolicy>> =
             sqlx::query_scalar("select policy from tenant_policies where tenant_id = $1")
                 .bind(tenant_id)
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| lookup_failed("tenant policy", e))?;
-        Ok(stored.map(|json| json.0).unwrap_or_default())
+                .await?;
+        let policy = stored.map(|json| json.0).unwrap_or_default();
+        if live && self.generation.load(Ordering::Acquire) == generation {
+            self.cache.insert(tenant_id, policy.clone());
+        }
+        Ok(policy)
+    }
+
+    /// Whether invalidations are arriving; any change of that empties the cache.
+    fn set_live(&self, live: bool) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate_all();
+        self.live.store(live, Ordering::Release);
+    }
+
+    /// Keeps the cache true to what the invalidation listener hears.
+    pub fn hear(&self, invalidation: crate::Invalidation<'_>) {
+        match invalidation {
+            crate::Invalidation::Live(live) => self.set_live(live),
+            crate::Invalidation::Changed { kind: "policy", id } => self.forget(id),
+            crate::Invalidation::Changed { .. } => {}
+        }
+    }
+
+    fn forget(&self, tenant_id: Uuid) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate(&tenant_id);
     }
 }
 
@@ -101,7 +167,7 @@ impl ContractServices for StoreFacts {
 #[async_trait]
 impl ApprovalServices for StoreFacts {
     async fn user(&self, tenant_id: Uuid, user_id: Uuid) -> Result<Option<UserFacts>, DomainError> {
-        let user: Option<User> = self.state(tenant_id, user_id, "user").await?;
+        let user = Self::state(&self.users, tenant_id, user_id, "user").await?;
         Ok(user.and_then(|u| u.facts()))
     }
 
@@ -128,7 +194,7 @@ impl UserServices for StoreFacts {
         .bind(tenant_id)
         .bind(email.as_str())
         .bind(except)
-        .fetch_one(&self.pool)
+        .fetch_one(self.users.pool())
         .await
         .map_err(|e| lookup_failed("e-mail addresses", e))
     }
@@ -139,7 +205,7 @@ impl UserServices for StoreFacts {
              where tenant_id = $1 and active and 'TenantAdmin' = any(roles)",
         )
         .bind(tenant_id)
-        .fetch_one(&self.pool)
+        .fetch_one(self.users.pool())
         .await
         .map_err(|e| lookup_failed("tenant admins", e))?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))

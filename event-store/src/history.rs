@@ -42,7 +42,7 @@ impl StoredEvent {
     }
 }
 
-const COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, event_type, \
+pub(crate) const EVENT_COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, event_type, \
      event_version, payload, metadata, tenant_id, recorded_at";
 
 /// Events of one stream after `after_sequence`, up to and including `up_to`.
@@ -54,7 +54,7 @@ pub async fn stream_range<'e>(
     up_to: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let sql = format!(
-        "select {COLUMNS} from events where aggregate_type = $1 and aggregate_id = $2 \
+        "select {EVENT_COLUMNS} from events where aggregate_type = $1 and aggregate_id = $2 \
          and sequence > $3 and sequence <= $4 order by sequence"
     );
     sqlx::query_as(&sql)
@@ -81,8 +81,8 @@ pub async fn committed_after<'e>(
     limit: i64,
 ) -> Result<Vec<(CommitPosition, StoredEvent)>, sqlx::Error> {
     let sql = format!(
-        "select tx_id::text::bigint as tx, {COLUMNS} from events \
-         where (tx_id::text::bigint, global_position) > ($1, $2) \
+        "select tx_id::text::bigint as tx, {EVENT_COLUMNS} from events \
+         where (tx_id, global_position) > ($1::text::xid8, $2) \
            and tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
          order by tx_id, global_position limit $3"
     );

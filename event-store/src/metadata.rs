@@ -19,6 +19,16 @@ pub struct EventMetadata {
 }
 
 impl EventMetadata {
+    /// The stored form: a JSON object of strings (postgres-es's metadata map).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.to_map()
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect(),
+        )
+    }
+
     pub fn to_map(&self) -> HashMap<String, String> {
         let mut map = HashMap::from([
             ("tenant_id".to_owned(), self.tenant_id.to_string()),

@@ -16,8 +16,8 @@ use crate::{Projection, ProjectionError};
 pub struct Status {
     pub groups: Vec<GroupStatus>,
     pub projections: Vec<ProjectionStatus>,
-    /// Events committed but not yet confirmed by the broker.
-    pub outbox_backlog: i64,
+    /// Events committed but not yet published (confirmed by the broker) by the relay.
+    pub unpublished_events: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,7 +49,7 @@ pub struct ProjectionStatus {
 }
 
 /// Collects the status of the given groups and their projections. `pool` must read `events`,
-/// `outbox` and `projection_checkpoints` of every tenant (the login role).
+/// the relay's checkpoint and `projection_checkpoints` of every tenant (the login role).
 pub async fn status(
     pool: &PgPool,
     amqp_url: &str,
@@ -62,9 +62,7 @@ pub async fn status(
     let mut status = Status {
         groups: Vec::new(),
         projections: Vec::new(),
-        outbox_backlog: sqlx::query_scalar("select count(*) from outbox")
-            .fetch_one(pool)
-            .await?,
+        unpublished_events: event_store::relay::backlog(pool).await?,
     };
     for (group, projections) in groups {
         status
@@ -189,6 +187,6 @@ impl std::fmt::Display for Status {
             )?;
         }
         writeln!(f)?;
-        write!(f, "outbox backlog: {}", self.outbox_backlog)
+        write!(f, "unpublished events: {}", self.unpublished_events)
     }
 }

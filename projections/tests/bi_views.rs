@@ -46,7 +46,7 @@ const READ_TABLES: [&str; 9] = [
 /// Tables outside `read` that BI must not touch at all.
 const PRIVATE_TABLES: [&str; 11] = [
     "events",
-    "outbox",
+    "relay_state",
     "snapshots",
     "tenants",
     "user_credentials",

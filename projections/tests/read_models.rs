@@ -53,7 +53,7 @@ impl Bus {
         body: C,
     ) -> i64
     where
-        A: Aggregate<Command = Command<C>, Error = aggregates::DomainError>,
+        A: Aggregate<Command = Command<C>, Error = aggregates::DomainError> + Clone + 'static,
         C: Clone + std::fmt::Debug,
     {
         let metadata = EventMetadata {

@@ -155,20 +155,17 @@ impl TestStack {
             .unwrap()
     }
 
-    /// Waits until the relay has published everything in the outbox.
-    pub async fn wait_for_empty_outbox(&self, limit: Duration) {
+    /// Waits until the relay has published every stored event.
+    pub async fn wait_for_relay(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let pending: i64 = sqlx::query_scalar("select count(*) from outbox")
-                .fetch_one(&self.db)
-                .await
-                .unwrap();
+            let pending = event_store::relay::backlog(&self.db).await.unwrap();
             if pending == 0 {
                 return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{pending} events still in the outbox"
+                "{pending} events still unpublished"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -4,8 +4,10 @@
 mod accounts;
 mod audit;
 mod bad_input;
+mod cached_sessions;
 mod domain_commands;
 mod event_store;
+mod exactly_once;
 mod hardening;
 mod helpers;
 mod idempotency;

@@ -97,7 +97,7 @@ fn projection<'a>(status: &'a Value, name: &str) -> &'a Value {
 
 /// Nothing left to publish, nothing waiting in a queue, no projection behind the store.
 fn caught_up(status: &Value) -> bool {
-    status["outbox_backlog"] == 0
+    status["unpublished_events"] == 0
         && status["groups"].as_array().unwrap().iter().all(|g| {
             g["queues"]
                 .as_array()
@@ -216,7 +216,7 @@ async fn status_reports_both_groups_with_nothing_parked_and_no_lag_once_caught_u
             assert!(queue["consumers"].as_u64().unwrap() >= 1, "{status}");
         }
     }
-    assert_eq!(status["outbox_backlog"], 0);
+    assert_eq!(status["unpublished_events"], 0);
 
     for name in READ_MODEL_NAMES {
         let p = projection(&status, name);
@@ -246,7 +246,7 @@ async fn status_reports_both_groups_with_nothing_parked_and_no_lag_once_caught_u
     assert!(ok, "{stderr}");
     assert!(table.contains("read-models (parked)"), "{table}");
     assert!(table.contains("process-managers (parked)"), "{table}");
-    assert!(table.contains("outbox backlog: 0"), "{table}");
+    assert!(table.contains("unpublished events: 0"), "{table}");
     assert!(table.contains("EVENTS BEHIND"), "{table}");
 }
 

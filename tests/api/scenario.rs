@@ -327,13 +327,8 @@ async fn expired_quote_cannot_be_accepted(
 /// Publishes every stored event again, after forgetting what the process managers had seen, so
 /// every follow-up command is issued a second time: none may append anything.
 async fn redelivery_changes_nothing(stack: &TestStack) {
-    let settled = || async {
-        sqlx::query_scalar::<_, i64>("select count(*) from outbox")
-            .fetch_one(&stack.db)
-            .await
-            .unwrap()
-    };
-    eventually("the outbox to drain", || async {
+    let settled = || async { event_store::relay::backlog(&stack.db).await.unwrap() };
+    eventually("the relay to publish everything", || async {
         (settled().await == 0).then_some(())
     })
     .await;

@@ -34,7 +34,7 @@ pub struct AccountFacts {
 }
 
 /// The state the rules need; the read model holds everything else.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Account {
     status: Option<AccountStatus>,
     tier: Option<Tier>,

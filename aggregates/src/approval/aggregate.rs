@@ -19,7 +19,7 @@ pub enum ApprovalStatus {
 }
 
 /// The state the rules need; the read model holds everything else.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Approval {
     request: Option<Request>,
 }

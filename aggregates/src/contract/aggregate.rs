@@ -37,7 +37,7 @@ pub enum ContractStatus {
 }
 
 /// The state the rules need; the read model holds everything else.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Contract {
     details: Option<Details>,
 }

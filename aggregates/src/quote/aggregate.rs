@@ -70,7 +70,7 @@ impl QuoteState {
 }
 
 /// A quote: `None` until drafted.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Quote {
     pub(super) state: Option<QuoteState>,
 }

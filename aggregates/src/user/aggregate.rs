@@ -19,7 +19,7 @@ const NAME_MAX: usize = 200;
 const REASON_MAX: usize = 1000;
 
 /// The state the rules need; the read model holds everything else.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct User {
     profile: Option<Profile>,
 }

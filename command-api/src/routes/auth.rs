@@ -75,6 +75,7 @@ pub async fn logout(
     Caller(claims): Caller,
 ) -> Result<HttpResponse, ApiError> {
     api.identity.sign_out(&claims).await?;
+    api.settle_caches().await;
     Ok(HttpResponse::NoContent().finish())
 }
 

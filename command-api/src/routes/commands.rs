@@ -3,14 +3,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::{Command, DomainError};
 use chrono::Utc;
 use cqrs_es::Aggregate;
-use event_store::{AggregateStore, EventMetadata};
+use event_store::{AggregateStore, AlongsideEvents, Credential, EventMetadata};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::body::{parse_command, read_limited};
-use crate::idempotency::{IdempotencyKey, Reservation};
+use crate::idempotency;
 use crate::request::{expected_version, RequestIds};
 use crate::routes::users;
 use crate::{ApiError, Caller, CommandApi, MAX_BODY_BYTES};
@@ -39,7 +39,15 @@ pub async fn execute(
     let expected = expected_version(&req)?;
     let body = read_limited(payload, MAX_BODY_BYTES).await?;
     let request: [&[u8]; 3] = [collection.as_bytes(), id.as_bytes(), &body];
-    let key = IdempotencyKey::from_request(&req, caller.0.tid, caller.0.sub, &request)?;
+    let receipt = idempotency::receipt(&req, caller.0.tid, caller.0.sub, &request, move |v| {
+        accepted(id, v)
+    })?;
+    if let Some(reply) = match &receipt {
+        Some(receipt) => idempotency::earlier_reply(receipt, &api.pool).await?,
+        None => None,
+    } {
+        return Ok(answer(reply));
+    }
     let metadata = EventMetadata {
         tenant_id: caller.0.tid,
         actor: caller.0.actor(),
@@ -49,27 +57,34 @@ pub async fn execute(
         recorded_at: Utc::now(),
         client: ids.client,
     };
-    let run = dispatch(&api, &collection, id, &body, expected, &metadata);
-    let reply = match key {
-        None => accepted(id, run.await?),
-        Some(key) => match key.reserve(&api.pool).await? {
-            Reservation::Replay(reply) => reply,
-            Reservation::Fresh(key) => match run.await {
-                Ok(version) => {
-                    let reply = accepted(id, version);
-                    key.complete(&api.pool, &reply).await?;
-                    reply
-                }
-                Err(error) => {
-                    key.release(&api.pool).await?;
-                    return Err(error);
-                }
-            },
+    let faults = FaultPoints::of(&api, &req);
+    faults.reach("before-append");
+    let run = Run {
+        id,
+        expected,
+        metadata: &metadata,
+        alongside: AlongsideEvents {
+            receipt: receipt.as_ref(),
+            credential: None,
         },
     };
-    Ok(HttpResponse::Ok()
+    let outcome = dispatch(&api, &caller, &collection, &body, run).await;
+    let reply = match (outcome, &receipt) {
+        (Ok(version), _) => accepted(id, version),
+        // A twin with the same key may have committed while this one ran: its reply stands.
+        (Err(error), Some(receipt)) => idempotency::earlier_reply(receipt, &api.pool)
+            .await?
+            .ok_or(error)?,
+        (Err(error), None) => return Err(error),
+    };
+    faults.reach("after-append");
+    Ok(answer(reply))
+}
+
+fn answer(reply: Value) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((header::ETAG, format!("\"{}\"", reply["version"])))
-        .json(reply))
+        .json(reply)
 }
 
 /// A command's answer, stored as is for `Idempotency-Key` replays.
@@ -87,24 +102,38 @@ fn accepted(id: Uuid, version: u64) -> Value {
 /// Parses the body as the collection's command and runs it.
 async fn dispatch(
     api: &CommandApi,
+    caller: &Caller,
     collection: &str,
-    id: Uuid,
     body: &[u8],
-    expected: Option<u64>,
-    metadata: &EventMetadata,
+    run: Run<'_>,
 ) -> Result<u64, ApiError> {
     let bus = &api.bus;
     match collection {
-        "accounts" => run(&bus.accounts, id, parse_command(body)?, expected, metadata).await,
-        "quotes" => run(&bus.quotes, id, parse_command(body)?, expected, metadata).await,
-        "approvals" => run(&bus.approvals, id, parse_command(body)?, expected, metadata).await,
-        "contracts" => run(&bus.contracts, id, parse_command(body)?, expected, metadata).await,
+        "accounts" => run.on(&bus.accounts, parse_command(body)?).await,
+        "quotes" => run.on(&bus.quotes, parse_command(body)?).await,
+        "approvals" => run.on(&bus.approvals, parse_command(body)?).await,
+        "contracts" => run.on(&bus.contracts, parse_command(body)?).await,
         "users" => {
-            let request = users::parse(body, id)?;
-            let version = run(&bus.users, id, request.command, expected, metadata).await?;
-            if let Some(password) = request.password {
-                users::store_password(&api.pool, metadata.tenant_id, id, &password).await?;
-            }
+            let request = users::parse(body, run.id)?;
+            let hash = match request.password {
+                Some(password) => Some(users::hash_password(password).await?),
+                None => None,
+            };
+            // Changing one's own password keeps the session it was changed from.
+            let own = caller.0.sub == run.id;
+            let credential = hash.as_deref().map(|password_hash| Credential {
+                password_hash,
+                keep_session: own.then_some(caller.0.sid),
+            });
+            let run = Run {
+                alongside: AlongsideEvents {
+                    credential,
+                    ..run.alongside
+                },
+                ..run
+            };
+            let version = run.on(&bus.users, request.command).await?;
+            api.settle_caches().await;
             Ok(version)
         }
         other => Err(ApiError::NotFound(format!(
@@ -113,24 +142,54 @@ async fn dispatch(
     }
 }
 
-async fn run<A, C>(
-    store: &AggregateStore<A>,
+/// One command's request, ready to run against the collection's store.
+struct Run<'a> {
     id: Uuid,
-    body: C,
     expected: Option<u64>,
-    metadata: &EventMetadata,
-) -> Result<u64, ApiError>
-where
-    A: Aggregate<Command = Command<C>, Error = DomainError>,
-    C: Clone,
-{
-    let command = Command::new(
-        metadata.tenant_id,
-        metadata.actor.clone(),
-        metadata.recorded_at,
-        body,
-    );
-    Ok(store
-        .execute(&id.to_string(), command, expected, metadata)
-        .await?)
+    metadata: &'a EventMetadata,
+    alongside: AlongsideEvents<'a>,
+}
+
+impl Run<'_> {
+    async fn on<A, C>(self, store: &AggregateStore<A>, body: C) -> Result<u64, ApiError>
+    where
+        A: Aggregate<Command = Command<C>, Error = DomainError> + Clone + 'static,
+        C: Clone,
+    {
+        let metadata = self.metadata;
+        let command = Command::new(
+            metadata.tenant_id,
+            metadata.actor.clone(),
+            metadata.recorded_at,
+            body,
+        );
+        let id = self.id.to_string();
+        Ok(store
+            .execute_with(&id, command, self.expected, metadata, &self.alongside)
+            .await?)
+    }
+}
+
+/// Test-only crash points (`B2B_TEST_FAULTS=1`, refused outside `APP_ENV=test`): a request
+/// carrying `X-Test-Fault: <point>` aborts the process there, as a SIGKILL would, so the fault
+/// tests can hit the window between a commit and its reply deterministically.
+struct FaultPoints(Option<String>);
+
+impl FaultPoints {
+    fn of(api: &CommandApi, req: &HttpRequest) -> Self {
+        let point = api
+            .test_faults
+            .then(|| req.headers().get("x-test-fault"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Self(point)
+    }
+
+    fn reach(&self, point: &str) {
+        if self.0.as_deref() == Some(point) {
+            tracing::error!(point, "test fault: aborting the process");
+            std::process::abort();
+        }
+    }
 }

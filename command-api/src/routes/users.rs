@@ -3,7 +3,6 @@
 //! never enters an event.
 use aggregates::user::UserCommand;
 use serde_json::Value;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::body::{into_command, parse_object};
@@ -57,22 +56,12 @@ fn invalid(field: &str, message: &str) -> ApiError {
     })
 }
 
-/// Stores the password's argon2id hash once the aggregate has accepted the command. The
-/// credentials row itself is kept in step with the User stream by a trigger.
-pub async fn store_password(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    user_id: Uuid,
-    password: &str,
-) -> Result<(), ApiError> {
-    let hash = auth::hash_password(password)?;
-    sqlx::query(
-        "update user_credentials set password_hash = $3 where tenant_id = $1 and user_id = $2",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .bind(hash)
-    .execute(pool)
-    .await?;
-    Ok(())
+/// The password's argon2id hash, computed off the async workers (argon2 takes tens of
+/// milliseconds of CPU). It commits with the user's events; the credentials row itself is kept
+/// in step with the User stream by a trigger.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    let hashed = actix_web::web::block(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(hashed?)
 }

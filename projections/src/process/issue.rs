@@ -95,7 +95,7 @@ impl Issuer {
         order: Order<'_, C>,
     ) -> Result<(), ProjectionError>
     where
-        A: Aggregate<Command = Command<C>, Error = DomainError>,
+        A: Aggregate<Command = Command<C>, Error = DomainError> + Clone + 'static,
         C: Clone + Send + Sync,
     {
         let at = self.clock.now().await?;

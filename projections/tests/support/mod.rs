@@ -5,13 +5,13 @@
 use std::future::Future;
 use std::time::Duration;
 
-use aggregates::account::{Account, AccountCommand, Tier};
+use aggregates::account::{AccountCommand, Tier};
 use aggregates::{Actor, Command, Role};
 use chrono::{DateTime, Utc};
 use event_store::history::stream_range;
-use event_store::outbox_relay::{self, RelayConfig};
+use event_store::relay::{self, RelayConfig};
 use event_store::topology::{long_string, HASH_HEADER};
-use event_store::{AggregateStore, EventMetadata, StoredEvent, Topology};
+use event_store::{CommandBus, EventMetadata, StoredEvent, Topology};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
     QueueDeleteOptions,
@@ -32,7 +32,7 @@ pub struct TestStack {
     pub db_url: String,
     /// Acts as `b2b_app`, like the services.
     pub pool: PgPool,
-    /// The login role (a superuser): reads past row-level security, edits the outbox.
+    /// The login role (a superuser): reads past row-level security, moves the relay checkpoint.
     pub admin: PgPool,
     pub amqp_url: String,
     pub topology: Topology,
@@ -84,14 +84,10 @@ impl TestStack {
     }
 
     pub fn start_relay(&mut self) {
-        let config = RelayConfig {
-            amqp_url: self.amqp_url.clone(),
-            topology: self.topology.clone(),
-            batch_size: 100,
-            poll_interval: Duration::from_millis(200),
-        };
-        self.tasks
-            .push(tokio::spawn(outbox_relay::run(self.pool.clone(), config)));
+        let config = RelayConfig::new(self.amqp_url.clone(), self.topology.clone());
+        let committed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let relay = relay::run(self.pool.clone(), config, committed);
+        self.tasks.push(tokio::spawn(relay));
     }
 
     fn projector_config(&self) -> ProjectorConfig {
@@ -183,7 +179,7 @@ impl TestStack {
 
     pub fn accounts(&self) -> AccountStore {
         AccountStore {
-            store: AggregateStore::new(self.pool.clone(), ()),
+            bus: CommandBus::new(self.pool.clone()),
             tenant_id: self.tenant_id,
             user_id: self.user_id,
         }
@@ -320,7 +316,7 @@ impl TestStack {
 
 /// Runs account commands as one tenant's admin (or as the system, for the process-only ones).
 pub struct AccountStore {
-    store: AggregateStore<Account>,
+    bus: CommandBus,
     tenant_id: Uuid,
     user_id: Uuid,
 }
@@ -346,7 +342,8 @@ impl AccountStore {
             recorded_at: now,
             client: Some("projections-test".to_owned()),
         };
-        self.store
+        self.bus
+            .accounts
             .execute(
                 &id.to_string(),
                 Command::new(self.tenant_id, actor, now, body),

@@ -1,0 +1,75 @@
+//! `Idempotency-Key` receipts. A receipt is written in the command's own transaction, with its
+//! events, so a key is recorded if and only if its command committed: a retry after any crash
+//! either finds the receipt and replays its reply, or finds nothing and runs the command (which
+//! then commits at most once, because a concurrent twin fails on the receipt's primary key).
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// How long a receipt answers for its key.
+const RETENTION: &str = "24 hours";
+
+/// One caller's key and the request it stands for; keys are scoped to tenant and user.
+pub struct Receipt {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    /// The reply to store for a given aggregate version after the command.
+    pub reply: Box<dyn Fn(u64) -> Value + Send + Sync>,
+}
+
+/// What a key already answers.
+pub enum Earlier {
+    /// The same request committed before: answer with this.
+    Reply(Value),
+    /// The key was used for a different request.
+    OtherRequest,
+}
+
+impl Receipt {
+    pub(crate) fn reply(&self, version: u64) -> Value {
+        (self.reply)(version)
+    }
+
+    /// The earlier answer for this key, if one is live. An expired receipt is removed in the
+    /// same statement, so the key is free again for the insert that follows.
+    pub async fn earlier(&self, pool: &PgPool) -> Result<Option<Earlier>, sqlx::Error> {
+        let sql = format!(
+            "with expired as (
+                delete from idempotency_keys
+                 where tenant_id = $1 and user_id = $2 and key = $3
+                   and created_at < now() - interval '{RETENTION}'
+             )
+             select request_hash, response from idempotency_keys
+              where tenant_id = $1 and user_id = $2 and key = $3
+                and created_at >= now() - interval '{RETENTION}'"
+        );
+        let found: Option<(Vec<u8>, Option<Value>)> = sqlx::query_as(&sql)
+            .bind(self.tenant_id)
+            .bind(self.user_id)
+            .bind(&self.key)
+            .fetch_optional(pool)
+            .await?;
+        Ok(found.map(|(hash, response)| match response {
+            Some(reply) if hash == self.request_hash => Earlier::Reply(reply),
+            _ => Earlier::OtherRequest,
+        }))
+    }
+
+    /// Records the reply of a command that appended nothing (there is no transaction to join).
+    pub(crate) async fn record_alone(&self, pool: &PgPool, version: u64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into idempotency_keys (tenant_id, user_id, key, request_hash, status, response) \
+             values ($1, $2, $3, $4, 200, $5)",
+        )
+        .bind(self.tenant_id)
+        .bind(self.user_id)
+        .bind(&self.key)
+        .bind(&self.request_hash)
+        .bind(self.reply(version))
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! One transaction per command: a command-API process killed between the commit and its reply
+//! (or before the append), and several processes with their own caches writing to the same
+//! aggregates, still apply every acknowledged command exactly once.
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{open_account, Api, Process, TestStack};
+
+/// A command API whose requests may name a crash point (`X-Test-Fault`).
+async fn crashable(stack: &TestStack) -> Process {
+    stack
+        .spawn_with_env(
+            &["command-api"],
+            &[("APP_ENV", "test"), ("B2B_TEST_FAULTS", "1"), JWT],
+        )
+        .await
+}
+
+/// Every process of one test signs with the same key, so a token outlives a restart.
+const JWT: (&str, &str) = ("JWT_SECRET", "exactly-once-tests-signing-key-0123456789");
+
+async fn names_stored(stack: &TestStack, id: Uuid) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "select sequence, coalesce(payload -> 'AccountDetailsUpdated' ->> 'name', \
+                payload -> 'AccountOpened' ->> 'name') \
+           from events where aggregate_id = $1 order by sequence",
+    )
+    .bind(id.to_string())
+    .fetch_all(&stack.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_process_killed_after_the_commit_replays_the_stored_reply_to_the_retry() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("crash-after").await;
+    let server = crashable(&stack).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let id = Uuid::new_v4();
+    api.ok(&token, id, open_account("Before")).await;
+    let rename = json!({"type": "UpdateAccountDetails", "name": "Renamed once"});
+
+    let crashed = api
+        .command(&token, "accounts", id)
+        .header("Idempotency-Key", "rename-1")
+        .header("X-Test-Fault", "after-append")
+        .json(&rename)
+        .send()
+        .await;
+    assert!(crashed.is_err(), "the process died before replying");
+    // The events committed although no reply left the process.
+    assert_eq!(names_stored(&stack, id).await.len(), 2);
+
+    let restarted = crashable(&stack).await;
+    let api = Api::new(&restarted);
+    let retry = api
+        .command(&token, "accounts", id)
+        .header("Idempotency-Key", "rename-1")
+        .json(&rename)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), StatusCode::OK);
+    assert_eq!(retry.headers()["etag"], "\"2\"");
+    let reply: Value = retry.json().await.unwrap();
+    assert_eq!(reply, json!({"id": id, "version": 2}));
+    assert_eq!(
+        names_stored(&stack, id).await,
+        vec![(1, "Before".to_owned()), (2, "Renamed once".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn a_process_killed_before_the_append_leaves_the_key_free_for_one_run() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("crash-before").await;
+    let server = crashable(&stack).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let id = Uuid::new_v4();
+    api.ok(&token, id, open_account("Before")).await;
+    let rename = json!({"type": "UpdateAccountDetails", "name": "Renamed once"});
+
+    let crashed = api
+        .command(&token, "accounts", id)
+        .header("Idempotency-Key", "rename-1")
+        .header("X-Test-Fault", "before-append")
+        .json(&rename)
+        .send()
+        .await;
+    assert!(crashed.is_err(), "the process died before appending");
+    assert_eq!(names_stored(&stack, id).await.len(), 1);
+    let receipts: i64 = sqlx::query_scalar("select count(*) from idempotency_keys")
+        .fetch_one(&stack.db)
+        .await
+        .unwrap();
+    assert_eq!(receipts, 0, "nothing holds the key");
+
+    let restarted = crashable(&stack).await;
+    let api = Api::new(&restarted);
+    for _ in 0..2 {
+        let retry = api
+            .command(&token, "accounts", id)
+            .header("Idempotency-Key", "rename-1")
+            .json(&rename)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(retry.status(), StatusCode::OK);
+        let reply: Value = retry.json().await.unwrap();
+        assert_eq!(reply, json!({"id": id, "version": 2}));
+    }
+    assert_eq!(
+        names_stored(&stack, id).await,
+        vec![(1, "Before".to_owned()), (2, "Renamed once".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn fault_points_are_refused_outside_app_env_test() {
+    let stack = TestStack::new().await;
+    let output = stack
+        .command(&["command-api"])
+        .env("B2B_TEST_FAULTS", "1")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("B2B_TEST_FAULTS"), "{stderr}");
+}
+
+#[tokio::test]
+async fn concurrent_twins_with_one_key_commit_once_and_answer_alike() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("twins").await;
+    let server = stack.spawn(&["command-api"]).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let id = Uuid::new_v4();
+    api.ok(&token, id, open_account("Twins")).await;
+    let rename = json!({"type": "UpdateAccountDetails", "name": "Twin"});
+    let replies: Vec<Value> = futures::stream::iter(0..8)
+        .map(|_| async {
+            let response = api
+                .command(&token, "accounts", id)
+                .header("Idempotency-Key", "same-key")
+                .json(&rename)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.unwrap()
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(replies.iter().all(|r| *r == json!({"id": id, "version": 2})), "{replies:?}");
+    assert_eq!(names_stored(&stack, id).await.len(), 2);
+}
+
+/// Three processes, each with its own stream cache, write to the same 20 accounts at once: no
+/// acknowledged command is lost or overwritten, and every stream stays contiguous.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_with_caches_lose_no_update() {
+    const ACCOUNTS: usize = 20;
+    const COMMANDS: usize = 300;
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("three").await;
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(stack.spawn_with_env(&["command-api"], &[JWT]).await);
+    }
+    let apis: Vec<Api> = servers.iter().map(Api::new).collect();
+    let token = apis[0].login(&tenant).await;
+    let ids: Vec<Uuid> = (0..ACCOUNTS).map(|_| Uuid::new_v4()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        apis[n % 3].ok(&token, *id, open_account(&format!("open-{n}"))).await;
+    }
+    // Every process caches every account before the race starts.
+    for api in &apis {
+        for id in &ids {
+            let warm = json!({"type": "UpdateAccountDetails", "name": format!("warm-{}", Uuid::new_v4())});
+            api.ok(&token, *id, warm).await;
+        }
+    }
+    let acknowledged: Vec<(Uuid, u64, String)> = futures::stream::iter(0..COMMANDS)
+        .map(|n| {
+            let (api, token, id) = (&apis[n % 3], &token, ids[n % ACCOUNTS]);
+            async move {
+                let name = format!("race-{n}");
+                let body = json!({"type": "UpdateAccountDetails", "name": name});
+                let version = api.ok(token, id, body).await;
+                (id, version, name)
+            }
+        })
+        .buffer_unordered(24)
+        .collect()
+        .await;
+
+    let mut versions_seen = HashMap::new();
+    for id in &ids {
+        let stored = names_stored(&stack, *id).await;
+        let sequences: Vec<i64> = stored.iter().map(|(s, _)| *s).collect();
+        let contiguous: Vec<i64> = (1..=stored.len() as i64).collect();
+        assert_eq!(sequences, contiguous, "stream {id} has a gap");
+        versions_seen.insert(*id, stored);
+    }
+    for (id, version, name) in &acknowledged {
+        let stored = &versions_seen[id];
+        assert_eq!(
+            stored[*version as usize - 1],
+            (*version as i64, name.clone()),
+            "the reply's version holds the command's own event"
+        );
+        assert_eq!(stored.iter().filter(|(_, n)| n == name).count(), 1);
+    }
+    let total: usize = versions_seen.values().map(Vec::len).sum();
+    assert_eq!(total, ACCOUNTS * 4 + COMMANDS);
+}
