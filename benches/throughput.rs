@@ -81,7 +81,8 @@ impl Workload {
         let mut accounts = Vec::new();
         for n in 0..ACCOUNTS {
             let id = Uuid::new_v4();
-            api.ok(&admin, id, open_account(&format!("bench-{n}"))).await;
+            api.ok(&admin, id, open_account(&format!("bench-{n}")))
+                .await;
             accounts.push(id);
         }
         let mut tokens = Vec::new();
@@ -113,7 +114,8 @@ impl Workload {
         let token = &self.tokens[n % USERS];
         let known = {
             let quotes = self.quotes.lock().unwrap();
-            (n % 5 != 0 && !quotes.is_empty()).then(|| quotes[rand_index(n, quotes.len())])
+            (!n.is_multiple_of(5) && !quotes.is_empty())
+                .then(|| quotes[rand_index(n, quotes.len())])
         };
         let started = Instant::now();
         match known {
@@ -205,8 +207,8 @@ async fn caught_up_after(stack: &TestStack) -> f64 {
     let started = Instant::now();
     loop {
         let behind: i64 = sqlx::query_scalar(
-            "select (select count(*) from events where aggregate_type = 'Quote') \
-                  - (select coalesce(sum(version), 0) from read.quotes)",
+            "select ((select count(*) from events where aggregate_type = 'Quote') \
+                  - (select coalesce(sum(version), 0) from read.quotes))::bigint",
         )
         .fetch_one(&stack.db)
         .await
@@ -214,7 +216,10 @@ async fn caught_up_after(stack: &TestStack) -> f64 {
         if behind == 0 {
             return started.elapsed().as_secs_f64();
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "{behind} events never projected");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "{behind} events never projected"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -272,7 +277,10 @@ fn ticks(pid: u32) -> u64 {
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum()
+    [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum()
 }
 
 fn peak_rss_mb(server: &Process) -> f64 {
@@ -285,12 +293,20 @@ fn peak_rss_mb(server: &Process) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Reply → the line visible through GraphQL, one command at a time.
+/// Reply → the line visible through GraphQL, one command at a time (on fresh quotes: a quote
+/// holds at most 200 lines).
 async fn projection_lag(api: &Api, workload: &Workload) -> (f64, f64) {
-    let quote = workload.quotes.lock().unwrap()[0];
     let token = &workload.tokens[0];
     let mut lags = Vec::with_capacity(LAG_SAMPLES);
+    let mut quote = Uuid::nil();
     for n in 0..LAG_SAMPLES {
+        if n.is_multiple_of(100) {
+            quote = Uuid::new_v4();
+            let valid_until = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+            let draft = json!({"type": "DraftQuote", "account_id": workload.accounts[0],
+                "title": "Lag probes", "valid_until": valid_until});
+            api.ok_in(token, "quotes", quote, draft).await;
+        }
         let line = json!({"type": "AddLineItem", "line_id": Uuid::new_v4(), "sku": "LAG",
             "description": "Lag probe", "quantity": "1", "unit_price": format!("{}.00", n + 1)});
         let version = api.ok_in(token, "quotes", quote, line).await;

@@ -87,7 +87,11 @@ impl Application {
                 lease: config.relay_lease,
                 ..RelayConfig::new(config.amqp_url.clone(), topology.clone())
             };
-            workers.push(tokio::spawn(relay::run(pool.clone(), relay, bus.committed())));
+            workers.push(tokio::spawn(relay::run(
+                pool.clone(),
+                relay,
+                bus.committed(),
+            )));
         }
         if parts.projector {
             workers.extend(consumers(config, &topology, &pool, &bus)?);
@@ -181,7 +185,10 @@ fn invalidations(
     match identity {
         Some(identity) => invalidations.on_change(move |change| match change {
             Invalidation::Live(live) => identity.set_cache_live(live),
-            Invalidation::Changed { kind: "session", id } => identity.forget_session(id),
+            Invalidation::Changed {
+                kind: "session",
+                id,
+            } => identity.forget_session(id),
             Invalidation::Changed { kind: "user", id } => identity.forget_user(id),
             Invalidation::Changed { .. } => {}
         }),

@@ -215,11 +215,20 @@ struct Delivery {
 }
 
 /// Sends one keyed command until it is answered 200, as a client that keeps its key would.
-async fn deliver(api: &Api, token: &str, id: Uuid, key: &str, body: &serde_json::Value) -> Delivery {
+async fn deliver(
+    api: &Api,
+    token: &str,
+    id: Uuid,
+    key: &str,
+    body: &serde_json::Value,
+) -> Delivery {
     let mut refused_attempts = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
-        assert!(tokio::time::Instant::now() < deadline, "{key} never succeeded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key} never succeeded"
+        );
         let attempt = Uuid::new_v4();
         let sent = api
             .command(token, "accounts", id)
@@ -247,8 +256,7 @@ async fn deliver(api: &Api, token: &str, id: Uuid, key: &str, body: &serde_json:
 }
 
 #[tokio::test]
-async fn a_postgres_restart_during_keyed_commands_applies_each_once_and_5xx_means_nothing_stored(
-) {
+async fn a_postgres_restart_during_keyed_commands_applies_each_once_and_5xx_means_nothing_stored() {
     const KEYED: usize = 240;
     let _serial = SERIAL.lock().await;
     let stack = TestStack::new().await;
@@ -287,7 +295,9 @@ async fn a_postgres_restart_during_keyed_commands_applies_each_once_and_5xx_mean
         .flat_map(|(_, d)| d.refused_attempts.iter().map(Uuid::to_string))
         .collect();
     assert!(
-        stored.iter().all(|(_, _, _, correlation)| !refused.contains(correlation)),
+        stored
+            .iter()
+            .all(|(_, _, _, correlation)| !refused.contains(correlation)),
         "an attempt answered with a 5xx had stored its events"
     );
     for (n, delivery) in &deliveries {
@@ -356,9 +366,11 @@ async fn a_paused_relay_loses_its_lease_to_the_standby_and_nothing_is_lost() {
             .count()
     };
     assert_eq!(send(0, 200).await, 200);
-    let successor = eventually_within("the standby to take over", Duration::from_secs(10), || async {
-        relay_leader(&stack).await.filter(|l| *l != leader)
-    })
+    let successor = eventually_within(
+        "the standby to take over",
+        Duration::from_secs(10),
+        || async { relay_leader(&stack).await.filter(|l| *l != leader) },
+    )
     .await;
     println!(
         "the standby took over {:.1} s after the leader was paused",

@@ -109,7 +109,10 @@ impl Admission {
         let live = self.live.load(Ordering::Acquire);
         if let Some(cached) = self.sessions.get(&claims.sid).filter(|_| live) {
             if cached.user_id == claims.sub {
-                return Ok(cached.admitted.clone().filter(|a| a.expires_at > Utc::now()));
+                return Ok(cached
+                    .admitted
+                    .clone()
+                    .filter(|a| a.expires_at > Utc::now()));
             }
         }
         let generation = self.generation.load(Ordering::Acquire);

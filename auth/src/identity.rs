@@ -5,9 +5,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::admission::Admission;
 use crate::passwords::{dummy_password_hash, verify_password, MAX_PASSWORD_CHARS};
 use crate::tokens::refresh_token_hash;
-use crate::admission::Admission;
 use crate::{lockout, sessions, AuthError, Claims, TokenKeys};
 
 /// Longest tenant slug and e-mail a sign-in may name (a slug is at most 63 characters; an

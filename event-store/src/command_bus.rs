@@ -48,8 +48,14 @@ where
         metadata: &EventMetadata,
     ) -> Result<u64, StoreError> {
         let alongside = AlongsideEvents::default();
-        self.execute_with(aggregate_id, command, expected_version, metadata, &alongside)
-            .await
+        self.execute_with(
+            aggregate_id,
+            command,
+            expected_version,
+            metadata,
+            &alongside,
+        )
+        .await
     }
 
     /// As [`execute`](Self::execute), committing `alongside` in the events' transaction. A
@@ -65,6 +71,7 @@ where
         alongside: &AlongsideEvents<'_>,
     ) -> Result<u64, StoreError> {
         let tenant = metadata.tenant_id;
+        let _turn = self.streams.turn(aggregate_id).await;
         let mut state = self.streams.cached(aggregate_id).await?;
         let mut fresh = false;
         for attempt in 0..MAX_ATTEMPTS {

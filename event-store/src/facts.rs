@@ -48,7 +48,11 @@ impl StoreFacts {
     where
         A: Aggregate<Error = DomainError> + Clone + 'static,
     {
-        match streams.current(&id.to_string()).await.and_then(|f| f.for_tenant(tenant_id)) {
+        match streams
+            .current(&id.to_string())
+            .await
+            .and_then(|f| f.for_tenant(tenant_id))
+        {
             Ok(folded) if folded.version > 0 => Ok(Some(folded.aggregate)),
             Ok(_) | Err(StoreError::NotFound) => Ok(None),
             Err(error) => Err(lookup_failed(what, error)),

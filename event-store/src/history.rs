@@ -42,7 +42,8 @@ impl StoredEvent {
     }
 }
 
-pub(crate) const EVENT_COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, event_type, \
+pub(crate) const EVENT_COLUMNS: &str =
+    "global_position, aggregate_type, aggregate_id, sequence, event_type, \
      event_version, payload, metadata, tenant_id, recorded_at";
 
 /// Events of one stream after `after_sequence`, up to and including `up_to`.

@@ -58,7 +58,11 @@ impl Receipt {
     }
 
     /// Records the reply of a command that appended nothing (there is no transaction to join).
-    pub(crate) async fn record_alone(&self, pool: &PgPool, version: u64) -> Result<(), sqlx::Error> {
+    pub(crate) async fn record_alone(
+        &self,
+        pool: &PgPool,
+        version: u64,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "insert into idempotency_keys (tenant_id, user_id, key, request_hash, status, response) \
              values ($1, $2, $3, $4, 200, $5)",

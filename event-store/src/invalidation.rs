@@ -66,7 +66,10 @@ impl Invalidations {
         }
         let id = Uuid::new_v4();
         let (sent, arrived) = oneshot::channel();
-        self.barriers.lock().expect("barriers poisoned").insert(id, sent);
+        self.barriers
+            .lock()
+            .expect("barriers poisoned")
+            .insert(id, sent);
         let notified = sqlx::query("select pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(format!("{BARRIER}:{id}"))

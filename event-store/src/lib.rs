@@ -16,11 +16,11 @@ pub mod streams;
 pub mod topology;
 
 pub use command_bus::{AggregateStore, BusOptions, CommandBus};
+pub use error::StoreError;
 pub use facts::PolicyCache;
+pub use history::StoredEvent;
 pub use idempotency::{Earlier, Receipt};
 pub use invalidation::{Invalidation, Invalidations};
-pub use streams::{AlongsideEvents, Credential};
-pub use error::StoreError;
-pub use history::StoredEvent;
 pub use metadata::EventMetadata;
+pub use streams::{AlongsideEvents, Credential};
 pub use topology::Topology;

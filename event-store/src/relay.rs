@@ -30,10 +30,10 @@ use uuid::Uuid;
 
 use std::collections::BTreeMap;
 
-use sqlx::FromRow;
-use crate::topology::{long_string, HASH_HEADER};
 use crate::history::EVENT_COLUMNS;
+use crate::topology::{long_string, HASH_HEADER};
 use crate::{StoreError, StoredEvent, Topology};
+use sqlx::FromRow;
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -132,11 +132,7 @@ impl Lease {
     }
 
     /// Renews the lease and, when given, moves the checkpoint, in one fenced statement.
-    async fn renew(
-        &mut self,
-        pool: &PgPool,
-        watermark: i64,
-    ) -> Result<(), StoreError> {
+    async fn renew(&mut self, pool: &PgPool, watermark: i64) -> Result<(), StoreError> {
         let sent = Instant::now();
         let renewed = sqlx::query(
             "update relay_state set global_position = $3, \
@@ -230,7 +226,11 @@ impl Leader<'_> {
             check_confirm(event, confirm.await?)?;
         }
         self.lease.renew(self.pool, self.cursor.watermark()).await?;
-        tracing::debug!(count = batch.len(), gaps = self.cursor.gaps.len(), "published a batch");
+        tracing::debug!(
+            count = batch.len(),
+            gaps = self.cursor.gaps.len(),
+            "published a batch"
+        );
         Ok(batch.len())
     }
 }
@@ -260,7 +260,10 @@ impl Cursor {
 
     /// Everything at or below it is published or will never exist.
     fn watermark(&self) -> i64 {
-        self.gaps.keys().next().map_or(self.high, |oldest| oldest - 1)
+        self.gaps
+            .keys()
+            .next()
+            .map_or(self.high, |oldest| oldest - 1)
     }
 
     /// The next events to publish, in position order; the cursor counts them as published.

@@ -65,9 +65,14 @@ const OUTCOME_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30)
 /// Default cache weight per aggregate type: events folded into cached entries.
 pub const DEFAULT_CACHE_WEIGHT: u64 = 100_000;
 
+/// Locks that let one command at a time decide on a stream in this process (striped by id:
+/// bounded, and collisions between different streams only cost a short wait).
+const TURN_STRIPES: usize = 1024;
+
 pub struct Streams<A: Aggregate> {
     pool: PgPool,
     cache: moka::sync::Cache<String, Arc<Folded<A>>>,
+    turns: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl<A> Streams<A>
@@ -81,7 +86,18 @@ where
                 u32::try_from(folded.version.saturating_add(1)).unwrap_or(u32::MAX)
             })
             .build();
-        Self { pool, cache }
+        let turns = (0..TURN_STRIPES)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        Self { pool, cache, turns }
+    }
+
+    /// Waits for this process's turn on the stream: commands to one stream from one process
+    /// queue here instead of colliding in the database and retrying.
+    pub async fn turn(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id);
+        self.turns[hash as usize % TURN_STRIPES].lock().await
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -98,7 +114,10 @@ where
 
     /// The current state: the cached one brought up to date with the events after it.
     pub async fn current(&self, id: &str) -> Result<Folded<A>, StoreError> {
-        let known = self.cache.get(id).map_or_else(Folded::empty, |f| Folded::clone(&f));
+        let known = self
+            .cache
+            .get(id)
+            .map_or_else(Folded::empty, |f| Folded::clone(&f));
         self.refresh(id, known).await
     }
 
@@ -145,17 +164,19 @@ where
         alongside: &AlongsideEvents<'_>,
     ) -> Result<(), AppendError> {
         let from = decided.version - events.len() as u64;
-        let rows = EventRows::new(&events, from).map_err(AppendError::Storage)?;
+        let statement = AppendStatement {
+            aggregate_type: A::TYPE,
+            id,
+            rows: EventRows::new(&events, from).map_err(AppendError::Storage)?,
+            metadata,
+            receipt: alongside.receipt,
+            version_after: decided.version,
+        };
         let result = match alongside.credential {
-            None => {
-                let mut conn = self.pool.acquire().await?;
-                insert(&mut conn, A::TYPE, id, &rows, metadata, alongside.receipt, decided.version)
-                    .await
-            }
+            None => statement.run(&mut *self.pool.acquire().await?).await,
             Some(credential) => {
                 let mut tx = self.pool.begin().await?;
-                insert(&mut tx, A::TYPE, id, &rows, metadata, alongside.receipt, decided.version)
-                    .await?;
+                statement.run(&mut tx).await?;
                 store_credential(&mut tx, id, credential).await?;
                 tx.commit().await.map_err(AppendError::from)
             }
@@ -253,7 +274,9 @@ impl EventRows {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("serializing an event: {e}"))?;
         Ok(Self {
-            sequences: (1..=events.len() as i64).map(|n| after as i64 + n).collect(),
+            sequences: (1..=events.len() as i64)
+                .map(|n| after as i64 + n)
+                .collect(),
             types: events.iter().map(DomainEvent::event_type).collect(),
             versions: events.iter().map(DomainEvent::event_version).collect(),
             payloads,
@@ -278,33 +301,37 @@ with appended as (
 )
 select count(*) from appended";
 
-async fn insert(
-    conn: &mut PgConnection,
-    aggregate_type: &str,
-    id: &str,
-    rows: &EventRows,
-    metadata: &Value,
-    receipt: Option<&Receipt>,
+/// One command's append: its events and its receipt.
+struct AppendStatement<'a> {
+    aggregate_type: &'a str,
+    id: &'a str,
+    rows: EventRows,
+    metadata: &'a Value,
+    receipt: Option<&'a Receipt>,
     version_after: u64,
-) -> Result<(), AppendError> {
-    let reply = receipt.map(|r| r.reply(version_after));
-    let appended: i64 = sqlx::query_scalar(APPEND)
-        .bind(aggregate_type)
-        .bind(id)
-        .bind(&rows.sequences)
-        .bind(&rows.types)
-        .bind(&rows.versions)
-        .bind(&rows.payloads)
-        .bind(metadata)
-        .bind(receipt.map(|r| r.tenant_id))
-        .bind(receipt.map(|r| r.user_id))
-        .bind(receipt.map(|r| r.key.as_str()))
-        .bind(receipt.map(|r| r.request_hash.as_slice()))
-        .bind(reply)
-        .fetch_one(conn)
-        .await?;
-    debug_assert_eq!(appended as usize, rows.sequences.len());
-    Ok(())
+}
+
+impl AppendStatement<'_> {
+    async fn run(&self, conn: &mut PgConnection) -> Result<(), AppendError> {
+        let (rows, receipt) = (&self.rows, self.receipt);
+        let appended: i64 = sqlx::query_scalar(APPEND)
+            .bind(self.aggregate_type)
+            .bind(self.id)
+            .bind(&rows.sequences)
+            .bind(&rows.types)
+            .bind(&rows.versions)
+            .bind(&rows.payloads)
+            .bind(self.metadata)
+            .bind(receipt.map(|r| r.tenant_id))
+            .bind(receipt.map(|r| r.user_id))
+            .bind(receipt.map(|r| r.key.as_str()))
+            .bind(receipt.map(|r| r.request_hash.as_slice()))
+            .bind(receipt.map(|r| r.reply(self.version_after)))
+            .fetch_one(conn)
+            .await?;
+        debug_assert_eq!(appended as usize, rows.sequences.len());
+        Ok(())
+    }
 }
 
 /// The credentials row itself is kept in step with the User stream by a trigger (0007), within

@@ -1,89 +1,155 @@
-//! Exactly-once application of events to a projection, per stream, in order.
+//! Exactly-once application of events to projections, per stream, in order, a batch at a time.
 //!
-//! `projection_checkpoints` holds, per (projection, stream), the last sequence applied. The row
-//! is locked and advanced in the same transaction as the read-model change, so a redelivered
-//! event is recognised and skipped, and an event that arrives after a gap (an earlier message
-//! was lost or parked) first pulls the missing events from the event store.
+//! `projection_checkpoints` holds, per (projection, stream), the last sequence applied. The
+//! rows are locked and advanced in the same transaction as the read-model changes, so a
+//! redelivered event is recognised and skipped, and an event that arrives after a gap (an
+//! earlier message was lost or parked) first pulls the missing events from the event store.
+use std::collections::{BTreeSet, HashMap};
+
 use event_store::history::stream_range;
 use event_store::StoredEvent;
 use sqlx::{PgConnection, PgExecutor};
 
-use crate::{Projection, ProjectionError};
+use crate::{rebuild, Projection, ProjectionError};
 
-/// What applying one delivered event amounted to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// The checkpoint was already at or past this event: a redelivery.
-    AlreadyApplied,
-    /// The event was the next one and was applied.
-    Next,
-    /// Earlier events were missing; this many events (the delivered one included) were read
-    /// from the event store and applied.
-    CaughtUp(usize),
-}
+/// One projection's checkpoint of one stream.
+type StreamKey = (&'static str, String, String);
 
-/// Applies `event` to `projection` unless already applied, catching the stream up first when
-/// earlier events never arrived. Runs inside the caller's transaction, which must set the
-/// event's tenant and commit afterwards.
-pub async fn apply_once(
+/// Applies `events` (in delivery order, several streams and tenants mixed) to each projection
+/// that handles them, exactly once and in stream order, inside the caller's transaction, and
+/// returns how many (event, projection) applications it made. The batch's checkpoints are
+/// created, locked and read in two statements and advanced in one; an event already applied is
+/// skipped; one that arrives after a gap first pulls the missing events from the event store.
+/// The tenant (row-level security) is set per change of tenant, with `search_path` deciding
+/// which copy of the tables the projections write (the live `read` schema, or a rebuild's).
+pub async fn apply_batch(
     conn: &mut PgConnection,
-    projection: &dyn Projection,
-    event: &StoredEvent,
-) -> Result<Applied, ProjectionError> {
-    let last = lock(conn, projection.name(), event).await?;
-    let applied = match event.sequence - last {
-        ..=0 => return Ok(Applied::AlreadyApplied),
-        1 => {
-            projection.apply(conn, event).await?;
-            Applied::Next
+    projections: &[&dyn Projection],
+    events: &[StoredEvent],
+    search_path: &str,
+) -> Result<u64, ProjectionError> {
+    let fed: Vec<(&StoredEvent, &dyn Projection)> = events
+        .iter()
+        .flat_map(|e| {
+            projections
+                .iter()
+                .filter(|p| p.handles(&e.aggregate_type))
+                .map(move |p| (e, *p))
+        })
+        .collect();
+    if fed.is_empty() {
+        return Ok(0);
+    }
+    // Before the checkpoints are touched: `search_path` decides which copy of them is used.
+    let first_tenant = fed[0].0.tenant_id;
+    rebuild::enter(conn, first_tenant, search_path).await?;
+    let mut tenant = Some(first_tenant);
+    let mut last = lock(conn, fed.iter().map(|(e, p)| key(*p, e))).await?;
+    let mut applied = 0;
+    for (event, projection) in fed {
+        let done = last.get_mut(&key(projection, event)).expect("locked above");
+        if event.sequence <= *done {
+            tracing::info!(
+                projection = projection.name(),
+                message_id = %event.message_id(),
+                "already applied; skipping"
+            );
+            continue;
         }
-        _ => Applied::CaughtUp(catch_up(conn, projection, event, last).await?),
-    };
-    advance(conn, projection.name(), event).await?;
+        if tenant != Some(event.tenant_id) {
+            rebuild::enter(conn, event.tenant_id, search_path).await?;
+            tenant = Some(event.tenant_id);
+        }
+        applied += match event.sequence - *done {
+            1 => {
+                projection.apply(conn, event).await?;
+                1
+            }
+            _ => catch_up(conn, projection, event, *done).await? as u64,
+        };
+        *done = event.sequence;
+    }
+    advance(conn, &last).await?;
     Ok(applied)
 }
 
-/// The last sequence `projection` applied of the event's stream, with the checkpoint row
-/// locked until the transaction ends. The row is created first so that two workers racing on
-/// a new stream serialise on it instead of both applying.
-async fn lock(
-    conn: &mut PgConnection,
-    projection: &str,
-    event: &StoredEvent,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "insert into projection_checkpoints (projection, aggregate_type, aggregate_id, \
-         last_sequence) values ($1, $2, $3, 0) on conflict do nothing",
+fn key(projection: &dyn Projection, event: &StoredEvent) -> StreamKey {
+    (
+        projection.name(),
+        event.aggregate_type.clone(),
+        event.aggregate_id.clone(),
     )
-    .bind(projection)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query_scalar(
-        "select last_sequence from projection_checkpoints \
-         where projection = $1 and aggregate_type = $2 and aggregate_id = $3 for update",
-    )
-    .bind(projection)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .fetch_one(conn)
-    .await
 }
 
+/// The last sequence applied per key, with the checkpoint rows locked until the transaction
+/// ends. Missing rows are created first, so that two workers racing on a new stream serialise
+/// on them instead of both applying; rows are locked in key order, so batches never deadlock.
+async fn lock(
+    conn: &mut PgConnection,
+    keys: impl Iterator<Item = StreamKey>,
+) -> Result<HashMap<StreamKey, i64>, sqlx::Error> {
+    let keys: BTreeSet<StreamKey> = keys.collect();
+    let (mut projections, mut types, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for (projection, aggregate_type, aggregate_id) in &keys {
+        projections.push(*projection);
+        types.push(aggregate_type.as_str());
+        ids.push(aggregate_id.as_str());
+    }
+    sqlx::query(
+        "insert into projection_checkpoints (projection, aggregate_type, aggregate_id, \
+         last_sequence) select p, t, i, 0 from unnest($1::text[], $2::text[], $3::text[]) \
+         as k(p, t, i) order by p, t, i on conflict do nothing",
+    )
+    .bind(&projections)
+    .bind(&types)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "select c.projection, c.aggregate_type, c.aggregate_id, c.last_sequence \
+           from projection_checkpoints c \
+           join unnest($1::text[], $2::text[], $3::text[]) as k(p, t, i) \
+             on c.projection = k.p and c.aggregate_type = k.t and c.aggregate_id = k.i \
+          order by c.projection, c.aggregate_type, c.aggregate_id for update of c",
+    )
+    .bind(&projections)
+    .bind(&types)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let by_name: HashMap<&str, &'static str> = keys.iter().map(|(p, _, _)| (*p, *p)).collect();
+    Ok(rows
+        .into_iter()
+        .filter_map(|(projection, aggregate_type, aggregate_id, last)| {
+            let name = *by_name.get(projection.as_str())?;
+            Some(((name, aggregate_type, aggregate_id), last))
+        })
+        .collect())
+}
+
+/// Writes every checkpoint of the batch in one statement.
 async fn advance(
     conn: &mut PgConnection,
-    projection: &str,
-    event: &StoredEvent,
+    last: &HashMap<StreamKey, i64>,
 ) -> Result<(), sqlx::Error> {
+    let (mut projections, mut types, mut ids, mut sequences) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((projection, aggregate_type, aggregate_id), sequence) in last {
+        projections.push(*projection);
+        types.push(aggregate_type.as_str());
+        ids.push(aggregate_id.as_str());
+        sequences.push(*sequence);
+    }
     sqlx::query(
-        "update projection_checkpoints set last_sequence = $4, updated_at = now() \
-         where projection = $1 and aggregate_type = $2 and aggregate_id = $3",
+        "update projection_checkpoints c set last_sequence = k.s, updated_at = now() \
+           from unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) as k(p, t, i, s) \
+          where c.projection = k.p and c.aggregate_type = k.t and c.aggregate_id = k.i \
+            and c.last_sequence < k.s",
     )
-    .bind(projection)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(event.sequence)
+    .bind(&projections)
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
     .execute(conn)
     .await?;
     Ok(())

@@ -1,15 +1,18 @@
 //! The projector worker: consumes a consumer group's queues and applies each event to every
 //! projection that wants it, exactly once, under checkpoints (see [`crate::checkpoint`]).
 //!
-//! One queue's deliveries are handled strictly one after another, so a stream's events (which
-//! the consistent-hash exchange keeps in one queue) reach the projections in order; different
-//! queues run concurrently. Single-active-consumer queues let several projector processes run
+//! One queue's deliveries are handled strictly in order, so a stream's events (which the
+//! consistent-hash exchange keeps in one queue) reach the projections in order; different
+//! queues run concurrently. What has arrived by the time a batch starts (up to the prefetch) is
+//! applied in one transaction and acknowledged with one multiple-ack; if the batch fails for a
+//! reason other than a transient one, its deliveries are retried one at a time, so a poison
+//! message is parked alone. Single-active-consumer queues let several projector processes run
 //! as hot standbys.
 use std::sync::Arc;
 use std::time::Duration;
 
 use event_store::{StoredEvent, Topology};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueDeclareOptions,
@@ -20,7 +23,7 @@ use sqlx::PgPool;
 use tokio::time::{sleep, Instant};
 use uuid::Uuid;
 
-use crate::checkpoint::{self, Applied};
+use crate::checkpoint;
 use crate::rebuild;
 use crate::{Projection, ProjectionError};
 
@@ -169,14 +172,58 @@ async fn consume_queue(
         )
         .await?;
     tracing::info!(%queue, "consuming");
+    let mut batch = Vec::with_capacity(usize::from(prefetch));
     while let Some(next) = deliveries.next().await {
-        match next {
-            Ok(delivery) => handle_delivery(pool, projections, delivery).await,
-            // With auto-recovery the same consumer resumes once the connection is back.
-            Err(error) => channel.wait_for_recovery(error).await?,
+        let mut next = Some(next);
+        // Whatever else has already arrived joins the batch.
+        while let Some(arrived) = next {
+            match arrived {
+                Ok(delivery) => batch.push(delivery),
+                // With auto-recovery the same consumer resumes once the connection is back;
+                // what was delivered before the loss is redelivered, so drop it here.
+                Err(error) => {
+                    batch.clear();
+                    channel.wait_for_recovery(error).await?;
+                }
+            }
+            next = match batch.len() < usize::from(prefetch) {
+                true => deliveries.next().now_or_never().flatten(),
+                false => None,
+            };
         }
+        handle_batch(pool, projections, std::mem::take(&mut batch)).await;
     }
     Err(ProjectionError::ConsumerCancelled(queue))
+}
+
+/// Applies a batch in one transaction and acknowledges it at once; when that fails for good,
+/// settles each delivery on its own.
+async fn handle_batch(pool: &PgPool, projections: &Projections, batch: Vec<Delivery>) {
+    let events: Option<Vec<StoredEvent>> = batch
+        .iter()
+        .map(|d| serde_json::from_slice(&d.data).ok())
+        .collect();
+    let Some(events) = events.filter(|_| batch.len() > 1) else {
+        for delivery in batch {
+            handle_delivery(pool, projections, delivery).await;
+        }
+        return;
+    };
+    match project_retrying_transient(pool, projections, &events).await {
+        Ok(()) => {
+            let last = batch.last().expect("a batch has deliveries");
+            let multiple = BasicAckOptions { multiple: true };
+            if let Err(error) = last.acker.ack(multiple).await {
+                tracing::warn!(%error, "could not acknowledge a batch; it will be redelivered");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, size = batch.len(), "batch failed; applying it one by one");
+            for delivery in batch {
+                handle_delivery(pool, projections, delivery).await;
+            }
+        }
+    }
 }
 
 /// How a delivery is settled with the broker.
@@ -219,20 +266,18 @@ fn record_event(event: &StoredEvent) {
     }
 }
 
-/// Projects the event, retrying in place while the failure is transient (the database is
+/// Projects the events, retrying in place while the failure is transient (the database is
 /// away): requeueing would burn the delivery limit in milliseconds and park a good event.
-async fn project_with_retry(
+async fn project_retrying_transient(
     pool: &PgPool,
     projections: &Projections,
-    event: &StoredEvent,
-    delivery: &Delivery,
-) -> Outcome {
+    events: &[StoredEvent],
+) -> Result<(), ProjectionError> {
     let mut attempt = 0;
     loop {
-        match project(pool, projections, event).await {
-            Ok(()) => return Outcome::Ack,
+        match project(pool, projections, events).await {
             Err(error) if error.is_transient() => {
-                tracing::warn!(%error, attempt, "transient failure; retrying the event");
+                tracing::warn!(%error, attempt, "transient failure; retrying");
                 sleep(backoff(
                     attempt,
                     Duration::from_millis(200),
@@ -241,54 +286,61 @@ async fn project_with_retry(
                 .await;
                 attempt += 1;
             }
-            Err(error) => {
-                tracing::error!(%error, cause = ?error, "cannot project the event; requeueing it");
-                // Spaces the redeliveries out a little, so a poison message does not spin,
-                // while keeping the time it blocks its queue before being parked short.
-                let count = delivery_count(delivery);
-                sleep(backoff(
-                    count,
-                    Duration::from_millis(20),
-                    Duration::from_millis(500),
-                ))
-                .await;
-                return Outcome::Requeue;
-            }
+            other => return other,
         }
     }
 }
 
-/// Applies the event to every projection it feeds, in one transaction scoped to its tenant.
-/// An error drops the transaction, which rolls it back.
-async fn project(
+/// Projects one event; a failure that is not transient requeues it (the delivery limit parks
+/// it after repeated failures).
+async fn project_with_retry(
     pool: &PgPool,
     projections: &Projections,
     event: &StoredEvent,
+    delivery: &Delivery,
+) -> Outcome {
+    match project_retrying_transient(pool, projections, std::slice::from_ref(event)).await {
+        Ok(()) => Outcome::Ack,
+        Err(error) => {
+            tracing::error!(%error, cause = ?error, "cannot project the event; requeueing it");
+            // Spaces the redeliveries out a little, so a poison message does not spin,
+            // while keeping the time it blocks its queue before being parked short.
+            let count = delivery_count(delivery);
+            sleep(backoff(
+                count,
+                Duration::from_millis(20),
+                Duration::from_millis(500),
+            ))
+            .await;
+            Outcome::Requeue
+        }
+    }
+}
+
+/// Applies the events to every projection they feed, in one transaction. An error drops the
+/// transaction, which rolls it back.
+async fn project(
+    pool: &PgPool,
+    projections: &Projections,
+    events: &[StoredEvent],
 ) -> Result<(), ProjectionError> {
-    let fed: Vec<&Arc<dyn Projection>> = projections
+    let fed: Vec<&dyn Projection> = projections
         .iter()
-        .filter(|p| p.handles(&event.aggregate_type))
+        .filter(|p| events.iter().any(|e| p.handles(&e.aggregate_type)))
+        .map(AsRef::as_ref)
         .collect();
     if fed.is_empty() {
         return Ok(());
     }
     let mut tx = pool.begin().await?;
-    // Row-level security on the read tables checks every write against this tenant.
-    rebuild::enter(&mut tx, event.tenant_id, rebuild::LIVE_SEARCH_PATH).await?;
     for projection in &fed {
         // Before any checkpoint row is locked: a rebuild swapping this projection's tables
         // holds it exclusively, and must not wait on us while we wait on it.
         rebuild::hold_shared(&mut tx, projection.name()).await?;
     }
-    for projection in fed {
-        match checkpoint::apply_once(&mut tx, projection.as_ref(), event).await? {
-            Applied::AlreadyApplied => {
-                tracing::info!(projection = projection.name(), "already applied; skipping")
-            }
-            applied => tracing::debug!(projection = projection.name(), ?applied, "projected"),
-        }
-    }
+    let applied = checkpoint::apply_batch(&mut tx, &fed, events, rebuild::LIVE_SEARCH_PATH).await?;
     tx.commit().await?;
+    tracing::debug!(events = events.len(), applied, "projected a batch");
     Ok(())
 }
 

@@ -24,6 +24,7 @@
 use std::time::{Duration, Instant};
 
 use event_store::history::{committed_after, stream_range, CommitPosition};
+use event_store::StoredEvent;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -228,7 +229,7 @@ async fn replay(
     let mut applied = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let batch = apply_batch(&mut tx, projection, schema, position, batch_size).await?;
+        let batch = replay_batch(&mut tx, projection, schema, position, batch_size).await?;
         tx.commit().await?;
         position = batch.position;
         applied += batch.applied;
@@ -244,7 +245,7 @@ struct Batch {
     applied: u64,
 }
 
-async fn apply_batch(
+async fn replay_batch(
     conn: &mut PgConnection,
     projection: &dyn Projection,
     schema: &str,
@@ -252,25 +253,16 @@ async fn apply_batch(
     batch_size: i64,
 ) -> Result<Batch, ProjectionError> {
     let events = committed_after(&mut *conn, after, batch_size).await?;
-    let mut batch = Batch {
-        position: events.last().map_or(after, |(position, _)| *position),
-        read: events.len() as i64,
-        applied: 0,
-    };
-    let mut tenant = None;
-    for (_, event) in events
-        .iter()
-        .filter(|(_, e)| projection.handles(&e.aggregate_type))
-    {
-        // One `set_config` per change of tenant, not per event: most batches are one tenant.
-        if tenant != Some(event.tenant_id) {
-            enter(conn, event.tenant_id, &format!("{schema}, public")).await?;
-            tenant = Some(event.tenant_id);
-        }
-        checkpoint::apply_once(conn, projection, event).await?;
-        batch.applied += 1;
-    }
-    Ok(batch)
+    let position = events.last().map_or(after, |(position, _)| *position);
+    let read = events.len() as i64;
+    let events: Vec<StoredEvent> = events.into_iter().map(|(_, event)| event).collect();
+    let search_path = format!("{schema}, public");
+    let applied = checkpoint::apply_batch(conn, &[projection], &events, &search_path).await?;
+    Ok(Batch {
+        position,
+        read,
+        applied,
+    })
 }
 
 /// The swap, tried again when it cannot get its locks in time (a long query on the old
@@ -307,7 +299,7 @@ async fn replay_from(
     position: CommitPosition,
 ) -> Result<(CommitPosition, u64), ProjectionError> {
     let mut tx = pool.begin().await?;
-    let batch = apply_batch(&mut tx, projection, schema, position, i64::MAX).await?;
+    let batch = replay_batch(&mut tx, projection, schema, position, i64::MAX).await?;
     tx.commit().await?;
     Ok((batch.position, batch.applied))
 }
@@ -339,7 +331,7 @@ async fn swap(
         .execute(&mut *tx)
         .await?;
     // The live projector is paused from here on; nothing it applied can be missed below.
-    let tail = apply_batch(&mut tx, projection, schema, position, i64::MAX).await?;
+    let tail = replay_batch(&mut tx, projection, schema, position, i64::MAX).await?;
     let ahead = catch_up_live_ahead(&mut tx, projection, schema).await?;
     let streams = copy_checkpoints(&mut tx, name, schema).await?;
     // The renames take each table's strongest lock, which queries queue behind: last.
@@ -367,25 +359,14 @@ async fn catch_up_live_ahead(
     .bind(projection.name())
     .fetch_all(&mut *conn)
     .await?;
-    let mut applied = 0;
+    let mut newest = Vec::with_capacity(ahead.len());
     for (aggregate_type, aggregate_id, last) in ahead {
         let events =
             stream_range(&mut *conn, &aggregate_type, &aggregate_id, last - 1, last).await?;
-        let Some(event) = events.last() else {
-            continue;
-        };
-        enter(conn, event.tenant_id, &format!("{schema}, public")).await?;
-        applied += applied_count(checkpoint::apply_once(conn, projection, event).await?);
+        newest.extend(events.into_iter().last());
     }
-    Ok(applied)
-}
-
-fn applied_count(applied: checkpoint::Applied) -> u64 {
-    match applied {
-        checkpoint::Applied::AlreadyApplied => 0,
-        checkpoint::Applied::Next => 1,
-        checkpoint::Applied::CaughtUp(n) => n as u64,
-    }
+    let search_path = format!("{schema}, public");
+    checkpoint::apply_batch(conn, &[projection], &newest, &search_path).await
 }
 
 /// Makes the projection's live checkpoints the rebuild's, touching only rows that differ (most

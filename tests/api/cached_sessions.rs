@@ -36,7 +36,10 @@ impl TwoProcesses {
     }
 
     async fn manager(&self, email: &str) -> (Uuid, String) {
-        let id = self.a.register(&self.admin, email, json!(["Manager"]), None).await;
+        let id = self
+            .a
+            .register(&self.admin, email, json!(["Manager"]), None)
+            .await;
         let pair = self.a.sign_in(&self.tenant, email).await;
         (id, pair["access_token"].as_str().unwrap().to_owned())
     }
@@ -75,11 +78,17 @@ async fn sign_out_at_one_process_refuses_the_next_request_at_another() {
 async fn deactivation_and_role_changes_at_one_process_apply_at_another() {
     let world = TwoProcesses::start("cache-roles").await;
     let (id, token) = world.manager("m@cache-roles.test").await;
-    assert_eq!(world.me_at_b(&token).await, (StatusCode::OK, json!(["Manager"])));
+    assert_eq!(
+        world.me_at_b(&token).await,
+        (StatusCode::OK, json!(["Manager"]))
+    );
 
     let to_viewer = json!({"type": "ChangeRoles", "roles": ["Viewer"]});
     world.a.ok_in(&world.admin, "users", id, to_viewer).await;
-    assert_eq!(world.me_at_b(&token).await, (StatusCode::OK, json!(["Viewer"])));
+    assert_eq!(
+        world.me_at_b(&token).await,
+        (StatusCode::OK, json!(["Viewer"]))
+    );
 
     let deactivate = json!({"type": "DeactivateUser", "reason": "left the company"});
     world.a.ok_in(&world.admin, "users", id, deactivate).await;

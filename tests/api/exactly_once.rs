@@ -161,7 +161,12 @@ async fn concurrent_twins_with_one_key_commit_once_and_answer_alike() {
         .buffer_unordered(8)
         .collect()
         .await;
-    assert!(replies.iter().all(|r| *r == json!({"id": id, "version": 2})), "{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|r| *r == json!({"id": id, "version": 2})),
+        "{replies:?}"
+    );
     assert_eq!(names_stored(&stack, id).await.len(), 2);
 }
 
@@ -181,12 +186,15 @@ async fn three_processes_with_caches_lose_no_update() {
     let token = apis[0].login(&tenant).await;
     let ids: Vec<Uuid> = (0..ACCOUNTS).map(|_| Uuid::new_v4()).collect();
     for (n, id) in ids.iter().enumerate() {
-        apis[n % 3].ok(&token, *id, open_account(&format!("open-{n}"))).await;
+        apis[n % 3]
+            .ok(&token, *id, open_account(&format!("open-{n}")))
+            .await;
     }
     // Every process caches every account before the race starts.
     for api in &apis {
         for id in &ids {
-            let warm = json!({"type": "UpdateAccountDetails", "name": format!("warm-{}", Uuid::new_v4())});
+            let warm =
+                json!({"type": "UpdateAccountDetails", "name": format!("warm-{}", Uuid::new_v4())});
             api.ok(&token, *id, warm).await;
         }
     }

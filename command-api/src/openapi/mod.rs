@@ -443,7 +443,9 @@ fn parameters() -> Value {
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": false,
             "description": "The same key with the same request within 24 hours answers with the \
-                first response and appends nothing; with a different request, 422.",
+                first response and appends nothing; with a different request, 422. The key is \
+                recorded in the command's own transaction: a retry after any failure either \
+                gets the original reply or runs the command once.",
             "schema": { "type": "string", "minLength": 1, "maxLength": 200 },
         },
         "CorrelationId": {
@@ -498,8 +500,8 @@ fn responses(refs: &ResponseRefs) -> Value {
         "401": unauthorized,
         "403": problem("A role or attribute rule denies the command."),
         "404": problem("No such aggregate in the caller's tenant, or no such collection."),
-        "409": problem("Version conflict: `If-Match` did not hold, a concurrent writer won \
-            after retries, or the same `Idempotency-Key` is still in progress."),
+        "409": problem("Version conflict: `If-Match` did not hold, or a concurrent writer won \
+            after retries."),
         "413": problem(&format!("The body is larger than {MAX_BODY_BYTES} bytes.")),
         "422": problem("A business rule was violated (`type` ends in the rule's code), or an \
             `Idempotency-Key` was reused for a different request."),

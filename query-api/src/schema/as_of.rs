@@ -1,16 +1,46 @@
 //! `asOf`: an aggregate's state at a past time, rebuilt by replaying its stream up to that time
 //! through the aggregate's own `apply` (the same fold the command side uses), never from the
 //! read models, which only know the present.
+//!
+//! Folds are kept: history never changes, so a stream's state at a version is true for ever.
+//! A process-wide cache holds each state asked for and the one at the last multiple of
+//! `SNAPSHOT_EVERY` below it, bounded by weight (the version, a proxy for size). A request folds
+//! only from the nearest kept multiple below the version it needs, and reads only those events.
+use std::sync::{Arc, OnceLock};
+
 use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use event_store::StoredEvent;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::history::{push_stream, AggregateType, EventRow, EVENT_COLUMNS};
 use super::scope::AccountScope;
 use crate::{QueryError, TenantTx};
+
+/// Versions at which a fold on the way is kept.
+const SNAPSHOT_EVERY: i64 = 100;
+/// Total weight (folded events) the kept states may hold.
+const SNAPSHOTS_WEIGHT: u64 = 2_000_000;
+
+/// A stream's state at a version: (aggregate type, aggregate id, version).
+type SnapshotKey = (&'static str, Uuid, i64);
+type Snapshots = moka::sync::Cache<SnapshotKey, Arc<Value>>;
+
+fn snapshots() -> &'static Snapshots {
+    static SNAPSHOTS: OnceLock<Snapshots> = OnceLock::new();
+    SNAPSHOTS.get_or_init(|| {
+        moka::sync::Cache::builder()
+            .max_capacity(SNAPSHOTS_WEIGHT)
+            .weigher(|(_, _, version): &SnapshotKey, _| {
+                u32::try_from(*version).unwrap_or(u32::MAX).max(1)
+            })
+            .build()
+    })
+}
 
 /// What an aggregate was after the last event recorded by the asked-for time.
 #[derive(Debug, Clone, SimpleObject)]
@@ -22,7 +52,7 @@ pub struct AggregateState {
     /// When that event was recorded.
     pub recorded_at: DateTime<Utc>,
     /// The aggregate serialized as the command side holds it (its rule state, not a read model).
-    pub state: serde_json::Value,
+    pub state: Value,
 }
 
 /// The stream a replay reads, and the time it stops at.
@@ -40,38 +70,104 @@ pub async fn state(
     scope: AccountScope,
     target: Target,
 ) -> Result<Option<AggregateState>, QueryError> {
-    let events = prefix(fetch(tx, tenant_id, scope, &target).await?);
-    let Some(last) = events.last() else {
+    let Some((version, recorded_at)) = last_by(tx, tenant_id, scope, &target).await? else {
         return Ok(None);
     };
-    let (version, recorded_at) = (last.sequence, last.recorded_at);
-    let state = replay(target.aggregate_type, &events)?;
+    let key = (
+        target.aggregate_type.as_stored(),
+        target.aggregate_id,
+        version,
+    );
+    let state = match snapshots().get(&key) {
+        Some(state) => state,
+        None => fold_to(tx, tenant_id, target.aggregate_type, key).await?,
+    };
     Ok(Some(AggregateState {
         aggregate_type: target.aggregate_type,
         aggregate_id: target.aggregate_id,
         version,
         recorded_at,
-        state,
+        state: Value::clone(&state),
     }))
 }
 
-async fn fetch(
+/// The last event of the unbroken run from sequence 1 recorded by `at`, and its time.
+/// `recorded_at` is the appending transaction's start, so a later event can carry an earlier
+/// time than its predecessor; stopping before the first event recorded after `at` keeps the
+/// answer a state the aggregate really was in.
+async fn last_by(
     tx: &TenantTx,
     tenant_id: Uuid,
     scope: AccountScope,
     target: &Target,
+) -> Result<Option<(i64, DateTime<Utc>)>, QueryError> {
+    let (aggregate_type, aggregate_id) = (target.aggregate_type, target.aggregate_id);
+    let mut query =
+        QueryBuilder::new("select sequence, recorded_at from events where tenant_id = ");
+    query.push_bind(tenant_id);
+    push_stream(&mut query, aggregate_type, aggregate_id, scope);
+    query
+        .push(" and sequence < coalesce((select min(sequence) from events where aggregate_type = ")
+        .push_bind(aggregate_type.as_stored())
+        .push(" and aggregate_id = ")
+        .push_bind(aggregate_id.to_string())
+        .push(" and recorded_at > ")
+        .push_bind(target.at)
+        .push("), 9223372036854775807) order by sequence desc limit 1");
+    Ok(query
+        .build_query_as()
+        .fetch_optional(&mut *tx.conn().await?)
+        .await?)
+}
+
+/// Folds the stream up to `key`'s version from the nearest kept state below it, and keeps the
+/// result (and the state at the last multiple of `SNAPSHOT_EVERY` passed).
+async fn fold_to(
+    tx: &TenantTx,
+    tenant_id: Uuid,
+    aggregate_type: AggregateType,
+    key: SnapshotKey,
+) -> Result<Arc<Value>, QueryError> {
+    let (stored_type, aggregate_id, version) = key;
+    let base = (1..=version / SNAPSHOT_EVERY)
+        .rev()
+        .map(|k| k * SNAPSHOT_EVERY)
+        .find_map(|at| Some((at, snapshots().get(&(stored_type, aggregate_id, at))?)));
+    let from = base.as_ref().map_or(0, |(at, _)| *at);
+    let events = fetch(tx, tenant_id, aggregate_type, aggregate_id, from, version).await?;
+    let base = base.map(|(_, state)| state);
+    use aggregates::{account, approval, contract, quote, user};
+    match aggregate_type {
+        AggregateType::Account => fold::<account::Account>(key, base, &events),
+        AggregateType::User => fold::<user::User>(key, base, &events),
+        AggregateType::Quote => fold::<quote::Quote>(key, base, &events),
+        AggregateType::Approval => fold::<approval::Approval>(key, base, &events),
+        AggregateType::Contract => fold::<contract::Contract>(key, base, &events),
+    }
+}
+
+/// Events `from + 1 ..= to` of the stream, in order.
+async fn fetch(
+    tx: &TenantTx,
+    tenant_id: Uuid,
+    aggregate_type: AggregateType,
+    aggregate_id: Uuid,
+    from: i64,
+    to: i64,
 ) -> Result<Vec<StoredEvent>, QueryError> {
     let mut query = QueryBuilder::new(format!("select {EVENT_COLUMNS} from events"));
     query.push(" where tenant_id = ").push_bind(tenant_id);
     push_stream(
         &mut query,
-        target.aggregate_type,
-        target.aggregate_id,
-        scope,
+        aggregate_type,
+        aggregate_id,
+        AccountScope::Tenant,
     );
     query
-        .push(" and recorded_at <= ")
-        .push_bind(target.at)
+        .push(" and sequence > ")
+        .push_bind(from)
+        .push(" and sequence <= ")
+        .push_bind(to)
         .push(" order by sequence");
     let rows: Vec<EventRow> = query
         .build_query_as()
@@ -80,35 +176,26 @@ async fn fetch(
     Ok(rows.into_iter().map(|row| row.event).collect())
 }
 
-/// The unbroken run of events from sequence 1. `recorded_at` is the appending transaction's
-/// start, so a later event can carry an earlier time than its predecessor; stopping at the
-/// first gap keeps the answer a state the aggregate really was in.
-fn prefix(events: Vec<StoredEvent>) -> Vec<StoredEvent> {
-    events
-        .into_iter()
-        .zip(1..)
-        .take_while(|(event, expected)| event.sequence == *expected)
-        .map(|(event, _)| event)
-        .collect()
-}
-
-fn replay(
-    aggregate_type: AggregateType,
+/// Applies `events` to `base` (a kept state) or to a fresh `A`, keeping the result under `key`
+/// and the state at the last multiple of `SNAPSHOT_EVERY` on the way.
+fn fold<A: Aggregate + DeserializeOwned>(
+    key: SnapshotKey,
+    base: Option<Arc<Value>>,
     events: &[StoredEvent],
-) -> Result<serde_json::Value, QueryError> {
-    use aggregates::{account, approval, contract, quote, user};
-    match aggregate_type {
-        AggregateType::Account => fold::<account::Account>(events),
-        AggregateType::User => fold::<user::User>(events),
-        AggregateType::Quote => fold::<quote::Quote>(events),
-        AggregateType::Approval => fold::<approval::Approval>(events),
-        AggregateType::Contract => fold::<contract::Contract>(events),
-    }
-}
-
-/// Deserializes each payload into `A`'s event type and applies it to a fresh `A`.
-fn fold<A: Aggregate>(events: &[StoredEvent]) -> Result<serde_json::Value, QueryError> {
-    let mut aggregate = A::default();
+) -> Result<Arc<Value>, QueryError> {
+    let (stored_type, aggregate_id, version) = key;
+    let mut aggregate: A = match base {
+        Some(state) => serde_json::from_value(Value::clone(&state)).map_err(|source| {
+            QueryError::UndecodableEvent {
+                aggregate_type: stored_type.to_owned(),
+                aggregate_id: aggregate_id.to_string(),
+                sequence: 0,
+                source,
+            }
+        })?,
+        None => A::default(),
+    };
+    let keep_on_the_way = version / SNAPSHOT_EVERY * SNAPSHOT_EVERY;
     for stored in events {
         let event: A::Event = serde_json::from_value(stored.payload.clone()).map_err(|source| {
             QueryError::UndecodableEvent {
@@ -119,8 +206,18 @@ fn fold<A: Aggregate>(events: &[StoredEvent]) -> Result<serde_json::Value, Query
             }
         })?;
         aggregate.apply(event);
+        if stored.sequence == keep_on_the_way && keep_on_the_way < version {
+            let on_the_way = (stored_type, aggregate_id, keep_on_the_way);
+            snapshots().insert(on_the_way, Arc::new(to_json(&aggregate)));
+        }
     }
-    Ok(serde_json::to_value(&aggregate).expect("aggregates serialize to plain JSON"))
+    let state = Arc::new(to_json(&aggregate));
+    snapshots().insert(key, state.clone());
+    Ok(state)
+}
+
+fn to_json<A: Aggregate>(aggregate: &A) -> Value {
+    serde_json::to_value(aggregate).expect("aggregates serialize to plain JSON")
 }
 
 #[cfg(test)]
@@ -128,7 +225,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event(sequence: i64, payload: serde_json::Value) -> StoredEvent {
+    fn event(sequence: i64, payload: Value) -> StoredEvent {
         StoredEvent {
             global_position: sequence,
             aggregate_type: "Account".into(),
@@ -144,17 +241,15 @@ mod tests {
     }
 
     #[test]
-    fn a_replay_stops_at_the_first_gap_in_the_sequence() {
-        let events = vec![event(1, json!(1)), event(2, json!(2)), event(4, json!(4))];
-        let kept: Vec<i64> = prefix(events).iter().map(|e| e.sequence).collect();
-        assert_eq!(kept, [1, 2]);
-        assert!(prefix(vec![event(2, json!(2))]).is_empty());
-    }
-
-    #[test]
     fn a_payload_of_another_shape_is_an_internal_error_not_a_panic() {
+        let key = ("Account", Uuid::new_v4(), 1);
         let err =
-            fold::<aggregates::account::Account>(&[event(1, json!({ "Nope": {} }))]).unwrap_err();
+            fold::<aggregates::account::Account>(key, None, &[event(1, json!({ "Nope": {} }))])
+                .unwrap_err();
         assert_eq!(err.code(), "INTERNAL");
+        assert!(
+            snapshots().get(&key).is_none(),
+            "nothing is kept of a failed fold"
+        );
     }
 }
