@@ -58,6 +58,8 @@ async fn main() {
         }
         if mode == "serve" {
             println!("b2b serve peak RSS: {:.0} MB", peak_rss_mb(&server));
+            // Lag on a quiet pipeline: every consumer group has worked off the windows.
+            every_consumer_caught_up(&stack).await;
             let (p50, p99) = projection_lag(&api, &workload).await;
             println!(
                 "projection lag (reply → visible in GraphQL), {LAG_SAMPLES} samples: \
@@ -222,6 +224,27 @@ async fn caught_up_after(stack: &TestStack) -> f64 {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until no checkpoint of any projection or process manager is behind its stream.
+async fn every_consumer_caught_up(stack: &TestStack) {
+    helpers::eventually_within(
+        "every consumer to catch up",
+        Duration::from_secs(600),
+        || async {
+            let behind: i64 = sqlx::query_scalar(
+                "select count(*) from projection_checkpoints c \
+               join (select aggregate_type, aggregate_id, max(sequence) as last from events \
+                      group by 1, 2) e using (aggregate_type, aggregate_id) \
+              where c.last_sequence < e.last",
+            )
+            .fetch_one(&stack.db)
+            .await
+            .unwrap();
+            (behind == 0).then_some(())
+        },
+    )
+    .await;
 }
 
 /// CPU time (user + system) so far of the b2b process, every Postgres process and the

@@ -9,7 +9,7 @@
 //!    and its own empty `projection_checkpoints`;
 //! 2. replays the event store in commit order (the xmin rule of
 //!    [`event_store::history::committed_after`]) in batches through the very same
-//!    [`checkpoint::apply_once`] the live projector uses, with `search_path = rebuild_p`;
+//!    [`checkpoint::apply_batch`] the live projector uses, with `search_path = rebuild_p`;
 //! 3. in one short transaction: takes `p`'s advisory lock exclusively (the live projector
 //!    takes it shared per delivery, so it pauses here, holding nothing else), applies the
 //!    remaining tail, catches up every stream the live projector has seen further than the
