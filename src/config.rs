@@ -64,7 +64,10 @@ impl Config {
             timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_MS", "1000")?),
             identity: identity_policy()?,
             bus: event_store::BusOptions {
-                cache_weight: parse("AGGREGATE_CACHE_EVENTS", "100000")?,
+                cache_weight: parse(
+                    "AGGREGATE_CACHE_EVENTS",
+                    &event_store::streams::DEFAULT_CACHE_WEIGHT.to_string(),
+                )?,
             },
             relay_lease: Duration::from_millis(positive("RELAY_LEASE_MS", 5000)?),
             test_faults: test_faults()?,

@@ -63,7 +63,7 @@ pub struct Credential<'a> {
 const OUTCOME_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Default cache weight per aggregate type: events folded into cached entries.
-pub const DEFAULT_CACHE_WEIGHT: u64 = 100_000;
+pub const DEFAULT_CACHE_WEIGHT: u64 = 50_000;
 
 /// Locks that let one command at a time decide on a stream in this process (striped by id:
 /// bounded, and collisions between different streams only cost a short wait).

@@ -4,6 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use cqrs_es::Aggregate;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -69,16 +70,27 @@ pub async fn wait_for(
         .map_err(|_| stale())?
 }
 
+const AGGREGATE_TYPES: [&str; 5] = [
+    aggregates::account::Account::TYPE,
+    aggregates::user::User::TYPE,
+    aggregates::quote::Quote::TYPE,
+    aggregates::approval::Approval::TYPE,
+    aggregates::contract::Contract::TYPE,
+];
+
 async fn aggregate_type_of(
     pool: &PgPool,
     tenant_id: Uuid,
     aggregate_id: Uuid,
 ) -> Result<Option<String>, QueryError> {
+    // Probes the primary key once per aggregate type, so appends need no index on the id alone.
     let found = sqlx::query_scalar(
-        "select aggregate_type from events where aggregate_id = $1 and tenant_id = $2 limit 1",
+        "select aggregate_type from events where aggregate_type = any($3) \
+         and aggregate_id = $1 and sequence = 1 and tenant_id = $2 limit 1",
     )
     .bind(aggregate_id.to_string())
     .bind(tenant_id)
+    .bind(AGGREGATE_TYPES)
     .fetch_optional(pool)
     .await?;
     Ok(found)

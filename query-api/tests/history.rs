@@ -478,6 +478,54 @@ async fn as_of_replays_the_stream_up_to_the_asked_time() {
     world.teardown().await;
 }
 
+/// Folds are kept (the state asked for and one every 100 events): answers from them, in any
+/// order of times, equal a replay from the first event.
+#[actix_web::test]
+async fn as_of_on_a_long_stream_answers_from_kept_folds_as_a_fresh_replay_would() {
+    const CHANGES: i64 = 249;
+    let world = World::new().await;
+    let (tenant, id, manager) = (world.tenant_a, Uuid::new_v4(), Uuid::new_v4());
+    let staff = Actor::user(manager, vec![Role::Manager]);
+    let mut account = Account::default();
+    let open = AccountCommand::OpenAccount {
+        name: "Long".into(),
+        legal_name: "Long GmbH".into(),
+        country: "DE".into(),
+        billing_email: "billing@long.test".into(),
+        currency: "EUR".into(),
+        tier: Tier::Gold,
+    };
+    let mut history = vec![decide(&mut account, tenant, staff.clone(), open)];
+    let mut tiers = vec!["Gold"];
+    for n in 0..CHANGES {
+        let (tier, name) = [
+            (Tier::Standard, "Standard"),
+            (Tier::Enterprise, "Enterprise"),
+            (Tier::Gold, "Gold"),
+        ][n as usize % 3];
+        let change = AccountCommand::ChangeTier { tier };
+        history.push(decide(&mut account, tenant, staff.clone(), change));
+        tiers.push(name);
+    }
+    for (n, event) in history.into_iter().enumerate() {
+        let at = n as i64;
+        let append = account_append(tenant, id, at + 1, (event, at, Who::User(manager)));
+        world.append(append).await;
+    }
+    let viewer = world.viewer(tenant).await;
+    for minute in [150, 150, 249, 120, 99, 100, 101, 0, 199, 250] {
+        let at = json!({ "type": "ACCOUNT", "id": id, "at": minutes(minute) });
+        let body = world.query(&viewer, AS_OF, at).await;
+        let last = minute.min(CHANGES);
+        assert_eq!(body["data"]["asOf"]["version"], last + 1, "{body}");
+        assert_eq!(
+            body["data"]["asOf"]["state"]["tier"], tiers[last as usize],
+            "at minute {minute}: {body}"
+        );
+    }
+    world.teardown().await;
+}
+
 #[actix_web::test]
 async fn the_audit_log_is_in_commit_order_filters_and_pages() {
     let world = World::new().await;
