@@ -333,11 +333,10 @@ async fn project(
         return Ok(());
     }
     let mut tx = pool.begin().await?;
-    for projection in &fed {
-        // Before any checkpoint row is locked: a rebuild swapping this projection's tables
-        // holds it exclusively, and must not wait on us while we wait on it.
-        rebuild::hold_shared(&mut tx, projection.name()).await?;
-    }
+    // Before any checkpoint row is locked: a rebuild swapping a projection's tables holds its
+    // lock exclusively, and must not wait on us while we wait on it.
+    let names: Vec<&str> = fed.iter().map(|p| p.name()).collect();
+    rebuild::hold_shared(&mut tx, &names).await?;
     let applied = checkpoint::apply_batch(&mut tx, &fed, events, rebuild::LIVE_SEARCH_PATH).await?;
     tx.commit().await?;
     tracing::debug!(events = events.len(), applied, "projected a batch");

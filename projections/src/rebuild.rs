@@ -62,16 +62,16 @@ pub(crate) async fn enter(
     Ok(())
 }
 
-/// Taken by the live projector, shared, before it touches `projection`'s checkpoints or
-/// tables; a rebuild's swap takes it exclusively, so deliveries pause (holding no other lock)
-/// while the tables change places.
+/// Taken by the live projector, shared, before it touches these projections' checkpoints or
+/// tables (one statement for all of them); a rebuild's swap takes its projection's lock
+/// exclusively, so deliveries pause (holding no other lock) while the tables change places.
 pub(crate) async fn hold_shared(
     conn: &mut PgConnection,
-    projection: &str,
+    projections: &[&str],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("select pg_advisory_xact_lock_shared($1, hashtext($2))")
+    sqlx::query("select pg_advisory_xact_lock_shared($1, hashtext(p)) from unnest($2::text[]) p")
         .bind(LOCK_CLASS)
-        .bind(projection)
+        .bind(projections)
         .execute(conn)
         .await?;
     Ok(())
