@@ -3,7 +3,8 @@
 SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 ENV := source deploy/local/env.sh
-B2B := target/debug/b2b
+# The debug binary, wherever cargo puts it (CARGO_TARGET_DIR is honoured).
+B2B := $(or $(CARGO_TARGET_DIR),target)/debug/b2b
 DEMO_PASSWORD ?= demo-password-123
 
 .PHONY: run test fuzz stack stack-down build lint bench

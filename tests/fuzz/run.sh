@@ -3,7 +3,7 @@
 # no 5xx, and every response matches GET /api/v1/openapi.json. Checks and limits are in
 # schemathesis.toml beside this file.
 #
-#   bash tests/fuzz/run.sh                      # uses target/debug/b2b (build it first)
+#   bash tests/fuzz/run.sh                      # uses the debug b2b (build it first)
 #   B2B_BIN=/path/to/b2b bash tests/fuzz/run.sh
 #
 # It starts the local stack (deploy/local/stack.sh up), then, in a private database
@@ -13,7 +13,7 @@
 # non-zero if schemathesis found a failure.
 #
 # Environment (all optional):
-#   B2B_BIN            the b2b binary (default $B2B_ROOT/target/debug/b2b)
+#   B2B_BIN            the b2b binary (default: debug/b2b in $CARGO_TARGET_DIR or target/)
 #   B2B_FUZZ_TIMEOUT   hard limit for the schemathesis run in seconds (default 600; must stay
 #                      under the 900 s access-token lifetime)
 #   B2B_FUZZ_SEED      schemathesis --seed, to repeat a run
@@ -26,7 +26,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 # shellcheck source-path=SCRIPTDIR source=../../deploy/local/env.sh
 . "$HERE/../../deploy/local/env.sh"
 
-B2B_BIN="${B2B_BIN:-$B2B_ROOT/target/debug/b2b}"
+# Cargo's target directory: CARGO_TARGET_DIR when set (relative to the checkout), else target/.
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$B2B_ROOT/$TARGET_DIR" ;; esac
+B2B_BIN="${B2B_BIN:-$TARGET_DIR/debug/b2b}"
 FUZZ_CONFIG="${B2B_FUZZ_CONFIG:-$HERE/schemathesis.toml}"
 FUZZ_TIMEOUT="${B2B_FUZZ_TIMEOUT:-600}"
 VENV="$B2B_STACK_DIR/fuzz-venv"
