@@ -54,6 +54,7 @@ pub struct Identity {
     keys: TokenKeys,
     policy: IdentityPolicy,
     admission: Arc<Admission>,
+    hashing: Arc<HashingGate>,
 }
 
 impl Identity {
@@ -61,6 +62,7 @@ impl Identity {
     pub fn new(pool: PgPool, keys: TokenKeys, policy: IdentityPolicy) -> Self {
         Self {
             admission: Arc::new(Admission::new(pool.clone())),
+            hashing: Arc::new(HashingGate::sized_to_cores()),
             pool,
             keys,
             policy,
@@ -113,6 +115,7 @@ impl Identity {
             |(_, hash)| hash.clone(),
         );
         let password = password.to_owned();
+        let _turn = self.hashing.enter().await?;
         // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
         let password_ok =
             tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
@@ -196,6 +199,38 @@ impl Identity {
             refresh_token,
             expires_in: self.keys.lifetime_seconds(),
         }
+    }
+}
+
+/// Caps the password checks running at once: each holds about 18 MB and a core for tens of
+/// milliseconds, so unbounded parallel sign-ins could exhaust memory. As many run as there are
+/// cores, a few per core wait their turn, and beyond that a sign-in is refused at once (429 with
+/// `Retry-After`) rather than queued without limit.
+struct HashingGate {
+    running: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+}
+
+impl HashingGate {
+    fn sized_to_cores() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            running: tokio::sync::Semaphore::new(cores),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: 4 * cores,
+        }
+    }
+
+    async fn enter(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AuthError> {
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(AuthError::SignInsBusy { retry_after: 1 });
+        }
+        let permit = self.running.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        permit.map_err(|_| AuthError::Hashing)
     }
 }
 

@@ -36,6 +36,8 @@ pub enum AuthError {
         limit: RequestLimit,
         retry_after: u32,
     },
+    #[error("too many sign-ins are being checked at once; try again in {retry_after} seconds")]
+    SignInsBusy { retry_after: u32 },
     #[error("could not hash or verify the password")]
     Hashing,
     #[error("the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")]
@@ -50,9 +52,9 @@ impl AuthError {
     /// Seconds a client should wait before trying again, for the refusals that have one.
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            Self::SignInLocked { retry_after } | Self::TooManyRequests { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            Self::SignInLocked { retry_after }
+            | Self::SignInsBusy { retry_after }
+            | Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

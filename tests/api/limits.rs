@@ -241,3 +241,50 @@ async fn an_accounts_partner_users_share_its_api_quota() {
     too_many(api.me(other).await).await;
     assert_eq!(api.me(&admin).await.status(), StatusCode::OK);
 }
+
+/// Password checks run a few at a time: a burst of parallel sign-ins beyond the queue is
+/// refused at once with 429 and `Retry-After`, never a server error, and the rest are checked.
+#[tokio::test]
+async fn a_burst_of_parallel_sign_ins_beyond_the_hashing_queue_gets_429_not_memory() {
+    use futures::StreamExt;
+
+    let stack = TestStack::new().await;
+    let server = stack.spawn(&["command-api"]).await;
+    let api = Api::new(&server);
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let burst = 5 * cores + 30;
+    let statuses: Vec<(u16, Option<String>)> = futures::stream::iter(0..burst)
+        .map(|n| {
+            let api = &api;
+            async move {
+                let response = api
+                    .http
+                    .post(format!("{}/api/v1/auth/login", api.base_url))
+                    .json(&json!({
+                        "tenant": format!("nobody-{n}"), "email": "x@nowhere.test",
+                        "password": "a wrong password"
+                    }))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (response.status().as_u16(), retry_after)
+            }
+        })
+        .buffer_unordered(burst)
+        .collect()
+        .await;
+    let refused: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(!refused.is_empty(), "{statuses:?}");
+    assert!(refused
+        .iter()
+        .all(|(_, retry)| retry.as_deref() == Some("1")));
+    assert!(
+        statuses.iter().all(|(s, _)| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().any(|(s, _)| *s == 401), "some were checked");
+}
