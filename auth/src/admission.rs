@@ -73,6 +73,7 @@ pub(crate) struct Admitted {
 #[derive(Debug)]
 struct Cached {
     user_id: Uuid,
+    tenant_id: Uuid,
     admitted: Option<Admitted>,
 }
 
@@ -108,7 +109,7 @@ impl Admission {
     pub(crate) async fn session(&self, claims: &Claims) -> Result<Option<Admitted>, AuthError> {
         let live = self.live.load(Ordering::Acquire);
         if let Some(cached) = self.sessions.get(&claims.sid).filter(|_| live) {
-            if cached.user_id == claims.sub {
+            if (cached.user_id, cached.tenant_id) == (claims.sub, claims.tid) {
                 return Ok(cached
                     .admitted
                     .clone()
@@ -125,6 +126,7 @@ impl Admission {
         if live && self.generation.load(Ordering::Acquire) == generation {
             let cached = Cached {
                 user_id: claims.sub,
+                tenant_id: claims.tid,
                 admitted: admitted.clone(),
             };
             self.sessions.insert(claims.sid, Arc::new(cached));
