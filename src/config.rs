@@ -20,6 +20,8 @@ pub struct Config {
     pub jwt_secret: Vec<u8>,
     pub access_token_ttl: Duration,
     pub await_timeout: Duration,
+    /// Requests that may wait for `X-Await-Version` at once; beyond, 503.
+    pub await_max_waiters: usize,
     /// Browser origins allowed to call the APIs (CORS); none by default.
     pub cors_allowed_origins: Vec<String>,
     /// `system`, or `adjustable` (tests only: time moved through the `test_clock` table).
@@ -53,6 +55,7 @@ impl Config {
                 parse::<u64>("ACCESS_TOKEN_TTL_SECONDS", "900")?.min(900),
             ),
             await_timeout: Duration::from_millis(parse("AWAIT_VERSION_TIMEOUT_MS", "5000")?),
+            await_max_waiters: usize::try_from(positive("AWAIT_VERSION_MAX_WAITERS", 1000)?)?,
             cors_allowed_origins: var("CORS_ALLOWED_ORIGINS", "")
                 .split(',')
                 .map(str::trim)

@@ -8,6 +8,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use event_store::relay::{self, RelayConfig};
 use event_store::{CommandBus, Invalidation, Invalidations, Topology};
 use projections::timers::TimerConfig;
+use query_api::await_version::ProjectedSignals;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
@@ -100,14 +101,26 @@ impl Application {
             true => Some(identity(config, &pool)?),
             false => None,
         };
-        let invalidations = Arc::new(invalidations(&pool, identity.clone(), &bus));
+        let signals = Arc::new(ProjectedSignals::new(config.await_max_waiters));
+        let invalidations = invalidations(&pool, identity.clone(), &bus).on_change({
+            let signals = signals.clone();
+            move |change| signals.hear(change)
+        });
+        let invalidations = Arc::new(invalidations);
         workers.push(tokio::spawn(invalidations.clone().run()));
         let server = match identity {
             Some(identity) => {
                 let commands = command_api::CommandApi::new(pool.clone(), identity.clone(), bus)
                     .with_test_faults(config.test_faults)
                     .with_invalidations(invalidations);
-                Some(http_server(config, parts, pool, identity, commands)?)
+                let queries = query_api::QueryApi::new(
+                    pool.clone(),
+                    identity,
+                    projections::projections_fed_by,
+                )
+                .with_await_timeout(config.await_timeout)
+                .with_await_signals(signals);
+                Some(http_server(config, parts, pool, commands, queries)?)
             }
             None => None,
         };
@@ -210,15 +223,13 @@ fn http_server(
     config: &Config,
     parts: Parts,
     pool: PgPool,
-    identity: auth::Identity,
     commands: command_api::CommandApi,
+    queries: query_api::QueryApi,
 ) -> anyhow::Result<Server> {
     // Port 0 picks a free port; the real one is printed so scripts and tests can find it.
     let listener = TcpListener::bind(&config.bind_addr)?;
     let address = listener.local_addr()?;
     println!("listening on http://{address}");
-    let queries = query_api::QueryApi::new(pool.clone(), identity, projections::projections_fed_by)
-        .with_await_timeout(config.await_timeout);
     let probes = Probes {
         pool,
         amqp_url: config.amqp_url.clone(),

@@ -20,6 +20,9 @@ use uuid::Uuid;
 
 const CHANNEL: &str = "b2b_invalidate";
 const BARRIER: &str = "barrier";
+/// What projectors announce after a batch commits: the streams it moved (read-your-writes
+/// waiters listen for it).
+pub const PROJECTED: &str = "projected";
 /// The longest a write waits for its barrier; past it the reply goes out regardless.
 const BARRIER_WAIT: Duration = Duration::from_secs(2);
 
@@ -50,6 +53,22 @@ impl Invalidations {
             live: AtomicBool::new(false),
             barriers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Announces, after the fact, that `kind` changed for `ids` (several per notification, in
+    /// chunks that fit Postgres's payload limit). Outside any transaction: a notifying commit
+    /// holds a database-wide lock, which here is held without a WAL flush.
+    pub async fn announce(pool: &PgPool, kind: &str, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+        // 37 bytes per id; the payload limit is 8,000 bytes.
+        for chunk in ids.chunks(200) {
+            let ids: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
+            sqlx::query("select pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(format!("{kind}:{}", ids.join(",")))
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Adds a cache to tell.
@@ -109,21 +128,26 @@ impl Invalidations {
         self.tell(Invalidation::Live(live));
     }
 
+    /// `<kind>:<id>[,<id>…]`.
     fn heard(&self, payload: &str) {
-        let parsed = payload
-            .split_once(':')
-            .and_then(|(kind, id)| Some((kind, id.parse::<Uuid>().ok()?)));
-        match parsed {
-            Some((BARRIER, id)) => {
-                if let Some(waiting) = self.barriers.lock().expect("barriers poisoned").remove(&id)
-                {
-                    let _ = waiting.send(());
+        let parsed = payload.split_once(':').and_then(|(kind, ids)| {
+            let ids: Option<Vec<Uuid>> = ids.split(',').map(|id| id.parse().ok()).collect();
+            Some((kind, ids?))
+        });
+        let Some((kind, ids)) = parsed else {
+            tracing::warn!(payload, "unreadable invalidation; emptying every cache");
+            self.tell(Invalidation::Live(true));
+            return;
+        };
+        for id in ids {
+            match kind {
+                BARRIER => {
+                    let mut barriers = self.barriers.lock().expect("barriers poisoned");
+                    if let Some(waiting) = barriers.remove(&id) {
+                        let _ = waiting.send(());
+                    }
                 }
-            }
-            Some((kind, id)) => self.tell(Invalidation::Changed { kind, id }),
-            None => {
-                tracing::warn!(payload, "unreadable invalidation; emptying every cache");
-                self.tell(Invalidation::Live(true));
+                kind => self.tell(Invalidation::Changed { kind, id }),
             }
         }
     }

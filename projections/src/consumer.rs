@@ -340,7 +340,27 @@ async fn project(
     let applied = checkpoint::apply_batch(&mut tx, &fed, events, rebuild::LIVE_SEARCH_PATH).await?;
     tx.commit().await?;
     tracing::debug!(events = events.len(), applied, "projected a batch");
+    if fed.iter().any(|p| !p.tables().is_empty()) {
+        announce_read_models(pool, events).await;
+    }
     Ok(())
+}
+
+/// Tells readers waiting for their writes (`X-Await-Version`) which streams this batch moved.
+/// A lost announcement only delays them until their next look.
+async fn announce_read_models(pool: &PgPool, events: &[StoredEvent]) {
+    let mut ids: Vec<Uuid> = events
+        .iter()
+        .filter_map(|e| e.aggregate_id.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let announced =
+        event_store::Invalidations::announce(pool, event_store::invalidation::PROJECTED, &ids)
+            .await;
+    if let Err(error) = announced {
+        tracing::debug!(%error, "could not announce a projected batch");
+    }
 }
 
 /// How often the broker has delivered this message before (quorum queues count it).

@@ -1,20 +1,80 @@
 //! Read-your-writes. A command answers with `<id>@<version>`; a query that sends it back in
 //! `X-Await-Version` waits until every read model fed by that aggregate has applied that
 //! version, so the client sees its own write or learns (STALE_READ) that it would not.
+//!
+//! With [`ProjectedSignals`] (what the binary runs), a waiter reads the checkpoints again only
+//! when a projector announces a batch holding its stream (`projected:<ids>` on the process's
+//! invalidation listener), or every `FALLBACK_CHECK` in case an announcement was lost; and the
+//! waiters are capped, beyond which a request is refused (503 with `Retry-After`). Without it
+//! (library tests) the checkpoints are polled.
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use cqrs_es::Aggregate;
+use event_store::invalidation::PROJECTED;
+use event_store::Invalidation;
 use sqlx::PgPool;
+use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
 use crate::{AwaitTargets, QueryError};
 
 pub const HEADER: &str = "X-Await-Version";
 
-/// How often the checkpoints are read while waiting: short next to a projector's usual lag,
-/// and a single indexed lookup, so cheap to repeat.
+/// How often the checkpoints are read while waiting without signals.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How often a signalled waiter looks anyway, in case an announcement was lost (a projector
+/// that crashed between its commit and its announcement).
+const FALLBACK_CHECK: Duration = Duration::from_millis(250);
+
+/// Wakes the requests waiting for a stream when a projector announces it, and caps how many
+/// may wait at once.
+pub struct ProjectedSignals {
+    waiting: Mutex<HashMap<Uuid, Weak<Notify>>>,
+    slots: Semaphore,
+}
+
+impl ProjectedSignals {
+    pub fn new(max_waiters: usize) -> Self {
+        Self {
+            waiting: Mutex::new(HashMap::new()),
+            slots: Semaphore::new(max_waiters),
+        }
+    }
+
+    /// What the invalidation listener hears: a projected stream wakes its waiters; a
+    /// (re)connection wakes every waiter, since announcements may have been missed.
+    pub fn hear(&self, change: Invalidation<'_>) {
+        let waiting = self.waiting.lock().expect("signals poisoned");
+        let wake = |notify: &Weak<Notify>| {
+            if let Some(notify) = notify.upgrade() {
+                notify.notify_waiters();
+            }
+        };
+        match change {
+            Invalidation::Changed {
+                kind: PROJECTED,
+                id,
+            } => waiting.get(&id).into_iter().for_each(wake),
+            Invalidation::Live(_) => waiting.values().for_each(wake),
+            Invalidation::Changed { .. } => {}
+        }
+    }
+
+    /// The stream's wake-up, shared by everyone waiting for it.
+    fn subscribe(&self, aggregate_id: Uuid) -> Arc<Notify> {
+        let mut waiting = self.waiting.lock().expect("signals poisoned");
+        waiting.retain(|_, notify| notify.strong_count() > 0);
+        if let Some(notify) = waiting.get(&aggregate_id).and_then(Weak::upgrade) {
+            return notify;
+        }
+        let notify = Arc::new(Notify::new());
+        waiting.insert(aggregate_id, Arc::downgrade(&notify));
+        notify
+    }
+}
 
 /// A parsed `X-Await-Version: <uuid>@<version>` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +111,7 @@ pub async fn wait_for(
     target: AwaitVersion,
     projections_fed_by: &AwaitTargets,
     timeout: Duration,
+    signals: Option<&ProjectedSignals>,
 ) -> Result<(), QueryError> {
     let stale = || {
         QueryError::StaleRead(format!(
@@ -65,9 +126,23 @@ pub async fn wait_for(
         .await?
         .ok_or_else(stale)?;
     let projections = projections_fed_by(&aggregate_type);
-    tokio::time::timeout(timeout, poll(pool, &aggregate_type, target, &projections))
-        .await
-        .map_err(|_| stale())?
+    let checks = Checks {
+        pool,
+        aggregate_type: &aggregate_type,
+        target,
+        projections: &projections,
+    };
+    let waited = match signals {
+        Some(signals) => {
+            let _slot = signals.slots.try_acquire().map_err(|_| QueryError::Busy {
+                detail: "too many requests are waiting for their writes to be read".into(),
+                retry_after: 1,
+            })?;
+            tokio::time::timeout(timeout, checks.on_signal(signals)).await
+        }
+        None => tokio::time::timeout(timeout, checks.poll()).await,
+    };
+    waited.map_err(|_| stale())?
 }
 
 const AGGREGATE_TYPES: [&str; 5] = [
@@ -96,16 +171,49 @@ async fn aggregate_type_of(
     Ok(found)
 }
 
-async fn poll(
-    pool: &PgPool,
-    aggregate_type: &str,
+/// Reading the checkpoints of one target, again and again.
+struct Checks<'a> {
+    pool: &'a PgPool,
+    aggregate_type: &'a str,
     target: AwaitVersion,
-    projections: &[&'static str],
-) -> Result<(), QueryError> {
-    while !caught_up(pool, aggregate_type, target, projections).await? {
-        tokio::time::sleep(POLL_INTERVAL).await;
+    projections: &'a [&'static str],
+}
+
+impl Checks<'_> {
+    async fn caught_up(&self) -> Result<bool, QueryError> {
+        caught_up(
+            self.pool,
+            self.aggregate_type,
+            self.target,
+            self.projections,
+        )
+        .await
     }
-    Ok(())
+
+    async fn poll(&self) -> Result<(), QueryError> {
+        while !self.caught_up().await? {
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        Ok(())
+    }
+
+    /// Checks when the stream is announced (registered before each check, so an announcement
+    /// between the check and the wait is not missed), or after `FALLBACK_CHECK`.
+    async fn on_signal(&self, signals: &ProjectedSignals) -> Result<(), QueryError> {
+        let notify = signals.subscribe(self.target.aggregate_id);
+        loop {
+            let announced = notify.notified();
+            tokio::pin!(announced);
+            announced.as_mut().enable();
+            if self.caught_up().await? {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = announced => {}
+                _ = tokio::time::sleep(FALLBACK_CHECK) => {}
+            }
+        }
+    }
 }
 
 /// True when every one of `projections` has applied `target.version` of the stream. A

@@ -27,6 +27,9 @@ pub enum QueryError {
     /// The read models did not reach the version the client asked to read.
     #[error("{0}")]
     StaleRead(String),
+    /// Too many requests are waiting already; try again shortly.
+    #[error("{detail}")]
+    Busy { detail: String, retry_after: u32 },
     /// A read-model row holds a value the schema has no name for: a projection bug.
     #[error("read model column `{column}` holds unexpected value `{value}`")]
     UnexpectedValue { column: &'static str, value: String },
@@ -57,6 +60,7 @@ impl QueryError {
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::StaleRead(_) => "STALE_READ",
+            Self::Busy { .. } => "SERVICE_UNAVAILABLE",
             Self::UnexpectedValue { .. }
             | Self::UndecodableEvent { .. }
             | Self::TransactionEnded
@@ -73,6 +77,7 @@ impl QueryError {
             Self::BadUserInput(_) | Self::BadRequest(_) => "/problems/bad-request",
             Self::Forbidden(_) => "/problems/forbidden",
             Self::StaleRead(_) => "/problems/stale-read",
+            Self::Busy { .. } => "/problems/busy",
             _ => "/problems/internal",
         }
     }
@@ -150,6 +155,7 @@ impl ResponseError for QueryError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::StaleRead(_) => StatusCode::CONFLICT,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnexpectedValue { .. }
             | Self::UndecodableEvent { .. }
             | Self::TransactionEnded
@@ -171,7 +177,7 @@ impl ResponseError for QueryError {
             Self::Unauthorized => {
                 response.insert_header(("WWW-Authenticate", "Bearer"));
             }
-            Self::TooManyRequests { retry_after, .. } => {
+            Self::TooManyRequests { retry_after, .. } | Self::Busy { retry_after, .. } => {
                 response.insert_header(("Retry-After", retry_after.to_string()));
             }
             _ => {}

@@ -130,6 +130,7 @@ async fn await_requested_version(
         target,
         &api.await_targets,
         api.await_timeout,
+        api.await_signals.as_deref(),
     )
     .await
 }

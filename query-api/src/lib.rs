@@ -41,6 +41,7 @@ pub struct QueryApi {
     identity: Identity,
     await_targets: AwaitTargets,
     await_timeout: Duration,
+    await_signals: Option<Arc<await_version::ProjectedSignals>>,
 }
 
 impl QueryApi {
@@ -59,7 +60,15 @@ impl QueryApi {
             identity,
             await_targets: Arc::new(await_targets),
             await_timeout: Self::DEFAULT_AWAIT_TIMEOUT,
+            await_signals: None,
         }
+    }
+
+    /// `X-Await-Version` waits for projectors' announcements instead of polling, and caps its
+    /// waiters (see [`await_version`]).
+    pub fn with_await_signals(mut self, signals: Arc<await_version::ProjectedSignals>) -> Self {
+        self.await_signals = Some(signals);
+        self
     }
 
     pub fn with_await_timeout(mut self, timeout: Duration) -> Self {

@@ -16,6 +16,7 @@ mod limits;
 mod matrix;
 mod openapi;
 mod projections_cli;
+mod read_your_writes;
 mod scenario;
 mod sessions;
 mod tenant_policy;
