@@ -35,91 +35,99 @@ async fn names_stored(stack: &TestStack, id: Uuid) -> Vec<(i64, String)> {
     .unwrap()
 }
 
+/// An account renamed under key `rename-1` by a request that crashes its process at `point`,
+/// and a fresh process to retry at.
+struct Crashed {
+    stack: TestStack,
+    token: String,
+    id: Uuid,
+    retry_at: Api,
+    _restarted: Process,
+}
+
+const RENAME: &str = "Renamed once";
+
+impl Crashed {
+    async fn at(slug: &str, point: &str) -> Self {
+        let stack = TestStack::new().await;
+        let tenant = stack.create_tenant(slug).await;
+        let server = crashable(&stack).await;
+        let api = Api::new(&server);
+        let token = api.login(&tenant).await;
+        let id = Uuid::new_v4();
+        api.ok(&token, id, open_account("Before")).await;
+        let crashed = api
+            .command(&token, "accounts", id)
+            .header("Idempotency-Key", "rename-1")
+            .header("X-Test-Fault", point)
+            .json(&rename())
+            .send()
+            .await;
+        assert!(crashed.is_err(), "the process died at {point}");
+        let restarted = crashable(&stack).await;
+        Self {
+            retry_at: Api::new(&restarted),
+            _restarted: restarted,
+            stack,
+            token,
+            id,
+        }
+    }
+
+    async fn retry(&self) -> reqwest::Response {
+        self.retry_at
+            .command(&self.token, "accounts", self.id)
+            .header("Idempotency-Key", "rename-1")
+            .json(&rename())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The stream holds the rename exactly once, after the opening.
+    async fn assert_renamed_once(&self) {
+        assert_eq!(
+            names_stored(&self.stack, self.id).await,
+            vec![(1, "Before".to_owned()), (2, RENAME.to_owned())]
+        );
+    }
+}
+
+fn rename() -> Value {
+    json!({"type": "UpdateAccountDetails", "name": RENAME})
+}
+
 #[tokio::test]
 async fn a_process_killed_after_the_commit_replays_the_stored_reply_to_the_retry() {
-    let stack = TestStack::new().await;
-    let tenant = stack.create_tenant("crash-after").await;
-    let server = crashable(&stack).await;
-    let api = Api::new(&server);
-    let token = api.login(&tenant).await;
-    let id = Uuid::new_v4();
-    api.ok(&token, id, open_account("Before")).await;
-    let rename = json!({"type": "UpdateAccountDetails", "name": "Renamed once"});
-
-    let crashed = api
-        .command(&token, "accounts", id)
-        .header("Idempotency-Key", "rename-1")
-        .header("X-Test-Fault", "after-append")
-        .json(&rename)
-        .send()
-        .await;
-    assert!(crashed.is_err(), "the process died before replying");
+    let crashed = Crashed::at("crash-after", "after-append").await;
     // The events committed although no reply left the process.
-    assert_eq!(names_stored(&stack, id).await.len(), 2);
+    assert_eq!(names_stored(&crashed.stack, crashed.id).await.len(), 2);
 
-    let restarted = crashable(&stack).await;
-    let api = Api::new(&restarted);
-    let retry = api
-        .command(&token, "accounts", id)
-        .header("Idempotency-Key", "rename-1")
-        .json(&rename)
-        .send()
-        .await
-        .unwrap();
+    let retry = crashed.retry().await;
     assert_eq!(retry.status(), StatusCode::OK);
     assert_eq!(retry.headers()["etag"], "\"2\"");
     let reply: Value = retry.json().await.unwrap();
-    assert_eq!(reply, json!({"id": id, "version": 2}));
-    assert_eq!(
-        names_stored(&stack, id).await,
-        vec![(1, "Before".to_owned()), (2, "Renamed once".to_owned())]
-    );
+    assert_eq!(reply, json!({"id": crashed.id, "version": 2}));
+    crashed.assert_renamed_once().await;
 }
 
 #[tokio::test]
 async fn a_process_killed_before_the_append_leaves_the_key_free_for_one_run() {
-    let stack = TestStack::new().await;
-    let tenant = stack.create_tenant("crash-before").await;
-    let server = crashable(&stack).await;
-    let api = Api::new(&server);
-    let token = api.login(&tenant).await;
-    let id = Uuid::new_v4();
-    api.ok(&token, id, open_account("Before")).await;
-    let rename = json!({"type": "UpdateAccountDetails", "name": "Renamed once"});
-
-    let crashed = api
-        .command(&token, "accounts", id)
-        .header("Idempotency-Key", "rename-1")
-        .header("X-Test-Fault", "before-append")
-        .json(&rename)
-        .send()
-        .await;
-    assert!(crashed.is_err(), "the process died before appending");
-    assert_eq!(names_stored(&stack, id).await.len(), 1);
+    let crashed = Crashed::at("crash-before", "before-append").await;
+    assert_eq!(names_stored(&crashed.stack, crashed.id).await.len(), 1);
     let receipts: i64 = sqlx::query_scalar("select count(*) from idempotency_keys")
-        .fetch_one(&stack.db)
+        .fetch_one(&crashed.stack.db)
         .await
         .unwrap();
     assert_eq!(receipts, 0, "nothing holds the key");
 
-    let restarted = crashable(&stack).await;
-    let api = Api::new(&restarted);
     for _ in 0..2 {
-        let retry = api
-            .command(&token, "accounts", id)
-            .header("Idempotency-Key", "rename-1")
-            .json(&rename)
-            .send()
-            .await
-            .unwrap();
+        let retry = crashed.retry().await;
         assert_eq!(retry.status(), StatusCode::OK);
         let reply: Value = retry.json().await.unwrap();
-        assert_eq!(reply, json!({"id": id, "version": 2}));
+        assert_eq!(reply, json!({"id": crashed.id, "version": 2}));
     }
-    assert_eq!(
-        names_stored(&stack, id).await,
-        vec![(1, "Before".to_owned()), (2, "Renamed once".to_owned())]
-    );
+    crashed.assert_renamed_once().await;
 }
 
 #[tokio::test]
