@@ -116,6 +116,7 @@ where
                     fresh = true;
                 }
                 Err(AppendError::KeyTaken) => return Err(StoreError::KeyTaken),
+                Err(AppendError::Rejected(rule)) => return Err(StoreError::Rejected(rule)),
                 Err(AppendError::Storage(error)) => return Err(StoreError::Storage(error)),
             }
         }
@@ -160,6 +161,7 @@ where
                 .await
                 .map_err(|e| match AppendError::from(e) {
                     AppendError::KeyTaken => StoreError::KeyTaken,
+                    AppendError::Rejected(rule) => StoreError::Rejected(rule),
                     other => StoreError::Storage(other.to_string()),
                 })?;
         }

@@ -243,6 +243,10 @@ pub enum AppendError {
     /// The `Idempotency-Key` was recorded by a concurrent request first.
     #[error("the idempotency key was used by a concurrent request")]
     KeyTaken,
+    /// The database refused a rule that spans streams (it is checked there, serialised, because
+    /// a concurrent command can break it between the aggregate's check and the append).
+    #[error(transparent)]
+    Rejected(aggregates::DomainError),
     #[error("event store failure: {0}")]
     Storage(String),
 }
@@ -253,6 +257,10 @@ impl From<sqlx::Error> for AppendError {
         match constraint {
             Some("events_pkey") => Self::Conflict,
             Some("idempotency_keys_pkey") => Self::KeyTaken,
+            Some("last_tenant_admin") => Self::Rejected(aggregates::DomainError::rule(
+                "last_tenant_admin",
+                "the tenant must keep at least one active TenantAdmin",
+            )),
             _ => Self::Storage(error.to_string()),
         }
     }

@@ -264,3 +264,58 @@ async fn a_flood_of_hostile_requests_leaves_the_server_answering_and_the_store_u
     api.ok(&token, account, renamed).await;
     assert_eq!(crate::helpers::event_count(&stack.db).await, before + 1);
 }
+
+/// Two TenantAdmins demoting and deactivating each other at once: whatever wins, the tenant
+/// keeps an active TenantAdmin, and every loser gets a client error, never a server error.
+#[tokio::test]
+async fn two_admins_removing_each_other_at_once_leave_the_tenant_an_admin() {
+    use futures::StreamExt;
+
+    let stack = TestStack::new().await;
+    let server = stack.spawn(&["command-api"]).await;
+    let api = Api::new(&server);
+    for trial in 0..3 {
+        let tenant = stack.create_tenant(&format!("admins-{trial}")).await;
+        let first = api.login(&tenant).await;
+        let first_id: Uuid =
+            sqlx::query_scalar("select user_id from user_credentials where tenant_id = $1")
+                .bind(tenant.id)
+                .fetch_one(&stack.db)
+                .await
+                .unwrap();
+        let email = format!("second@admins-{trial}.test");
+        let second_id = api
+            .register(&first, &email, json!(["TenantAdmin"]), None)
+            .await;
+        let second = api.sign_in(&tenant, &email).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let removals = (0..20).map(|n| {
+            let (token, target) = match n % 2 {
+                0 => (&first, second_id),
+                _ => (&second, first_id),
+            };
+            let body = match n % 4 {
+                0 | 1 => json!({"type": "ChangeRoles", "roles": ["Viewer"]}),
+                _ => json!({"type": "DeactivateUser", "reason": "removed by the other admin"}),
+            };
+            api.command(token, "users", target).json(&body).send()
+        });
+        let statuses: Vec<u16> = futures::stream::iter(removals)
+            .buffer_unordered(20)
+            .map(|response| response.unwrap().status().as_u16())
+            .collect()
+            .await;
+        assert!(statuses.iter().all(|s| *s < 500), "{statuses:?}");
+        let admins: i64 = sqlx::query_scalar(
+            "select count(*) from user_credentials \
+             where tenant_id = $1 and active and 'TenantAdmin' = any(roles)",
+        )
+        .bind(tenant.id)
+        .fetch_one(&stack.db)
+        .await
+        .unwrap();
+        assert_eq!(admins, 1, "trial {trial}: {statuses:?}");
+    }
+}
