@@ -196,8 +196,8 @@ async fn consume_queue(
     Err(ProjectionError::ConsumerCancelled(queue))
 }
 
-/// Applies a batch in one transaction and acknowledges it at once; when that fails for good,
-/// settles each delivery on its own.
+/// Applies a batch in one transaction and acknowledges it at once; when that fails, settles
+/// each delivery on its own.
 async fn handle_batch(pool: &PgPool, projections: &Projections, batch: Vec<Delivery>) {
     let events: Option<Vec<StoredEvent>> = batch
         .iter()
@@ -209,7 +209,10 @@ async fn handle_batch(pool: &PgPool, projections: &Projections, batch: Vec<Deliv
         }
         return;
     };
-    match project_retrying_transient(pool, projections, &events).await {
+    // One attempt: a batch that fails for any reason is redone one delivery at a time, where
+    // transient failures are retried in place, so a retry never redoes a whole batch's work
+    // (the process managers' commands above all).
+    match project(pool, projections, &events).await {
         Ok(()) => {
             let last = batch.last().expect("a batch has deliveries");
             let multiple = BasicAckOptions { multiple: true };
