@@ -4,9 +4,9 @@
 //! One queue's deliveries are handled strictly in order, so a stream's events (which the
 //! consistent-hash exchange keeps in one queue) reach the projections in order; different
 //! queues run concurrently. What has arrived by the time a batch starts (up to the prefetch) is
-//! applied in one transaction and acknowledged with one multiple-ack; if the batch fails for a
-//! reason other than a transient one, its deliveries are retried one at a time, so a poison
-//! message is parked alone. Single-active-consumer queues let several projector processes run
+//! applied in one transaction and acknowledged with one multiple-ack; if the batch fails, its
+//! deliveries are redone one at a time (a transient failure retried in place, anything else
+//! requeued), so a poison message is parked alone. Single-active-consumer queues let several projector processes run
 //! as hot standbys.
 use std::sync::Arc;
 use std::time::Duration;
