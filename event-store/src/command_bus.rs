@@ -123,12 +123,6 @@ where
         Err(StoreError::Contended(MAX_ATTEMPTS))
     }
 
-    /// The stream's current state for `tenant` (`NotFound` when another tenant owns it).
-    pub async fn load(&self, aggregate_id: &str, tenant: uuid::Uuid) -> Result<A, StoreError> {
-        let folded = self.streams.current(aggregate_id).await?;
-        Ok(folded.for_tenant(tenant)?.aggregate)
-    }
-
     async fn decide(
         &self,
         mut folded: Folded<A>,

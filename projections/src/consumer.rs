@@ -269,18 +269,21 @@ fn record_event(event: &StoredEvent) {
     }
 }
 
-/// Projects the events, retrying in place while the failure is transient (the database is
-/// away): requeueing would burn the delivery limit in milliseconds and park a good event.
-async fn project_retrying_transient(
+/// Projects one event, retrying in place while the failure is transient (the database is
+/// away: requeueing would burn the delivery limit in milliseconds and park a good event); any
+/// other failure requeues it (the delivery limit parks it after repeated failures).
+async fn project_with_retry(
     pool: &PgPool,
     projections: &Projections,
-    events: &[StoredEvent],
-) -> Result<(), ProjectionError> {
+    event: &StoredEvent,
+    delivery: &Delivery,
+) -> Outcome {
     let mut attempt = 0;
     loop {
-        match project(pool, projections, events).await {
+        match project(pool, projections, std::slice::from_ref(event)).await {
+            Ok(()) => return Outcome::Ack,
             Err(error) if error.is_transient() => {
-                tracing::warn!(%error, attempt, "transient failure; retrying");
+                tracing::warn!(%error, attempt, "transient failure; retrying the event");
                 sleep(backoff(
                     attempt,
                     Duration::from_millis(200),
@@ -289,33 +292,19 @@ async fn project_retrying_transient(
                 .await;
                 attempt += 1;
             }
-            other => return other,
-        }
-    }
-}
-
-/// Projects one event; a failure that is not transient requeues it (the delivery limit parks
-/// it after repeated failures).
-async fn project_with_retry(
-    pool: &PgPool,
-    projections: &Projections,
-    event: &StoredEvent,
-    delivery: &Delivery,
-) -> Outcome {
-    match project_retrying_transient(pool, projections, std::slice::from_ref(event)).await {
-        Ok(()) => Outcome::Ack,
-        Err(error) => {
-            tracing::error!(%error, cause = ?error, "cannot project the event; requeueing it");
-            // Spaces the redeliveries out a little, so a poison message does not spin,
-            // while keeping the time it blocks its queue before being parked short.
-            let count = delivery_count(delivery);
-            sleep(backoff(
-                count,
-                Duration::from_millis(20),
-                Duration::from_millis(500),
-            ))
-            .await;
-            Outcome::Requeue
+            Err(error) => {
+                tracing::error!(%error, cause = ?error, "cannot project the event; requeueing it");
+                // Spaces the redeliveries out a little, so a poison message does not spin,
+                // while keeping the time it blocks its queue before being parked short.
+                let count = delivery_count(delivery);
+                sleep(backoff(
+                    count,
+                    Duration::from_millis(20),
+                    Duration::from_millis(500),
+                ))
+                .await;
+                return Outcome::Requeue;
+            }
         }
     }
 }

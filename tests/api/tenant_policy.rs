@@ -35,30 +35,63 @@ async fn a_raised_threshold_lets_a_large_quote_through_without_approval() {
     let server = stack.spawn(&["command-api"]).await;
     let api = Api::new(&server);
     let token = api.login(&tenant).await;
+    let types = submit_big_quote(&stack, &api, &token).await;
+    assert_eq!(
+        types[types.len() - 2..],
+        ["QuoteSubmitted", "QuoteApproved"]
+    );
+}
+
+/// A 60,000 quote drafted, priced and submitted; the event types of its stream.
+async fn submit_big_quote(stack: &TestStack, api: &Api, token: &str) -> Vec<String> {
     let account = Uuid::new_v4();
-    api.ok(&token, account, open_account("Bigco")).await;
+    api.ok(token, account, open_account("Bigco")).await;
     let quote = Uuid::new_v4();
     let valid_until = (chrono::Utc::now() + chrono::Duration::days(10)).to_rfc3339();
-    api.ok_in(&token, "quotes", quote, json!({"type": "DraftQuote", "account_id": account, "title": "Big", "valid_until": valid_until})).await;
+    api.ok_in(token, "quotes", quote, json!({"type": "DraftQuote", "account_id": account, "title": "Big", "valid_until": valid_until})).await;
     api.ok_in(
-        &token,
+        token,
         "quotes",
         quote,
         json!({"type": "AddLineItem", "line_id": Uuid::new_v4(), "sku": "B",
         "description": "Big thing", "quantity": "1", "unit_price": "60000.00"}),
     )
     .await;
-    api.ok_in(&token, "quotes", quote, json!({"type": "SubmitQuote"}))
+    api.ok_in(token, "quotes", quote, json!({"type": "SubmitQuote"}))
         .await;
-    let types: Vec<String> = sqlx::query_scalar(
-        "select event_type from events where aggregate_id = $1 order by sequence",
-    )
-    .bind(quote.to_string())
-    .fetch_all(&stack.db)
-    .await
-    .unwrap();
+    sqlx::query_scalar("select event_type from events where aggregate_id = $1 order by sequence")
+        .bind(quote.to_string())
+        .fetch_all(&stack.db)
+        .await
+        .unwrap()
+}
+
+/// A running process caches the policy; a change made meanwhile applies to its next command.
+#[tokio::test]
+async fn a_policy_changed_while_the_api_runs_applies_to_the_next_command() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("livepolicy").await;
+    let server = stack.spawn(&["command-api"]).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let before = submit_big_quote(&stack, &api, &token).await;
+    assert_eq!(before.last().map(String::as_str), Some("QuoteSubmitted"));
+
+    let (_, stdout, _) = stack
+        .b2b(&["tenant", "policy", "--slug", "livepolicy"])
+        .await;
+    let mut policy: Value = serde_json::from_str(&stdout).unwrap();
+    policy["approval_threshold"] = json!("100000");
+    let file = write_policy(&policy);
+    let args = ["tenant", "set-policy", "--slug", "livepolicy", "--file"];
+    let (ok, _, stderr) = stack
+        .b2b(&[&args[..], &[file.to_str().unwrap()]].concat())
+        .await;
+    assert!(ok, "{stderr}");
+
+    let after = submit_big_quote(&stack, &api, &token).await;
     assert_eq!(
-        types[types.len() - 2..],
+        after[after.len() - 2..],
         ["QuoteSubmitted", "QuoteApproved"]
     );
 }
