@@ -26,7 +26,7 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// `system`, or `adjustable` (tests only: time moved through the `test_clock` table).
     pub clock: String,
-    /// `local` (the default), `test`, or anything else for a real deployment.
+    /// `local`, `test`, or anything else (the default, `production`) for a real deployment.
     pub app_env: String,
     /// How often the timer worker looks for due timers.
     pub timer_poll_interval: Duration,
@@ -43,6 +43,7 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         let role = var("DATABASE_ROLE", event_store::db::APP_ROLE);
+        let app_env = app_env();
         Ok(Self {
             database_url: var("DATABASE_URL", "postgres://b2b:b2b@127.0.0.1:55432/b2b"),
             database_role: (!role.is_empty()).then_some(role),
@@ -50,7 +51,7 @@ impl Config {
             amqp_prefix: var("AMQP_PREFIX", "b2b"),
             partitions: parse("PROJECTOR_PARTITIONS", "4")?,
             bind_addr: var("BIND_ADDR", "127.0.0.1:8080"),
-            jwt_secret: jwt_secret()?,
+            jwt_secret: jwt_secret(&app_env)?,
             access_token_ttl: Duration::from_secs(
                 parse::<u64>("ACCESS_TOKEN_TTL_SECONDS", "900")?.min(900),
             ),
@@ -63,7 +64,7 @@ impl Config {
                 .map(str::to_owned)
                 .collect(),
             clock: var("B2B_CLOCK", "system"),
-            app_env: var("APP_ENV", "local"),
+            app_env,
             timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_MS", "1000")?),
             identity: identity_policy()?,
             bus: event_store::BusOptions {
@@ -100,7 +101,7 @@ fn identity_policy() -> anyhow::Result<auth::IdentityPolicy> {
 /// `B2B_TEST_FAULTS=1` lets a request crash the process on purpose: never outside tests.
 fn test_faults() -> anyhow::Result<bool> {
     let enabled = var("B2B_TEST_FAULTS", "0") == "1";
-    if enabled && var("APP_ENV", "local") != "test" {
+    if enabled && app_env() != "test" {
         bail!("B2B_TEST_FAULTS is refused outside APP_ENV=test");
     }
     Ok(enabled)
@@ -128,18 +129,33 @@ where
         .with_context(|| format!("{name} is not a valid value"))
 }
 
-/// `JWT_SECRET`, or the contents of `JWT_SECRET_FILE`. The built-in key is only for
-/// `APP_ENV=local` (the default): anywhere else the process refuses to start without one.
-fn jwt_secret() -> anyhow::Result<Vec<u8>> {
-    if let Ok(secret) = std::env::var("JWT_SECRET") {
-        return Ok(secret.into_bytes());
-    }
-    if let Ok(path) = std::env::var("JWT_SECRET_FILE") {
+/// Unset means a real deployment: forgetting it must not switch the built-in key on.
+fn app_env() -> String {
+    var("APP_ENV", "production")
+}
+
+/// Shorter keys can be brute-forced offline from one captured token (HS256).
+const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// `JWT_SECRET`, or the contents of `JWT_SECRET_FILE`, at least 32 bytes. The built-in key is
+/// only for `APP_ENV=local`: anywhere else it, a short key or none refuses to start.
+fn jwt_secret(app_env: &str) -> anyhow::Result<Vec<u8>> {
+    let local = app_env == "local";
+    let secret = if let Ok(secret) = std::env::var("JWT_SECRET") {
+        secret.into_bytes()
+    } else if let Ok(path) = std::env::var("JWT_SECRET_FILE") {
         let secret = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
-        return Ok(secret.trim_ascii().to_vec());
+        secret.trim_ascii().to_vec()
+    } else if local {
+        return Ok(LOCAL_JWT_SECRET.as_bytes().to_vec());
+    } else {
+        bail!("JWT_SECRET or JWT_SECRET_FILE must be set outside APP_ENV=local (APP_ENV is `{app_env}`)");
+    };
+    if secret.len() < MIN_JWT_SECRET_BYTES {
+        bail!("the signing key (JWT_SECRET) must be at least {MIN_JWT_SECRET_BYTES} bytes");
     }
-    if var("APP_ENV", "local") != "local" {
-        bail!("JWT_SECRET or JWT_SECRET_FILE must be set outside APP_ENV=local");
+    if secret == LOCAL_JWT_SECRET.as_bytes() && !local {
+        bail!("the built-in development signing key is refused outside APP_ENV=local");
     }
-    Ok(LOCAL_JWT_SECRET.as_bytes().to_vec())
+    Ok(secret)
 }

@@ -126,7 +126,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
 /// The process managers, only to ask their names and what they handle: nothing runs them here.
 fn process_managers(pool: &sqlx::PgPool) -> Vec<Arc<dyn projections::Projection>> {
     let bus = Arc::new(event_store::CommandBus::new(pool.clone()));
-    projections::process_managers(bus, Arc::new(projections::timers::SystemClock))
+    projections::process_managers(bus, Arc::new(event_store::clock::SystemClock))
 }
 
 async fn parked(config: &Config, group: Group, command: ParkedCommand) -> anyhow::Result<()> {

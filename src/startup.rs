@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use event_store::relay::{self, RelayConfig};
-use event_store::{CommandBus, Invalidation, Invalidations, Topology};
+use event_store::{Clock, CommandBus, Invalidation, Invalidations, Topology};
 use projections::timers::TimerConfig;
 use query_api::await_version::ProjectedSignals;
 use sqlx::PgPool;
@@ -82,6 +82,10 @@ impl Application {
         // One bus per process: the command API, the process managers and the timers share its
         // stream caches, and a relay here hears its commits.
         let bus = Arc::new(CommandBus::with_options(pool.clone(), config.bus));
+        // One clock for commands, process managers and timers, so a test that moves time
+        // moves it for all of them.
+        let clock =
+            event_store::clock::clock_from_setting(&config.clock, &config.app_env, pool.clone())?;
         let mut workers = Vec::new();
         if parts.relay {
             let relay = RelayConfig {
@@ -95,7 +99,7 @@ impl Application {
             )));
         }
         if parts.projector {
-            workers.extend(consumers(config, &topology, &pool, &bus)?);
+            workers.extend(consumers(config, &topology, &pool, &bus, &clock));
         }
         let identity = match parts.serves_http() {
             true => Some(identity(config, &pool)?),
@@ -112,7 +116,8 @@ impl Application {
             Some(identity) => {
                 let commands = command_api::CommandApi::new(pool.clone(), identity.clone(), bus)
                     .with_test_faults(config.test_faults)
-                    .with_invalidations(invalidations);
+                    .with_invalidations(invalidations)
+                    .with_clock(clock);
                 let queries = query_api::QueryApi::new(
                     pool.clone(),
                     identity,
@@ -146,15 +151,14 @@ fn consumers(
     topology: &Topology,
     pool: &PgPool,
     bus: &Arc<CommandBus>,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    clock: &Arc<dyn Clock>,
+) -> Vec<JoinHandle<()>> {
     let consumer = |group: &str| projections::ProjectorConfig {
         amqp_url: config.amqp_url.clone(),
         topology: topology.clone(),
         group: group.to_owned(),
         prefetch: 64,
     };
-    let clock =
-        projections::timers::clock_from_setting(&config.clock, &config.app_env, pool.clone())?;
     let read_models = projections::run(
         pool.clone(),
         consumer(projections::READ_MODELS),
@@ -169,12 +173,12 @@ fn consumers(
         poll_interval: config.timer_poll_interval,
         ..TimerConfig::default()
     };
-    let timers = projections::timers::run(pool.clone(), bus.clone(), clock, timer_config);
-    Ok(vec![
+    let timers = projections::timers::run(pool.clone(), bus.clone(), clock.clone(), timer_config);
+    vec![
         tokio::spawn(read_models),
         tokio::spawn(processes),
         tokio::spawn(timers),
-    ])
+    ]
 }
 
 async fn shutdown_signal() {

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use actix_web::web;
 use auth::Identity;
-use event_store::{CommandBus, Invalidations};
+use event_store::clock::SystemClock;
+use event_store::{Clock, CommandBus, Invalidations};
 use sqlx::PgPool;
 
 pub use error::ApiError;
@@ -35,6 +36,8 @@ pub struct CommandApi {
     test_faults: bool,
     /// The process's cache invalidation listener, when it runs one.
     invalidations: Option<Arc<Invalidations>>,
+    /// When commands are decided: the process's one clock (movable in tests).
+    clock: Arc<dyn Clock>,
 }
 
 impl CommandApi {
@@ -45,7 +48,13 @@ impl CommandApi {
             bus,
             test_faults: false,
             invalidations: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Decides commands at `clock`'s time: the clock the process managers and timers use.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
     }
 
     /// Writes that change who may do what (sign-out, user commands) answer only once this

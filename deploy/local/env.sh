@@ -18,6 +18,9 @@ export B2B_AMQP_PORT="${B2B_AMQP_PORT:-55672}"
 # RabbitMQ default (AMQP port + 20000) is out of range for our high ports.
 export B2B_RABBIT_DIST_PORT="${B2B_RABBIT_DIST_PORT:-55673}"
 
+# An unset APP_ENV means production (which needs its own JWT_SECRET); the local stack is local.
+export APP_ENV="${APP_ENV:-local}"
+
 export DATABASE_URL="${DATABASE_URL:-postgres://b2b:b2b@127.0.0.1:$B2B_PG_PORT/b2b}"
 export AMQP_URL="${AMQP_URL:-amqp://b2b:b2b@127.0.0.1:$B2B_AMQP_PORT/%2f}"
 

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod clock;
 pub mod command_bus;
 pub mod db;
 mod error;
@@ -15,6 +16,7 @@ pub mod relay;
 pub mod streams;
 pub mod topology;
 
+pub use clock::Clock;
 pub use command_bus::{AggregateStore, BusOptions, CommandBus};
 pub use error::StoreError;
 pub use facts::PolicyCache;

@@ -342,3 +342,46 @@ async fn contracts_are_drafted_amended_as_new_versions_and_submitted() {
     let missing = problem(response, StatusCode::NOT_FOUND).await;
     assert_eq!(missing["detail"], "no such account", "{missing}");
 }
+
+/// Under `B2B_CLOCK=adjustable` commands are decided at the clock the timers use: moving it
+/// moves "now" for a quote's validity as it does for its expiry timer.
+#[tokio::test]
+async fn commands_are_decided_at_the_moved_test_clock() {
+    let w = world("clock").await;
+    let quote = w.draft_quote(&w.admin, "10.00").await;
+    sqlx::query("update test_clock set offset_by = interval '31 days'")
+        .execute(&w.stack.db)
+        .await
+        .unwrap();
+    let before = w.stream(quote).await;
+    // Valid for 30 days of real time, so already past at the moved clock.
+    let submit = w
+        .api
+        .command(&w.admin, "quotes", quote)
+        .json(&json!({"type": "SubmitQuote"}))
+        .send()
+        .await
+        .unwrap();
+    let refused = problem(submit, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        refused["type"], "/problems/rule-violated/quote_validity_passed",
+        "{refused}"
+    );
+    assert_eq!(w.stream(quote).await, before, "a refusal changes nothing");
+
+    // A validity that is in the future by the machine's clock is in the past by the moved one.
+    let in_ten_days = (chrono::Utc::now() + chrono::Duration::days(10)).to_rfc3339();
+    let draft = json!({"type": "DraftQuote", "account_id": w.account, "title": "Late",
+        "valid_until": in_ten_days});
+    let late = Uuid::new_v4();
+    let response = w
+        .api
+        .command(&w.admin, "quotes", late)
+        .json(&draft)
+        .send()
+        .await
+        .unwrap();
+    let refused = problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(refused["errors"][0]["field"], "valid_until", "{refused}");
+    assert!(w.stream(late).await.is_empty());
+}

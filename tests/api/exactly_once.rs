@@ -13,15 +13,9 @@ use crate::helpers::{open_account, Api, Process, TestStack};
 /// A command API whose requests may name a crash point (`X-Test-Fault`).
 async fn crashable(stack: &TestStack) -> Process {
     stack
-        .spawn_with_env(
-            &["command-api"],
-            &[("APP_ENV", "test"), ("B2B_TEST_FAULTS", "1"), JWT],
-        )
+        .spawn_with_env(&["command-api"], &[("B2B_TEST_FAULTS", "1")])
         .await
 }
-
-/// Every process of one test signs with the same key, so a token outlives a restart.
-const JWT: (&str, &str) = ("JWT_SECRET", "exactly-once-tests-signing-key-0123456789");
 
 async fn names_stored(stack: &TestStack, id: Uuid) -> Vec<(i64, String)> {
     sqlx::query_as(
@@ -135,6 +129,7 @@ async fn fault_points_are_refused_outside_app_env_test() {
     let stack = TestStack::new().await;
     let output = stack
         .command(&["command-api"])
+        .env("APP_ENV", "local")
         .env("B2B_TEST_FAULTS", "1")
         .output()
         .await
@@ -188,7 +183,7 @@ async fn three_processes_with_caches_lose_no_update() {
     let tenant = stack.create_tenant("three").await;
     let mut servers = Vec::new();
     for _ in 0..3 {
-        servers.push(stack.spawn_with_env(&["command-api"], &[JWT]).await);
+        servers.push(stack.spawn(&["command-api"]).await);
     }
     let apis: Vec<Api> = servers.iter().map(Api::new).collect();
     let token = apis[0].login(&tenant).await;

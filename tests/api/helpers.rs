@@ -13,6 +13,8 @@ use tokio::process::{Child, Command};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The signing key every test process shares (32 bytes or more, as outside local).
+pub const TEST_JWT_SECRET: &str = "test-suite-signing-key-0123456789abcdef";
 
 /// One test's private slice of the stack: its own database and RabbitMQ name prefix.
 pub struct TestStack {
@@ -70,6 +72,9 @@ impl TestStack {
             .env("AMQP_URL", &self.amqp_url)
             .env("AMQP_PREFIX", &self.amqp_prefix)
             .env("BIND_ADDR", "127.0.0.1:0")
+            // `test` is not local: the process needs a key of its own, as in production.
+            .env("APP_ENV", "test")
+            .env("JWT_SECRET", TEST_JWT_SECRET)
             .env("PROJECTOR_PARTITIONS", "2")
             .env("RUST_LOG", "warn")
             // Timers read the test-settable clock (`test_clock`), and look often.
@@ -100,20 +105,13 @@ impl TestStack {
     pub async fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut command = self.command(args);
         command.envs(env.iter().copied());
-        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
         let serves_http = matches!(args[0], "serve" | "command-api" | "query-api");
-        let mut base_url = None;
-        if serves_http {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-                .await
-                .expect("b2b printed its address")
-                .unwrap()
-                .expect("b2b exited before listening");
-            base_url = Some(line.trim_start_matches("listening on ").to_owned());
-        }
-        Process { child, base_url }
+        spawn_command(command, serves_http).await
+    }
+
+    /// Starts an HTTP server from a command built with [`TestStack::command`].
+    pub async fn spawn_command(&self, command: Command) -> Process {
+        spawn_command(command, true).await
     }
 
     pub async fn create_tenant(&self, slug: &str) -> Tenant {
@@ -205,6 +203,23 @@ pub struct Tenant {
     pub slug: String,
     pub email: String,
     pub id: Uuid,
+}
+
+/// Spawns `command`; for an HTTP server, waits until it prints the address it listens on.
+async fn spawn_command(mut command: Command, serves_http: bool) -> Process {
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut base_url = None;
+    if serves_http {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("b2b printed its address")
+            .unwrap()
+            .expect("b2b exited before listening");
+        base_url = Some(line.trim_start_matches("listening on ").to_owned());
+    }
+    Process { child, base_url }
 }
 
 pub struct Process {

@@ -1,6 +1,8 @@
 //! Sessions and tokens end to end: refresh rotation with reuse detection, logout, expired,
 //! tampered and foreign-key tokens, and deactivation and role changes taking effect on the
 //! next request, in both APIs.
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -162,7 +164,10 @@ async fn expired_tampered_and_foreign_tokens_are_refused() {
     refused(&api, &format!("{header}.{admin_claims}.")).await;
 
     let other_key = stack
-        .spawn_with_env(&["serve"], &[("JWT_SECRET", "another-deployment-key")])
+        .spawn_with_env(
+            &["serve"],
+            &[("JWT_SECRET", "another-deployment-key-of-32-bytes-or-more")],
+        )
         .await;
     let other = Api::new(&other_key);
     let foreign = other.login(&tenant).await;
@@ -227,4 +232,67 @@ fn jwt_payload(token: &str) -> Vec<u8> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .unwrap()
+}
+
+/// A deployment that forgot `APP_ENV`, or gave a guessable key, must not start: one captured
+/// token would let anyone brute-force or look up the key and sign as any user.
+#[tokio::test]
+async fn weak_missing_or_built_in_signing_keys_refuse_to_start() {
+    let stack = TestStack::new().await;
+    let built_in = "local-development-only-signing-key-change-me";
+    for (app_env, key, says) in [
+        (None, None, "JWT_SECRET or JWT_SECRET_FILE must be set"),
+        (Some("production"), Some(""), "at least 32 bytes"),
+        (Some("production"), Some("k"), "at least 32 bytes"),
+        (
+            Some("test"),
+            Some("thirty-one-bytes-is-not-enough!"),
+            "at least 32 bytes",
+        ),
+        (None, Some(built_in), "built-in development signing key"),
+        (
+            Some("staging"),
+            Some(built_in),
+            "built-in development signing key",
+        ),
+    ] {
+        let mut command = stack.command(&["command-api"]);
+        command.env_remove("APP_ENV").env_remove("JWT_SECRET");
+        if let Some(app_env) = app_env {
+            command.env("APP_ENV", app_env);
+        }
+        if let Some(key) = key {
+            command.env("JWT_SECRET", key);
+        }
+        let output = tokio::time::timeout(Duration::from_secs(20), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("{app_env:?}/{key:?} started instead of refusing"))
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{app_env:?}/{key:?} started");
+        assert!(stderr.contains(says), "{app_env:?}/{key:?}: {stderr}");
+    }
+    // Local development keeps working without a key, and a long key starts anywhere.
+    for (app_env, key) in [
+        ("local", None),
+        (
+            "production",
+            Some("a-real-deployment-key-of-at-least-32-bytes"),
+        ),
+    ] {
+        let mut command = stack.command(&["command-api"]);
+        // A real deployment refuses the test clock too.
+        command
+            .env_remove("JWT_SECRET")
+            .env("APP_ENV", app_env)
+            .env("B2B_CLOCK", "system");
+        if let Some(key) = key {
+            command.env("JWT_SECRET", key);
+        }
+        let server = stack.spawn_command(command).await;
+        let health = reqwest::get(format!("{}/health/live", server.url()))
+            .await
+            .unwrap();
+        assert_eq!(health.status(), StatusCode::OK, "{app_env}/{key:?}");
+    }
 }

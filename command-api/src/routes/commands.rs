@@ -1,7 +1,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::{Command, DomainError};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use event_store::{AggregateStore, AlongsideEvents, Credential, EventMetadata};
 use schemars::JsonSchema;
@@ -61,6 +61,7 @@ pub async fn execute(
     faults.reach("before-append");
     let run = Run {
         id,
+        at: api.clock.now().await?,
         expected,
         metadata: &metadata,
         alongside: AlongsideEvents {
@@ -145,6 +146,8 @@ async fn dispatch(
 /// One command's request, ready to run against the collection's store.
 struct Run<'a> {
     id: Uuid,
+    /// When the command is decided (the process's clock; movable in tests).
+    at: DateTime<Utc>,
     expected: Option<u64>,
     metadata: &'a EventMetadata,
     alongside: AlongsideEvents<'a>,
@@ -157,12 +160,7 @@ impl Run<'_> {
         C: Clone,
     {
         let metadata = self.metadata;
-        let command = Command::new(
-            metadata.tenant_id,
-            metadata.actor.clone(),
-            metadata.recorded_at,
-            body,
-        );
+        let command = Command::new(metadata.tenant_id, metadata.actor.clone(), self.at, body);
         let id = self.id.to_string();
         Ok(store
             .execute_with(&id, command, self.expected, metadata, &self.alongside)

@@ -7,8 +7,8 @@ use cqrs_es::Aggregate;
 use event_store::{AggregateStore, CommandBus, EventMetadata, StoreError, StoredEvent};
 use uuid::Uuid;
 
-use crate::timers::Clock;
 use crate::ProjectionError;
+use event_store::Clock;
 
 /// Namespace of every UUID v5 the process managers and timers derive. Never change it: ids
 /// derived before and after would differ, and a redelivered event would issue its commands again.

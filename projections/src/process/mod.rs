@@ -29,8 +29,8 @@ pub use approvals::ApprovalFlow;
 pub use issue::{event_uuid, Issuer, NAMESPACE};
 pub use scheduling::TimerScheduling;
 
-use crate::timers::Clock;
 use crate::{Projection, ProjectionError};
+use event_store::Clock;
 
 /// The consumer group every process manager runs in.
 pub const PROCESS_MANAGERS: &str = "process-managers";

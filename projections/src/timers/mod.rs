@@ -7,7 +7,6 @@
 //! idempotent in their aggregates, so a crash between running one and marking its row runs it
 //! again harmlessly. In esrs's terms this is an eventual handler.
 mod action;
-mod clock;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,13 +16,12 @@ use aggregates::contract::ContractCommand;
 use aggregates::quote::QuoteCommand;
 use aggregates::{Actor, Command};
 use chrono::{DateTime, Utc};
-use event_store::{CommandBus, EventMetadata, StoreError};
+use event_store::{Clock, CommandBus, EventMetadata, StoreError};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 pub use action::TimerAction;
-pub use clock::{clock_from_setting, AdjustableClock, Clock, ClockSettingError, SystemClock};
 
 use crate::process::issue::settled_refusal;
 use crate::ProjectionError;

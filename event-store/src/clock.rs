@@ -1,17 +1,16 @@
-//! Where process managers and timers take the time from. Aggregates have no clock: the time a
-//! command is decided at comes from outside, so tests can move it.
+//! Where commands, process managers and timers take the time from: one clock for all of them.
+//! Aggregates have no clock: the time a command is decided at comes from outside, so tests can
+//! move it.
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::ProjectionError;
-
-/// The current time, as the process managers and the timer worker see it.
+/// The current time, as the command API, the process managers and the timer worker see it.
 #[async_trait]
 pub trait Clock: Send + Sync + std::fmt::Debug {
-    async fn now(&self) -> Result<DateTime<Utc>, ProjectionError>;
+    async fn now(&self) -> Result<DateTime<Utc>, sqlx::Error>;
 }
 
 /// The machine's clock: what production runs on.
@@ -20,7 +19,7 @@ pub struct SystemClock;
 
 #[async_trait]
 impl Clock for SystemClock {
-    async fn now(&self) -> Result<DateTime<Utc>, ProjectionError> {
+    async fn now(&self) -> Result<DateTime<Utc>, sqlx::Error> {
         Ok(Utc::now())
     }
 }
@@ -42,7 +41,7 @@ impl AdjustableClock {
 
 #[async_trait]
 impl Clock for AdjustableClock {
-    async fn now(&self) -> Result<DateTime<Utc>, ProjectionError> {
+    async fn now(&self) -> Result<DateTime<Utc>, sqlx::Error> {
         // `clock_timestamp()`, not `now()`: the latter is frozen at the transaction's start.
         let now = sqlx::query_scalar(
             "select clock_timestamp() + coalesce((select offset_by from test_clock), interval '0')",
