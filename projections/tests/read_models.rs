@@ -405,6 +405,12 @@ async fn read_quotes_follow_drafts_submissions_and_answers() {
     let draft = row(&stack, "quotes", small).await;
     assert_eq!(draft["status"], "Draft");
     assert_eq!(draft["subtotal"], expected.subtotal.amount.to_string());
+    // The subtotal is the gross (12 × 19.99 + 60 × 10.10), and the figures add up to the
+    // total once each discount is taken off it.
+    assert_eq!(draft["subtotal"], "845.88");
+    assert_eq!(draft["line_discounts"], "35.10");
+    assert_eq!(draft["quote_discount"], "20.27");
+    assert_eq!(draft["total"], "790.51");
     assert_eq!(
         draft["line_discounts"],
         expected.line_discounts.amount.to_string()

@@ -1,8 +1,8 @@
 //! Quote pricing, pure and exact.
 //!
 //! Per line: gross = quantity × unit price, less the tier's volume discount for that quantity.
-//! The quote subtotal is the sum of the discounted lines; the quote-level discount comes off
-//! that. Everything is computed in exact decimals and rounded half-even to the currency's minor
+//! The quote subtotal is the gross sum of the lines (DOMAIN.md); the line discounts come off it,
+//! and the quote-level discount comes off what is left. Everything is computed in exact decimals and rounded half-even to the currency's minor
 //! unit once, at the end, so the order of lines and intermediate rounding cannot move a cent.
 //!
 //! Exactness needs the inputs inside the bounds the aggregate enforces (quantity ≤ 10⁶ with at
@@ -38,14 +38,14 @@ impl LinePrice {
 
 /// A quote's figures, each rounded to the currency's minor unit. The discounts are the
 /// differences between rounded figures, so the document adds up to the cent:
-/// `subtotal - quote_discount == total`, and `subtotal + line_discounts` is the rounded gross.
+/// `subtotal - line_discounts - quote_discount == total`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuoteTotals {
-    /// Sum of the lines after their volume discounts.
+    /// Gross sum of quantity × unit price over the lines, before any discount.
     pub subtotal: Money,
     /// What the volume discounts took off the lines.
     pub line_discounts: Money,
-    /// What the quote-level discount took off the subtotal.
+    /// What the quote-level discount took off the subtotal less the line discounts.
     pub quote_discount: Money,
     pub total: Money,
 }
@@ -59,18 +59,18 @@ pub fn quote_totals(
     discount_percent: Decimal,
     currency: &CurrencyCode,
 ) -> QuoteTotals {
-    let (gross, subtotal) = lines
+    let (gross, net) = lines
         .into_iter()
         .fold((Decimal::ZERO, Decimal::ZERO), |(gross, net), line| {
             (gross + line.gross(), net + line.net())
         });
-    let total = subtotal - percent_of(subtotal, discount_percent);
-    let gross = rounded(gross, currency);
-    let subtotal = rounded(subtotal, currency);
+    let total = net - percent_of(net, discount_percent);
+    let subtotal = rounded(gross, currency);
+    let net = rounded(net, currency);
     let total = rounded(total, currency);
     QuoteTotals {
-        line_discounts: Money::new(gross.amount - subtotal.amount, currency.clone()),
-        quote_discount: Money::new(subtotal.amount - total.amount, currency.clone()),
+        line_discounts: Money::new(subtotal.amount - net.amount, currency.clone()),
+        quote_discount: Money::new(net.amount - total.amount, currency.clone()),
         subtotal,
         total,
     }

@@ -200,7 +200,7 @@ mod tests {
             volume_discount_percent: Decimal::from(2),
         };
         let totals = QuoteTotals {
-            subtotal: money(294),
+            subtotal: money(300),
             line_discounts: money(6),
             quote_discount: money(0),
             total: money(294),

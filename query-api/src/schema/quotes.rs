@@ -41,12 +41,13 @@ pub struct Quote {
     #[sqlx(try_from = "String")]
     pub status: QuoteStatus,
     pub valid_until: DateTime<Utc>,
-    /// Sum of the lines after their volume discounts.
+    /// Gross sum of quantity × unit price over the lines, before any discount.
     pub subtotal: Decimal,
     /// What the volume discounts took off the lines.
     pub line_discounts: Decimal,
-    /// What the quote-level discount took off the subtotal.
+    /// What the quote-level discount took off the subtotal less the line discounts.
     pub quote_discount: Decimal,
+    /// What the customer pays: subtotal − line discounts − quote discount.
     pub total: Decimal,
     /// The quote-level discount, 0 to 100.
     pub discount_percent: Decimal,

@@ -76,39 +76,43 @@ fn pricing_stays_exact_at_the_validation_bounds() {
 struct Oracle {
     minor_unit: u32,
     gross: i128,
-    subtotal: i128,
+    net: i128,
     total: i128,
 }
 
 impl Oracle {
     fn price(lines: &[LinePrice], discount: Decimal, minor_unit: u32) -> Self {
-        let (mut gross_e6, mut subtotal_e10) = (0_i128, 0_i128);
+        let (mut gross_e6, mut net_e10) = (0_i128, 0_i128);
         for line in lines {
             let qp = fixed(line.quantity, 3) * fixed(line.unit_price, 3);
             gross_e6 += qp;
-            subtotal_e10 += qp * (10_000 - fixed(line.volume_discount_percent, 2));
+            net_e10 += qp * (10_000 - fixed(line.volume_discount_percent, 2));
         }
-        let total_e14 = subtotal_e10 * (10_000 - fixed(discount, 2));
+        let total_e14 = net_e10 * (10_000 - fixed(discount, 2));
         Self {
             minor_unit,
             gross: round_half_even(gross_e6, 6 - minor_unit),
-            subtotal: round_half_even(subtotal_e10, 10 - minor_unit),
+            net: round_half_even(net_e10, 10 - minor_unit),
             total: round_half_even(total_e14, 14 - minor_unit),
         }
     }
 
     fn assert_matches(&self, totals: &QuoteTotals) {
         let minor = |v: i128| Decimal::from_i128_with_scale(v, self.minor_unit);
-        assert_eq!(totals.subtotal.amount, minor(self.subtotal), "subtotal");
+        assert_eq!(
+            totals.subtotal.amount,
+            minor(self.gross),
+            "subtotal is the gross"
+        );
         assert_eq!(totals.total.amount, minor(self.total), "total");
         assert_eq!(
             totals.line_discounts.amount,
-            minor(self.gross - self.subtotal),
+            minor(self.gross - self.net),
             "line discounts"
         );
         assert_eq!(
             totals.quote_discount.amount,
-            minor(self.subtotal - self.total),
+            minor(self.net - self.total),
             "quote discount"
         );
     }
@@ -190,7 +194,11 @@ proptest! {
             prop_assert_eq!(money.amount.scale(), currency.minor_unit());
             prop_assert_eq!(&money.currency, &currency);
         }
-        prop_assert_eq!(totals.subtotal.amount - totals.quote_discount.amount, totals.total.amount);
+        // Whoever recomputes the total from the document's figures gets the total.
+        prop_assert_eq!(
+            totals.subtotal.amount - totals.line_discounts.amount - totals.quote_discount.amount,
+            totals.total.amount
+        );
         prop_assert!(totals.total.amount <= totals.subtotal.amount);
         // The total is the exact sum of discounted lines less the quote discount, rounded once.
         let exact: Decimal = lines.iter().map(LinePrice::net).sum();
