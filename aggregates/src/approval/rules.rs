@@ -151,7 +151,7 @@ impl Request {
             .user(ctx.tenant_id, to)
             .await?
             .ok_or_else(|| DomainError::rule("delegate_unknown", "no such user in this tenant"))?;
-        self.fitness(&facts, &facts.roles)
+        self.fitness(&facts)
             .map_err(|unfit| DomainError::rule(unfit.delegate_code(), self.reason(&unfit)))?;
         Ok(vec![ApprovalEvent::LevelDelegated {
             level: number(self.current),
@@ -197,28 +197,22 @@ impl Request {
         }])
     }
 
-    /// The actor may decide the current level: it is delegated to them, or (undelegated) they
-    /// hold its role per their token; and their current facts qualify them. Returns their id.
+    /// The actor may decide the current level: it is delegated to them, or it is not delegated
+    /// at all; and their current facts (roles, activity, limit) qualify them now, however they
+    /// qualified when the level was handed to them. Returns their id.
     async fn require_approver(
         &self,
         ctx: &Ctx,
         action: &str,
         services: &dyn ApprovalServices,
     ) -> Result<Uuid, DomainError> {
-        let (user_id, roles) = user_of(&ctx.actor, action)?;
-        let level = self.level();
-        if level.delegate.is_some_and(|d| d != user_id) {
+        let (user_id, _) = user_of(&ctx.actor, action)?;
+        if self.level().delegate.is_some_and(|d| d != user_id) {
             return Err(DomainError::Forbidden(format!(
                 "level {} is delegated to another user",
                 number(self.current)
             )));
         }
-        // A delegate was checked for the role when the level was handed to them.
-        let roles = if level.delegate.is_some() {
-            &[level.role][..]
-        } else {
-            roles
-        };
         let forbid =
             |unfit: Unfit| DomainError::Forbidden(format!("{action}: {}", self.reason(&unfit)));
         self.independent(user_id).map_err(forbid)?;
@@ -226,7 +220,7 @@ impl Request {
             .user(ctx.tenant_id, user_id)
             .await?
             .ok_or_else(|| DomainError::Forbidden(format!("{action}: unknown user")))?;
-        self.fitness(&facts, roles).map_err(forbid)?;
+        self.fitness(&facts).map_err(forbid)?;
         Ok(user_id)
     }
 
@@ -248,14 +242,15 @@ impl Request {
         Ok(user_id)
     }
 
-    /// Whether `facts` (with `roles`) qualify their user to approve the current level.
-    fn fitness(&self, facts: &UserFacts, roles: &[Role]) -> Result<(), Unfit> {
+    /// Whether `facts`, as the user's stream says now, qualify them to approve the current
+    /// level.
+    fn fitness(&self, facts: &UserFacts) -> Result<(), Unfit> {
         self.independent(facts.user_id)?;
         if !facts.active {
             return Err(Unfit::Inactive);
         }
         let role = self.level().role;
-        if !roles.contains(&role) {
+        if !facts.roles.contains(&role) {
             return Err(Unfit::LacksRole(role));
         }
         limit_covers(facts.approval_limit.as_ref(), &self.amount)

@@ -1044,3 +1044,29 @@ fn state_survives_a_snapshot() {
     assert_eq!(serde_json::to_string(&restored).unwrap(), json);
     assert_eq!(restored.status(), Some(ApprovalStatus::Pending));
 }
+
+/// Delegation checks the delegate once; approval checks them again as they are now. A Manager
+/// made a Viewer (or deactivated) after a level was handed to them cannot decide it, whatever
+/// roles their old token still names.
+#[tokio::test]
+async fn a_delegate_is_checked_again_as_they_are_at_approval_time() {
+    let given = vec![small(), delegated(MANAGER, MANAGER_2)];
+    for now in [
+        person(MANAGER_2, &[Role::Viewer], Some(money("100000", "EUR")), true),
+        person(MANAGER_2, &[Role::Manager], Some(money("100000", "EUR")), false),
+        person(MANAGER_2, &[Role::Manager], Some(money("10", "EUR")), true),
+    ] {
+        let mut users = people();
+        users.retain(|u| u.user_id != id(MANAGER_2));
+        users.push(now.clone());
+        let services = Arc::new(Fake {
+            users,
+            policy: Some(TenantPolicy::default()),
+            users_fail: false,
+        });
+        for command in [approve(), reject("no")] {
+            let command = by(user(MANAGER_2), command);
+            expect_err_with(services.clone(), given.clone(), command, forbidden).await;
+        }
+    }
+}
