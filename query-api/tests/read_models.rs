@@ -442,6 +442,9 @@ struct Approvals {
     manager: Uuid,
     delegate: Uuid,
     admin: Uuid,
+    /// Managers `ApproveLevel` would refuse: a limit below the amount, a limit in dollars,
+    /// deactivated, and a former Manager (now a Viewer) a level was delegated to.
+    unfit: [Uuid; 4],
     ids: Vec<(&'static str, Uuid)>,
 }
 
@@ -457,8 +460,21 @@ async fn with_approvals(world: &World) -> Approvals {
         Uuid::new_v4(),
         Uuid::new_v4(),
     );
+    let unfit = [(); 4].map(|_| Uuid::new_v4());
+    let eur = |limit: &str| Some((limit.to_owned(), "EUR"));
+    for (id, roles, limit, active) in [
+        (manager, "Manager", eur("100000"), true),
+        (delegate, "Manager", eur("20000"), true),
+        (admin, "TenantAdmin", eur("1000000"), true),
+        (unfit[0], "Manager", eur("19999.99"), true),
+        (unfit[1], "Manager", Some(("100000".to_owned(), "USD")), true),
+        (unfit[2], "Manager", eur("100000"), false),
+        (unfit[3], "Viewer", eur("100000"), true),
+    ] {
+        user_row(world, id, roles, limit, active).await;
+    }
     let none = None;
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         (
             "for managers",
             requester,
@@ -496,6 +512,13 @@ async fn with_approvals(world: &World) -> Approvals {
             "Pending",
             Some(1),
             vec![("Manager", none, none)],
+        ),
+        (
+            "delegated to a former manager",
+            requester,
+            "Pending",
+            Some(1),
+            vec![("Manager", none, Some(unfit[3]))],
         ),
     ];
     let mut ids = Vec::new();
@@ -539,8 +562,35 @@ async fn with_approvals(world: &World) -> Approvals {
         manager,
         delegate,
         admin,
+        unfit,
         ids,
     }
+}
+
+/// A `read.users` row: what `pendingForMe` knows of the caller.
+async fn user_row(
+    world: &World,
+    id: Uuid,
+    role: &str,
+    limit: Option<(String, &str)>,
+    active: bool,
+) {
+    let (amount, currency) = limit.unzip();
+    sqlx::query(
+        "insert into read.users (id, tenant_id, email, display_name, roles, approval_limit, \
+             approval_limit_currency, active, version, registered_at, updated_at) \
+         values ($1, $2, $3, $3, array[$4], $5::numeric, $6, $7, 1, now(), now())",
+    )
+    .bind(id)
+    .bind(world.tenant_a)
+    .bind(format!("{id}@example.test"))
+    .bind(role)
+    .bind(amount)
+    .bind(currency)
+    .bind(active)
+    .execute(&world.owner)
+    .await
+    .unwrap();
 }
 
 fn approval_names(body: &Value, approvals: &Approvals) -> Vec<&'static str> {
@@ -596,9 +646,19 @@ async fn pending_for_me_lists_what_the_caller_may_decide_now() {
 
     assert_eq!(approval_names(&manager, &approvals), ["for managers"]);
     assert_eq!(manager["data"]["approvals"]["totalCount"], 1);
-    assert_eq!(approval_names(&delegate, &approvals), ["delegated"]);
+    // The delegate is a Manager too: every undelegated Manager level is theirs as well.
+    assert_eq!(
+        approval_names(&delegate, &approvals),
+        ["for managers", "delegated", "own request"]
+    );
     assert_eq!(approval_names(&admin, &approvals), ["at the admin level"]);
-    assert_eq!(pending["data"]["approvals"]["totalCount"], 4);
+    // The token's roles do not count: the user's current facts do.
+    for unfit in approvals.unfit {
+        let token = as_user(unfit, vec![Role::Manager]).await;
+        let listed = world.query(&token, query, mine.clone()).await;
+        assert_eq!(approval_names(&listed, &approvals), [] as [&str; 0], "{unfit}");
+    }
+    assert_eq!(pending["data"]["approvals"]["totalCount"], 5);
     assert_eq!(
         approval_names(&everything, &approvals),
         [
@@ -606,7 +666,8 @@ async fn pending_for_me_lists_what_the_caller_may_decide_now() {
             "at the admin level",
             "delegated",
             "decided",
-            "own request"
+            "own request",
+            "delegated to a former manager"
         ],
         "oldest request first"
     );

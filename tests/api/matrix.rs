@@ -867,9 +867,8 @@ fn view(fx: &Fx, who: Who) -> View {
             pending_for_me: match who {
                 // appr_b is the Manager's own request.
                 Manager => vec![fx.appr_a],
-                // pendingForMe ignores the approval limit: the junior sees both, although
-                // ApproveLevel would refuse them (see the findings).
-                ManagerLow => vec![fx.appr_a, fx.appr_b],
+                // pendingForMe applies ApproveLevel's rule: a limit of 100 EUR decides
+                // neither 850 EUR request.
                 // Level 1 needs Manager; holding TenantAdmin does not count.
                 _ => vec![],
             },

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::list::{self, connection, Key, Listing, PageRequest};
 use super::loaders::children_of;
 use super::scope::AccountScope;
-use super::stored::{role, role_name, stored_enum};
+use super::stored::{role, stored_enum};
 use super::{OrderDirection, Role};
 use crate::{QueryError, TenantTx};
 
@@ -99,9 +99,10 @@ impl Approval {
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct ApprovalFilter {
     pub status: Option<ApprovalStatus>,
-    /// Pending approvals the caller may decide now: the current level is delegated to them, or
-    /// (not delegated) needs a role they hold; they did not request it and approved no level
-    /// of it yet. `false` is the same as leaving it out.
+    /// Pending approvals the caller may decide now, by the rule `ApproveLevel` applies: the
+    /// current level is delegated to them or to nobody and needs a role they hold; they are
+    /// active, their approval limit (in the request's currency) covers the amount, and they
+    /// neither requested it nor approved a level of it. `false` is the same as leaving it out.
     pub pending_for_me: Option<bool>,
     pub subject_type: Option<SubjectType>,
     pub subject_id: Option<Uuid>,
@@ -140,10 +141,10 @@ impl ApprovalOrderField {
     }
 }
 
-/// Who is asking, for `pendingForMe`.
+/// Who is asking, for `pendingForMe`: their current roles, activity and limit are read from
+/// `read.users`, as the aggregate reads them from their stream.
 pub struct Me {
     pub user_id: Uuid,
-    pub roles: Vec<&'static str>,
 }
 
 pub struct ApprovalListing {
@@ -196,20 +197,27 @@ fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: AccountScope) {
         .push(")))");
 }
 
+/// The approval rule (`aggregates::approval`, `Request::require_approver` and `fitness`) as one
+/// SQL condition, over the caller's facts in `read.users`: a pending request the caller did
+/// not make and approved no level of, whose current level is delegated to them or to nobody,
+/// needs a role they hold now, while they are active and their limit, in the request's
+/// currency, covers the amount. `ApproveLevel` accepts exactly what this lists (the tests
+/// compare the two).
 fn push_pending_for<'a>(query: &mut QueryBuilder<'a, Postgres>, me: &'a Me) {
     query
         .push(" and (status = 'Pending' and requester_id <> ")
         .push_bind(me.user_id)
         .push(
-            " and exists (select 1 from read.approval_levels l \
-             where l.approval_id = read.approvals.id and l.level = read.approvals.current_level \
-             and (l.delegated_to = ",
+            " and exists (select 1 from read.approval_levels l join read.users u on u.id = ",
         )
         .push_bind(me.user_id)
-        .push(" or (l.delegated_to is null and l.role = any(")
-        .push_bind(&me.roles)
         .push(
-            ")))) and not exists (select 1 from read.approval_levels l \
+            " where l.approval_id = read.approvals.id and l.level = read.approvals.current_level \
+             and (l.delegated_to is null or l.delegated_to = u.id) \
+             and l.role = any(u.roles) and u.active \
+             and u.approval_limit_currency = read.approvals.currency \
+             and u.approval_limit >= read.approvals.amount) \
+             and not exists (select 1 from read.approval_levels l \
              where l.approval_id = read.approvals.id and l.approved_by = ",
         )
         .push_bind(me.user_id)
@@ -229,11 +237,6 @@ pub async fn page(
     let request = PageRequest::new(paging.0, paging.1, order.field.column(), order.direction)?;
     let me = Me {
         user_id: caller.sub,
-        roles: caller
-            .roles
-            .iter()
-            .map(|r| role_name(Role::from(*r)))
-            .collect(),
     };
     let listing = ApprovalListing {
         filter: filter.unwrap_or_default(),
