@@ -67,6 +67,27 @@ pub async fn stream_range<'e>(
         .await
 }
 
+/// The last `event_type` event of one stream before `before_sequence`, if there is one.
+pub async fn last_before<'e>(
+    executor: impl PgExecutor<'e>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    event_type: &str,
+    before_sequence: i64,
+) -> Result<Option<StoredEvent>, sqlx::Error> {
+    let sql = format!(
+        "select {EVENT_COLUMNS} from events where aggregate_type = $1 and aggregate_id = $2 \
+         and event_type = $3 and sequence < $4 order by sequence desc limit 1"
+    );
+    sqlx::query_as(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(event_type)
+        .bind(before_sequence)
+        .fetch_optional(executor)
+        .await
+}
+
 /// A position in commit order: the transaction and the event inside it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CommitPosition {

@@ -242,3 +242,58 @@ async fn an_approved_signed_contract_activates_on_its_start_date_and_expires_at_
     assert_eq!(env.parked().await, 0);
     env.tear_down().await;
 }
+
+/// DOMAIN.md: withdrawing a quote cancels its open approval, which nobody can then approve;
+/// the cancellation's outcome leaves the withdrawn quote as it is, and nothing parks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawing_a_quote_cancels_its_open_approval() {
+    let mut env = ProcessStack::new(2).await;
+    env.start_processes();
+    let operator = env.operator();
+    let manager = env.approver(Role::Manager).await;
+    let account_id = env.account().await;
+    let quote_id = env.draft_quote(account_id, LARGE, Duration::days(30)).await;
+    env.quote(&operator, quote_id, QuoteCommand::SubmitQuote {})
+        .await;
+    let submitted = env.wait_for("Quote", quote_id, "QuoteSubmitted").await;
+    let approval_id = event_uuid(&submitted);
+    env.wait_for("Approval", approval_id, "ApprovalRequested")
+        .await;
+
+    let withdraw = QuoteCommand::WithdrawQuote {
+        reason: "customer went elsewhere".to_owned(),
+    };
+    env.quote(&operator, quote_id, withdraw).await;
+    let cancelled = env
+        .wait_for("Approval", approval_id, "ApprovalCancelled")
+        .await;
+    assert_eq!(
+        cancelled.payload["ApprovalCancelled"]["reason"],
+        "the quote was withdrawn: customer went elsewhere"
+    );
+    assert_eq!(cancelled.meta("system_process"), Some("process.approvals"));
+    env.processed_everything().await;
+    let approve = ApprovalCommand::ApproveLevel { comment: None };
+    let at = env.now().await;
+    let refused = env
+        .bus
+        .approvals
+        .execute(
+            &approval_id.to_string(),
+            aggregates::Command::new(env.stack.tenant_id, manager.clone(), at, approve),
+            None,
+            &env.metadata(&manager, at),
+        )
+        .await;
+    assert!(refused.is_err(), "a cancelled approval cannot be approved");
+    assert_eq!(
+        env.event_types("Quote", quote_id)
+            .await
+            .last()
+            .map(String::as_str),
+        Some("QuoteWithdrawn"),
+        "the quote stays withdrawn"
+    );
+    assert_eq!(env.parked().await, 0, "nothing was parked");
+    env.tear_down().await;
+}

@@ -467,7 +467,12 @@ async fn with_approvals(world: &World) -> Approvals {
         (delegate, "Manager", eur("20000"), true),
         (admin, "TenantAdmin", eur("1000000"), true),
         (unfit[0], "Manager", eur("19999.99"), true),
-        (unfit[1], "Manager", Some(("100000".to_owned(), "USD")), true),
+        (
+            unfit[1],
+            "Manager",
+            Some(("100000".to_owned(), "USD")),
+            true,
+        ),
         (unfit[2], "Manager", eur("100000"), false),
         (unfit[3], "Viewer", eur("100000"), true),
     ] {
@@ -656,7 +661,11 @@ async fn pending_for_me_lists_what_the_caller_may_decide_now() {
     for unfit in approvals.unfit {
         let token = as_user(unfit, vec![Role::Manager]).await;
         let listed = world.query(&token, query, mine.clone()).await;
-        assert_eq!(approval_names(&listed, &approvals), [] as [&str; 0], "{unfit}");
+        assert_eq!(
+            approval_names(&listed, &approvals),
+            [] as [&str; 0],
+            "{unfit}"
+        );
     }
     assert_eq!(pending["data"]["approvals"]["totalCount"], 5);
     assert_eq!(

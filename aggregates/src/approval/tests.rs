@@ -951,10 +951,32 @@ async fn the_requester_cancels_a_pending_request() {
 }
 
 #[tokio::test]
-async fn nobody_but_the_requester_may_cancel() {
-    for actor in [user(MANAGER), user(ADMIN), timer()] {
+async fn no_user_but_the_requester_may_cancel() {
+    for actor in [user(MANAGER), user(ADMIN)] {
         expect_err(vec![small()], by(actor, cancel("no")), forbidden).await;
     }
+}
+
+/// A withdrawn quote's open request is cancelled by the approval process.
+#[tokio::test]
+async fn the_approval_process_cancels_the_request_of_a_withdrawn_subject() {
+    let withdrawn = E::ApprovalCancelled {
+        subject: subject(),
+        reason: text("the quote was withdrawn"),
+    };
+    let process = Actor::system("process.approvals");
+    expect_events(
+        vec![small()],
+        by(process.clone(), cancel("the quote was withdrawn")),
+        vec![withdrawn.clone()],
+    )
+    .await;
+    expect_err(
+        vec![small(), withdrawn],
+        by(process, cancel("the quote was withdrawn")),
+        rule("approval_closed"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1052,8 +1074,18 @@ fn state_survives_a_snapshot() {
 async fn a_delegate_is_checked_again_as_they_are_at_approval_time() {
     let given = vec![small(), delegated(MANAGER, MANAGER_2)];
     for now in [
-        person(MANAGER_2, &[Role::Viewer], Some(money("100000", "EUR")), true),
-        person(MANAGER_2, &[Role::Manager], Some(money("100000", "EUR")), false),
+        person(
+            MANAGER_2,
+            &[Role::Viewer],
+            Some(money("100000", "EUR")),
+            true,
+        ),
+        person(
+            MANAGER_2,
+            &[Role::Manager],
+            Some(money("100000", "EUR")),
+            false,
+        ),
         person(MANAGER_2, &[Role::Manager], Some(money("10", "EUR")), true),
     ] {
         let mut users = people();

@@ -4,7 +4,7 @@ use aggregates::approval::{ApprovalCommand, ApprovalEvent, Subject, SubjectType}
 use aggregates::contract::{ContractCommand, ContractEvent};
 use aggregates::quote::{QuoteCommand, QuoteEvent};
 use async_trait::async_trait;
-use event_store::StoredEvent;
+use event_store::{history, StoredEvent};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -20,11 +20,13 @@ const QUOTE_SETTLED: &[&str] = &[
     "quote_closed",
 ];
 const CONTRACT_SETTLED: &[&str] = &["contract_not_pending_approval"];
+/// Refusals that mean the request was already decided or cancelled: nothing left to cancel.
+const APPROVAL_CLOSED: &[&str] = &["approval_closed"];
 /// The subjects' reason fields hold at most this many characters.
 const REASON_MAX: usize = 1000;
 
-/// Quote/contract submitted → `RequestApproval`; approval granted / rejected / cancelled →
-/// the subject marked approved / rejected.
+/// Quote/contract submitted → `RequestApproval`; quote withdrawn → its open request cancelled;
+/// approval granted / rejected / cancelled → the subject marked approved / rejected.
 pub struct ApprovalFlow {
     issuer: Issuer,
 }
@@ -49,11 +51,11 @@ impl Projection for ApprovalFlow {
 
     async fn apply(
         &self,
-        _: &mut PgConnection,
+        conn: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
         match event.aggregate_type.as_str() {
-            "Quote" => self.on_quote(event).await,
+            "Quote" => self.on_quote(conn, event).await,
             "Contract" => self.on_contract(event).await,
             _ => self.on_approval(event).await,
         }
@@ -70,25 +72,74 @@ struct Request {
 }
 
 impl ApprovalFlow {
-    async fn on_quote(&self, event: &StoredEvent) -> Result<(), ProjectionError> {
-        let QuoteEvent::QuoteSubmitted {
-            requester,
-            totals,
-            needs_approval: true,
-            ..
-        } = decode(event)?
-        else {
+    async fn on_quote(
+        &self,
+        conn: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        match decode(event)? {
+            QuoteEvent::QuoteSubmitted {
+                requester,
+                totals,
+                needs_approval: true,
+                ..
+            } => {
+                // The quote's stream version at submission identifies what was submitted.
+                let request = Request {
+                    subject_type: SubjectType::Quote,
+                    subject_version: event.sequence as u64,
+                    amount: totals.total.amount,
+                    currency: totals.total.currency.as_str().to_owned(),
+                    requester_id: requester,
+                };
+                self.request(event, request).await
+            }
+            QuoteEvent::QuoteWithdrawn { reason } => {
+                self.cancel_open_request(conn, event, reason.as_str()).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Withdrawing a quote cancels the request of its last submission, if one was made and is
+    /// still open (a decided or cancelled one refuses, which is done too).
+    async fn cancel_open_request(
+        &self,
+        conn: &mut PgConnection,
+        withdrawn: &StoredEvent,
+        reason: &str,
+    ) -> Result<(), ProjectionError> {
+        let submission = history::last_before(
+            &mut *conn,
+            &withdrawn.aggregate_type,
+            &withdrawn.aggregate_id,
+            "QuoteSubmitted",
+            withdrawn.sequence,
+        )
+        .await?;
+        let Some(submission) = submission else {
             return Ok(());
         };
-        // The quote's stream version at submission identifies what was submitted.
-        let request = Request {
-            subject_type: SubjectType::Quote,
-            subject_version: event.sequence as u64,
-            amount: totals.total.amount,
-            currency: totals.total.currency.as_str().to_owned(),
-            requester_id: requester,
+        let approval_id = event_uuid(&submission);
+        // No stream when the policy named no approvers: nothing was ever requested.
+        let requested: bool = sqlx::query_scalar(
+            "select exists (select 1 from events \
+             where aggregate_type = 'Approval' and aggregate_id = $1)",
+        )
+        .bind(approval_id.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+        if !requested {
+            return Ok(());
+        }
+        let reason = format!("the quote was withdrawn: {reason}");
+        let body = ApprovalCommand::CancelApproval {
+            reason: reason.chars().take(REASON_MAX).collect(),
         };
-        self.request(event, request).await
+        let order = order(approval_id, "CancelApproval", body, APPROVAL_CLOSED);
+        self.issuer
+            .issue(&self.issuer.bus.approvals, withdrawn, order)
+            .await
     }
 
     async fn on_contract(&self, event: &StoredEvent) -> Result<(), ProjectionError> {

@@ -112,7 +112,7 @@ impl ProcessStack {
         self.clock.now().await.expect("read the clock")
     }
 
-    fn metadata(&self, actor: &Actor, at: DateTime<Utc>) -> EventMetadata {
+    pub fn metadata(&self, actor: &Actor, at: DateTime<Utc>) -> EventMetadata {
         EventMetadata {
             tenant_id: self.stack.tenant_id,
             actor: actor.clone(),

@@ -207,9 +207,7 @@ fn push_pending_for<'a>(query: &mut QueryBuilder<'a, Postgres>, me: &'a Me) {
     query
         .push(" and (status = 'Pending' and requester_id <> ")
         .push_bind(me.user_id)
-        .push(
-            " and exists (select 1 from read.approval_levels l join read.users u on u.id = ",
-        )
+        .push(" and exists (select 1 from read.approval_levels l join read.users u on u.id = ")
         .push_bind(me.user_id)
         .push(
             " where l.approval_id = read.approvals.id and l.level = read.approvals.current_level \
