@@ -135,6 +135,7 @@ async fn draft(
              customer_signed_at = null, vendor_signatory = null, vendor_signatory_email = null, \
              vendor_signed_at = null, approval_id = null, activated_on = null, \
              terminated_reason = null, effective_date = null, expired_on = null, \
+             cancelled_reason = null, \
              created_at = excluded.created_at, created_by = excluded.created_by, \
              updated_at = excluded.updated_at, updated_by = excluded.updated_by, \
              stream_version = excluded.stream_version",
@@ -262,6 +263,9 @@ fn change_query<'q>(stamp: &Stamp, change: &'q ContractEvent) -> PgQuery<'q> {
         .bind(effective_date),
         E::ContractExpired { end_date, .. } => {
             q(stamped!("status = 'Expired', expired_on = $5")).bind(end_date)
+        }
+        E::ContractCancelled { reason } => {
+            q(stamped!("status = 'Cancelled', cancelled_reason = $5")).bind(reason.as_str())
         }
         // `apply` routes drafting to `draft`; matching no row makes a misroute an error.
         E::ContractDrafted { .. } | E::ContractDraftedFromQuote { .. } => {

@@ -724,6 +724,30 @@ async fn read_contracts_keep_every_version_signature_and_lifecycle_step() {
     let version = bus.contract(id, &editor, terminate).await;
     projected(&stack, "contracts", "Contract", id, version).await;
 
+    // A second contract, abandoned as a draft.
+    let abandoned = Uuid::new_v4();
+    let draft = ContractCommand::DraftContract {
+        account_id: account,
+        title: "Never signed".into(),
+        value: dec("1.00"),
+        currency: "EUR".into(),
+        start_date: today,
+        end_date: end,
+        terms: "Net 30".into(),
+    };
+    bus.contract(abandoned, &editor, draft).await;
+    let cancel = ContractCommand::CancelContract {
+        reason: "Customer chose another offer".into(),
+    };
+    let cancelled = bus.contract(abandoned, &editor, cancel).await;
+    projected(&stack, "contracts", "Contract", abandoned, cancelled).await;
+    let row_of_abandoned = row(&stack, "contracts", abandoned).await;
+    assert_eq!(row_of_abandoned["status"], "Cancelled");
+    assert_eq!(
+        row_of_abandoned["cancelled_reason"],
+        "Customer chose another offer"
+    );
+
     let contract = row(&stack, "contracts", id).await;
     let expected = [
         ("account_id", account.to_string()),
@@ -749,6 +773,7 @@ async fn read_contracts_keep_every_version_signature_and_lifecycle_step() {
         assert_eq!(contract[column], value, "{column}");
     }
     assert_eq!(contract["quote_id"], Value::Null);
+    assert_eq!(contract["cancelled_reason"], Value::Null);
     assert!(contract["customer_signed_at"].is_string());
     assert!(contract["vendor_signed_at"].is_string());
     assert_stamped(&stack, "contracts", id, "Contract").await;

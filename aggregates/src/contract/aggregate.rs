@@ -34,6 +34,8 @@ pub enum ContractStatus {
     Active,
     Expired,
     Terminated,
+    /// A draft abandoned before submission.
+    Cancelled,
 }
 
 /// The state the rules need; the read model holds everything else.
@@ -127,6 +129,7 @@ impl Contract {
                 reason,
                 effective_date,
             } => contract.terminate(&actor, today, &reason, effective_date),
+            C::CancelContract { reason } => contract.cancel(&actor, &reason),
             C::ExpireContract {} => contract.expire(&actor, today),
         }
     }
@@ -525,19 +528,25 @@ impl Details {
         actor.require_any(EDITORS, "TerminateContract")?;
         let reason = Text::parse("reason", reason, REASON_MAX)?;
         match self.status {
-            ContractStatus::PendingApproval => {
-                return Err(DomainError::rule(
-                    "contract_pending_approval",
-                    "wait for the approval's outcome before terminating",
-                ))
-            }
-            ContractStatus::Expired | ContractStatus::Terminated => {
+            ContractStatus::Active => {}
+            ContractStatus::Expired | ContractStatus::Terminated | ContractStatus::Cancelled => {
                 return Err(DomainError::rule(
                     "contract_ended",
                     "the contract has already ended",
                 ))
             }
-            _ => {}
+            ContractStatus::Draft | ContractStatus::Negotiation => {
+                return Err(DomainError::rule(
+                    "contract_not_active",
+                    "only an active contract terminates; cancel a draft with CancelContract",
+                ))
+            }
+            ContractStatus::PendingApproval | ContractStatus::Approved => {
+                return Err(DomainError::rule(
+                    "contract_not_active",
+                    "only an active contract terminates",
+                ))
+            }
         }
         if effective_date < today || effective_date > self.end_date {
             return Err(DomainError::invalid(
@@ -553,6 +562,21 @@ impl Details {
             reason,
             effective_date,
         }])
+    }
+
+    fn cancel(&self, actor: &Actor, reason: &str) -> Result<Vec<ContractEvent>, DomainError> {
+        actor.require_any(EDITORS, "CancelContract")?;
+        let reason = Text::parse("reason", reason, REASON_MAX)?;
+        if !self.negotiable() {
+            return Err(DomainError::rule(
+                "contract_not_draft",
+                format!(
+                    "only a contract in Draft or Negotiation can be cancelled; it is {:?}",
+                    self.status
+                ),
+            ));
+        }
+        Ok(vec![ContractEvent::ContractCancelled { reason }])
     }
 
     fn expire(&self, actor: &Actor, today: NaiveDate) -> Result<Vec<ContractEvent>, DomainError> {
@@ -661,6 +685,7 @@ impl Details {
             }
             E::ContractTerminated { .. } => self.status = ContractStatus::Terminated,
             E::ContractExpired { .. } => self.status = ContractStatus::Expired,
+            E::ContractCancelled { .. } => self.status = ContractStatus::Cancelled,
         }
     }
 }

@@ -68,9 +68,14 @@ pub enum ContractCommand {
         #[serde(with = "rust_decimal::serde::str")]
         new_value: Decimal,
     },
+    /// Ends an active contract.
     TerminateContract {
         reason: String,
         effective_date: NaiveDate,
+    },
+    /// Abandons a contract that was never submitted (Draft or Negotiation).
+    CancelContract {
+        reason: String,
     },
     /// Issued by a timer on the end date.
     ExpireContract {},
@@ -106,6 +111,7 @@ impl ContractCommand {
             Self::ActivateContract {} => "ActivateContract",
             Self::RenewContract { .. } => "RenewContract",
             Self::TerminateContract { .. } => "TerminateContract",
+            Self::CancelContract { .. } => "CancelContract",
             Self::ExpireContract {} => "ExpireContract",
         }
     }

@@ -118,6 +118,10 @@ pub enum ContractEvent {
         account_id: Uuid,
         end_date: NaiveDate,
     },
+    /// An abandoned draft; it never counted as an active contract of its account.
+    ContractCancelled {
+        reason: Text,
+    },
 }
 
 impl DomainEvent for ContractEvent {
@@ -134,6 +138,7 @@ impl DomainEvent for ContractEvent {
             Self::ContractRenewed { .. } => "ContractRenewed",
             Self::ContractTerminated { .. } => "ContractTerminated",
             Self::ContractExpired { .. } => "ContractExpired",
+            Self::ContractCancelled { .. } => "ContractCancelled",
         };
         name.to_owned()
     }

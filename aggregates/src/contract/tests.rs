@@ -1150,25 +1150,31 @@ async fn terminate_records_reason_and_effective_date() {
         reason: text("breach"),
         effective_date: date(effective),
     };
-    for history in [active(), vec![drafted()], approved_history()] {
-        expect_events(
+    expect_events(
+        active(),
+        at(operator(), "2025-06-01", terminate(" breach ", effective)),
+        vec![expected],
+    )
+    .await;
+}
+
+/// DOMAIN.md: "terminate (an active contract only)".
+#[tokio::test]
+async fn only_an_active_contract_terminates() {
+    let negotiation = with(vec![drafted()], amended(2, "New terms"));
+    for history in [vec![drafted()], negotiation, pending(), approved_history()] {
+        expect_err(
             history,
-            at(operator(), "2025-06-01", terminate(" breach ", effective)),
-            vec![expected.clone()],
+            at(operator(), "2025-06-01", terminate("x", "2025-06-30")),
+            rule("contract_not_active"),
         )
         .await;
     }
-}
-
-#[tokio::test]
-async fn terminate_is_refused_while_pending_or_once_ended() {
-    expect_err(
-        pending(),
-        by(operator(), terminate("x", START)),
-        rule("contract_pending_approval"),
-    )
-    .await;
-    for history in [with(active(), expired()), with(active(), terminated())] {
+    for history in [
+        with(active(), expired()),
+        with(active(), terminated()),
+        with(vec![drafted()], cancelled()),
+    ] {
         expect_err(
             history,
             at(operator(), END, terminate("x", END)),
@@ -1287,4 +1293,58 @@ fn events_keep_money_as_strings_and_dates_as_iso_8601() {
     assert_eq!(json["ContractDrafted"]["start_date"], "2025-03-01");
     let back: E = serde_json::from_value(json).unwrap();
     assert_eq!(back, drafted());
+}
+
+fn cancelled() -> E {
+    E::ContractCancelled {
+        reason: text("abandoned"),
+    }
+}
+
+fn cancel(reason: &str) -> C {
+    C::CancelContract {
+        reason: reason.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_draft_or_negotiated_contract_is_cancelled_and_then_takes_no_command() {
+    let negotiation = with(vec![drafted()], amended(2, "New terms"));
+    for history in [vec![drafted()], negotiation] {
+        expect_events(
+            history.clone(),
+            by(operator(), cancel(" abandoned ")),
+            vec![cancelled()],
+        )
+        .await;
+        expect_err(
+            history.clone(),
+            by(operator(), cancel(" ")),
+            invalid("reason"),
+        )
+        .await;
+        for actor in [as_role(Role::Viewer), partner_of(ACCOUNT)] {
+            expect_err(history.clone(), by(actor, cancel("x")), forbidden).await;
+        }
+        let gone = with(history, cancelled());
+        expect_err(gone.clone(), by(operator(), C::SubmitContract {}), |_| true).await;
+        expect_err(
+            gone,
+            by(operator(), cancel("again")),
+            rule("contract_not_draft"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_submitted_approved_or_active_contract_is_not_cancelled() {
+    for history in [pending(), approved_history(), active()] {
+        expect_err(
+            history,
+            by(operator(), cancel("x")),
+            rule("contract_not_draft"),
+        )
+        .await;
+    }
 }

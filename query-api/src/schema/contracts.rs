@@ -16,14 +16,14 @@ stored_enum!(
     /// Where a contract is in its lifecycle.
     ContractStatus,
     "read.contracts.status",
-    [Draft, Negotiation, PendingApproval, Approved, Active, Expired, Terminated]
+    [Draft, Negotiation, PendingApproval, Approved, Active, Expired, Terminated, Cancelled]
 );
 
 const COLUMNS: &str = "id, account_id, quote_id, title, status, value, currency, start_date, \
     end_date, terms, version, term, customer_signatory, customer_signatory_email, \
     customer_signed_at, vendor_signatory, vendor_signatory_email, vendor_signed_at, approval_id, \
-    activated_on, terminated_reason, effective_date, expired_on, created_at, created_by, \
-    updated_at, updated_by, stream_version";
+    activated_on, terminated_reason, effective_date, expired_on, cancelled_reason, created_at, \
+    created_by, updated_at, updated_by, stream_version";
 
 #[derive(Debug, Clone, SimpleObject, sqlx::FromRow)]
 #[graphql(complex)]
@@ -56,6 +56,8 @@ pub struct Contract {
     pub terminated_reason: Option<String>,
     /// When a termination takes effect.
     pub effective_date: Option<NaiveDate>,
+    /// Why a draft was abandoned (`CancelContract`).
+    pub cancelled_reason: Option<String>,
     pub expired_on: Option<NaiveDate>,
     pub created_at: DateTime<Utc>,
     pub created_by: Option<Uuid>,
