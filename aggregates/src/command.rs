@@ -14,6 +14,13 @@ pub struct Command<C> {
     pub body: C,
 }
 
+/// The commands of one aggregate, as the command API sees them.
+pub trait CommandSet {
+    /// The commands only the system sends (process managers and timers): a user who sends
+    /// one is refused (403), and the public API document leaves them out.
+    const SYSTEM_ONLY: &'static [&'static str];
+}
+
 impl<C> Command<C> {
     pub fn new(tenant_id: Uuid, actor: Actor, at: DateTime<Utc>, body: C) -> Self {
         Self {

@@ -18,7 +18,7 @@ pub mod user;
 mod values;
 
 pub use actor::{Actor, Role, UserFacts};
-pub use command::Command;
+pub use command::{Command, CommandSet};
 pub use error::DomainError;
 pub use money::Money;
 pub use policy::TenantPolicy;

@@ -1,27 +1,39 @@
-//! Tenant configuration the rules read: when a quote needs approval, which chain of approver
-//! roles an amount needs, the volume-discount breaks of each account tier, and approval SLAs.
-//! Stored per tenant; `TenantPolicy::default()` is what a new tenant starts with.
+//! Tenant configuration the rules read: the currencies the tenant trades in and, per currency,
+//! when a quote needs approval and which chain of approver roles an amount needs; the
+//! volume-discount breaks of each account tier, and approval SLAs. Stored per tenant;
+//! `TenantPolicy::default()` is what a new tenant starts with.
+use std::collections::BTreeMap;
+
 use chrono::Duration;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::account::Tier;
-use crate::{DomainError, Role};
+use crate::{CurrencyCode, DomainError, Money, Role};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantPolicy {
-    /// A quote whose total exceeds this (in its own currency) needs approval.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub approval_threshold: Decimal,
+    /// The currencies accounts and contracts may use (ISO 4217 codes), each with its own
+    /// approval amounts: amounts are never converted, so 9,999 JPY and 9,999 EUR are judged
+    /// by different thresholds.
+    pub currencies: BTreeMap<String, CurrencyRules>,
     /// A quote-level discount above this percentage needs approval whatever the total.
     #[serde(with = "rust_decimal::serde::str")]
     pub max_discount_without_approval: Decimal,
-    /// Chains by amount: the first band whose `up_to` is at least the amount applies; a band
-    /// without `up_to` takes everything above.
-    pub approval_bands: Vec<ApprovalBand>,
     /// Hours each approval level has before it escalates.
     pub level_sla_hours: i64,
     pub volume_discounts: VolumeDiscounts,
+}
+
+/// When an amount in one currency needs approval, and by whom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurrencyRules {
+    /// A quote whose total exceeds this needs approval.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub approval_threshold: Decimal,
+    /// Chains by amount: the first band whose `up_to` is at least the amount applies; a band
+    /// without `up_to` takes everything above.
+    pub approval_bands: Vec<ApprovalBand>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,18 +60,50 @@ pub struct QuantityBreak {
 }
 
 impl TenantPolicy {
-    /// The roles that must approve `amount`, one level each, in order.
-    pub fn approval_chain(&self, amount: Decimal) -> Vec<Role> {
-        self.approval_bands
+    /// The roles that must approve `amount`, one level each, in order; none when the policy
+    /// has no chain for it (its currency is not one the tenant trades in).
+    pub fn approval_chain(&self, amount: &Money) -> Vec<Role> {
+        let Some(rules) = self.rules(&amount.currency) else {
+            return vec![];
+        };
+        rules
+            .approval_bands
             .iter()
-            .find(|band| band.up_to.is_none_or(|limit| amount <= limit))
+            .find(|band| band.up_to.is_none_or(|limit| amount.amount <= limit))
             .map(|band| band.levels.clone())
             .unwrap_or_default()
     }
 
-    /// Whether a quote with this total and quote-level discount needs approval.
-    pub fn needs_approval(&self, total: Decimal, discount_percent: Decimal) -> bool {
-        total > self.approval_threshold || discount_percent > self.max_discount_without_approval
+    /// Whether a quote with this total and quote-level discount needs approval. A total in a
+    /// currency the policy does not name always does.
+    pub fn needs_approval(&self, total: &Money, discount_percent: Decimal) -> bool {
+        let above = self
+            .rules(&total.currency)
+            .is_none_or(|rules| total.amount > rules.approval_threshold);
+        above || discount_percent > self.max_discount_without_approval
+    }
+
+    /// Refuses a currency the tenant does not trade in (a rule of the tenant, 422).
+    pub fn allow(&self, currency: &CurrencyCode) -> Result<(), DomainError> {
+        match self.rules(currency) {
+            Some(_) => Ok(()),
+            None => Err(DomainError::rule(
+                "currency_not_allowed",
+                format!(
+                    "the tenant trades in {}, not {}",
+                    self.currencies
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    currency.as_str()
+                ),
+            )),
+        }
+    }
+
+    fn rules(&self, currency: &CurrencyCode) -> Option<&CurrencyRules> {
+        self.currencies.get(currency.as_str())
     }
 
     /// The volume discount (percent) a line of `quantity` gets for an account of `tier`.
@@ -90,11 +134,19 @@ impl TenantPolicy {
                 Ok(())
             }
         };
-        if self.approval_threshold < Decimal::ZERO {
+        if self.currencies.is_empty() {
             return Err(DomainError::invalid(
-                "approval_threshold",
-                "must not be negative",
+                "currencies",
+                "name at least one currency",
             ));
+        }
+        for (code, rules) in &self.currencies {
+            let field = format!("currencies.{code}");
+            let parsed = CurrencyCode::parse(&field, code)?;
+            if parsed.as_str() != code {
+                return Err(DomainError::invalid(&field, "write the code in capitals"));
+            }
+            rules.validate(&field)?;
         }
         percent(
             "max_discount_without_approval",
@@ -103,7 +155,6 @@ impl TenantPolicy {
         if self.level_sla_hours <= 0 {
             return Err(DomainError::invalid("level_sla_hours", "must be positive"));
         }
-        self.validate_bands()?;
         let tables = &self.volume_discounts;
         for (name, breaks) in [
             ("volume_discounts.standard", &tables.standard),
@@ -123,8 +174,40 @@ impl TenantPolicy {
         }
         Ok(())
     }
+}
 
-    fn validate_bands(&self) -> Result<(), DomainError> {
+impl CurrencyRules {
+    /// The default amounts: a threshold of 10,000, one Manager up to 10,000, Manager then
+    /// TenantAdmin up to 50,000, and a second TenantAdmin above.
+    fn tens_of_thousands(scale: i64) -> Self {
+        let amount = |n: i64| Decimal::from(n * scale);
+        Self {
+            approval_threshold: amount(10_000),
+            approval_bands: vec![
+                ApprovalBand {
+                    up_to: Some(amount(10_000)),
+                    levels: vec![Role::Manager],
+                },
+                ApprovalBand {
+                    up_to: Some(amount(50_000)),
+                    levels: vec![Role::Manager, Role::TenantAdmin],
+                },
+                ApprovalBand {
+                    up_to: None,
+                    levels: vec![Role::Manager, Role::TenantAdmin, Role::TenantAdmin],
+                },
+            ],
+        }
+    }
+
+    fn validate(&self, field: &str) -> Result<(), DomainError> {
+        if self.approval_threshold < Decimal::ZERO {
+            return Err(DomainError::invalid(
+                format!("{field}.approval_threshold"),
+                "must not be negative",
+            ));
+        }
+        let field = format!("{field}.approval_bands");
         let bands = &self.approval_bands;
         let well_ordered = bands.split_last().is_some_and(|(last, bounded)| {
             last.up_to.is_none()
@@ -133,7 +216,7 @@ impl TenantPolicy {
         });
         if !well_ordered {
             return Err(DomainError::invalid(
-                "approval_bands",
+                &field,
                 "must ascend by up_to and end with a band without up_to",
             ));
         }
@@ -143,7 +226,7 @@ impl TenantPolicy {
             .any(|b| b.levels.is_empty() || b.levels.iter().any(|r| !allowed.contains(r)))
         {
             return Err(DomainError::invalid(
-                "approval_bands",
+                &field,
                 "each band needs levels of Operator, Manager or TenantAdmin",
             ));
         }
@@ -163,23 +246,14 @@ fn breaks(pairs: &[(i64, i64)]) -> Vec<QuantityBreak> {
 
 impl Default for TenantPolicy {
     fn default() -> Self {
+        // The same amounts in the major currencies; yen amounts are ~150 times larger.
+        let currencies = [("EUR", 1), ("USD", 1), ("GBP", 1), ("CHF", 1), ("JPY", 150)]
+            .into_iter()
+            .map(|(code, scale)| (code.to_owned(), CurrencyRules::tens_of_thousands(scale)))
+            .collect();
         Self {
-            approval_threshold: Decimal::from(10_000),
+            currencies,
             max_discount_without_approval: Decimal::from(10),
-            approval_bands: vec![
-                ApprovalBand {
-                    up_to: Some(Decimal::from(10_000)),
-                    levels: vec![Role::Manager],
-                },
-                ApprovalBand {
-                    up_to: Some(Decimal::from(50_000)),
-                    levels: vec![Role::Manager, Role::TenantAdmin],
-                },
-                ApprovalBand {
-                    up_to: None,
-                    levels: vec![Role::Manager, Role::TenantAdmin, Role::TenantAdmin],
-                },
-            ],
             level_sla_hours: 24,
             volume_discounts: VolumeDiscounts {
                 standard: breaks(&[(10, 2), (50, 5)]),
@@ -197,15 +271,18 @@ mod tests {
     #[test]
     fn the_chain_grows_with_the_amount() {
         let policy = TenantPolicy::default();
+        assert_eq!(policy.approval_chain(&eur(9_000)), vec![Role::Manager]);
         assert_eq!(
-            policy.approval_chain(Decimal::from(9_000)),
-            vec![Role::Manager]
-        );
-        assert_eq!(
-            policy.approval_chain(Decimal::from(50_000)),
+            policy.approval_chain(&eur(50_000)),
             vec![Role::Manager, Role::TenantAdmin]
         );
-        assert_eq!(policy.approval_chain(Decimal::from(60_000)).len(), 3);
+        assert_eq!(policy.approval_chain(&eur(60_000)).len(), 3);
+        // Yen amounts have their own bands: 60,000 JPY is a small sum.
+        assert_eq!(
+            policy.approval_chain(&money(60_000, "JPY")),
+            vec![Role::Manager]
+        );
+        assert_eq!(policy.approval_chain(&money(60_000, "SEK")), vec![]);
     }
 
     #[test]
@@ -236,12 +313,28 @@ mod tests {
             Err(DomainError::InvalidField { field, .. }) => field,
             other => panic!("expected an invalid field, got {other:?}"),
         };
+        let eur_rules = |policy: &mut TenantPolicy| policy.currencies.get_mut("EUR").cloned();
         let mut open_ended = TenantPolicy::default();
-        open_ended.approval_bands.pop();
-        assert_eq!(field_of(open_ended), "approval_bands");
+        let mut rules = eur_rules(&mut open_ended).unwrap();
+        rules.approval_bands.pop();
+        open_ended.currencies.insert("EUR".into(), rules);
+        assert_eq!(field_of(open_ended), "currencies.EUR.approval_bands");
         let mut viewer_chain = TenantPolicy::default();
-        viewer_chain.approval_bands[0].levels = vec![Role::Viewer];
-        assert_eq!(field_of(viewer_chain), "approval_bands");
+        let mut rules = eur_rules(&mut viewer_chain).unwrap();
+        rules.approval_bands[0].levels = vec![Role::Viewer];
+        viewer_chain.currencies.insert("EUR".into(), rules);
+        assert_eq!(field_of(viewer_chain), "currencies.EUR.approval_bands");
+        for code in ["XAU", "ZZZ", "eur"] {
+            let mut odd = TenantPolicy::default();
+            let rules = eur_rules(&mut odd).unwrap();
+            odd.currencies.insert(code.into(), rules);
+            assert_eq!(field_of(odd), format!("currencies.{code}"));
+        }
+        let none = TenantPolicy {
+            currencies: BTreeMap::new(),
+            ..TenantPolicy::default()
+        };
+        assert_eq!(field_of(none), "currencies");
         let mut greedy = TenantPolicy::default();
         greedy.volume_discounts.gold[0].percent = Decimal::from(120);
         assert_eq!(field_of(greedy), "volume_discounts.gold");
@@ -255,8 +348,38 @@ mod tests {
     #[test]
     fn approval_is_needed_above_the_threshold_or_a_large_discount() {
         let policy = TenantPolicy::default();
-        assert!(!policy.needs_approval(Decimal::from(10_000), Decimal::from(10)));
-        assert!(policy.needs_approval(Decimal::from(10_001), Decimal::ZERO));
-        assert!(policy.needs_approval(Decimal::from(100), Decimal::from(11)));
+        assert!(!policy.needs_approval(&eur(10_000), Decimal::from(10)));
+        assert!(policy.needs_approval(&eur(10_001), Decimal::ZERO));
+        assert!(policy.needs_approval(&eur(100), Decimal::from(11)));
+        // Per currency: 9,999 yen is far below the yen threshold; a currency the tenant does
+        // not trade in always needs approval.
+        assert!(!policy.needs_approval(&money(1_400_000, "JPY"), Decimal::ZERO));
+        assert!(policy.needs_approval(&money(1_600_000, "JPY"), Decimal::ZERO));
+        assert!(policy.needs_approval(&money(1, "SEK"), Decimal::ZERO));
+    }
+
+    #[test]
+    fn only_the_tenants_currencies_are_allowed() {
+        let policy = TenantPolicy::default();
+        let code = |c: &str| CurrencyCode::parse("currency", c).unwrap();
+        assert_eq!(policy.allow(&code("EUR")), Ok(()));
+        assert!(matches!(
+            policy.allow(&code("SEK")),
+            Err(DomainError::RuleViolated {
+                code: "currency_not_allowed",
+                ..
+            })
+        ));
+    }
+
+    fn money(amount: i64, currency: &str) -> Money {
+        Money::new(
+            Decimal::from(amount),
+            CurrencyCode::parse("c", currency).unwrap(),
+        )
+    }
+
+    fn eur(amount: i64) -> Money {
+        money(amount, "EUR")
     }
 }

@@ -1,4 +1,5 @@
 //! Validated value types: parsing is the only way in, so a value that exists is valid.
+use iso_currency::Currency;
 use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
@@ -95,15 +96,23 @@ impl CountryCode {
 pub struct CurrencyCode(String);
 
 impl CurrencyCode {
+    /// An ISO 4217 code of a currency in use with a minor unit: funds, precious metals,
+    /// testing codes and superseded currencies are not money a quote is written in.
     pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
         let code = raw.trim().to_uppercase();
-        if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) {
-            Ok(Self(code))
-        } else {
-            Err(DomainError::invalid(
+        match Currency::from_code(&code) {
+            Some(currency)
+                if currency.exponent().is_some()
+                    && !currency.is_fund()
+                    && !currency.is_special()
+                    && currency.is_superseded().is_none() =>
+            {
+                Ok(Self(code))
+            }
+            _ => Err(DomainError::invalid(
                 field,
-                "must be an ISO 4217 code like EUR",
-            ))
+                "must be the ISO 4217 code of a currency in use, like EUR",
+            )),
         }
     }
 
@@ -111,13 +120,11 @@ impl CurrencyCode {
         &self.0
     }
 
-    /// Digits after the decimal point for amounts in this currency.
+    /// Digits after the decimal point for amounts in this currency (ISO 4217's exponent).
     pub fn minor_unit(&self) -> u32 {
-        match self.0.as_str() {
-            "JPY" | "KRW" | "CLP" | "ISK" | "VND" => 0,
-            "BHD" | "KWD" | "OMR" | "JOD" | "TND" => 3,
-            _ => 2,
-        }
+        Currency::from_code(&self.0)
+            .and_then(Currency::exponent)
+            .map_or(2, u32::from)
     }
 }
 

@@ -216,7 +216,7 @@ impl CommandBus {
             policies.clone(),
         ));
         Self {
-            accounts: AggregateStore::new(accounts, (), committed.clone()),
+            accounts: AggregateStore::new(accounts, facts.clone() as _, committed.clone()),
             users: AggregateStore::new(users, facts.clone() as _, committed.clone()),
             quotes: AggregateStore::new(
                 Arc::new(Streams::new(pool.clone(), weight)),

@@ -9,7 +9,7 @@ use cqrs_es::Aggregate;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use aggregates::account::{Account, AccountFacts};
+use aggregates::account::{Account, AccountFacts, AccountServices};
 use aggregates::approval::ApprovalServices;
 use aggregates::contract::ContractServices;
 use aggregates::quote::QuoteServices;
@@ -165,6 +165,17 @@ impl ContractServices for StoreFacts {
         account_id: Uuid,
     ) -> Result<Option<AccountFacts>, DomainError> {
         self.account_facts(tenant_id, account_id).await
+    }
+
+    async fn policy(&self, tenant_id: Uuid) -> Result<TenantPolicy, DomainError> {
+        self.tenant_policy(tenant_id).await
+    }
+}
+
+#[async_trait]
+impl AccountServices for StoreFacts {
+    async fn policy(&self, tenant_id: Uuid) -> Result<TenantPolicy, DomainError> {
+        self.tenant_policy(tenant_id).await
     }
 }
 

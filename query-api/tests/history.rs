@@ -169,7 +169,8 @@ fn minutes(n: i64) -> DateTime<Utc> {
 /// side would, so the stored payloads are exactly what replay must read back.
 fn decide(account: &mut Account, tenant: Uuid, actor: Actor, body: AccountCommand) -> AccountEvent {
     let command = Command::new(tenant, actor, t0(), body);
-    let mut events = account.decide(command).unwrap();
+    let policy = aggregates::TenantPolicy::default();
+    let mut events = account.decide(command, Some(&policy)).unwrap();
     assert_eq!(events.len(), 1);
     let event = events.remove(0);
     account.apply(event.clone());

@@ -25,4 +25,17 @@ async fn openapi_document_is_served_without_a_token_and_lists_every_command_coll
     let submit = &document["components"]["schemas"]["SubmitQuote"];
     assert_eq!(submit["properties"]["type"]["const"], "SubmitQuote");
     assert!(document["components"]["securitySchemes"]["bearerAuth"].is_object());
+    // What only process managers and timers send is not offered to clients.
+    let schemas = &document["components"]["schemas"];
+    for system in [
+        "MarkQuoteApproved",
+        "ExpireQuote",
+        "ActivateAccount",
+        "RequestApproval",
+        "DraftContractFromQuote",
+        "ExpireContract",
+    ] {
+        assert!(schemas.get(system).is_none(), "{system} is documented");
+        assert!(!document["paths"].to_string().contains(system), "{system}");
+    }
 }

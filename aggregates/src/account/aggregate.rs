@@ -5,8 +5,10 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AccountCommand, AccountEvent, Tier};
-use crate::{Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Money, Role, Text};
+use super::{AccountCommand, AccountEvent, Services, Tier};
+use crate::{
+    Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Money, Role, TenantPolicy, Text,
+};
 
 /// Who may edit an account's details, and who may change its commercial terms and status.
 const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
@@ -56,10 +58,12 @@ impl Account {
         })
     }
 
-    /// Decides which events a command produces, without changing anything.
+    /// Decides which events a command produces, without changing anything. Opening needs the
+    /// tenant's `policy` (its currencies); nothing else reads it.
     pub fn decide(
         &self,
         command: Command<AccountCommand>,
+        policy: Option<&TenantPolicy>,
     ) -> Result<Vec<AccountEvent>, DomainError> {
         let Command { actor, body, .. } = command;
         let Some(status) = self.status else {
@@ -73,12 +77,20 @@ impl Account {
                     tier,
                 } => {
                     actor.require_any(EDITORS, "OpenAccount")?;
+                    let name = Text::parse("name", &name, NAME_MAX)?;
+                    let legal_name = Text::parse("legal_name", &legal_name, NAME_MAX)?;
+                    let country = CountryCode::parse("country", &country)?;
+                    let billing_email = Email::parse("billing_email", &billing_email)?;
+                    let currency = CurrencyCode::parse("currency", &currency)?;
+                    policy
+                        .ok_or_else(|| DomainError::LookupFailed("tenant policy".into()))?
+                        .allow(&currency)?;
                     Ok(vec![AccountEvent::AccountOpened {
-                        name: Text::parse("name", &name, NAME_MAX)?,
-                        legal_name: Text::parse("legal_name", &legal_name, NAME_MAX)?,
-                        country: CountryCode::parse("country", &country)?,
-                        billing_email: Email::parse("billing_email", &billing_email)?,
-                        currency: CurrencyCode::parse("currency", &currency)?,
+                        name,
+                        legal_name,
+                        country,
+                        billing_email,
+                        currency,
                         tier,
                     }])
                 }
@@ -242,15 +254,21 @@ impl Aggregate for Account {
     type Command = Command<AccountCommand>;
     type Event = AccountEvent;
     type Error = DomainError;
-    type Services = ();
+    type Services = Services;
 
     async fn handle(
         &mut self,
         command: Self::Command,
-        _services: &Self::Services,
+        services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
-        for event in self.decide(command)? {
+        let opening =
+            self.status.is_none() && matches!(command.body, AccountCommand::OpenAccount { .. });
+        let policy = match opening {
+            true => Some(services.policy(command.tenant_id).await?),
+            false => None,
+        };
+        for event in self.decide(command, policy.as_ref())? {
             sink.write(event, self).await;
         }
         Ok(())

@@ -56,6 +56,14 @@ pub enum AccountCommand {
     },
 }
 
+impl crate::CommandSet for AccountCommand {
+    const SYSTEM_ONLY: &'static [&'static str] = &[
+        "ActivateAccount",
+        "RecordContractActivated",
+        "RecordContractEnded",
+    ];
+}
+
 impl AccountCommand {
     pub fn name(&self) -> &'static str {
         match self {

@@ -1,13 +1,32 @@
 //! Given/when/then for every Account command: each success and each rejection.
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use chrono::Utc;
 use cqrs_es::test::TestFramework;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::{Account, AccountCommand as C, AccountEvent as E, Tier};
-use crate::{Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Role, Text};
+use super::{Account, AccountCommand as C, AccountEvent as E, AccountServices, Tier};
+use crate::{
+    Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Role, TenantPolicy, Text,
+};
 
 type Given = TestFramework<Account>;
+
+/// A tenant on the default policy.
+struct Tenant;
+
+#[async_trait]
+impl AccountServices for Tenant {
+    async fn policy(&self, _tenant_id: Uuid) -> Result<TenantPolicy, DomainError> {
+        Ok(TenantPolicy::default())
+    }
+}
+
+fn tenant() -> super::Services {
+    Arc::new(Tenant)
+}
 
 fn as_role(role: Role) -> Actor {
     Actor::user(Uuid::from_u128(7), vec![role])
@@ -62,7 +81,7 @@ fn rule(code: &'static str) -> impl Fn(DomainError) -> bool {
 }
 
 async fn expect_err(given: Vec<E>, command: Command<C>, check: impl Fn(DomainError) -> bool) {
-    let result = Given::with(())
+    let result = Given::with(tenant())
         .given(given)
         .when_async(command)
         .await
@@ -74,7 +93,7 @@ async fn expect_err(given: Vec<E>, command: Command<C>, check: impl Fn(DomainErr
 }
 
 async fn expect_events(given: Vec<E>, command: Command<C>, expected: Vec<E>) {
-    Given::with(())
+    Given::with(tenant())
         .given(given)
         .when_async(command)
         .await
@@ -535,4 +554,33 @@ fn commands_parse_from_the_wire_format_and_reject_unknown_fields() {
     );
     assert!(serde_json::from_str::<C>(r#"{"ChangeTier":{"tier":"Gold","x":1}}"#).is_err());
     assert!(serde_json::from_str::<C>(r#"{"Nope":{}}"#).is_err());
+}
+
+/// Any three letters used to pass: gold (XAU), testing codes and made-up ones are not money a
+/// quote is written in, and an ISO currency the tenant does not trade in is a rule of the tenant.
+#[tokio::test]
+async fn an_account_is_opened_only_in_a_real_currency_the_tenant_trades_in() {
+    let opening = |currency: &str| C::OpenAccount {
+        name: "Globex".into(),
+        legal_name: "Globex Corporation".into(),
+        country: "DE".into(),
+        billing_email: "billing@globex.test".into(),
+        currency: currency.into(),
+        tier: Tier::Gold,
+    };
+    let invalid_currency = |e: DomainError| matches!(e, DomainError::InvalidField { ref field, .. } if field == "currency");
+    for code in ["XAU", "ZZZ", "XTS", "BOV", "EU", "EURO", ""] {
+        expect_err(vec![], by(admin(), opening(code)), invalid_currency).await;
+    }
+    expect_err(
+        vec![],
+        by(admin(), opening("SEK")),
+        rule("currency_not_allowed"),
+    )
+    .await;
+    let mut in_yen = opened();
+    if let E::AccountOpened { currency, .. } = &mut in_yen {
+        *currency = CurrencyCode::parse("c", "JPY").unwrap();
+    }
+    expect_events(vec![], by(admin(), opening("jpy")), vec![in_yen]).await;
 }

@@ -41,6 +41,10 @@ pub enum ApprovalCommand {
     },
 }
 
+impl crate::CommandSet for ApprovalCommand {
+    const SYSTEM_ONLY: &'static [&'static str] = &["RequestApproval", "EscalateLevel"];
+}
+
 impl ApprovalCommand {
     pub fn name(&self) -> &'static str {
         match self {

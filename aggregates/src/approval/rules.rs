@@ -16,7 +16,7 @@ type Decided = Result<Vec<ApprovalEvent>, DomainError>;
 impl Asked {
     pub(super) async fn open(self, ctx: &Ctx, services: &dyn ApprovalServices) -> Decided {
         let policy = services.policy(ctx.tenant_id).await?;
-        let roles = policy.approval_chain(self.amount.amount);
+        let roles = policy.approval_chain(&self.amount);
         if roles.is_empty() {
             return Err(DomainError::rule(
                 "no_approval_chain",

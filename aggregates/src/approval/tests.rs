@@ -117,6 +117,13 @@ fn tenant_with(policy: Option<TenantPolicy>) -> Arc<dyn ApprovalServices> {
     })
 }
 
+/// The default policy with other approval bands for euros.
+fn eur_bands(bands: Vec<ApprovalBand>) -> TenantPolicy {
+    let mut policy = TenantPolicy::default();
+    policy.currencies.get_mut("EUR").unwrap().approval_bands = bands;
+    policy
+}
+
 fn tenant() -> Arc<dyn ApprovalServices> {
     tenant_with(Some(TenantPolicy::default()))
 }
@@ -349,7 +356,8 @@ async fn a_60000_request_gets_manager_tenant_admin_and_tenant_admin() {
 #[tokio::test]
 async fn the_chain_and_sla_follow_the_tenants_policy() {
     let policy = TenantPolicy {
-        approval_bands: vec![
+        level_sla_hours: 8,
+        ..eur_bands(vec![
             ApprovalBand {
                 up_to: Some(Decimal::from(1_000)),
                 levels: vec![Role::Operator],
@@ -358,9 +366,7 @@ async fn the_chain_and_sla_follow_the_tenants_policy() {
                 up_to: None,
                 levels: vec![Role::Manager, Role::Manager],
             },
-        ],
-        level_sla_hours: 8,
-        ..TenantPolicy::default()
+        ])
     };
     let expected = |amount: &str, roles: &[Role]| E::ApprovalRequested {
         subject: subject(),
@@ -458,10 +464,7 @@ async fn request_needs_a_readable_policy_that_names_approvers() {
         matches!(e, DomainError::LookupFailed(_))
     })
     .await;
-    let empty = TenantPolicy {
-        approval_bands: vec![],
-        ..TenantPolicy::default()
-    };
+    let empty = eur_bands(vec![]);
     expect_err_with(
         tenant_with(Some(empty)),
         vec![],
@@ -469,13 +472,10 @@ async fn request_needs_a_readable_policy_that_names_approvers() {
         rule("no_approval_chain"),
     )
     .await;
-    let viewers = TenantPolicy {
-        approval_bands: vec![ApprovalBand {
-            up_to: None,
-            levels: vec![Role::Manager, Role::Viewer],
-        }],
-        ..TenantPolicy::default()
-    };
+    let viewers = eur_bands(vec![ApprovalBand {
+        up_to: None,
+        levels: vec![Role::Manager, Role::Viewer],
+    }]);
     expect_err_with(
         tenant_with(Some(viewers)),
         vec![],

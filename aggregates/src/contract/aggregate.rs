@@ -157,6 +157,7 @@ async fn draft(
             let d = Draft::parse(
                 &title, value, "value", &currency, start_date, end_date, &terms,
             )?;
+            services.policy(tenant_id).await?.allow(&d.value.currency)?;
             let event = ContractEvent::ContractDrafted {
                 account_id,
                 title: d.title,

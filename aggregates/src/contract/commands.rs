@@ -98,6 +98,16 @@ pub struct QuoteLine {
     pub volume_discount_percent: Decimal,
 }
 
+impl crate::CommandSet for ContractCommand {
+    const SYSTEM_ONLY: &'static [&'static str] = &[
+        "DraftContractFromQuote",
+        "MarkContractApproved",
+        "MarkContractRejected",
+        "ActivateContract",
+        "ExpireContract",
+    ];
+}
+
 impl ContractCommand {
     pub fn name(&self) -> &'static str {
         match self {

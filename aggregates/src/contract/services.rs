@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::account::AccountFacts;
-use crate::DomainError;
+use crate::{DomainError, TenantPolicy};
 
 /// What the contract rules need to know beyond one contract's own stream.
 #[async_trait]
@@ -15,6 +15,9 @@ pub trait ContractServices: Send + Sync {
         tenant_id: Uuid,
         account_id: Uuid,
     ) -> Result<Option<AccountFacts>, DomainError>;
+
+    /// The tenant's policy: the currencies it trades in.
+    async fn policy(&self, tenant_id: Uuid) -> Result<TenantPolicy, DomainError>;
 }
 
 pub type Services = Arc<dyn ContractServices>;

@@ -12,7 +12,7 @@ use super::{
     ContractStatus, Party, QuoteLine,
 };
 use crate::account::{AccountFacts, AccountStatus, Tier};
-use crate::{Actor, Command, CurrencyCode, DomainError, Email, Role, Text};
+use crate::{Actor, Command, CurrencyCode, DomainError, Email, Role, TenantPolicy, Text};
 
 type Given = TestFramework<Contract>;
 
@@ -69,6 +69,10 @@ impl ContractServices for Accounts {
                 currency: eur(),
                 tier: Tier::Gold,
             }))
+    }
+
+    async fn policy(&self, _tenant_id: Uuid) -> Result<TenantPolicy, DomainError> {
+        Ok(TenantPolicy::default())
     }
 }
 
@@ -1347,4 +1351,29 @@ async fn a_submitted_approved_or_active_contract_is_not_cancelled() {
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn a_contract_is_drafted_only_in_a_currency_the_tenant_trades_in() {
+    let in_currency = |currency: &str| C::DraftContract {
+        account_id: ACCOUNT,
+        title: "Support".into(),
+        value: money("1000.00"),
+        currency: currency.into(),
+        start_date: date(START),
+        end_date: date(END),
+        terms: "Net 30".into(),
+    };
+    expect_err(
+        vec![],
+        by(operator(), in_currency("XAU")),
+        invalid("currency"),
+    )
+    .await;
+    expect_err(
+        vec![],
+        by(operator(), in_currency("SEK")),
+        rule("currency_not_allowed"),
+    )
+    .await;
 }

@@ -72,6 +72,11 @@ pub enum QuoteCommand {
     ExpireQuote {},
 }
 
+impl crate::CommandSet for QuoteCommand {
+    const SYSTEM_ONLY: &'static [&'static str] =
+        &["MarkQuoteApproved", "MarkQuoteRejected", "ExpireQuote"];
+}
+
 impl QuoteCommand {
     pub fn name(&self) -> &'static str {
         match self {

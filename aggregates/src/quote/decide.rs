@@ -268,9 +268,9 @@ impl QuoteState {
         self.require_valid_at(cx.at)?;
         let policy = cx.facts.policy()?;
         let totals = self.totals();
-        let needs_approval = policy.needs_approval(totals.total.amount, self.discount_percent);
+        let needs_approval = policy.needs_approval(&totals.total, self.discount_percent);
         let approval_chain = if needs_approval {
-            policy.approval_chain(totals.total.amount)
+            policy.approval_chain(&totals.total)
         } else {
             Vec::new()
         };

@@ -49,6 +49,10 @@ pub enum UserCommand {
     ReactivateUser {},
 }
 
+impl crate::CommandSet for UserCommand {
+    const SYSTEM_ONLY: &'static [&'static str] = &[];
+}
+
 impl UserCommand {
     pub fn name(&self) -> &'static str {
         match self {

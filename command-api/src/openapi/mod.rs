@@ -8,6 +8,7 @@ use aggregates::approval::ApprovalCommand;
 use aggregates::contract::ContractCommand;
 use aggregates::quote::QuoteCommand;
 use aggregates::user::UserCommand;
+use aggregates::CommandSet;
 use schemars::generate::{Contract, SchemaSettings};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
@@ -107,17 +108,28 @@ fn collections(generator: &mut SchemaGenerator) -> Vec<Collection> {
     ]
 }
 
-fn collection<C: JsonSchema>(
+/// The commands a client may send: the system's own (`CommandSet::SYSTEM_ONLY`) are left out.
+fn collection<C: JsonSchema + CommandSet>(
     generator: &mut SchemaGenerator,
     name: &'static str,
     aggregate: &'static str,
 ) -> Collection {
     let tagged = C::json_schema(generator).to_value();
     let variants = tagged["oneOf"].as_array().cloned().unwrap_or_default();
+    let commands: Vec<_> = variants.iter().map(flatten_variant).collect();
+    for system in C::SYSTEM_ONLY {
+        assert!(
+            commands.iter().any(|(command, _)| command == system),
+            "{system} is listed as system-only but is no {aggregate} command"
+        );
+    }
     Collection {
         name,
         aggregate,
-        commands: variants.iter().map(flatten_variant).collect(),
+        commands: commands
+            .into_iter()
+            .filter(|(command, _)| !C::SYSTEM_ONLY.contains(&command.as_str()))
+            .collect(),
     }
 }
 

@@ -196,7 +196,9 @@ async fn a_revised_quote_is_submitted_again_with_the_next_number() {
 #[tokio::test]
 async fn a_policy_without_a_chain_for_the_amount_refuses_submission() {
     let mut services = fake(AccountStatus::Active, Tier::Gold);
-    services.policy.approval_bands.clear();
+    for rules in services.policy.currencies.values_mut() {
+        rules.approval_bands.clear();
+    }
     expect_err_with(
         Arc::new(services),
         with_discount("50"),
