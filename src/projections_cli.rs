@@ -112,7 +112,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let pool = event_store::db::connect(&config.database_url, None, 2).await?;
     let groups = [
         (READ_MODELS, projections::read_models()),
-        (PROCESS_MANAGERS, process_managers(&pool)),
+        (PROCESS_MANAGERS, process_managers(&pool).await?),
     ];
     let status = projections::status(&pool, &config.amqp_url, &topology(config), &groups).await?;
     if json {
@@ -124,9 +124,13 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
 }
 
 /// The process managers, only to ask their names and what they handle: nothing runs them here.
-fn process_managers(pool: &sqlx::PgPool) -> Vec<Arc<dyn projections::Projection>> {
+async fn process_managers(
+    pool: &sqlx::PgPool,
+) -> anyhow::Result<Vec<Arc<dyn projections::Projection>>> {
     let bus = Arc::new(event_store::CommandBus::new(pool.clone()));
-    projections::process_managers(bus, Arc::new(event_store::clock::SystemClock))
+    let ids = projections::process::ProcessIds::load(pool).await?;
+    let clock = Arc::new(event_store::clock::SystemClock);
+    Ok(projections::process_managers(bus, ids, clock))
 }
 
 async fn parked(config: &Config, group: Group, command: ParkedCommand) -> anyhow::Result<()> {

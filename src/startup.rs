@@ -7,6 +7,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use event_store::relay::{self, RelayConfig};
 use event_store::{Clock, CommandBus, Invalidation, Invalidations, Topology};
+use projections::process::ProcessIds;
 use projections::timers::TimerConfig;
 use query_api::await_version::ProjectedSignals;
 use sqlx::PgPool;
@@ -99,7 +100,8 @@ impl Application {
             )));
         }
         if parts.projector {
-            workers.extend(consumers(config, &topology, &pool, &bus, &clock));
+            let ids = projections::process::ProcessIds::load(&pool).await?;
+            workers.extend(consumers(config, &topology, &pool, (&bus, ids), &clock));
         }
         let identity = match parts.serves_http() {
             true => Some(identity(config, &pool)?),
@@ -150,7 +152,7 @@ fn consumers(
     config: &Config,
     topology: &Topology,
     pool: &PgPool,
-    bus: &Arc<CommandBus>,
+    (bus, ids): (&Arc<CommandBus>, ProcessIds),
     clock: &Arc<dyn Clock>,
 ) -> Vec<JoinHandle<()>> {
     let consumer = |group: &str| projections::ProjectorConfig {
@@ -167,7 +169,7 @@ fn consumers(
     let processes = projections::run(
         pool.clone(),
         consumer(projections::PROCESS_MANAGERS),
-        projections::process_managers(bus.clone(), clock.clone()),
+        projections::process_managers(bus.clone(), ids, clock.clone()),
     );
     let timer_config = TimerConfig {
         poll_interval: config.timer_poll_interval,

@@ -47,6 +47,16 @@ impl ProjectionError {
         }
     }
 
+    /// Whether this is a process's command refused by the rule `code`.
+    pub fn is_refusal(&self, code: &str) -> bool {
+        match self {
+            Self::Command { source, .. } => {
+                crate::process::issue::settled_refusal(source, &[code]).is_some()
+            }
+            _ => false,
+        }
+    }
+
     /// Failures that say nothing about the event itself (the database is away, a deadlock):
     /// retrying the same event later can succeed, so it must not count towards parking it.
     pub fn is_transient(&self) -> bool {

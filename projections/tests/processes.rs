@@ -9,7 +9,6 @@ use aggregates::quote::QuoteCommand;
 use aggregates::Role;
 use chrono::Duration;
 use process_support::ProcessStack;
-use projections::process::event_uuid;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -31,7 +30,7 @@ async fn an_approved_and_accepted_quote_drafts_one_contract_and_redeliveries_cha
     env.quote(&operator, quote_id, QuoteCommand::SubmitQuote {})
         .await;
     let submitted = env.wait_for("Quote", quote_id, "QuoteSubmitted").await;
-    let approval_id = event_uuid(&submitted);
+    let approval_id = env.ids.of_event(&submitted);
     let requested = env
         .wait_for("Approval", approval_id, "ApprovalRequested")
         .await;
@@ -62,7 +61,7 @@ async fn an_approved_and_accepted_quote_drafts_one_contract_and_redeliveries_cha
     env.quote(&operator, quote_id, QuoteCommand::AcceptQuote {})
         .await;
     let accepted = env.wait_for("Quote", quote_id, "QuoteAccepted").await;
-    let contract_id = event_uuid(&accepted);
+    let contract_id = env.ids.of_event(&accepted);
     let drafted = env
         .wait_for("Contract", contract_id, "ContractDraftedFromQuote")
         .await;
@@ -117,7 +116,7 @@ async fn timers_expire_quotes_and_escalate_overdue_levels_and_survive_a_restart(
     env.quote(&operator, pending, QuoteCommand::SubmitQuote {})
         .await;
     let submitted = env.wait_for("Quote", pending, "QuoteSubmitted").await;
-    let approval_id = event_uuid(&submitted);
+    let approval_id = env.ids.of_event(&submitted);
     env.wait_for("Approval", approval_id, "ApprovalRequested")
         .await;
     env.processed_everything().await;
@@ -198,7 +197,7 @@ async fn an_approved_signed_contract_activates_on_its_start_date_and_expires_at_
     let submitted = env
         .wait_for("Contract", contract_id, "ContractSubmitted")
         .await;
-    let approval_id = event_uuid(&submitted);
+    let approval_id = env.ids.of_event(&submitted);
     let requested = env
         .wait_for("Approval", approval_id, "ApprovalRequested")
         .await;
@@ -256,7 +255,7 @@ async fn withdrawing_a_quote_cancels_its_open_approval() {
     env.quote(&operator, quote_id, QuoteCommand::SubmitQuote {})
         .await;
     let submitted = env.wait_for("Quote", quote_id, "QuoteSubmitted").await;
-    let approval_id = event_uuid(&submitted);
+    let approval_id = env.ids.of_event(&submitted);
     env.wait_for("Approval", approval_id, "ApprovalRequested")
         .await;
 
@@ -293,6 +292,89 @@ async fn withdrawing_a_quote_cancels_its_open_approval() {
             .map(String::as_str),
         Some("QuoteWithdrawn"),
         "the quote stays withdrawn"
+    );
+    assert_eq!(env.parked().await, 0, "nothing was parked");
+    env.tear_down().await;
+}
+
+/// The ids processes create at are keyed with the deployment's secret: another deployment (or a
+/// user who knows every public namespace) derives other ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_ids_are_keyed_per_deployment() {
+    let (one, two) = (ProcessStack::new(1).await, ProcessStack::new(1).await);
+    let account_id = one.account().await;
+    let quote_id = one.draft_quote(account_id, 100, Duration::days(30)).await;
+    let drafted = one.wait_for("Quote", quote_id, "QuoteDrafted").await;
+    let ids = [one.ids.of_event(&drafted), two.ids.of_event(&drafted)];
+    assert_ne!(ids[0], ids[1], "two deployments, two keys");
+    assert_eq!(ids[0], one.ids.of_event(&drafted), "one event, one id");
+    let public = Uuid::new_v5(&Uuid::NAMESPACE_OID, drafted.message_id().as_bytes());
+    assert_ne!(ids[0], public);
+    assert_ne!(
+        one.ids.derived(&drafted, "a"),
+        one.ids.derived(&drafted, "b")
+    );
+    one.tear_down().await;
+    two.tear_down().await;
+}
+
+/// Were a contract already at the id the acceptance process derives (only possible with the
+/// key), the draft moves to the next derived id: the account still becomes Active, nothing
+/// parks, and a redelivery finds the same draft.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_occupied_contract_id_never_parks_the_acceptance() {
+    let mut env = ProcessStack::new(2).await;
+    env.start_processes();
+    let operator = env.operator();
+    let account_id = env.account().await;
+    let quote_id = env.draft_quote(account_id, 100, Duration::days(30)).await;
+    env.quote(&operator, quote_id, QuoteCommand::SubmitQuote {})
+        .await;
+    let sent = env
+        .quote(&operator, quote_id, QuoteCommand::SendQuote {})
+        .await;
+    // The acceptance will be the next event of the quote's stream: occupy its contract id.
+    let mut acceptance = env.stream("Quote", quote_id).await.pop().unwrap();
+    acceptance.sequence = sent as i64 + 1;
+    let occupied = env.ids.of_event(&acceptance);
+    let today = env.now().await.date_naive();
+    let squatter = ContractCommand::DraftContract {
+        account_id,
+        title: "Squatter".into(),
+        value: Decimal::ONE,
+        currency: "EUR".into(),
+        start_date: today,
+        end_date: today + Duration::days(30),
+        terms: "None".into(),
+    };
+    env.contract(&operator, occupied, squatter).await;
+
+    env.quote(&operator, quote_id, QuoteCommand::AcceptQuote {})
+        .await;
+    let accepted = env.wait_for("Quote", quote_id, "QuoteAccepted").await;
+    assert_eq!(env.ids.of_event(&accepted), occupied);
+    let moved = env.ids.derived(&accepted, "contract/1");
+    env.wait_for("Contract", moved, "ContractDraftedFromQuote")
+        .await;
+    env.wait_for("Account", account_id, "AccountActivated")
+        .await;
+    env.processed_everything().await;
+    let before = env.all_events().await;
+    sqlx::query("delete from projection_checkpoints where projection like 'process.%'")
+        .execute(&env.stack.admin)
+        .await
+        .unwrap();
+    env.stack.publish(&before).await;
+    env.processed_everything().await;
+    env.queues_drained().await;
+    assert_eq!(
+        env.all_events().await.len(),
+        before.len(),
+        "redelivery added events"
+    );
+    assert_eq!(
+        env.event_types("Contract", occupied).await,
+        ["ContractDrafted"]
     );
     assert_eq!(env.parked().await, 0, "nothing was parked");
     env.tear_down().await;

@@ -10,13 +10,16 @@ use event_store::StoredEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::issue::{event_uuid, Issuer, Order};
+use super::issue::{Issuer, Order};
 use super::{aggregate_uuid, decode};
 use crate::{Projection, ProjectionError};
 
 /// A closed or suspended account takes no contract and no activation: retrying cannot help,
 /// and the refusal is in the log.
 const ACCOUNT_REFUSALS: &[&str] = &["account_closed", "account_suspended"];
+/// Ids tried for a quote's contract before giving up: users cannot compute them, so a clash
+/// means the deployment's key leaked; the draft moves on to the next id rather than park.
+const CONTRACT_ID_CANDIDATES: u32 = 4;
 
 /// Quote accepted → `DraftContractFromQuote` and `ActivateAccount` (a no-op unless the account
 /// is a Prospect).
@@ -60,15 +63,8 @@ impl Projection for QuoteAcceptance {
         let accepted_on = event.recorded_at.date_naive();
         let draft = contract_from_quote(quote_id, account_id, &title, &lines, &totals, accepted_on)
             .ok_or_else(|| ProjectionError::inconsistent(event, "no end date a year on"))?;
+        self.draft_contract(event, draft).await?;
         let bus = &self.issuer.bus;
-        // The contract's id is the acceptance event's: a redelivery finds it drafted.
-        let order = Order {
-            aggregate_id: event_uuid(event),
-            name: "DraftContractFromQuote",
-            body: draft,
-            settled: ACCOUNT_REFUSALS,
-        };
-        self.issuer.issue(&bus.contracts, event, order).await?;
         let order = Order {
             aggregate_id: account_id,
             name: "ActivateAccount",
@@ -76,6 +72,41 @@ impl Projection for QuoteAcceptance {
             settled: ACCOUNT_REFUSALS,
         };
         self.issuer.issue(&bus.accounts, event, order).await
+    }
+}
+
+impl QuoteAcceptance {
+    /// The contract's id is the acceptance event's, or (if a contract that is not this quote's
+    /// holds it) the next derived candidate: the same sequence on every redelivery, so a retry
+    /// finds its own draft.
+    async fn draft_contract(
+        &self,
+        event: &StoredEvent,
+        draft: ContractCommand,
+    ) -> Result<(), ProjectionError> {
+        let ids = &self.issuer.ids;
+        let mut outcome = Ok(());
+        for candidate in 0..CONTRACT_ID_CANDIDATES {
+            let aggregate_id = match candidate {
+                0 => ids.of_event(event),
+                n => ids.derived(event, &format!("contract/{n}")),
+            };
+            let order = Order {
+                aggregate_id,
+                name: "DraftContractFromQuote",
+                body: draft.clone(),
+                settled: ACCOUNT_REFUSALS,
+            };
+            outcome = self
+                .issuer
+                .issue(&self.issuer.bus.contracts, event, order)
+                .await;
+            match &outcome {
+                Err(error) if error.is_refusal("contract_exists") => continue,
+                _ => break,
+            }
+        }
+        outcome
     }
 }
 

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::issue::{event_uuid, Issuer, Order};
+use super::issue::{Issuer, Order};
 use super::{aggregate_uuid, decode};
 use crate::{Projection, ProjectionError};
 
@@ -120,7 +120,7 @@ impl ApprovalFlow {
         let Some(submission) = submission else {
             return Ok(());
         };
-        let approval_id = event_uuid(&submission);
+        let approval_id = self.issuer.ids.of_event(&submission);
         // No stream when the policy named no approvers: nothing was ever requested.
         let requested: bool = sqlx::query_scalar(
             "select exists (select 1 from events \
@@ -165,7 +165,7 @@ impl ApprovalFlow {
         self.request(event, request).await
     }
 
-    /// One approval per submission: its id is the submission event's [`event_uuid`], so a
+    /// One approval per submission: its id is the submission event's id, so a
     /// redelivered submission finds the request already there (an idempotent no-op).
     async fn request(&self, event: &StoredEvent, request: Request) -> Result<(), ProjectionError> {
         let body = ApprovalCommand::RequestApproval {
@@ -177,7 +177,7 @@ impl ApprovalFlow {
             requester_id: request.requester_id,
         };
         let order = Order {
-            aggregate_id: event_uuid(event),
+            aggregate_id: self.issuer.ids.of_event(event),
             name: "RequestApproval",
             body,
             settled: &[],

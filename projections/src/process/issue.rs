@@ -5,37 +5,62 @@ use std::sync::Arc;
 use aggregates::{Actor, Command, DomainError};
 use cqrs_es::Aggregate;
 use event_store::{AggregateStore, CommandBus, EventMetadata, StoreError, StoredEvent};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::ProjectionError;
 use event_store::Clock;
 
-/// Namespace of every UUID v5 the process managers and timers derive. Never change it: ids
-/// derived before and after would differ, and a redelivered event would issue its commands again.
-pub const NAMESPACE: Uuid = Uuid::from_u128(0x6b2b_70c3_55e1_4c1e_9a0f_3d2c_8e41_b7a5);
-
-/// The UUID of an event: v5 of its message id (`{aggregate_type}:{aggregate_id}:{sequence}`).
-/// Used as the id of an aggregate a process creates because of the event (an approval request,
-/// a contract) and as the `causation_id` of every command the event causes, so a redelivery
-/// addresses the same aggregate and the audit trail links effect to cause.
-pub fn event_uuid(event: &StoredEvent) -> Uuid {
-    Uuid::new_v5(&NAMESPACE, event.message_id().as_bytes())
+/// Derives the ids of what processes create because of an event (an approval request, a
+/// contract drafted from a quote, a timer), keyed with the deployment's secret
+/// (`process_id_key`): the same event always gives the same id, so a redelivery addresses
+/// the same aggregate, but no user can compute an id before the process uses it, so none can
+/// occupy it first.
+#[derive(Clone)]
+pub struct ProcessIds {
+    key: Arc<[u8]>,
 }
 
-/// A UUID derived from an event and a purpose, for when one event causes several things.
-pub fn derived_uuid(event: &StoredEvent, purpose: &str) -> Uuid {
-    Uuid::new_v5(
-        &NAMESPACE,
-        format!("{}/{purpose}", event.message_id()).as_bytes(),
-    )
-}
+impl ProcessIds {
+    /// The deployment's key, created by the migrations.
+    pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        let key: Vec<u8> = sqlx::query_scalar("select key from process_id_key")
+            .fetch_one(pool)
+            .await?;
+        Ok(Self { key: key.into() })
+    }
 
-/// The correlation id of the causing event, so a whole chain (request → quote → approval →
-/// contract) shares one; an event without one starts its own chain.
-pub fn correlation_of(event: &StoredEvent) -> Uuid {
-    event
-        .meta_uuid("correlation_id")
-        .unwrap_or_else(|| event_uuid(event))
+    /// The id of an event: keyed over its message id (`{aggregate_type}:{aggregate_id}:
+    /// {sequence}`). Also the `causation_id` of every command the event causes, so the audit
+    /// trail links effect to cause.
+    pub fn of_event(&self, event: &StoredEvent) -> Uuid {
+        self.keyed(event.message_id().as_bytes())
+    }
+
+    /// An id derived from an event and a purpose, for when one event causes several things.
+    pub fn derived(&self, event: &StoredEvent, purpose: &str) -> Uuid {
+        self.keyed(format!("{}/{purpose}", event.message_id()).as_bytes())
+    }
+
+    /// The correlation id of the causing event, so a whole chain (request → quote → approval
+    /// → contract) shares one; an event without one starts its own chain.
+    pub fn correlation_of(&self, event: &StoredEvent) -> Uuid {
+        event
+            .meta_uuid("correlation_id")
+            .unwrap_or_else(|| self.of_event(event))
+    }
+
+    /// HMAC-SHA256, its first 16 bytes as a version 8 (custom) UUID.
+    fn keyed(&self, message: &[u8]) -> Uuid {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(message);
+        let digest = mac.finalize().into_bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Uuid::new_v8(bytes)
+    }
 }
 
 /// The refusal's rule code when `error` is a refusal listed in `settled`.
@@ -52,6 +77,7 @@ pub fn settled_refusal<'a>(error: &'a StoreError, settled: &[&str]) -> Option<&'
 #[derive(Clone)]
 pub struct Issuer {
     pub bus: Arc<CommandBus>,
+    pub ids: ProcessIds,
     clock: Arc<dyn Clock>,
     process: &'static str,
 }
@@ -65,9 +91,15 @@ pub struct Order<'a, C> {
 }
 
 impl Issuer {
-    pub fn new(bus: Arc<CommandBus>, clock: Arc<dyn Clock>, process: &'static str) -> Self {
+    pub fn new(
+        bus: Arc<CommandBus>,
+        ids: ProcessIds,
+        clock: Arc<dyn Clock>,
+        process: &'static str,
+    ) -> Self {
         Self {
             bus,
+            ids,
             clock,
             process,
         }
@@ -84,7 +116,7 @@ impl Issuer {
             command = order.name,
             tenant = %cause.tenant_id,
             aggregate_id = %order.aggregate_id,
-            correlation_id = %correlation_of(cause),
+            correlation_id = %self.ids.correlation_of(cause),
             cause = %cause.message_id(),
         )
     )]
@@ -122,8 +154,9 @@ impl Issuer {
         }
     }
 
-    /// Tenant and correlation from the cause; `causation_id` is the cause's [`event_uuid`];
-    /// `request_id` is derived from the cause and the command, so a retry repeats it.
+    /// Tenant and correlation from the cause; `causation_id` is the cause's id
+    /// ([`ProcessIds::of_event`]); `request_id` is derived from the cause and the command, so a
+    /// retry repeats it.
     fn metadata(
         &self,
         cause: &StoredEvent,
@@ -134,9 +167,9 @@ impl Issuer {
         EventMetadata {
             tenant_id: cause.tenant_id,
             actor,
-            correlation_id: correlation_of(cause),
-            causation_id: event_uuid(cause),
-            request_id: derived_uuid(cause, command),
+            correlation_id: self.ids.correlation_of(cause),
+            causation_id: self.ids.of_event(cause),
+            request_id: self.ids.derived(cause, command),
             recorded_at: at,
             client: None,
         }

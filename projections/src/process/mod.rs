@@ -6,7 +6,7 @@
 //! gap skipped. The commands they send run through the [`event_store::CommandBus`] in their own
 //! transactions, committed before the checkpoint: a crash in between re-issues them on
 //! redelivery, which is why every command is idempotent for the aggregate (ids derived from the
-//! causing event with UUID v5, see [`issue`]).
+//! causing event, keyed with the deployment's secret: see [`ProcessIds`]).
 //!
 //! In esrs's terms [`ApprovalFlow`], [`QuoteAcceptance`] and [`ContractAccounts`] are
 //! **eventual** handlers: they have side effects (commands) outside the checkpoint's
@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 pub use acceptance::{ContractAccounts, QuoteAcceptance};
 pub use approvals::ApprovalFlow;
-pub use issue::{event_uuid, Issuer, NAMESPACE};
+pub use issue::{Issuer, ProcessIds};
 pub use scheduling::TimerScheduling;
 
 use crate::{Projection, ProjectionError};
@@ -36,14 +36,18 @@ use event_store::Clock;
 pub const PROCESS_MANAGERS: &str = "process-managers";
 
 /// The process managers the [`PROCESS_MANAGERS`] group runs. `clock` gives the time their
-/// commands are decided at.
-pub fn process_managers(bus: Arc<CommandBus>, clock: Arc<dyn Clock>) -> Vec<Arc<dyn Projection>> {
-    let issuer = |name| Issuer::new(bus.clone(), clock.clone(), name);
+/// commands are decided at; `ids` the ids of what they create.
+pub fn process_managers(
+    bus: Arc<CommandBus>,
+    ids: ProcessIds,
+    clock: Arc<dyn Clock>,
+) -> Vec<Arc<dyn Projection>> {
+    let issuer = |name| Issuer::new(bus.clone(), ids.clone(), clock.clone(), name);
     vec![
         Arc::new(ApprovalFlow::new(issuer(ApprovalFlow::NAME))),
         Arc::new(QuoteAcceptance::new(issuer(QuoteAcceptance::NAME))),
         Arc::new(ContractAccounts::new(issuer(ContractAccounts::NAME))),
-        Arc::new(TimerScheduling),
+        Arc::new(TimerScheduling::new(ids.clone())),
     ]
 }
 

@@ -12,18 +12,23 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 
 use super::decode;
-use super::issue::{correlation_of, derived_uuid, event_uuid};
+use super::issue::ProcessIds;
 use crate::timers::TimerAction;
 use crate::{Projection, ProjectionError};
 
 /// Quote drafted → expire at valid-until; approval requested / level approved / level escalated
 /// → escalate when the current level is due; contract approved or signed → activate on the
 /// start date; contract activated or renewed → expire on the end date.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TimerScheduling;
+pub struct TimerScheduling {
+    ids: ProcessIds,
+}
 
 impl TimerScheduling {
     pub const NAME: &'static str = "process.timers";
+
+    pub fn new(ids: ProcessIds) -> Self {
+        Self { ids }
+    }
 }
 
 #[async_trait]
@@ -47,7 +52,7 @@ impl Projection for TimerScheduling {
             _ => contract_timer(conn, event).await?,
         };
         match timer {
-            Some((action, due_at)) => schedule(conn, event, action, due_at).await,
+            Some((action, due_at)) => schedule(conn, &self.ids, event, action, due_at).await,
             None => Ok(()),
         }
     }
@@ -167,12 +172,13 @@ async fn term_before(
         action = action.name(),
         tenant = %event.tenant_id,
         aggregate_id = %event.aggregate_id,
-        correlation_id = %correlation_of(event),
+        correlation_id = %ids.correlation_of(event),
         %due_at,
     )
 )]
 async fn schedule(
     conn: &mut PgConnection,
+    ids: &ProcessIds,
     event: &StoredEvent,
     action: TimerAction,
     due_at: DateTime<Utc>,
@@ -182,14 +188,14 @@ async fn schedule(
          aggregate_id, command, correlation_id, causation_id) \
          values ($1, $2, $3, $3, $4, $5, $6, $7, $8) on conflict (id) do nothing",
     )
-    .bind(derived_uuid(event, action.name()))
+    .bind(ids.derived(event, action.name()))
     .bind(event.tenant_id)
     .bind(due_at)
     .bind(action.aggregate_type())
     .bind(&event.aggregate_id)
     .bind(Json(action))
-    .bind(correlation_of(event))
-    .bind(event_uuid(event))
+    .bind(ids.correlation_of(event))
+    .bind(ids.of_event(event))
     .execute(conn)
     .await?;
     tracing::info!(new = inserted.rows_affected() == 1, "timer scheduled");

@@ -17,6 +17,7 @@ use event_store::{Clock, CommandBus, EventMetadata, StoredEvent};
 use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
+use projections::process::ProcessIds;
 use projections::timers::TimerConfig;
 use projections::{ProjectorConfig, PROCESS_MANAGERS};
 use rust_decimal::Decimal;
@@ -33,6 +34,8 @@ pub struct ProcessStack {
     pub pool: PgPool,
     pub bus: Arc<CommandBus>,
     pub clock: Arc<dyn Clock>,
+    /// The deployment's keyed ids: what the processes create, and where.
+    pub ids: ProcessIds,
     processes: Option<JoinHandle<()>>,
     timers: Option<JoinHandle<()>>,
 }
@@ -48,6 +51,7 @@ impl ProcessStack {
             .expect("connect");
         let bus = Arc::new(CommandBus::new(pool.clone()));
         let clock: Arc<dyn Clock> = Arc::new(AdjustableClock::new(pool.clone()));
+        let ids = ProcessIds::load(&pool).await.expect("the process id key");
         // Registering users keeps credentials, which need the tenant to exist.
         sqlx::query("insert into tenants (id, slug, name) values ($1, $2, 'Test tenant')")
             .bind(stack.tenant_id)
@@ -60,6 +64,7 @@ impl ProcessStack {
             pool,
             bus,
             clock,
+            ids,
             processes: None,
             timers: None,
         }
@@ -72,7 +77,8 @@ impl ProcessStack {
             group: PROCESS_MANAGERS.to_owned(),
             prefetch: 10,
         };
-        let managers = projections::process_managers(self.bus.clone(), self.clock.clone());
+        let managers =
+            projections::process_managers(self.bus.clone(), self.ids.clone(), self.clock.clone());
         let worker = projections::run(self.pool.clone(), config, managers);
         self.processes = Some(tokio::spawn(worker));
     }
