@@ -22,6 +22,8 @@ pub struct Config {
     pub await_timeout: Duration,
     /// Requests that may wait for `X-Await-Version` at once; beyond, 503.
     pub await_max_waiters: usize,
+    /// Load balancers whose `X-Forwarded-For` names the client; none by default.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Browser origins allowed to call the APIs (CORS); none by default.
     pub cors_allowed_origins: Vec<String>,
     /// `system`, or `adjustable` (tests only: time moved through the `test_clock` table).
@@ -57,6 +59,16 @@ impl Config {
             ),
             await_timeout: Duration::from_millis(parse("AWAIT_VERSION_TIMEOUT_MS", "5000")?),
             await_max_waiters: usize::try_from(positive("AWAIT_VERSION_MAX_WAITERS", 1000)?)?,
+            trusted_proxies: var("TRUSTED_PROXIES", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|address| !address.is_empty())
+                .map(|address| {
+                    address
+                        .parse()
+                        .context("TRUSTED_PROXIES lists IP addresses")
+                })
+                .collect::<anyhow::Result<_>>()?,
             cors_allowed_origins: var("CORS_ALLOWED_ORIGINS", "")
                 .split(',')
                 .map(str::trim)
@@ -94,6 +106,10 @@ fn identity_policy() -> anyhow::Result<auth::IdentityPolicy> {
         requests_per_user_per_minute: count(
             "RATE_LIMIT_PER_USER_PER_MINUTE",
             defaults.requests_per_user_per_minute,
+        )?,
+        sign_ins_per_address_per_minute: count(
+            "SIGN_IN_PER_ADDRESS_PER_MINUTE",
+            defaults.sign_ins_per_address_per_minute,
         )?,
     })
 }

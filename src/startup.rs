@@ -119,7 +119,8 @@ impl Application {
                 let commands = command_api::CommandApi::new(pool.clone(), identity.clone(), bus)
                     .with_test_faults(config.test_faults)
                     .with_invalidations(invalidations)
-                    .with_clock(clock);
+                    .with_clock(clock)
+                    .with_trusted_proxies(config.trusted_proxies.clone());
                 let queries = query_api::QueryApi::new(
                     pool.clone(),
                     identity,

@@ -1,4 +1,5 @@
 //! The identity service both APIs share: sign in, refresh, sign out, and admit a request.
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use uuid::Uuid;
 
 use crate::admission::Admission;
 use crate::passwords::{dummy_password_hash, verify_password, MAX_PASSWORD_CHARS};
+use crate::throttle::SignInThrottle;
 use crate::tokens::refresh_token_hash;
 use crate::{lockout, sessions, AuthError, Claims, TokenKeys};
 
@@ -26,6 +28,8 @@ pub struct IdentityPolicy {
     pub lock_for: Duration,
     /// Requests per minute one user may make, over both APIs.
     pub requests_per_user_per_minute: u32,
+    /// Sign-in attempts per minute from one client address, per replica.
+    pub sign_ins_per_address_per_minute: u32,
 }
 
 impl Default for IdentityPolicy {
@@ -35,6 +39,7 @@ impl Default for IdentityPolicy {
             max_sign_in_failures: 5,
             lock_for: Duration::from_secs(15 * 60),
             requests_per_user_per_minute: 600,
+            sign_ins_per_address_per_minute: 60,
         }
     }
 }
@@ -55,6 +60,7 @@ pub struct Identity {
     policy: IdentityPolicy,
     admission: Arc<Admission>,
     hashing: Arc<HashingGate>,
+    throttle: Arc<SignInThrottle>,
 }
 
 impl Identity {
@@ -63,6 +69,7 @@ impl Identity {
         Self {
             admission: Arc::new(Admission::new(pool.clone())),
             hashing: Arc::new(HashingGate::sized_to_cores()),
+            throttle: Arc::new(SignInThrottle::new(policy.sign_ins_per_address_per_minute)),
             pool,
             keys,
             policy,
@@ -86,18 +93,27 @@ impl Identity {
     }
 
     /// Unknown tenant, unknown e-mail and wrong password all fail the same way after the same
-    /// argon2 work, and count towards the same lock (every attempt counts until it succeeds).
+    /// argon2 work, and count towards the same lock of the guessing source (`client`, tenant
+    /// and e-mail; every attempt counts until it succeeds). `client` is also throttled across
+    /// e-mails.
     #[tracing::instrument(skip(self, email, password))]
     pub async fn sign_in(
         &self,
+        client: IpAddr,
         tenant: &str,
         email: &str,
         password: &str,
     ) -> Result<Tokens, AuthError> {
         let email = email.trim().to_lowercase();
         check_sign_in_input(tenant, &email, password)?;
-        if let Some(retry_after) =
-            lockout::count_attempt(&self.pool, tenant, &email, &self.policy).await?
+        self.throttle.admit(client)?;
+        let address = client.to_string();
+        let source = lockout::Source {
+            address: &address,
+            tenant,
+            email: &email,
+        };
+        if let Some(retry_after) = lockout::count_attempt(&self.pool, &source, &self.policy).await?
         {
             return Err(AuthError::SignInLocked { retry_after });
         }
@@ -124,7 +140,7 @@ impl Identity {
         let Some((user_id, _)) = found.filter(|_| password_ok) else {
             return Err(AuthError::InvalidCredentials);
         };
-        lockout::clear(&self.pool, tenant, &email).await?;
+        lockout::clear(&self.pool, &source).await?;
         self.open_session(user_id).await
     }
 

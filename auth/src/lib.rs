@@ -9,6 +9,7 @@ mod identity;
 mod lockout;
 mod passwords;
 mod sessions;
+mod throttle;
 mod tokens;
 
 pub use admission::RequestLimit;
@@ -38,6 +39,8 @@ pub enum AuthError {
     },
     #[error("too many sign-ins are being checked at once; try again in {retry_after} seconds")]
     SignInsBusy { retry_after: u32 },
+    #[error("more than {limit} sign-ins this minute from this address; try again in {retry_after} seconds")]
+    SignInsFromAddress { limit: u32, retry_after: u32 },
     #[error("could not hash or verify the password")]
     Hashing,
     #[error("the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")]
@@ -54,6 +57,7 @@ impl AuthError {
         match self {
             Self::SignInLocked { retry_after }
             | Self::SignInsBusy { retry_after }
+            | Self::SignInsFromAddress { retry_after, .. }
             | Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
             _ => None,
         }

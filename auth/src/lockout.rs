@@ -1,7 +1,10 @@
-//! Sign-in lockout, per tenant slug and e-mail as typed, whether or not either exists. Every
-//! attempt is counted before its password is checked (a success then clears the count), so
-//! attempts sent in parallel cannot all slip past the limit while argon2 runs. The attempt
-//! after `max_sign_in_failures` within the lock period locks the pair for the lock period.
+//! Sign-in lockout, per guessing source: the client's address with the tenant slug and e-mail
+//! as typed, whether or not either exists. Locking the account itself would let anyone lock
+//! anyone out; locking the source stops the guesser while the real user, from their own
+//! address, still gets in. Every attempt is counted before its password is checked (a success
+//! then clears that source's count), so attempts sent in parallel cannot all slip past the
+//! limit while argon2 runs. The attempt after `max_sign_in_failures` within the lock period
+//! locks the source for the lock period.
 use sqlx::PgPool;
 
 use crate::{AuthError, IdentityPolicy};
@@ -11,20 +14,27 @@ use crate::{AuthError, IdentityPolicy};
 const COUNTING: &str = "(f.window_started_at > now() - (select period from policy) \
     and (f.locked_until is null or f.locked_until > now()))";
 
-/// Counts an attempt; `Some(seconds)` when the pair is locked and the attempt must be refused.
+/// Who is guessing: the client's address, the tenant slug and the e-mail as typed.
+pub(crate) struct Source<'a> {
+    pub address: &'a str,
+    pub tenant: &'a str,
+    pub email: &'a str,
+}
+
+/// Counts an attempt; `Some(seconds)` when the source is locked and the attempt must be
+/// refused.
 pub(crate) async fn count_attempt(
     pool: &PgPool,
-    tenant: &str,
-    email: &str,
+    source: &Source<'_>,
     policy: &IdentityPolicy,
 ) -> Result<Option<u32>, AuthError> {
     let seconds: Option<i32> = sqlx::query_scalar(
         "with policy as (select $3::integer as max_failures, \
                                 $4 * interval '1 second' as period) \
          insert into sign_in_failures as f \
-             (tenant_slug, email, tenant_id, failures, window_started_at) \
-         values ($1, $2, (select id from tenants where slug = $1), 1, now()) \
-         on conflict (tenant_slug, email) do update set \
+             (tenant_slug, email, source, tenant_id, failures, window_started_at) \
+         values ($1, $2, $5, (select id from tenants where slug = $1), 1, now()) \
+         on conflict (tenant_slug, email, source) do update set \
              failures = case when {COUNTING} then f.failures + 1 else 1 end, \
              window_started_at = case when {COUNTING} then f.window_started_at else now() end, \
              locked_until = case \
@@ -37,20 +47,26 @@ pub(crate) async fn count_attempt(
             .replace("{COUNTING}", COUNTING)
             .as_str(),
     )
-    .bind(tenant)
-    .bind(email)
+    .bind(source.tenant)
+    .bind(source.email)
     .bind(i32::try_from(policy.max_sign_in_failures).unwrap_or(i32::MAX))
     .bind(policy.lock_for.as_secs_f64())
+    .bind(source.address)
     .fetch_one(pool)
     .await?;
     Ok(seconds.map(|s| s.unsigned_abs()))
 }
 
-pub(crate) async fn clear(pool: &PgPool, tenant: &str, email: &str) -> Result<(), AuthError> {
-    sqlx::query("delete from sign_in_failures where tenant_slug = $1 and email = $2")
-        .bind(tenant)
-        .bind(email)
-        .execute(pool)
-        .await?;
+/// A success proves the source knows the password: its count starts again. Other sources'
+/// counts (and locks) stay.
+pub(crate) async fn clear(pool: &PgPool, source: &Source<'_>) -> Result<(), AuthError> {
+    sqlx::query(
+        "delete from sign_in_failures where tenant_slug = $1 and email = $2 and source = $3",
+    )
+    .bind(source.tenant)
+    .bind(source.email)
+    .bind(source.address)
+    .execute(pool)
+    .await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ mod request;
 mod routes;
 pub mod tenants;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::web;
@@ -38,6 +39,8 @@ pub struct CommandApi {
     invalidations: Option<Arc<Invalidations>>,
     /// When commands are decided: the process's one clock (movable in tests).
     clock: Arc<dyn Clock>,
+    /// Load balancers whose `X-Forwarded-For` names the client (sign-in lockout, throttle).
+    trusted_proxies: Vec<IpAddr>,
 }
 
 impl CommandApi {
@@ -49,6 +52,15 @@ impl CommandApi {
             test_faults: false,
             invalidations: None,
             clock: Arc::new(SystemClock),
+            trusted_proxies: Vec::new(),
+        }
+    }
+
+    /// Believes `X-Forwarded-For` from these peers only.
+    pub fn with_trusted_proxies(self, trusted_proxies: Vec<IpAddr>) -> Self {
+        Self {
+            trusted_proxies,
+            ..self
         }
     }
 

@@ -1,5 +1,7 @@
 //! What every command request carries besides its body: the signed-in caller and the ids that
 //! tie its events to the request.
+use std::net::IpAddr;
+
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use auth::{Claims, Identity};
@@ -85,4 +87,22 @@ pub fn expected_version(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
         .and_then(|v| v.parse().ok())
         .map(Some)
         .ok_or_else(|| ApiError::BadHeader("If-Match must be a version like \"3\"".into()))
+}
+
+/// The client's address: the TCP peer, or, when the peer is one of `trusted_proxies` (the
+/// load balancer), the address that proxy appended last to `X-Forwarded-For`. Anything a
+/// client writes into that header itself comes before, and is never believed.
+pub fn client_address(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .last();
+    Some(forwarded.unwrap_or(peer))
 }

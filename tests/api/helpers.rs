@@ -82,6 +82,7 @@ impl TestStack {
             .env("TIMER_POLL_MS", "100")
             // Tests send bursts far above a person's pace; the rate-limit tests lower it.
             .env("RATE_LIMIT_PER_USER_PER_MINUTE", "1000000")
+            .env("SIGN_IN_PER_ADDRESS_PER_MINUTE", "1000000")
             .kill_on_drop(true);
         command
     }
@@ -249,6 +250,19 @@ impl Api {
         Self {
             base_url: process.url().to_owned(),
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// A client whose connections come from `address` (any of 127.0.0.0/8 reaches the
+    /// server), as another machine's would.
+    pub fn from_address(process: &Process, address: &str) -> Self {
+        let address: std::net::IpAddr = address.parse().unwrap();
+        Self {
+            base_url: process.url().to_owned(),
+            http: reqwest::Client::builder()
+                .local_address(address)
+                .build()
+                .unwrap(),
         }
     }
 

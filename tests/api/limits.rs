@@ -288,3 +288,64 @@ async fn a_burst_of_parallel_sign_ins_beyond_the_hashing_queue_gets_429_not_memo
     );
     assert!(statuses.iter().any(|(s, _)| *s == 401), "some were checked");
 }
+
+/// Six wrong passwords used to lock the account for everyone. The guesser's address is locked
+/// now; the real user, from another address, still signs in; and one address guessing across
+/// many e-mails is throttled before a password is even checked.
+#[tokio::test]
+async fn a_guesser_locks_only_itself_and_is_throttled_across_addresses() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("sources").await;
+    let server = stack
+        .spawn_with_env(
+            &["command-api"],
+            &[
+                ("SIGN_IN_MAX_FAILURES", "3"),
+                ("SIGN_IN_LOCK_SECONDS", "600"),
+                ("SIGN_IN_PER_ADDRESS_PER_MINUTE", "8"),
+            ],
+        )
+        .await;
+    let guesser = Api::from_address(&server, "127.0.0.2");
+    let user = Api::from_address(&server, "127.0.0.3");
+    for _ in 0..3 {
+        let wrong = guesser
+            .login_as(&tenant, &tenant.email, "guess guess guess")
+            .await;
+        problem(wrong, StatusCode::UNAUTHORIZED).await;
+    }
+    // The guesser is locked out, even with the right password.
+    let (retry_after, _) = too_many(guesser.login_as(&tenant, &tenant.email, PASSWORD).await).await;
+    assert!(retry_after > 500, "{retry_after}");
+    // The admin, from their own address, is not.
+    let own = user.login_as(&tenant, &tenant.email, PASSWORD).await;
+    assert_eq!(own.status(), StatusCode::OK);
+
+    // Four more attempts from the guesser's address, on other e-mails, reach the limit of 8
+    // per minute; the ninth is refused before any check, and says so.
+    for n in 0..4 {
+        let email = format!("someone{n}@sources.test");
+        let wrong = guesser.login_as(&tenant, &email, "guess guess guess").await;
+        problem(wrong, StatusCode::UNAUTHORIZED).await;
+    }
+    let (retry_after, body) = too_many(
+        guesser
+            .login_as(&tenant, "other@sources.test", "x-guess-x")
+            .await,
+    )
+    .await;
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("from this address"),
+        "{body}"
+    );
+    let again = user.login_as(&tenant, &tenant.email, PASSWORD).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "another address is not throttled"
+    );
+}

@@ -122,6 +122,7 @@ B2B_ENV=(
     DATABASE_URL="$FUZZ_DATABASE_URL"
     AMQP_PREFIX="f$suffix"
     APP_ENV=local
+    SIGN_IN_PER_ADDRESS_PER_MINUTE=1000000
     RUST_LOG="${RUST_LOG:-warn}"
 )
 b2b() { env "${B2B_ENV[@]}" "$B2B_BIN" "$@"; }

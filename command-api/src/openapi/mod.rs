@@ -314,10 +314,12 @@ fn auth_paths(
             id: "login",
             summary: "Sign in",
             description: "Wrong credentials and unknown tenants give the same 401. Repeated \
-                failures for one tenant and e-mail lock them for a while: 429 with \
-                `Retry-After`, whether or not the address exists. Password checks are capped \
-                per server (as many as it has cores, a short queue behind them); beyond that, \
-                429 with `Retry-After` too.",
+                failures from one client address for one tenant and e-mail lock that source \
+                for a while (the same e-mail from another address is not locked): 429 with \
+                `Retry-After`, whether or not the e-mail exists. One address gets a limited \
+                number of sign-ins per minute across e-mails, and password checks are capped \
+                per server (as many as it has cores, a short queue behind them); beyond \
+                either, 429 with `Retry-After` too.",
             request: Some(login),
             success: ("200", "Signed in: a new session.", Some(tokens.clone())),
             errors: &["400", "401", "413", "429"],

@@ -1,9 +1,10 @@
 //! Sign-in routes: thin translations to [`auth::Identity`], where the rules live.
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::request::client_address;
 use crate::{ApiError, Caller, CommandApi};
 
 #[derive(Deserialize, JsonSchema)]
@@ -51,11 +52,14 @@ impl From<auth::Tokens> for TokenPair {
 #[tracing::instrument(skip(api, body), fields(tenant = %body.tenant))]
 pub async fn login(
     api: web::Data<CommandApi>,
+    req: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let client = client_address(&req, &api.trusted_proxies)
+        .ok_or_else(|| ApiError::Internal("a sign-in without a peer address".into()))?;
     let tokens = api
         .identity
-        .sign_in(&body.tenant, &body.email, &body.password)
+        .sign_in(client, &body.tenant, &body.email, &body.password)
         .await?;
     Ok(HttpResponse::Ok().json(TokenPair::from(tokens)))
 }

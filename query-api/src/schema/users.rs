@@ -42,8 +42,8 @@ pub struct User {
 
 #[ComplexObject]
 impl User {
-    /// Until when sign-in is locked after repeated failures; null when it is not locked.
-    /// TenantAdmins only.
+    /// Until when some address is locked out of signing in as this user after repeated failures
+    /// (the latest such lock); null when none is. TenantAdmins only.
     async fn sign_in_locked_until(
         &self,
         ctx: &Context<'_>,
@@ -123,7 +123,7 @@ impl Listing for UserListing {
     const COLUMNS: &'static str = "id, email, display_name, roles, account_id, approval_limit, \
         approval_limit_currency, active, deactivation_reason, version, registered_at, \
         registered_by, updated_at, updated_by, \
-        (select f.locked_until from sign_in_failures f \
+        (select max(f.locked_until) from sign_in_failures f \
           where f.tenant_id = read.users.tenant_id and f.email = read.users.email \
             and f.locked_until > now()) as sign_in_locked_until";
 
