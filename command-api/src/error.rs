@@ -158,7 +158,8 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Rejected(domain) => domain.into(),
-            StoreError::NotFound => Self::NotFound("no such aggregate".to_owned()),
+            // Worded as the aggregate words an id that exists nowhere: the two are one answer.
+            StoreError::NotFound(kind) => Self::NotFound(format!("no such {}", kind.to_lowercase())),
             e @ (StoreError::VersionMismatch { .. } | StoreError::Contended(_)) => {
                 Self::Conflict(e.to_string())
             }

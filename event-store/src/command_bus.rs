@@ -84,7 +84,7 @@ where
                 None => self.decide(folded, command.clone(), tenant).await,
             };
             let (decided, events) = match outcome {
-                Err(StoreError::NotFound) => return Err(StoreError::NotFound),
+                Err(StoreError::NotFound(kind)) => return Err(StoreError::NotFound(kind)),
                 Ok((decided, events)) if !events.is_empty() => (decided, events),
                 // Refused, mismatched or nothing to do: on fresh state that is the answer.
                 other if fresh => return self.settle_without_events(other, alongside).await,

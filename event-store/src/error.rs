@@ -5,9 +5,10 @@ use aggregates::DomainError;
 pub enum StoreError {
     #[error(transparent)]
     Rejected(#[from] DomainError),
-    /// The stream belongs to another tenant; to the caller it does not exist.
-    #[error("no such aggregate in this tenant")]
-    NotFound,
+    /// The stream (of this aggregate type) belongs to another tenant; to the caller it does
+    /// not exist, exactly as an id that exists nowhere.
+    #[error("no such {} in this tenant", .0.to_lowercase())]
+    NotFound(&'static str),
     #[error("expected version {expected}, the aggregate is at version {actual}")]
     VersionMismatch { expected: u64, actual: u64 },
     #[error("other writers kept changing the aggregate; gave up after {0} attempts")]

@@ -54,7 +54,7 @@ impl StoreFacts {
             .and_then(|f| f.for_tenant(tenant_id))
         {
             Ok(folded) if folded.version > 0 => Ok(Some(folded.aggregate)),
-            Ok(_) | Err(StoreError::NotFound) => Ok(None),
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(None),
             Err(error) => Err(lookup_failed(what, error)),
         }
     }

@@ -36,7 +36,7 @@ impl<A: Aggregate> Folded<A> {
     /// The state for `tenant`: another tenant's stream does not exist for it.
     pub fn for_tenant(self, tenant: Uuid) -> Result<Self, StoreError> {
         match self.owner {
-            Some(owner) if owner != tenant => Err(StoreError::NotFound),
+            Some(owner) if owner != tenant => Err(StoreError::NotFound(A::TYPE)),
             _ => Ok(self),
         }
     }

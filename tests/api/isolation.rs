@@ -53,7 +53,17 @@ async fn a_second_tenant_sees_nothing_of_the_first_and_gets_404_for_its_ids() {
             .send()
             .await
             .unwrap();
-        problem(response, StatusCode::NOT_FOUND).await;
+        let foreign = problem(response, StatusCode::NOT_FOUND).await;
+        // Word for word what an id that exists nowhere gets: nothing tells the two apart.
+        let nowhere = api
+            .command(&second_token, "accounts", Uuid::new_v4())
+            .json(&json!({"type": "ChangeTier", "tier": "Standard"}))
+            .send()
+            .await
+            .unwrap();
+        let nowhere = problem(nowhere, StatusCode::NOT_FOUND).await;
+        assert_eq!(foreign["detail"], nowhere["detail"], "{foreign} / {nowhere}");
+        assert_eq!(foreign["type"], nowhere["type"]);
     }
     assert_eq!(stack.account_event_count().await, events_before);
 }
