@@ -29,6 +29,10 @@ pub enum ApiError {
     RuleViolated { code: &'static str, message: String },
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the body must be application/json, not {0}")]
+    UnsupportedMediaType(String),
+    #[error("the body did not arrive within {0} seconds")]
+    BodyTimeout(u64),
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after: u32 },
     #[error("internal error")]
@@ -77,6 +81,8 @@ impl ApiError {
             Self::Conflict(_) => ("version-conflict", "Version conflict"),
             Self::RuleViolated { .. } => ("rule-violated", "Business rule violated"),
             Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            Self::BodyTimeout(_) => ("request-timeout", "Request timeout"),
             Self::TooManyRequests { .. } => ("too-many-requests", "Too many requests"),
             Self::Internal(_) => ("internal", "Internal error"),
         }
@@ -96,6 +102,8 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RuleViolated { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -159,7 +167,9 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Rejected(domain) => domain.into(),
             // Worded as the aggregate words an id that exists nowhere: the two are one answer.
-            StoreError::NotFound(kind) => Self::NotFound(format!("no such {}", kind.to_lowercase())),
+            StoreError::NotFound(kind) => {
+                Self::NotFound(format!("no such {}", kind.to_lowercase()))
+            }
             e @ (StoreError::VersionMismatch { .. } | StoreError::Contended(_)) => {
                 Self::Conflict(e.to_string())
             }
@@ -189,20 +199,6 @@ impl From<AuthError> for ApiError {
                 message: error.to_string(),
             }),
             other => Self::Internal(other.to_string()),
-        }
-    }
-}
-
-/// Failures of the `web::Json` bodies (sign-in routes), as problem details like every other.
-impl From<actix_web::error::JsonPayloadError> for ApiError {
-    fn from(error: actix_web::error::JsonPayloadError) -> Self {
-        use actix_web::error::JsonPayloadError as E;
-        match error {
-            E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
-                Self::PayloadTooLarge(limit)
-            }
-            E::ContentType => Self::MalformedJson("the body must be application/json".into()),
-            other => Self::MalformedJson(other.to_string()),
         }
     }
 }

@@ -97,11 +97,7 @@ impl CommandApi {
 
 /// Registers the command and sign-in routes.
 pub fn configure(cfg: &mut web::ServiceConfig, api: CommandApi) {
-    let json_bodies = web::JsonConfig::default()
-        .limit(MAX_BODY_BYTES)
-        .error_handler(|error, _| ApiError::from(error).into());
     cfg.app_data(web::Data::new(api.identity.clone()))
-        .app_data(json_bodies)
         .app_data(web::Data::new(api))
         .service(
             // Resources, not scope routes: a method a path does not serve is then a 405 with

@@ -32,6 +32,46 @@ async fn each_class_of_bad_input_gets_its_status_and_problem_and_appends_nothing
     let body = problem(malformed, StatusCode::BAD_REQUEST).await;
     assert_eq!(body["type"], "/problems/malformed-json");
 
+    // One key twice means different things to different parsers: refused, not guessed at.
+    let twice = api
+        .command(&token, "accounts", id)
+        .header("content-type", "application/json")
+        .body(r#"{"type": "ChangeTier", "tier": "Gold", "tier": "Standard"}"#)
+        .send()
+        .await
+        .unwrap();
+    let body = problem(twice, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["type"], "/problems/malformed-json");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`tier` appears twice"),
+        "{body}"
+    );
+
+    // A body that is not declared JSON is not read as JSON.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = api.command(&token, "accounts", id);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request
+            .body(r#"{"type": "ChangeTier", "tier": "Standard"}"#)
+            .send()
+            .await
+            .unwrap();
+        let body = problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+        assert_eq!(
+            body["type"], "/problems/unsupported-media-type",
+            "{content_type:?}"
+        );
+    }
+
     let unknown = api
         .command(&token, "accounts", id)
         .json(&json!({"type": "Teleport"}))
@@ -215,7 +255,8 @@ async fn bad_sign_in_bodies_headers_and_methods_get_problems_not_server_errors()
         .send()
         .await
         .unwrap();
-    problem(not_json, StatusCode::BAD_REQUEST).await;
+    let refused = problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert_eq!(refused["type"], "/problems/unsupported-media-type");
 
     let weak = json!({"type": "RegisterUser", "email": "weak@strict.test",
         "display_name": "Weak", "roles": ["Viewer"], "password": "short"});

@@ -1,5 +1,7 @@
 //! Careless or hostile input: it gets a clear 4xx, changes nothing, and the server keeps
 //! answering; every response carries the security headers; CORS only for configured origins.
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -318,4 +320,39 @@ async fn two_admins_removing_each_other_at_once_leave_the_tenant_an_admin() {
         .unwrap();
         assert_eq!(admins, 1, "trial {trial}: {statuses:?}");
     }
+}
+
+/// A body that trickles in must not hold a connection (and a worker) for ever: after 10 s
+/// the request is answered 408 as a problem, and nothing is appended.
+#[tokio::test]
+async fn a_body_that_never_finishes_arriving_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("slowloris").await;
+    let server = stack.spawn(&["command-api"]).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let before = crate::helpers::event_count(&stack.db).await;
+    let address = server.url().trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/accounts/{} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"type\": \"Open",
+        Uuid::new_v4()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(30), socket.read(&mut answer))
+        .await
+        .expect("the server answers a stalled body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "not before the limit"
+    );
+    assert_eq!(crate::helpers::event_count(&stack.db).await, before);
 }

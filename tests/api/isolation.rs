@@ -62,7 +62,10 @@ async fn a_second_tenant_sees_nothing_of_the_first_and_gets_404_for_its_ids() {
             .await
             .unwrap();
         let nowhere = problem(nowhere, StatusCode::NOT_FOUND).await;
-        assert_eq!(foreign["detail"], nowhere["detail"], "{foreign} / {nowhere}");
+        assert_eq!(
+            foreign["detail"], nowhere["detail"],
+            "{foreign} / {nowhere}"
+        );
         assert_eq!(foreign["type"], nowhere["type"]);
     }
     assert_eq!(stack.account_event_count().await, events_before);

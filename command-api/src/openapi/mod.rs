@@ -264,7 +264,9 @@ fn command_operation(collection: &Collection) -> Value {
         .iter()
         .map(|n| (n.to_string(), json!(format!("{SCHEMA_REF_PREFIX}{n}"))))
         .collect();
-    let mut responses = error_responses(&["400", "401", "403", "404", "409", "413", "422", "429"]);
+    let mut responses = error_responses(&[
+        "400", "401", "403", "404", "408", "409", "413", "415", "422", "429",
+    ]);
     responses.insert("200".into(), component_ref("responses", "Accepted"));
     let parameters = ["AggregateId", "IfMatch", "IdempotencyKey", "CorrelationId"]
         .map(|p| component_ref("parameters", p));
@@ -322,7 +324,7 @@ fn auth_paths(
                 either, 429 with `Retry-After` too.",
             request: Some(login),
             success: ("200", "Signed in: a new session.", Some(tokens.clone())),
-            errors: &["400", "401", "413", "429"],
+            errors: &["400", "401", "408", "413", "415", "429"],
         }),
     );
     paths.insert(
@@ -336,7 +338,7 @@ fn auth_paths(
                 place stops working too.",
             request: Some(refresh),
             success: ("200", "The next pair of the same session.", Some(tokens)),
-            errors: &["400", "401", "413"],
+            errors: &["400", "401", "408", "413", "415"],
         }),
     );
     paths.insert(
@@ -511,14 +513,16 @@ fn responses(refs: &ResponseRefs) -> Value {
             "headers": { "ETag": component_ref("headers", "ETag") },
             "content": { "application/json": { "schema": refs.accepted } },
         },
-        "400": problem("Malformed JSON, unknown command type, a missing or invalid field \
-            (`errors` names it), or an invalid header."),
+        "400": problem("Malformed JSON (or an object that repeats a key), unknown command \
+            type, a missing or invalid field (`errors` names it), or an invalid header."),
         "401": unauthorized,
         "403": problem("A role or attribute rule denies the command."),
         "404": problem("No such aggregate in the caller's tenant, or no such collection."),
         "409": problem("Version conflict: `If-Match` did not hold, or a concurrent writer won \
             after retries."),
+        "408": problem("The body did not arrive within 10 seconds."),
         "413": problem(&format!("The body is larger than {MAX_BODY_BYTES} bytes.")),
+        "415": problem("The body is not `application/json`."),
         "422": problem("A business rule was violated (`type` ends in the rule's code), or an \
             `Idempotency-Key` was reused for a different request."),
         "429": too_many,

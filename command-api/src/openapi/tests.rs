@@ -308,6 +308,8 @@ async fn every_error_status_is_documented_with_the_problem_body_it_sends() {
         ApiError::NotFound("no such quote".into()),
         ApiError::Conflict("version 3 expected".into()),
         ApiError::PayloadTooLarge(10),
+        ApiError::UnsupportedMediaType("text/plain".into()),
+        ApiError::BodyTimeout(10),
         ApiError::RuleViolated {
             code: "quote_has_no_lines",
             message: "add a line first".into(),

@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::body::JsonBody;
 use crate::request::client_address;
 use crate::{ApiError, Caller, CommandApi};
 
@@ -53,7 +54,7 @@ impl From<auth::Tokens> for TokenPair {
 pub async fn login(
     api: web::Data<CommandApi>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let client = client_address(&req, &api.trusted_proxies)
         .ok_or_else(|| ApiError::Internal("a sign-in without a peer address".into()))?;
@@ -67,7 +68,7 @@ pub async fn login(
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     api: web::Data<CommandApi>,
-    body: web::Json<RefreshRequest>,
+    JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = api.identity.refresh(&body.refresh_token).await?;
     Ok(HttpResponse::Ok().json(TokenPair::from(tokens)))

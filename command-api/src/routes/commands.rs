@@ -9,11 +9,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::body::{parse_command, read_limited};
+use crate::body::{parse_command, read_json_body};
 use crate::idempotency;
 use crate::request::{expected_version, RequestIds};
 use crate::routes::users;
-use crate::{ApiError, Caller, CommandApi, MAX_BODY_BYTES};
+use crate::{ApiError, Caller, CommandApi};
 
 /// `POST /api/v1/{collection}/{id}`: runs one command and answers with the new version.
 #[tracing::instrument(
@@ -37,7 +37,7 @@ pub async fn execute(
         tracing::field::display(ids.correlation_id),
     );
     let expected = expected_version(&req)?;
-    let body = read_limited(payload, MAX_BODY_BYTES).await?;
+    let body = read_json_body(&req, payload).await?;
     let request: [&[u8]; 3] = [collection.as_bytes(), id.as_bytes(), &body];
     let receipt = idempotency::receipt(&req, caller.0.tid, caller.0.sub, &request, move |v| {
         accepted(id, v)
