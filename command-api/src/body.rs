@@ -151,39 +151,6 @@ fn field_name(path: &str, message: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aggregates::account::AccountCommand;
-
-    fn err(body: &str) -> ApiError {
-        parse_command::<AccountCommand>(body.as_bytes()).unwrap_err()
-    }
-
-    #[test]
-    fn each_kind_of_bad_body_has_its_own_error() {
-        assert!(matches!(err("{not json"), ApiError::MalformedJson(_)));
-        assert!(
-            matches!(err(r#"{"type":"LaunchRocket"}"#), ApiError::UnknownCommand(t) if t == "LaunchRocket")
-        );
-        assert!(
-            matches!(err(r#"{"tier":"Gold"}"#), ApiError::InvalidInput(f) if f.field == "type")
-        );
-        assert!(
-            matches!(err(r#"{"type":"ChangeTier"}"#), ApiError::InvalidInput(f) if f.field == "tier")
-        );
-        assert!(
-            matches!(err(r#"{"type":"ChangeTier","tier":"Platinum"}"#), ApiError::InvalidInput(f) if f.field == "tier")
-        );
-        assert!(
-            matches!(err(r#"{"type":"ChangeTier","tier":"Gold","extra":1}"#), ApiError::InvalidInput(f) if f.field == "extra")
-        );
-        assert!(
-            matches!(err(r#"{"type":"SetCreditLimit","amount":"lots"}"#), ApiError::InvalidInput(f) if f.field == "amount")
-        );
-    }
-}
-
 /// `{"amount": "1", "amount": "999"}` means one thing to one parser and another to the next;
 /// such a body is refused rather than guessed at, at any depth.
 fn reject_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
@@ -248,5 +215,38 @@ impl<'de> Visitor<'de> for UniqueKeys {
             map.next_value::<UniqueKeys>()?;
         }
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aggregates::account::AccountCommand;
+
+    fn err(body: &str) -> ApiError {
+        parse_command::<AccountCommand>(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn each_kind_of_bad_body_has_its_own_error() {
+        assert!(matches!(err("{not json"), ApiError::MalformedJson(_)));
+        assert!(
+            matches!(err(r#"{"type":"LaunchRocket"}"#), ApiError::UnknownCommand(t) if t == "LaunchRocket")
+        );
+        assert!(
+            matches!(err(r#"{"tier":"Gold"}"#), ApiError::InvalidInput(f) if f.field == "type")
+        );
+        assert!(
+            matches!(err(r#"{"type":"ChangeTier"}"#), ApiError::InvalidInput(f) if f.field == "tier")
+        );
+        assert!(
+            matches!(err(r#"{"type":"ChangeTier","tier":"Platinum"}"#), ApiError::InvalidInput(f) if f.field == "tier")
+        );
+        assert!(
+            matches!(err(r#"{"type":"ChangeTier","tier":"Gold","extra":1}"#), ApiError::InvalidInput(f) if f.field == "extra")
+        );
+        assert!(
+            matches!(err(r#"{"type":"SetCreditLimit","amount":"lots"}"#), ApiError::InvalidInput(f) if f.field == "amount")
+        );
     }
 }
