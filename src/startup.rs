@@ -3,7 +3,11 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::body::MessageBody;
 use actix_web::dev::Server;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use event_store::relay::{self, RelayConfig};
 use event_store::{Clock, CommandBus, Invalidation, Invalidations, Topology};
@@ -245,6 +249,7 @@ fn http_server(
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .wrap(cors(&cors_origins))
+            .wrap(problems_everywhere())
             .wrap(security_headers())
             .wrap(tracing_actix())
             .app_data(web::Data::new(probes.clone()))
@@ -264,6 +269,38 @@ fn http_server(
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Errors answered before a route runs (no such route, 405, a refused CORS origin) come with
+/// a text or empty body; they get the problem+json body every route's error has. Bodies that
+/// are JSON already (problems, GraphQL errors) are left as they are.
+fn problems_everywhere<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|response: ServiceResponse<B>| {
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        if is_json {
+            return Ok(ErrorHandlerResponse::Response(
+                response.map_into_left_body(),
+            ));
+        }
+        let status = response.status();
+        let (request, old) = response.into_parts();
+        let mut problem = HttpResponse::build(status);
+        for (name, value) in old.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                problem.append_header((name.clone(), value.clone()));
+            }
+        }
+        let problem = problem
+            .content_type("application/problem+json")
+            .json(command_api::problem_for_status(status));
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(request, problem).map_into_right_body(),
+        ))
+    })
 }
 
 /// Headers every response carries: these APIs serve JSON to programs, never pages to frame or

@@ -148,6 +148,33 @@ impl ResponseError for ApiError {
     }
 }
 
+/// A problem body for an error answered outside the routes (no such route, a method the path
+/// does not take, a refused browser origin), so every error a client sees has one shape.
+pub fn problem_for_status(status: StatusCode) -> serde_json::Value {
+    let (slug, detail) = match status {
+        StatusCode::NOT_FOUND => ("not-found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            "the path does not take this method; `Allow` lists the ones it does",
+        ),
+        StatusCode::BAD_REQUEST => (
+            "bad-request",
+            "the request was refused before it reached a route (for example, a browser origin \
+             this API does not allow)",
+        ),
+        _ => ("http-error", "the request was refused"),
+    };
+    let title = status.canonical_reason().unwrap_or("Error");
+    serde_json::to_value(Problem {
+        kind: format!("/problems/{slug}"),
+        title,
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        errors: vec![],
+    })
+    .expect("a problem serialises")
+}
+
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         match error {

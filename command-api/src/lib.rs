@@ -21,7 +21,7 @@ use event_store::clock::SystemClock;
 use event_store::{Clock, CommandBus, Invalidations};
 use sqlx::PgPool;
 
-pub use error::ApiError;
+pub use error::{problem_for_status, ApiError};
 pub use request::Caller;
 
 /// Largest command body accepted.

@@ -132,6 +132,66 @@ async fn browsers_may_call_only_from_configured_origins() {
         .get("access-control-allow-origin")
         .is_none());
     assert_ne!(foreign.status(), StatusCode::OK);
+    assert_problem(foreign).await;
+}
+
+/// Asserts an error answered as `application/problem+json` whose `status` repeats the HTTP one.
+async fn assert_problem(response: reqwest::Response) -> serde_json::Value {
+    let status = response.status();
+    assert!(status.is_client_error(), "{status}");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert!(
+        body["type"].as_str().unwrap().starts_with("/problems/"),
+        "{body}"
+    );
+    assert!(body["detail"].is_string(), "{body}");
+    body
+}
+
+/// Errors no route answers (no such path, a method the path does not take) have the same
+/// problem+json shape as every route's errors; a 405 still says which methods are allowed.
+#[tokio::test]
+async fn errors_before_any_route_are_problems_too() {
+    let stack = TestStack::new().await;
+    let server = stack.spawn(&["serve"]).await;
+    let api = Api::new(&server);
+    let missing = api
+        .http
+        .get(format!("{}/no/such/route", api.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let body = assert_problem(missing).await;
+    assert_eq!(body["type"], "/problems/not-found");
+    let wrong_method = api
+        .http
+        .delete(format!(
+            "{}/api/v1/accounts/{}",
+            api.base_url,
+            Uuid::new_v4()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.headers()["allow"], "POST");
+    let body = assert_problem(wrong_method).await;
+    assert_eq!(body["type"], "/problems/method-not-allowed");
+    // The security headers are still there.
+    let again = api
+        .http
+        .get(format!("{}/no/such/route", api.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.headers()["x-content-type-options"], "nosniff");
 }
 
 /// One hostile request: where it goes, its body, and the statuses it may get.
