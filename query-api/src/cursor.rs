@@ -17,6 +17,10 @@ pub fn encode<T: Serialize>(position: &T) -> String {
 pub fn decode<T: DeserializeOwned>(cursor: &str) -> Result<T, QueryError> {
     let invalid = || QueryError::BadUserInput("`after` is not a cursor this API issued".into());
     let json = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    // No position we issue holds a NUL, and Postgres text cannot: a forged one stops here.
+    if json.windows(6).any(|w| w == br"\u0000") {
+        return Err(invalid());
+    }
     serde_json::from_slice(&json).map_err(|_| invalid())
 }
 

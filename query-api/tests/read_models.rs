@@ -880,3 +880,45 @@ async fn nested_lists_are_loaded_in_one_statement_per_list_whatever_the_page_siz
     assert_eq!(full_count, 6);
     world.teardown().await;
 }
+
+/// Forged cursors and NUL characters are the client's mistake: `BAD_USER_INPUT`, never an
+/// internal error (and no database error in the log).
+#[actix_web::test]
+async fn forged_cursors_and_nul_characters_are_bad_user_input() {
+    use base64::Engine;
+    let world = World::new().await;
+    with_approvals(&world).await;
+    let viewer = world.viewer().await;
+    let forge = |position: Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position.to_string())
+    };
+    let id = Uuid::new_v4();
+    let approvals = "query A($after: String) { approvals(after: $after) { totalCount } }";
+    let users = "query U($after: String, $search: String) { \
+        users(after: $after, filter: { search: $search }) { totalCount } }";
+    let cases = [
+        // A time column compared with text, a date or an amount.
+        (
+            approvals,
+            json!({ "after": forge(json!({"column": "requested_at", "key": {"Text": "x"}, "id": id})) }),
+        ),
+        (
+            approvals,
+            json!({ "after": forge(json!({"column": "requested_at", "key": {"Amount": "1"}, "id": id})) }),
+        ),
+        // NUL inside a cursor's text, and inside a search.
+        (
+            users,
+            json!({ "after": forge(json!({"column": "email", "key": {"Text": "a\u{0}b"}, "id": id})) }),
+        ),
+        (users, json!({ "search": "ad\u{0}min" })),
+    ];
+    for (query, variables) in cases {
+        let reply = world.query(&viewer, query, variables.clone()).await;
+        assert_eq!(
+            reply["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{variables}: {reply}"
+        );
+    }
+    world.teardown().await;
+}

@@ -141,8 +141,25 @@ async fn fetch<L: Listing>(
     let rows = query
         .build_query_as()
         .fetch_all(&mut *tx.conn().await?)
-        .await?;
+        .await
+        .map_err(|error| match &request.after {
+            Some(_) if forged_position(&error) => {
+                QueryError::BadUserInput("`after` is not a cursor this API issued".into())
+            }
+            _ => error.into(),
+        })?;
     Ok(rows)
+}
+
+/// A cursor we issued always holds a key of its column's type; a forged one with another
+/// type (or a value out of range) makes Postgres refuse the comparison.
+fn forged_position(error: &sqlx::Error) -> bool {
+    let code = match error {
+        sqlx::Error::Database(db) => db.code(),
+        _ => None,
+    };
+    // 42883: no such operator; 42804: datatype mismatch; class 22: data exception.
+    code.is_some_and(|code| matches!(code.as_ref(), "42883" | "42804") || code.starts_with("22"))
 }
 
 /// Every row matching the listing's filter, on every page.

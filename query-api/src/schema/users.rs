@@ -166,10 +166,14 @@ pub async fn page(
 ) -> Result<UserConnection, QueryError> {
     let order = order.unwrap_or_default();
     let request = PageRequest::new(paging.0, paging.1, order.field.column(), order.direction)?;
-    let listing = UserListing {
-        filter: filter.unwrap_or_default(),
-        scope,
-    };
+    let filter = filter.unwrap_or_default();
+    // Postgres text cannot hold a NUL, and no name or address has one.
+    if filter.search.as_ref().is_some_and(|s| s.contains('\0')) {
+        return Err(QueryError::BadUserInput(
+            "`search` must not contain NUL characters".into(),
+        ));
+    }
+    let listing = UserListing { filter, scope };
     let page = list::page(tx, tenant_id, &listing, &request, |u| order.field.key(u)).await?;
     Ok(UserConnection::new(page, tenant_id, listing))
 }
