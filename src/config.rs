@@ -17,6 +17,8 @@ pub struct Config {
     /// Queues per consumer group; fixed per deployment.
     pub partitions: u16,
     pub bind_addr: String,
+    /// Where `/metrics` is served: apart from the APIs, loopback by default.
+    pub metrics_addr: String,
     pub jwt_secret: Vec<u8>,
     pub access_token_ttl: Duration,
     pub await_timeout: Duration,
@@ -53,6 +55,7 @@ impl Config {
             amqp_prefix: var("AMQP_PREFIX", "b2b"),
             partitions: parse("PROJECTOR_PARTITIONS", "4")?,
             bind_addr: var("BIND_ADDR", "127.0.0.1:8080"),
+            metrics_addr: var("METRICS_ADDR", "127.0.0.1:9464"),
             jwt_secret: jwt_secret(&app_env)?,
             access_token_ttl: Duration::from_secs(
                 parse::<u64>("ACCESS_TOKEN_TTL_SECONDS", "900")?.min(900),

@@ -9,6 +9,7 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::header;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
 use event_store::relay::{self, RelayConfig};
 use event_store::{Clock, CommandBus, Invalidation, Invalidations, Topology};
 use projections::process::ProcessIds;
@@ -118,6 +119,12 @@ impl Application {
         });
         let invalidations = Arc::new(invalidations);
         workers.push(tokio::spawn(invalidations.clone().run()));
+        let metrics = metrics_server(config, pool.clone())?;
+        workers.push(tokio::spawn(async move {
+            if let Err(error) = metrics.await {
+                tracing::error!(%error, "the metrics server stopped");
+            }
+        }));
         let server = match identity {
             Some(identity) => {
                 let commands = command_api::CommandApi::new(pool.clone(), identity.clone(), bus)
@@ -254,8 +261,7 @@ fn http_server(
             .wrap(tracing_actix())
             .app_data(web::Data::new(probes.clone()))
             .route("/health/live", web::get().to(HttpResponse::Ok))
-            .route("/health/ready", web::get().to(ready))
-            .route("/metrics", web::get().to(metrics));
+            .route("/health/ready", web::get().to(ready));
         if parts.command_api {
             let commands = commands.clone();
             app = app.configure(move |cfg| command_api::configure(cfg, commands));
@@ -362,21 +368,40 @@ async fn ready(probes: web::Data<Probes>) -> HttpResponse {
 }
 
 /// Prometheus text: gauges read from the database at scrape time.
-async fn metrics(probes: web::Data<Probes>) -> HttpResponse {
-    let gauges: Result<(i64, i64), sqlx::Error> = sqlx::query_as(
-        "select (select count(*) from events), \
-         (select coalesce(sum(last_sequence), 0)::bigint from projection_checkpoints)",
-    )
-    .fetch_one(&probes.pool)
-    .await;
-    let unpublished = event_store::relay::backlog(&probes.pool).await;
-    match (gauges, unpublished) {
-        (Ok((events, applied)), Ok(unpublished)) => HttpResponse::Ok()
+/// `/metrics` on its own address (`METRICS_ADDR`, loopback by default): operators scrape it;
+/// the API's clients never reach it.
+fn metrics_server(config: &Config, pool: PgPool) -> anyhow::Result<Server> {
+    let listener = TcpListener::bind(&config.metrics_addr)
+        .with_context(|| format!("binding METRICS_ADDR {}", config.metrics_addr))?;
+    // Logged, not printed: stdout's first line is the API's address, which scripts read.
+    tracing::info!(address = %listener.local_addr()?, "serving /metrics");
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(pool.clone()))
+            .route("/metrics", web::get().to(metrics))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Deployment-wide gauges from index lookups, never a scan of the store: the last position
+/// stored and how many of the events after the relay's checkpoint are still unpublished.
+async fn metrics(pool: web::Data<PgPool>) -> HttpResponse {
+    let stored: Result<i64, sqlx::Error> =
+        sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
+            .fetch_one(pool.get_ref())
+            .await;
+    let unpublished = event_store::relay::backlog(&pool).await;
+    match (stored, unpublished) {
+        (Ok(stored), Ok(unpublished)) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(format!(
-                "# TYPE b2b_events_stored gauge\nb2b_events_stored {events}\n\
-                 # TYPE b2b_events_unpublished gauge\nb2b_events_unpublished {unpublished}\n\
-                 # TYPE b2b_projection_events_applied gauge\nb2b_projection_events_applied {applied}\n"
+                "# HELP b2b_events_stored_position Global position of the last stored event.\n\
+                 # TYPE b2b_events_stored_position gauge\nb2b_events_stored_position {stored}\n\
+                 # HELP b2b_events_unpublished Stored events the relay has not published yet.\n\
+                 # TYPE b2b_events_unpublished gauge\nb2b_events_unpublished {unpublished}\n"
             )),
         _ => HttpResponse::ServiceUnavailable().finish(),
     }

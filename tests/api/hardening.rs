@@ -416,3 +416,31 @@ async fn a_body_that_never_finishes_arriving_times_out() {
     );
     assert_eq!(crate::helpers::event_count(&stack.db).await, before);
 }
+
+/// `/metrics` is for operators: not on the API's address (where anyone could read
+/// deployment-wide counts), but on its own, loopback by default.
+#[tokio::test]
+async fn metrics_are_served_apart_from_the_api() {
+    let stack = TestStack::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let server = stack
+        .spawn_with_env(&["serve"], &[("METRICS_ADDR", &metrics_addr)])
+        .await;
+    let on_api = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(on_api.status(), StatusCode::NOT_FOUND);
+    assert_problem(on_api).await;
+    let scraped = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    let text = scraped.text().await.unwrap();
+    assert!(text.contains("b2b_events_stored_position "), "{text}");
+    assert!(text.contains("b2b_events_unpublished "), "{text}");
+}

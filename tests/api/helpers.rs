@@ -72,6 +72,7 @@ impl TestStack {
             .env("AMQP_URL", &self.amqp_url)
             .env("AMQP_PREFIX", &self.amqp_prefix)
             .env("BIND_ADDR", "127.0.0.1:0")
+            .env("METRICS_ADDR", "127.0.0.1:0")
             // `test` is not local: the process needs a key of its own, as in production.
             .env("APP_ENV", "test")
             .env("JWT_SECRET", TEST_JWT_SECRET)

@@ -123,6 +123,7 @@ B2B_ENV=(
     AMQP_PREFIX="f$suffix"
     APP_ENV=local
     SIGN_IN_PER_ADDRESS_PER_MINUTE=1000000
+    METRICS_ADDR=127.0.0.1:0
     RUST_LOG="${RUST_LOG:-warn}"
 )
 b2b() { env "${B2B_ENV[@]}" "$B2B_BIN" "$@"; }
