@@ -144,6 +144,13 @@ impl Identity {
         self.open_session(user_id).await
     }
 
+    /// A new password's hash, taking its turn with the sign-in checks: argon2 runs at most as
+    /// many at once as there are cores, whoever asks.
+    pub async fn hash_password(&self, password: String) -> Result<String, AuthError> {
+        let _turn = self.hashing.enter().await?;
+        crate::passwords::hash_new_password(password).await
+    }
+
     /// Starts a session for a user whose credentials were checked.
     pub async fn open_session(&self, user_id: Uuid) -> Result<Tokens, AuthError> {
         let mut tx = self.pool.begin().await?;

@@ -14,7 +14,7 @@ mod tokens;
 
 pub use admission::RequestLimit;
 pub use identity::{Identity, IdentityPolicy, Tokens, MAX_EMAIL_CHARS, MAX_SLUG_CHARS};
-pub use passwords::{check_password, hash_password, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+pub use passwords::{check_password, hash_new_password, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 pub use tokens::{bearer_token, Claims, TokenKeys};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum AuthError {
         limit: RequestLimit,
         retry_after: u32,
     },
-    #[error("too many sign-ins are being checked at once; try again in {retry_after} seconds")]
+    #[error("too many passwords are being checked at once; try again in {retry_after} seconds")]
     SignInsBusy { retry_after: u32 },
     #[error("more than {limit} sign-ins this minute from this address; try again in {retry_after} seconds")]
     SignInsFromAddress { limit: u32, retry_after: u32 },

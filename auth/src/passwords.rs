@@ -1,5 +1,7 @@
-//! Passwords: one length rule, argon2id hashes, and a dummy hash that makes an unknown user
-//! cost the same time as a wrong password.
+//! Passwords: one length rule, argon2id hashes computed off the async workers, and a dummy hash
+//! that makes an unknown user cost the same time as a wrong password. A new password's hash is
+//! stored with the user's event, in its transaction (`event_store::Credential`); nothing else
+//! handles passwords.
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Argon2, PasswordHash};
 
@@ -20,7 +22,17 @@ pub fn check_password(password: &str) -> Result<(), AuthError> {
     }
 }
 
-pub fn hash_password(password: &str) -> Result<String, AuthError> {
+/// A new password's argon2id hash, checked against the rule first and computed on a blocking
+/// thread (argon2 takes tens of milliseconds of CPU and ~18 MB). Servers go through
+/// `Identity::hash_password`, which also caps how many run at once.
+pub async fn hash_new_password(password: String) -> Result<String, AuthError> {
+    check_password(&password)?;
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|_| AuthError::Hashing)?
+}
+
+fn hash_password(password: &str) -> Result<String, AuthError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)

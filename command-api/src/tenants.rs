@@ -59,7 +59,7 @@ pub async fn create_tenant(
     if inserted.rows_affected() == 0 {
         return Err(TenantError::SlugTaken(new.slug.to_owned()));
     }
-    let password_hash = crate::routes::users::hash_password(new.admin_password.to_owned())
+    let password_hash = auth::hash_new_password(new.admin_password.to_owned())
         .await
         .map_err(|e| TenantError::Credentials(e.to_string()))?;
     register_admin(pool, tenant_id, admin_user_id, &email, &password_hash).await?;

@@ -117,7 +117,7 @@ async fn dispatch(
         "users" => {
             let request = users::parse(body, run.id)?;
             let hash = match request.password {
-                Some(password) => Some(users::hash_password(password).await?),
+                Some(password) => Some(api.identity.hash_password(password).await?),
                 None => None,
             };
             // Changing one's own password keeps the session it was changed from.

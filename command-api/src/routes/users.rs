@@ -55,13 +55,3 @@ fn invalid(field: &str, message: &str) -> ApiError {
         message: message.into(),
     })
 }
-
-/// The password's argon2id hash, computed off the async workers (argon2 takes tens of
-/// milliseconds of CPU). It commits with the user's events; the credentials row itself is kept
-/// in step with the User stream by a trigger.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    let hashed = actix_web::web::block(move || auth::hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(hashed?)
-}
