@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::accounts::page_size;
+use super::list::page_size;
 use super::scope::AccountScope;
 use super::stored::stored_enum;
 use super::PageInfo;

@@ -1,6 +1,8 @@
-//! Keyset-paginated Relay connections over one read table, shared by every list but
-//! `accounts` (which predates it): a [`Listing`] says which table, which columns and which
-//! filter; this module pages, builds cursors and counts.
+//! Keyset-paginated Relay connections over one read table, shared by every list: a [`Listing`]
+//! says which table, which columns and which filter; this module pages, builds cursors and
+//! counts. Keyset (not offset) because a page then costs the same wherever it starts, and rows
+//! inserted meanwhile never shift or repeat what the client has already seen.
+use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -8,8 +10,53 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::accounts::{page_size, OrderDirection, PageInfo};
 use crate::{cursor, QueryError, TenantTx};
+
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Enum)]
+pub enum OrderDirection {
+    #[default]
+    Asc,
+    Desc,
+}
+
+impl OrderDirection {
+    pub(crate) fn keyword(self) -> &'static str {
+        match self {
+            Self::Asc => "asc",
+            Self::Desc => "desc",
+        }
+    }
+
+    /// Rows after a position come later in the sort: greater ascending, smaller descending.
+    pub(crate) fn after_operator(self) -> &'static str {
+        match self {
+            Self::Asc => ">",
+            Self::Desc => "<",
+        }
+    }
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    /// Forward pagination only: true when the page was asked for `after` a cursor.
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+/// Larger pages are capped rather than refused, as Relay clients commonly ask for "a lot".
+pub(crate) fn page_size(first: Option<i32>) -> Result<i64, QueryError> {
+    match first.unwrap_or(DEFAULT_PAGE_SIZE) {
+        n if n < 1 => Err(QueryError::BadUserInput(format!(
+            "`first` must be between 1 and {MAX_PAGE_SIZE}, got {n}"
+        ))),
+        n => Ok(i64::from(n.min(MAX_PAGE_SIZE))),
+    }
+}
 
 /// One list: a read table, the columns its node is read from, and a filter that always
 /// begins with the caller's tenant.
@@ -243,3 +290,38 @@ macro_rules! connection {
     };
 }
 pub(crate) use connection;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_size_defaults_to_20_and_is_capped_at_100() {
+        assert_eq!(page_size(None).unwrap(), 20);
+        assert_eq!(page_size(Some(1)).unwrap(), 1);
+        assert_eq!(page_size(Some(100)).unwrap(), 100);
+        assert_eq!(page_size(Some(5000)).unwrap(), 100);
+    }
+
+    #[test]
+    fn zero_or_negative_page_sizes_are_bad_user_input() {
+        for first in [0, -1, i32::MIN] {
+            assert_eq!(page_size(Some(first)).unwrap_err().code(), "BAD_USER_INPUT");
+        }
+    }
+
+    #[test]
+    fn a_cursor_of_another_ordering_is_refused() {
+        let position = Position {
+            column: "name".into(),
+            key: Key::Text("Acme".into()),
+            id: Uuid::from_u128(9),
+        };
+        let cursor = cursor::encode(&position);
+        let err = PageRequest::new(None, Some(cursor.clone()), "opened_at", OrderDirection::Asc)
+            .unwrap_err();
+        assert_eq!(err.code(), "BAD_USER_INPUT");
+        let same = PageRequest::new(None, Some(cursor), "name", OrderDirection::Asc).unwrap();
+        assert_eq!(same.after, Some(position));
+    }
+}

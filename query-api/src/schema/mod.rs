@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 pub use accounts::{
     Account, AccountConnection, AccountEdge, AccountFilter, AccountOrder, AccountOrderField,
-    AccountStatus, OrderDirection, PageInfo, Tier,
+    AccountStatus, Tier,
 };
 pub use approvals::{
     Approval, ApprovalConnection, ApprovalEdge, ApprovalFilter, ApprovalLevel, ApprovalOrder,
@@ -34,6 +34,7 @@ pub use contracts::{
     ContractStatus, ContractVersion,
 };
 pub use history::{AggregateType, EventConnection, EventEdge, HistoryEvent};
+pub use list::{OrderDirection, PageInfo};
 pub use me::{Me, Role};
 pub use quotes::{
     Quote, QuoteConnection, QuoteEdge, QuoteFilter, QuoteLine, QuoteOrder, QuoteOrderField,
@@ -101,12 +102,18 @@ impl QueryRoot {
         filter: Option<AccountFilter>,
         order_by: Option<AccountOrder>,
     ) -> async_graphql::Result<AccountConnection> {
-        let request =
-            accounts::PageRequest::new(first, after, filter, order_by).map_err(|e| e.extend())?;
         let claims = caller(ctx)?;
-        accounts::page(tx(ctx)?, claims.tid, AccountScope::of(claims), request)
-            .await
-            .map_err(|e| e.extend())
+        let scope = AccountScope::of(claims);
+        accounts::page(
+            tx(ctx)?,
+            claims.tid,
+            scope,
+            (first, after),
+            filter,
+            order_by,
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 
     /// One account of the caller's tenant; null when the caller may see none with that id.
