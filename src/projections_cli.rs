@@ -91,7 +91,16 @@ async fn rebuild(config: &Config, name: &str, batch_size: i64) -> anyhow::Result
         anyhow::bail!("no read model named {name}");
     };
     let pool = event_store::db::connect(&config.database_url, None, 2).await?;
-    let report = projections::rebuild(&pool, projection.as_ref(), batch_size).await?;
+    // At most one progress line a second, on stderr: stdout carries the report.
+    let last = std::sync::Mutex::new(std::time::Instant::now());
+    let progress = |progress: &projections::RebuildProgress| {
+        let mut last = last.lock().expect("never poisoned");
+        if last.elapsed() >= std::time::Duration::from_secs(1) {
+            eprintln!("{progress}");
+            *last = std::time::Instant::now();
+        }
+    };
+    let report = projections::rebuild(&pool, projection.as_ref(), batch_size, &progress).await?;
     println!(
         "{}",
         serde_json::json!({

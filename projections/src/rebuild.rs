@@ -5,11 +5,13 @@
 //! `p`:
 //!
 //! 1. creates schema `rebuild_p` holding copies of `p`'s tables (columns, defaults, indexes,
-//!    constraints, foreign keys between them, row-level security, policies, grants, comments)
-//!    and its own empty `projection_checkpoints`;
+//!    constraints, foreign keys between them, row-level security, policies, grants, comments),
+//!    its own empty `projection_checkpoints` and a `rebuild_progress` row; a rebuild that was
+//!    stopped finds the schema and resumes where its last batch committed instead;
 //! 2. replays the event store in commit order (the xmin rule of
 //!    [`event_store::history::committed_after`]) in batches through the very same
-//!    [`checkpoint::apply_batch`] the live projector uses, with `search_path = rebuild_p`;
+//!    [`checkpoint::apply_batch`] the live projector uses, with `search_path = rebuild_p`, each
+//!    batch advancing `rebuild_progress` in its own transaction;
 //! 3. in one short transaction: takes `p`'s advisory lock exclusively (the live projector
 //!    takes it shared per delivery, so it pauses here, holding nothing else), applies the
 //!    remaining tail, catches up every stream the live projector has seen further than the
@@ -77,11 +79,46 @@ pub(crate) async fn hold_shared(
     Ok(())
 }
 
+/// Where a running (or stopped) rebuild is: replayed events of roughly `total`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildProgress {
+    pub projection: String,
+    /// Events of the store read so far, across resumptions (those the projection does not
+    /// handle included).
+    pub replayed: i64,
+    /// The store's last global position: what the replay has to reach.
+    pub total: i64,
+    /// Global position the replay has reached.
+    pub position: i64,
+    /// Events per second since this run started (or resumed).
+    pub rate: f64,
+    pub seconds_left: Option<f64>,
+}
+
+impl std::fmt::Display for RebuildProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let percent = 100.0 * self.position as f64 / self.total.max(1) as f64;
+        write!(
+            f,
+            "{}: {} events replayed, position {} of {} ({percent:.1} %)",
+            self.projection, self.replayed, self.position, self.total
+        )?;
+        if self.rate > 0.0 {
+            write!(f, ", {:.0} events/s", self.rate)?;
+        }
+        match self.seconds_left {
+            Some(left) => write!(f, ", about {left:.0} s left"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How a rebuild went.
 #[derive(Debug, Clone, Serialize)]
 pub struct RebuildReport {
     pub projection: String,
-    /// Events applied while the live tables kept serving.
+    /// Events applied while the live tables kept serving (this run; a resumed rebuild counts
+    /// only what it replayed itself).
     pub replayed: u64,
     /// Events applied inside the swap transaction (the tail and streams the live projector was
     /// ahead on).
@@ -99,19 +136,33 @@ impl RebuildReport {
     }
 }
 
-/// Rebuilds `projection` from the event store and swaps it in. `pool` must connect as the
-/// owner of the read tables (the migration role): it creates, moves and drops them.
+/// Rebuilds `projection` from the event store and swaps it in, resuming a rebuild that was
+/// stopped part-way. `pool` must connect as the owner of the read tables (the migration role):
+/// it creates, moves and drops them. `progress` hears after every batch.
 #[tracing::instrument(name = "projections.rebuild", skip_all, fields(projection = projection.name()))]
 pub async fn rebuild(
     pool: &PgPool,
     projection: &dyn Projection,
     batch_size: i64,
+    progress: &(dyn Fn(&RebuildProgress) + Sync),
 ) -> Result<RebuildReport, ProjectionError> {
     let schema = rebuild_schema(projection)?;
     let _only_one = exclusive_rebuild(pool, projection.name()).await?;
-    prepare(pool, projection, &schema).await?;
+    let resumed = resume_point(pool, &schema).await?;
+    match &resumed {
+        Some((position, replayed)) => {
+            tracing::info!(?position, replayed, "resuming a stopped rebuild")
+        }
+        None => prepare(pool, projection, &schema).await?,
+    }
     let started = Instant::now();
-    let (position, replayed) = replay(pool, projection, &schema, batch_size).await?;
+    let replay_from = Replay {
+        projection,
+        schema: &schema,
+        batch_size,
+        progress,
+    };
+    let (position, replayed) = replay_from.run(pool, resumed.unwrap_or_default()).await?;
     let replay_seconds = started.elapsed().as_secs_f64();
     tracing::info!(replayed, replay_seconds, "replayed; swapping");
     let started = Instant::now();
@@ -157,6 +208,60 @@ async fn exclusive_rebuild(
     Ok(conn.detach())
 }
 
+/// How far a rebuild of `projection` that is running or was stopped has got, if there is one.
+pub(crate) async fn progress(
+    pool: &PgPool,
+    projection: &dyn Projection,
+) -> Result<Option<RebuildProgress>, ProjectionError> {
+    if projection.tables().is_empty() {
+        return Ok(None);
+    }
+    let schema = rebuild_schema(projection)?;
+    let Some((position, replayed)) = resume_point(pool, &schema).await? else {
+        return Ok(None);
+    };
+    let total: i64 = sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
+        .fetch_one(pool)
+        .await?;
+    Ok(Some(RebuildProgress {
+        projection: projection.name().to_owned(),
+        replayed,
+        total,
+        position: position.global_position,
+        rate: 0.0,
+        seconds_left: None,
+    }))
+}
+
+/// Where a stopped rebuild of this schema got to, if one did: its schema holds the copies and
+/// checkpoints as its last batch committed them.
+async fn resume_point(
+    pool: &PgPool,
+    schema: &str,
+) -> Result<Option<(CommitPosition, i64)>, ProjectionError> {
+    let table = format!("{schema}.rebuild_progress");
+    let exists: bool = sqlx::query_scalar("select to_regclass($1) is not null")
+        .bind(&table)
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(None);
+    }
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
+        "select tx_id, global_position, replayed from {table}"
+    ))
+    .fetch_optional(pool)
+    .await?;
+    let resumed = row.map(|(tx_id, global_position, replayed)| {
+        let position = CommitPosition {
+            tx_id,
+            global_position,
+        };
+        (position, replayed)
+    });
+    Ok(resumed)
+}
+
 /// Creates the rebuild schema afresh with empty copies of the projection's tables.
 async fn prepare(
     pool: &PgPool,
@@ -170,7 +275,9 @@ async fn prepare(
         &mut tx,
         &format!(
             "create table {schema}.projection_checkpoints \
-             (like public.projection_checkpoints including all)"
+             (like public.projection_checkpoints including all); \
+             create table {schema}.rebuild_progress (tx_id bigint not null, \
+                 global_position bigint not null, replayed bigint not null)"
         ),
     )
     .await?;
@@ -217,24 +324,90 @@ async fn execute(conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> 
     Ok(())
 }
 
-/// Replays every committed event into the rebuild schema, one transaction per batch, until a
-/// batch comes back short: the replay has reached what is committed now.
-async fn replay(
-    pool: &PgPool,
-    projection: &dyn Projection,
-    schema: &str,
+/// The replay of one rebuild.
+struct Replay<'a> {
+    projection: &'a dyn Projection,
+    schema: &'a str,
     batch_size: i64,
-) -> Result<(CommitPosition, u64), ProjectionError> {
-    let mut position = CommitPosition::default();
-    let mut applied = 0;
-    loop {
-        let mut tx = pool.begin().await?;
-        let batch = replay_batch(&mut tx, projection, schema, position, batch_size).await?;
-        tx.commit().await?;
-        position = batch.position;
-        applied += batch.applied;
-        if batch.read < batch_size {
-            return Ok((position, applied));
+    progress: &'a (dyn Fn(&RebuildProgress) + Sync),
+}
+
+impl Replay<'_> {
+    /// Replays every committed event after `from` into the rebuild schema, one transaction per
+    /// batch (which also records how far it got), until a batch comes back short: the replay
+    /// has reached what is committed now.
+    async fn run(
+        &self,
+        pool: &PgPool,
+        (from, replayed_before): (CommitPosition, i64),
+    ) -> Result<(CommitPosition, u64), ProjectionError> {
+        let (mut position, mut applied, mut read) = (from, 0u64, 0u64);
+        let started = Instant::now();
+        loop {
+            let mut tx = pool.begin().await?;
+            let batch = replay_batch(
+                &mut tx,
+                self.projection,
+                self.schema,
+                position,
+                self.batch_size,
+            )
+            .await?;
+            position = batch.position;
+            applied += batch.applied;
+            read += batch.read as u64;
+            let replayed = replayed_before + read as i64;
+            self.record(&mut tx, position, replayed).await?;
+            let total: i64 =
+                sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            (self.progress)(&self.progress_of(position, replayed, total, read, started));
+            if batch.read < self.batch_size {
+                return Ok((position, applied));
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        conn: &mut PgConnection,
+        position: CommitPosition,
+        replayed: i64,
+    ) -> Result<(), sqlx::Error> {
+        let table = format!("{}.rebuild_progress", self.schema);
+        sqlx::raw_sql(&format!("delete from {table}"))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(&format!(
+            "insert into {table} (tx_id, global_position, replayed) values ($1, $2, $3)"
+        ))
+        .bind(position.tx_id)
+        .bind(position.global_position)
+        .bind(replayed)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    fn progress_of(
+        &self,
+        position: CommitPosition,
+        replayed: i64,
+        total: i64,
+        read: u64,
+        started: Instant,
+    ) -> RebuildProgress {
+        let rate = read as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON);
+        let left = (total - position.global_position).max(0) as f64;
+        RebuildProgress {
+            projection: self.projection.name().to_owned(),
+            replayed,
+            total,
+            position: position.global_position,
+            rate,
+            seconds_left: (rate > 0.0).then(|| left / rate),
         }
     }
 }

@@ -10,6 +10,7 @@ use lapin::{Channel, Connection, ConnectionProperties};
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::rebuild::RebuildProgress;
 use crate::{Projection, ProjectionError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +19,8 @@ pub struct Status {
     pub projections: Vec<ProjectionStatus>,
     /// Events committed but not yet published (confirmed by the broker) by the relay.
     pub unpublished_events: i64,
+    /// Rebuilds running or stopped part-way (a stopped one resumes when started again).
+    pub rebuilds: Vec<RebuildProgress>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +66,7 @@ pub async fn status(
         groups: Vec::new(),
         projections: Vec::new(),
         unpublished_events: event_store::relay::backlog(pool).await?,
+        rebuilds: Vec::new(),
     };
     for (group, projections) in groups {
         status
@@ -77,6 +81,9 @@ pub async fn status(
             status
                 .projections
                 .push(lag(pool, group, projection.name(), &handled).await?);
+            status
+                .rebuilds
+                .extend(crate::rebuild::progress(pool, projection.as_ref()).await?);
         }
     }
     connection.close(200, "status read".into()).await?;
@@ -185,6 +192,10 @@ impl std::fmt::Display for Status {
                 "{:<28} {:<18} {:>8} {:>14} {:>13}",
                 p.projection, p.group, p.streams, p.streams_behind, p.events_behind
             )?;
+        }
+        for rebuild in &self.rebuilds {
+            writeln!(f)?;
+            write!(f, "rebuild {rebuild}")?;
         }
         writeln!(f)?;
         write!(f, "unpublished events: {}", self.unpublished_events)

@@ -389,7 +389,7 @@ async fn rebuilt_read_models_equal_a_fresh_replay_and_queries_answer_throughout(
     };
     for name in READ_MODEL_NAMES {
         let projection = projections::read_model(name).expect("a read model");
-        let report = projections::rebuild(&stack.admin, projection.as_ref(), 500)
+        let report = projections::rebuild(&stack.admin, projection.as_ref(), 500, &|_| {})
             .await
             .unwrap_or_else(|e| panic!("rebuild of {name} failed: {e}"));
         println!("{report:?}");
@@ -410,6 +410,65 @@ async fn rebuilt_read_models_equal_a_fresh_replay_and_queries_answer_throughout(
         if ["accounts", "users", "quotes", "quote_lines"].contains(table) {
             assert!(rows > 0, "read.{table} has rows");
         }
+    }
+    stack.tear_down().await;
+}
+
+/// A rebuild stopped half-way (its task dropped mid-batch, as a killed process would leave it)
+/// resumes where its last batch committed when started again, and ends equal to a fresh
+/// replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_stopped_half_way_resumes_and_ends_equal_to_a_fresh_replay() {
+    let mut stack = TestStack::new(2).await;
+    stack.declare().await;
+    stack.start_relay();
+    stack.start_projector();
+    let mut mix = Mix::new(&stack, 0x005E_ED0F_1234).await;
+    for _ in 0..1500 {
+        mix.step().await;
+    }
+    caught_up(&stack).await;
+    let projection = projections::read_model("quotes").expect("a read model");
+    let (reached, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let report = |p: &projections::RebuildProgress| {
+        let _ = reached.send(p.replayed);
+    };
+    // Stop it (drop it mid-flight) after its third batch committed.
+    tokio::select! {
+        done = projections::rebuild(&stack.admin, projection.as_ref(), 200, &report) => {
+            panic!("the rebuild was to be stopped, but it ended: {done:?}")
+        }
+        _ = async { for _ in 0..3 { heard.recv().await; } } => {}
+    }
+    let recorded: i64 = sqlx::query_scalar("select replayed from rebuild_quotes.rebuild_progress")
+        .fetch_one(&stack.admin)
+        .await
+        .expect("the stopped rebuild left its progress");
+    assert!(recorded >= 600, "{recorded}");
+
+    let resumed_at = std::sync::Mutex::new(None);
+    let report = projections::rebuild(&stack.admin, projection.as_ref(), 200, &|p| {
+        resumed_at.lock().unwrap().get_or_insert(p.replayed);
+    })
+    .await
+    .expect("the rebuild resumes and finishes");
+    let first_batch = resumed_at.into_inner().unwrap().expect("progress reported");
+    assert!(
+        first_batch > recorded,
+        "resumed after {recorded}, not from the start"
+    );
+    let stored: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&stack.admin)
+        .await
+        .unwrap();
+    assert!((report.replayed as i64) < stored, "{report:?}");
+
+    caught_up(&stack).await;
+    replay_into_scratch(&stack).await;
+    for table in projection.tables() {
+        let (rows, differing) = differing_rows(&stack, table).await;
+        assert_eq!(differing, 0, "read.{table} differs from a fresh replay");
+        assert!(rows > 0, "read.{table} has rows");
     }
     stack.tear_down().await;
 }
