@@ -97,12 +97,18 @@ pub fn client_address(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Option<I
     if !trusted_proxies.contains(&peer) {
         return Some(peer);
     }
-    let forwarded = req
+    // Only the very last entry is the proxy's; if it is not an address, believe none of them.
+    let last = req
         .headers()
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .last();
+        .last()
+        .map(str::trim);
+    let forwarded = last.and_then(|a| {
+        a.parse::<IpAddr>()
+            .ok()
+            .or_else(|| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+    });
     Some(forwarded.unwrap_or(peer))
 }

@@ -912,6 +912,10 @@ async fn forged_cursors_and_nul_characters_are_bad_user_input() {
             json!({ "after": forge(json!({"column": "email", "key": {"Text": "a\u{0}b"}, "id": id})) }),
         ),
         (users, json!({ "search": "ad\u{0}min" })),
+        (
+            "query N($name: String) { accounts(filter: { nameContains: $name }) { totalCount } }",
+            json!({ "name": "Ac\u{0}me" }),
+        ),
     ];
     for (query, variables) in cases {
         let reply = world.query(&viewer, query, variables.clone()).await;

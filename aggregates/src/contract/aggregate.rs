@@ -568,11 +568,14 @@ impl Details {
     fn cancel(&self, actor: &Actor, reason: &str) -> Result<Vec<ContractEvent>, DomainError> {
         actor.require_any(EDITORS, "CancelContract")?;
         let reason = Text::parse("reason", reason, REASON_MAX)?;
-        if !self.negotiable() {
+        // Approved but never activated (the customer did not sign) is abandoned too; once
+        // submitted and waiting for approval, or active, it is not.
+        if !(self.negotiable() || self.status == ContractStatus::Approved) {
             return Err(DomainError::rule(
                 "contract_not_draft",
                 format!(
-                    "only a contract in Draft or Negotiation can be cancelled; it is {:?}",
+                    "only a contract that is not active yet (Draft, Negotiation or Approved) \
+                     can be cancelled; it is {:?}",
                     self.status
                 ),
             ));

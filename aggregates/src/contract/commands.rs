@@ -73,7 +73,8 @@ pub enum ContractCommand {
         reason: String,
         effective_date: NaiveDate,
     },
-    /// Abandons a contract that was never submitted (Draft or Negotiation).
+    /// Abandons a contract that never became active (Draft, Negotiation, or Approved but not
+    /// activated, e.g. never signed).
     CancelContract {
         reason: String,
     },

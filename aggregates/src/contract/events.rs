@@ -118,7 +118,8 @@ pub enum ContractEvent {
         account_id: Uuid,
         end_date: NaiveDate,
     },
-    /// An abandoned draft; it never counted as an active contract of its account.
+    /// An abandoned contract that never became active; it never counted as an active contract
+    /// of its account.
     ContractCancelled {
         reason: Text,
     },

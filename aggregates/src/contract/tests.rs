@@ -1342,8 +1342,27 @@ async fn a_draft_or_negotiated_contract_is_cancelled_and_then_takes_no_command()
 }
 
 #[tokio::test]
-async fn a_submitted_approved_or_active_contract_is_not_cancelled() {
-    for history in [pending(), approved_history(), active()] {
+async fn an_approved_contract_never_activated_is_cancelled_and_its_activation_then_refused() {
+    for history in [approved_history(), signed_history()] {
+        expect_events(
+            history.clone(),
+            by(operator(), cancel("abandoned")),
+            vec![cancelled()],
+        )
+        .await;
+        let gone = with(history, cancelled());
+        expect_err(
+            gone,
+            at(system(), END, C::ActivateContract {}),
+            rule("contract_not_approved"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_submitted_or_active_contract_is_not_cancelled() {
+    for history in [pending(), active()] {
         expect_err(
             history,
             by(operator(), cancel("x")),

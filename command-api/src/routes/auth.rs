@@ -50,7 +50,7 @@ impl From<auth::Tokens> for TokenPair {
     }
 }
 
-#[tracing::instrument(skip(api, body), fields(tenant = %body.tenant))]
+#[tracing::instrument(skip(api, req, body), fields(tenant = %body.tenant))]
 pub async fn login(
     api: web::Data<CommandApi>,
     req: HttpRequest,

@@ -202,10 +202,9 @@ pub async fn page(
 ) -> Result<AccountConnection, QueryError> {
     let order = order.unwrap_or_default();
     let request = PageRequest::new(paging.0, paging.1, order.field.column(), order.direction)?;
-    let listing = AccountListing {
-        filter: filter.unwrap_or_default(),
-        scope,
-    };
+    let filter = filter.unwrap_or_default();
+    list::text_filter("nameContains", filter.name_contains.as_ref())?;
+    let listing = AccountListing { filter, scope };
     let page = list::page(tx, tenant_id, &listing, &request, |a| order.field.key(a)).await?;
     Ok(AccountConnection::new(page, tenant_id, listing))
 }

@@ -56,7 +56,7 @@ pub struct Contract {
     pub terminated_reason: Option<String>,
     /// When a termination takes effect.
     pub effective_date: Option<NaiveDate>,
-    /// Why a draft was abandoned (`CancelContract`).
+    /// Why a contract that never became active was abandoned (`CancelContract`).
     pub cancelled_reason: Option<String>,
     pub expired_on: Option<NaiveDate>,
     pub created_at: DateTime<Utc>,

@@ -48,6 +48,17 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
+/// A text filter the client typed: Postgres text cannot hold a NUL, and no stored value has one,
+/// so it is the client's mistake, not a server error.
+pub(crate) fn text_filter(field: &str, value: Option<&String>) -> Result<(), QueryError> {
+    match value {
+        Some(text) if text.contains('\0') => Err(QueryError::BadUserInput(format!(
+            "`{field}` must not contain NUL characters"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Larger pages are capped rather than refused, as Relay clients commonly ask for "a lot".
 pub(crate) fn page_size(first: Option<i32>) -> Result<i64, QueryError> {
     match first.unwrap_or(DEFAULT_PAGE_SIZE) {

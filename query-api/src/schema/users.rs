@@ -167,12 +167,7 @@ pub async fn page(
     let order = order.unwrap_or_default();
     let request = PageRequest::new(paging.0, paging.1, order.field.column(), order.direction)?;
     let filter = filter.unwrap_or_default();
-    // Postgres text cannot hold a NUL, and no name or address has one.
-    if filter.search.as_ref().is_some_and(|s| s.contains('\0')) {
-        return Err(QueryError::BadUserInput(
-            "`search` must not contain NUL characters".into(),
-        ));
-    }
+    list::text_filter("search", filter.search.as_ref())?;
     let listing = UserListing { filter, scope };
     let page = list::page(tx, tenant_id, &listing, &request, |u| order.field.key(u)).await?;
     Ok(UserConnection::new(page, tenant_id, listing))
