@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::admission::Admission;
 use crate::passwords::{dummy_password_hash, verify_password, MAX_PASSWORD_CHARS};
-use crate::throttle::SignInThrottle;
+use crate::throttle::{guessing_source, SignInThrottle};
 use crate::tokens::refresh_token_hash;
 use crate::{lockout, sessions, AuthError, Claims, TokenKeys};
 
@@ -106,6 +106,7 @@ impl Identity {
     ) -> Result<Tokens, AuthError> {
         let email = email.trim().to_lowercase();
         check_sign_in_input(tenant, &email, password)?;
+        let client = guessing_source(client);
         self.throttle.admit(client)?;
         let address = client.to_string();
         let source = lockout::Source {
@@ -113,10 +114,11 @@ impl Identity {
             tenant,
             email: &email,
         };
-        if let Some(retry_after) = lockout::count_attempt(&self.pool, &source, &self.policy).await?
-        {
+        let attempt = lockout::count_attempt(&self.pool, &source, &self.policy).await?;
+        if let Some(retry_after) = attempt.locked_for {
             return Err(AuthError::SignInLocked { retry_after });
         }
+        tokio::time::sleep(attempt.delay(&self.policy)).await;
         let found: Option<(Uuid, String)> = sqlx::query_as(
             "select c.user_id, c.password_hash from user_credentials c \
              join tenants t on t.id = c.tenant_id \
