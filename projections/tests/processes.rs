@@ -9,6 +9,7 @@ use aggregates::quote::QuoteCommand;
 use aggregates::Role;
 use chrono::Duration;
 use process_support::ProcessStack;
+use projections::process::ProcessIds;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -39,7 +40,17 @@ async fn an_approved_and_accepted_quote_drafts_one_contract_and_redeliveries_cha
         Some("process.approvals"),
         "issued by the approval process"
     );
-    assert_eq!(requested.meta_uuid("causation_id"), Some(approval_id));
+    // The cause is named by its public, recomputable id; the approval's own id is keyed.
+    let cause = ProcessIds::causation_of(&submitted);
+    assert_eq!(requested.meta_uuid("causation_id"), Some(cause));
+    assert_eq!(
+        cause,
+        Uuid::new_v5(
+            &projections::process::NAMESPACE,
+            submitted.message_id().as_bytes()
+        )
+    );
+    assert_ne!(approval_id, cause);
     assert_eq!(
         requested.meta("correlation_id"),
         submitted.meta("correlation_id"),

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::issue::{Issuer, Order};
+use super::issue::{Issuer, Order, ProcessIds};
 use super::{aggregate_uuid, decode};
 use crate::{Projection, ProjectionError};
 
@@ -120,18 +120,22 @@ impl ApprovalFlow {
         let Some(submission) = submission else {
             return Ok(());
         };
-        let approval_id = self.issuer.ids.of_event(&submission);
-        // No stream when the policy named no approvers: nothing was ever requested.
-        let requested: bool = sqlx::query_scalar(
-            "select exists (select 1 from events \
-             where aggregate_type = 'Approval' and aggregate_id = $1)",
+        // The request is at the submission's keyed id, or, requested before ids were keyed, at
+        // its public one; none when the policy named no approvers.
+        let candidates = [
+            self.issuer.ids.of_event(&submission).to_string(),
+            ProcessIds::causation_of(&submission).to_string(),
+        ];
+        let requested: Option<String> = sqlx::query_scalar(
+            "select aggregate_id from events \
+             where aggregate_type = 'Approval' and aggregate_id = any($1) and sequence = 1",
         )
-        .bind(approval_id.to_string())
-        .fetch_one(&mut *conn)
+        .bind(&candidates[..])
+        .fetch_optional(&mut *conn)
         .await?;
-        if !requested {
+        let Some(approval_id) = requested.and_then(|id| id.parse().ok()) else {
             return Ok(());
-        }
+        };
         let reason = format!("the quote was withdrawn: {reason}");
         let body = ApprovalCommand::CancelApproval {
             reason: reason.chars().take(REASON_MAX).collect(),

@@ -13,6 +13,10 @@ use uuid::Uuid;
 use crate::ProjectionError;
 use event_store::Clock;
 
+/// Namespace of the public, recomputable event ids (`causation_id`): UUID v5 of the message id.
+/// Never change it: auditors recompute these to link an effect to its cause.
+pub const NAMESPACE: Uuid = Uuid::from_u128(0x6b2b_70c3_55e1_4c1e_9a0f_3d2c_8e41_b7a5);
+
 /// Derives the ids of what processes create because of an event (an approval request, a
 /// contract drafted from a quote, a timer), keyed with the deployment's secret
 /// (`process_id_key`): the same event always gives the same id, so a redelivery addresses
@@ -32,9 +36,8 @@ impl ProcessIds {
         Ok(Self { key: key.into() })
     }
 
-    /// The id of an event: keyed over its message id (`{aggregate_type}:{aggregate_id}:
-    /// {sequence}`). Also the `causation_id` of every command the event causes, so the audit
-    /// trail links effect to cause.
+    /// The id of what a process creates because of an event: keyed over its message id
+    /// (`{aggregate_type}:{aggregate_id}:{sequence}`).
     pub fn of_event(&self, event: &StoredEvent) -> Uuid {
         self.keyed(event.message_id().as_bytes())
     }
@@ -44,12 +47,19 @@ impl ProcessIds {
         self.keyed(format!("{}/{purpose}", event.message_id()).as_bytes())
     }
 
+    /// The `causation_id` of every command an event causes: UUID v5 of its message id in the
+    /// public [`NAMESPACE`], so an auditor can recompute it and link effect to cause. (Before
+    /// ids were keyed, it was also the id of what the process created.)
+    pub fn causation_of(event: &StoredEvent) -> Uuid {
+        Uuid::new_v5(&NAMESPACE, event.message_id().as_bytes())
+    }
+
     /// The correlation id of the causing event, so a whole chain (request → quote → approval
     /// → contract) shares one; an event without one starts its own chain.
     pub fn correlation_of(&self, event: &StoredEvent) -> Uuid {
         event
             .meta_uuid("correlation_id")
-            .unwrap_or_else(|| self.of_event(event))
+            .unwrap_or_else(|| Self::causation_of(event))
     }
 
     /// HMAC-SHA256, its first 16 bytes as a version 8 (custom) UUID.
@@ -154,9 +164,9 @@ impl Issuer {
         }
     }
 
-    /// Tenant and correlation from the cause; `causation_id` is the cause's id
-    /// ([`ProcessIds::of_event`]); `request_id` is derived from the cause and the command, so a
-    /// retry repeats it.
+    /// Tenant and correlation from the cause; `causation_id` is the cause's public id
+    /// ([`ProcessIds::causation_of`]); `request_id` is derived from the cause and the command,
+    /// so a retry repeats it.
     fn metadata(
         &self,
         cause: &StoredEvent,
@@ -168,7 +178,7 @@ impl Issuer {
             tenant_id: cause.tenant_id,
             actor,
             correlation_id: self.ids.correlation_of(cause),
-            causation_id: self.ids.of_event(cause),
+            causation_id: ProcessIds::causation_of(cause),
             request_id: self.ids.derived(cause, command),
             recorded_at: at,
             client: None,

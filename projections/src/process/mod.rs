@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 pub use acceptance::{ContractAccounts, QuoteAcceptance};
 pub use approvals::ApprovalFlow;
-pub use issue::{Issuer, ProcessIds};
+pub use issue::{Issuer, ProcessIds, NAMESPACE};
 pub use scheduling::TimerScheduling;
 
 use crate::{Projection, ProjectionError};

@@ -195,7 +195,7 @@ async fn schedule(
     .bind(&event.aggregate_id)
     .bind(Json(action))
     .bind(ids.correlation_of(event))
-    .bind(ids.of_event(event))
+    .bind(ProcessIds::causation_of(event))
     .execute(conn)
     .await?;
     tracing::info!(new = inserted.rows_affected() == 1, "timer scheduled");
