@@ -11,7 +11,7 @@ use super::{
     ContractCommand, ContractEvent, ContractLine, ContractServices, Party, QuoteLine, Services,
 };
 use crate::account::AccountStatus;
-use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, Text};
+use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, TenantPolicy, Text};
 
 /// Who drafts, amends, submits, signs and terminates contracts.
 const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
@@ -109,7 +109,10 @@ impl Contract {
             C::DraftContract { .. } => Err(contract_exists()),
             C::DraftContractFromQuote { quote_id, .. } => contract.redraft(&actor, quote_id),
             C::AmendContract { terms, value } => contract.amend(&actor, terms, value),
-            C::SubmitContract {} => contract.submit(&actor),
+            C::SubmitContract {} => {
+                let policy = services.policy(tenant_id).await?;
+                contract.submit(&actor, &policy)
+            }
             C::MarkContractApproved { approval_id } => contract.approved(&actor, approval_id),
             C::MarkContractRejected {
                 approval_id,
@@ -353,12 +356,29 @@ impl Details {
         }])
     }
 
-    fn submit(&self, actor: &Actor) -> Result<Vec<ContractEvent>, DomainError> {
+    /// Every contract goes through approval: one that the policy has no chain for would wait
+    /// for ever, so it is refused here, as a quote is.
+    fn submit(
+        &self,
+        actor: &Actor,
+        policy: &TenantPolicy,
+    ) -> Result<Vec<ContractEvent>, DomainError> {
         actor.require_any(EDITORS, "SubmitContract")?;
         if !self.negotiable() {
             return Err(DomainError::rule(
                 "contract_not_submittable",
                 "only a draft or a contract in negotiation can be submitted",
+            ));
+        }
+        let value = Money::new(self.value, self.currency.clone());
+        if policy.approval_chain(&value).is_empty() {
+            return Err(DomainError::rule(
+                "no_approval_chain",
+                format!(
+                    "the tenant's policy has no approval chain for {} {}",
+                    self.value,
+                    self.currency.as_str()
+                ),
             ));
         }
         Ok(vec![ContractEvent::ContractSubmitted {
