@@ -46,7 +46,7 @@ impl Projection for QuotesProjection {
     ) -> Result<(), ProjectionError> {
         use QuoteEvent as E;
         let stamp = Stamp::of(event)?;
-        let change = decode::<QuoteEvent>(event)?;
+        let change = decode::<QuoteEvent>(event)?.upcast(&event.event_version);
         match &change {
             E::QuoteDrafted {
                 account_id,

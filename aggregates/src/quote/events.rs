@@ -136,7 +136,54 @@ impl DomainEvent for QuoteEvent {
         name.to_owned()
     }
 
+    /// 1.1: `totals.subtotal` is the gross (quantity × unit price); in 1.0 events it was net
+    /// of the line discounts. Readers take older totals through [`QuoteEvent::upcast`].
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::QuoteSubmitted { .. } | Self::QuoteAccepted { .. } => TOTALS_VERSION,
+            _ => "1.0",
+        }
+        .to_owned()
+    }
+}
+
+/// The version of the events that carry totals with a gross subtotal.
+pub const TOTALS_VERSION: &str = "1.1";
+
+impl QuoteEvent {
+    /// The event as the current version means it, whatever `version` it was stored with.
+    pub fn upcast(self, version: &str) -> Self {
+        if version != "1.0" {
+            return self;
+        }
+        match self {
+            Self::QuoteSubmitted {
+                submission,
+                requester,
+                totals,
+                discount_percent,
+                needs_approval,
+                approval_chain,
+            } => Self::QuoteSubmitted {
+                submission,
+                requester,
+                totals: totals.with_gross_subtotal(),
+                discount_percent,
+                needs_approval,
+                approval_chain,
+            },
+            Self::QuoteAccepted {
+                account_id,
+                title,
+                lines,
+                totals,
+            } => Self::QuoteAccepted {
+                account_id,
+                title,
+                lines,
+                totals: totals.with_gross_subtotal(),
+            },
+            other => other,
+        }
     }
 }

@@ -217,3 +217,31 @@ async fn an_unreachable_policy_decides_nothing() {
     })
     .await;
 }
+
+/// Submissions stored while the subtotal was net (version 1.0) read as the gross one now; the
+/// current ones are version 1.1 and read as written.
+#[test]
+fn totals_of_version_1_0_events_are_read_with_the_gross_subtotal() {
+    use cqrs_es::DomainEvent;
+    let totals = QuoteTotals {
+        subtotal: money("347.25"),
+        line_discounts: money("7.75"),
+        quote_discount: money("0.00"),
+        total: money("347.25"),
+    };
+    let stored = E::QuoteSubmitted {
+        submission: 1,
+        requester: user(),
+        totals,
+        discount_percent: Decimal::ZERO,
+        needs_approval: false,
+        approval_chain: vec![],
+    };
+    let E::QuoteSubmitted { totals, .. } = stored.clone().upcast("1.0") else {
+        unreachable!()
+    };
+    assert_eq!(totals.subtotal, money("355.00"));
+    assert_eq!(totals.total, money("347.25"));
+    assert_eq!(stored.event_version(), "1.1");
+    assert_eq!(stored.clone().upcast("1.1"), stored);
+}

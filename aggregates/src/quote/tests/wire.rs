@@ -113,7 +113,9 @@ fn events_are_versioned_and_round_trip() {
     let mut events = sent();
     events.push(E::QuoteDeclined { reason: text("no") });
     for event in events {
-        assert_eq!(event.event_version(), "1.0");
+        let carries_totals = matches!(event, E::QuoteSubmitted { .. } | E::QuoteAccepted { .. });
+        let version = if carries_totals { "1.1" } else { "1.0" };
+        assert_eq!(event.event_version(), version, "{}", event.event_type());
         let stored = serde_json::to_value(&event).unwrap();
         assert_eq!(
             stored.as_object().unwrap().keys().next().unwrap(),
