@@ -22,4 +22,5 @@ pub use command::{Command, CommandSet};
 pub use error::DomainError;
 pub use money::Money;
 pub use policy::TenantPolicy;
+pub mod limits;
 pub use values::{CountryCode, CurrencyCode, Email, Text};

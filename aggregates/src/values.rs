@@ -10,12 +10,14 @@ use crate::DomainError;
 pub struct Text(String);
 
 impl Text {
+    /// At most `max_chars` characters as sent (the limit the API document states), not blank,
+    /// no control characters inside; stored trimmed.
     pub fn parse(field: &str, raw: &str, max_chars: usize) -> Result<Self, DomainError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(DomainError::invalid(field, "must not be empty"));
         }
-        if trimmed.chars().count() > max_chars {
+        if raw.chars().count() > max_chars {
             return Err(DomainError::invalid(
                 field,
                 format!("must be at most {max_chars} characters"),
@@ -44,7 +46,7 @@ impl Email {
     pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
         let candidate = raw.trim().to_lowercase();
         let bad = || DomainError::invalid(field, "must be an e-mail address like name@example.com");
-        if candidate.len() > 254
+        if raw.chars().count() > crate::limits::EMAIL_MAX
             || candidate
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
@@ -74,9 +76,9 @@ pub struct CountryCode(String);
 
 impl CountryCode {
     pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
-        let code = raw.trim().to_uppercase();
-        if code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()) {
-            Ok(Self(code))
+        let code = raw.trim();
+        if code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic()) {
+            Ok(Self(code.to_ascii_uppercase()))
         } else {
             Err(DomainError::invalid(
                 field,
@@ -99,7 +101,15 @@ impl CurrencyCode {
     /// An ISO 4217 code of a currency in use with a minor unit: funds, precious metals,
     /// testing codes and superseded currencies are not money a quote is written in.
     pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
-        let code = raw.trim().to_uppercase();
+        // ASCII letters first: `to_uppercase` would turn "ß" into "SS".
+        let code = raw.trim();
+        if !(code.len() == 3 && code.chars().all(|c| c.is_ascii_alphabetic())) {
+            return Err(DomainError::invalid(
+                field,
+                "must be the ISO 4217 code of a currency in use, like EUR",
+            ));
+        }
+        let code = code.to_ascii_uppercase();
         match Currency::from_code(&code) {
             Some(currency)
                 if currency.exponent().is_some()

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AccountCommand, AccountEvent, Services, Tier};
+use crate::limits::{NAME_MAX, REASON_MAX};
 use crate::{
     Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Money, Role, TenantPolicy, Text,
 };
@@ -14,8 +15,6 @@ use crate::{
 const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
 const OWNERS: &[Role] = &[Role::TenantAdmin, Role::Manager];
 
-const NAME_MAX: usize = 200;
-const REASON_MAX: usize = 1000;
 const QUOTA_MAX: u32 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

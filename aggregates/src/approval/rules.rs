@@ -4,9 +4,8 @@ use uuid::Uuid;
 use super::aggregate::{number, ApprovalStatus, Asked, Ctx, LevelState, Request};
 use super::eligibility::{limit_covers, Unfit};
 use super::{ApprovalCommand, ApprovalEvent, ApprovalServices, Level};
+use crate::limits::REASON_MAX;
 use crate::{Actor, DomainError, Role, Text, UserFacts};
-
-const TEXT_MAX: usize = 1000;
 
 /// Roles a chain may name; anything else in a tenant's policy is a configuration mistake.
 const APPROVER_ROLES: &[Role] = &[Role::Operator, Role::Manager, Role::TenantAdmin];
@@ -102,7 +101,7 @@ impl Request {
     ) -> Decided {
         let approver_id = self.require_approver(ctx, "ApproveLevel", services).await?;
         let comment = comment
-            .map(|c| Text::parse("comment", &c, TEXT_MAX))
+            .map(|c| Text::parse("comment", &c, REASON_MAX))
             .transpose()?;
         let level = number(self.current);
         if self.current + 1 == self.levels.len() {
@@ -133,7 +132,7 @@ impl Request {
         let approver_id = self
             .require_approver(ctx, "RejectApproval", services)
             .await?;
-        let reason = Text::parse("reason", &reason, TEXT_MAX)?;
+        let reason = Text::parse("reason", &reason, REASON_MAX)?;
         Ok(vec![ApprovalEvent::ApprovalRejected {
             subject: self.subject.clone(),
             level: number(self.current),
@@ -197,7 +196,7 @@ impl Request {
         }
         Ok(vec![ApprovalEvent::ApprovalCancelled {
             subject: self.subject.clone(),
-            reason: Text::parse("reason", &reason, TEXT_MAX)?,
+            reason: Text::parse("reason", &reason, REASON_MAX)?,
         }])
     }
 

@@ -11,6 +11,7 @@ use super::{
     ContractCommand, ContractEvent, ContractLine, ContractServices, Party, QuoteLine, Services,
 };
 use crate::account::AccountStatus;
+use crate::limits::{NAME_MAX, REASON_MAX, TERMS_MAX, TITLE_MAX};
 use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, TenantPolicy, Text};
 
 /// Who drafts, amends, submits, signs and terminates contracts.
@@ -18,10 +19,6 @@ const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
 /// Renewal sets a new value without another approval, so it is kept to those who approve.
 const RENEWERS: &[Role] = &[Role::TenantAdmin, Role::Manager];
 
-const TITLE_MAX: usize = 200;
-const TERMS_MAX: usize = 100_000;
-const REASON_MAX: usize = 1000;
-const NAME_MAX: usize = 200;
 /// An expired contract can still be renewed for this many days after its end date.
 const RENEWAL_GRACE_DAYS: u64 = 30;
 

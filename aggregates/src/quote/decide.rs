@@ -6,15 +6,12 @@ use uuid::Uuid;
 use super::aggregate::{QuoteState, Settled};
 use super::{Facts, LineItem, Quote, QuoteCommand, QuoteEvent, QuoteStatus};
 use crate::account::{AccountFacts, AccountStatus};
+use crate::limits::{DESCRIPTION_MAX, REASON_MAX, SKU_MAX, TITLE_MAX};
 use crate::{Actor, Command, DomainError, Money, Role, Text};
 
 /// The tenant's staff who prepare, submit, send and withdraw quotes.
 const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
 
-const TITLE_MAX: usize = 200;
-const SKU_MAX: usize = 64;
-const DESCRIPTION_MAX: usize = 1000;
-const REASON_MAX: usize = 1000;
 const MAX_LINES: usize = 200;
 /// Quantity and price bounds keep pricing exact (see `pricing`), far above real orders.
 const QUANTITY_MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);

@@ -8,15 +8,13 @@ use uuid::Uuid;
 
 use super::{Services, UserCommand, UserEvent, UserServices};
 use crate::account::AccountStatus;
+use crate::limits::{NAME_MAX, REASON_MAX};
 use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, Text, UserFacts};
 
 /// Who manages users.
 const ADMINS: &[Role] = &[Role::TenantAdmin];
 /// Roles that never approve anything, so an approval limit means nothing for them.
 const NEVER_APPROVE: &[Role] = &[Role::Viewer, Role::Partner];
-
-const NAME_MAX: usize = 200;
-const REASON_MAX: usize = 1000;
 
 /// The state the rules need; the read model holds everything else.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use aggregates::account::AccountCommand;
 use aggregates::approval::ApprovalCommand;
 use aggregates::contract::ContractCommand;
+use aggregates::limits::{EMAIL_FIELDS, EMAIL_MAX, TEXT_FIELDS};
 use aggregates::quote::QuoteCommand;
 use aggregates::user::UserCommand;
 use aggregates::CommandSet;
@@ -23,6 +24,15 @@ use auth::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 /// document's own components, so their `$ref`s resolve without rewriting.
 const DEFINITIONS_PATH: &str = "/components/schemas";
 const SCHEMA_REF_PREFIX: &str = "#/components/schemas/";
+
+/// Text the aggregates accept: a non-blank character, no control character inside (whitespace
+/// around it is trimmed). Lengths come from `aggregates::limits`.
+const TEXT_PATTERN: &str = r"^\s*[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*\s*$";
+/// An address `Email::parse` accepts: one `@`, something before it, a domain with a dot that
+/// neither starts nor ends it, no whitespace or control character inside.
+const EMAIL_PATTERN: &str = r"^\s*[^@\s\u0000-\u001F\u007F-\u009F]+@[^@.\s\u0000-\u001F\u007F-\u009F][^@\s\u0000-\u001F\u007F-\u009F]*\.[^@\s\u0000-\u001F\u007F-\u009F]*[^@.\s\u0000-\u001F\u007F-\u009F]\s*$";
+const COUNTRY_PATTERN: &str = r"^\s*[A-Za-z]{2}\s*$";
+const CURRENCY_PATTERN: &str = r"^\s*[A-Za-z]{3}\s*$";
 
 /// The wire form of every decimal (`"1250.00"`). The command types mark such fields with the
 /// registry format `decimal`; the pattern is added here so it is written once.
@@ -116,7 +126,10 @@ fn collection<C: JsonSchema + CommandSet>(
 ) -> Collection {
     let tagged = C::json_schema(generator).to_value();
     let variants = tagged["oneOf"].as_array().cloned().unwrap_or_default();
-    let commands: Vec<_> = variants.iter().map(flatten_variant).collect();
+    let mut commands: Vec<_> = variants.iter().map(flatten_variant).collect();
+    for (_, schema) in &mut commands {
+        state_text_rules(schema);
+    }
     for system in C::SYSTEM_ONLY {
         assert!(
             commands.iter().any(|(command, _)| command == system),
@@ -168,6 +181,30 @@ fn flatten_variant(variant: &Value) -> (String, Value) {
     (name.clone(), flat)
 }
 
+/// States on each string field what the aggregates enforce on it, by the field's name, so a
+/// client built from this document sends what is accepted.
+fn state_text_rules(schema: &mut Value) {
+    let Some(properties) = schema["properties"].as_object_mut() else {
+        return;
+    };
+    for (name, field) in properties.iter_mut() {
+        let rules = match name.as_str() {
+            "country" => json!({ "pattern": COUNTRY_PATTERN }),
+            "currency" => json!({ "pattern": CURRENCY_PATTERN }),
+            email if EMAIL_FIELDS.contains(&email) => {
+                json!({ "pattern": EMAIL_PATTERN, "maxLength": EMAIL_MAX })
+            }
+            text => match TEXT_FIELDS.iter().find(|(field, _)| *field == text) {
+                Some((_, max)) => json!({ "pattern": TEXT_PATTERN, "maxLength": max }),
+                None => continue,
+            },
+        };
+        if let (Some(field), Some(rules)) = (field.as_object_mut(), rules.as_object()) {
+            field.extend(rules.clone());
+        }
+    }
+}
+
 /// `RegisterUser` takes its `user_id` from the path (the body may repeat it), and it and
 /// `ChangePassword` carry a password the aggregate never sees.
 fn describe_user_extras(users: &mut Collection) {
@@ -182,8 +219,10 @@ fn describe_user_extras(users: &mut Collection) {
         match name.as_str() {
             "RegisterUser" => {
                 schema["properties"]["password"] = password.clone();
-                schema["properties"]["user_id"]["description"] =
-                    json!("Optional: the id in the path. If given, it must be that id.");
+                // The id is the path's; a body may repeat it, which this document leaves out.
+                if let Some(properties) = schema["properties"].as_object_mut() {
+                    properties.remove("user_id");
+                }
                 if let Some(required) = schema["required"].as_array_mut() {
                     required.retain(|field| field != "user_id");
                 }

@@ -330,3 +330,39 @@ async fn every_error_status_is_documented_with_the_problem_body_it_sends() {
         assert!(problem.is_valid(&body), "{body}");
     }
 }
+
+/// The text rules the aggregates enforce are stated in the document: what it calls valid the
+/// aggregates accept, and what they refuse it calls invalid.
+#[test]
+fn text_rules_are_stated_as_the_aggregates_enforce_them() {
+    let open = validator(&json!({ "$ref": "#/components/schemas/OpenAccount" }));
+    let account = |field: &str, value: Value| {
+        let mut body = json!({"type": "OpenAccount", "name": "Acme", "legal_name": "Acme GmbH",
+            "country": "DE", "billing_email": "ap@acme.test", "currency": "EUR", "tier": "Gold"});
+        body[field] = value;
+        body
+    };
+    for (field, value) in [
+        ("name", json!(" Acme ")),
+        ("name", json!("x".repeat(200))),
+        ("country", json!("de")),
+        ("currency", json!(" eur ")),
+        ("billing_email", json!("AP@Acme.Example.test")),
+    ] {
+        assert!(open.is_valid(&account(field, value.clone())), "{field} {value}");
+    }
+    for (field, value) in [
+        ("name", json!("   ")),
+        ("name", json!("a\u{1}b")),
+        ("name", json!("x".repeat(201))),
+        ("country", json!("ß")),
+        ("country", json!("DEU")),
+        ("currency", json!("EU")),
+        ("billing_email", json!("ap@acme")),
+        ("billing_email", json!("ap@.acme.test")),
+        ("billing_email", json!("a p@acme.test")),
+        ("billing_email", json!("ap@acme.test.")),
+    ] {
+        assert!(!open.is_valid(&account(field, value.clone())), "{field} {value}");
+    }
+}
