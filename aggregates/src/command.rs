@@ -19,6 +19,10 @@ pub trait CommandSet {
     /// The commands only the system sends (process managers and timers): a user who sends
     /// one is refused (403), and the public API document leaves them out.
     const SYSTEM_ONLY: &'static [&'static str];
+
+    /// Commands whose optional fields must not all be left out (or null): the command's name
+    /// and those fields.
+    const AT_LEAST_ONE_OF: &'static [(&'static str, &'static [&'static str])] = &[];
 }
 
 impl<C> Command<C> {

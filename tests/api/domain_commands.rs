@@ -381,7 +381,10 @@ async fn commands_are_decided_at_the_moved_test_clock() {
         .send()
         .await
         .unwrap();
-    let refused = problem(response, StatusCode::BAD_REQUEST).await;
-    assert_eq!(refused["errors"][0]["field"], "valid_until", "{refused}");
+    let refused = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        refused["type"], "/problems/rule-violated/valid_until_passed",
+        "{refused}"
+    );
     assert!(w.stream(late).await.is_empty());
 }

@@ -57,6 +57,10 @@ pub enum AccountCommand {
 }
 
 impl crate::CommandSet for AccountCommand {
+    const AT_LEAST_ONE_OF: &'static [(&'static str, &'static [&'static str])] = &[(
+        "UpdateAccountDetails",
+        &["name", "legal_name", "country", "billing_email"],
+    )];
     const SYSTEM_ONLY: &'static [&'static str] = &[
         "ActivateAccount",
         "RecordContractActivated",

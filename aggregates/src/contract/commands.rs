@@ -100,6 +100,8 @@ pub struct QuoteLine {
 }
 
 impl crate::CommandSet for ContractCommand {
+    const AT_LEAST_ONE_OF: &'static [(&'static str, &'static [&'static str])] =
+        &[("AmendContract", &["terms", "value"])];
     const SYSTEM_ONLY: &'static [&'static str] = &[
         "DraftContractFromQuote",
         "MarkContractApproved",

@@ -73,6 +73,8 @@ pub enum QuoteCommand {
 }
 
 impl crate::CommandSet for QuoteCommand {
+    const AT_LEAST_ONE_OF: &'static [(&'static str, &'static [&'static str])] =
+        &[("ChangeLineItem", &["quantity", "unit_price", "description"])];
     const SYSTEM_ONLY: &'static [&'static str] =
         &["MarkQuoteApproved", "MarkQuoteRejected", "ExpireQuote"];
 }

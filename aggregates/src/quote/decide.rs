@@ -65,8 +65,12 @@ fn draft(
 ) -> Result<Vec<QuoteEvent>, DomainError> {
     cx.actor.require_any(EDITORS, "DraftQuote")?;
     let title = Text::parse("title", title, TITLE_MAX)?;
+    // A rule of time, not of form: the same request was valid a moment earlier (422).
     if valid_until <= cx.at {
-        return Err(DomainError::invalid("valid_until", "must be in the future"));
+        return Err(DomainError::rule(
+            "valid_until_passed",
+            "valid_until must be in the future",
+        ));
     }
     let AccountFacts {
         status,

@@ -27,12 +27,36 @@ const SCHEMA_REF_PREFIX: &str = "#/components/schemas/";
 
 /// Text the aggregates accept: a non-blank character, no control character inside (whitespace
 /// around it is trimmed). Lengths come from `aggregates::limits`.
-const TEXT_PATTERN: &str = r"^\s*[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*\s*$";
+/// Whitespace as Rust trims it (Unicode White_Space), spelled out: regex dialects disagree on
+/// what `\s` holds (Python counts U+001C to U+001F, which are control characters to us).
+const TEXT_PATTERN: &str = concat!(
+    r"^[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+    r"[^\u0000-\u001F\u007F-\u009F]*",
+    r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F]",
+    r"[^\u0000-\u001F\u007F-\u009F]*",
+    r"[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+);
 /// An address `Email::parse` accepts: one `@`, something before it, a domain with a dot that
 /// neither starts nor ends it, no whitespace or control character inside.
-const EMAIL_PATTERN: &str = r"^\s*[^@\s\u0000-\u001F\u007F-\u009F]+@[^@.\s\u0000-\u001F\u007F-\u009F][^@\s\u0000-\u001F\u007F-\u009F]*\.[^@\s\u0000-\u001F\u007F-\u009F]*[^@.\s\u0000-\u001F\u007F-\u009F]\s*$";
-const COUNTRY_PATTERN: &str = r"^\s*[A-Za-z]{2}\s*$";
-const CURRENCY_PATTERN: &str = r"^\s*[A-Za-z]{3}\s*$";
+const EMAIL_PATTERN: &str = concat!(
+    r"^[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+    r"[^@\s\u0000-\u001F\u007F-\u009F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+@",
+    r"[^@.\s\u0000-\u001F\u007F-\u009F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"[^@\s\u0000-\u001F\u007F-\u009F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*\.",
+    r"[^@\s\u0000-\u001F\u007F-\u009F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+    r"[^@.\s\u0000-\u001F\u007F-\u009F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+);
+const COUNTRY_PATTERN: &str = concat!(
+    r"^[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+    r"[A-Za-z]{2}",
+    r"[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+);
+const CURRENCY_PATTERN: &str = concat!(
+    r"^[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+    r"[A-Za-z]{3}",
+    r"[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+);
 
 /// The wire form of every decimal (`"1250.00"`). The command types mark such fields with the
 /// registry format `decimal`; the pattern is added here so it is written once.
@@ -127,8 +151,14 @@ fn collection<C: JsonSchema + CommandSet>(
     let tagged = C::json_schema(generator).to_value();
     let variants = tagged["oneOf"].as_array().cloned().unwrap_or_default();
     let mut commands: Vec<_> = variants.iter().map(flatten_variant).collect();
-    for (_, schema) in &mut commands {
+    for (name, schema) in &mut commands {
         state_text_rules(schema);
+        if let Some((_, fields)) = C::AT_LEAST_ONE_OF.iter().find(|(c, _)| c == name) {
+            schema["anyOf"] = fields
+                .iter()
+                .map(|f| json!({ "required": [f], "properties": { *f: { "not": { "type": "null" } } } }))
+                .collect();
+        }
     }
     for system in C::SYSTEM_ONLY {
         assert!(
@@ -191,6 +221,7 @@ fn state_text_rules(schema: &mut Value) {
         let rules = match name.as_str() {
             "country" => json!({ "pattern": COUNTRY_PATTERN }),
             "currency" => json!({ "pattern": CURRENCY_PATTERN }),
+            "roles" => json!({ "minItems": 1 }),
             email if EMAIL_FIELDS.contains(&email) => {
                 json!({ "pattern": EMAIL_PATTERN, "maxLength": EMAIL_MAX })
             }

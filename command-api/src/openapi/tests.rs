@@ -349,7 +349,10 @@ fn text_rules_are_stated_as_the_aggregates_enforce_them() {
         ("currency", json!(" eur ")),
         ("billing_email", json!("AP@Acme.Example.test")),
     ] {
-        assert!(open.is_valid(&account(field, value.clone())), "{field} {value}");
+        assert!(
+            open.is_valid(&account(field, value.clone())),
+            "{field} {value}"
+        );
     }
     for (field, value) in [
         ("name", json!("   ")),
@@ -363,6 +366,9 @@ fn text_rules_are_stated_as_the_aggregates_enforce_them() {
         ("billing_email", json!("a p@acme.test")),
         ("billing_email", json!("ap@acme.test.")),
     ] {
-        assert!(!open.is_valid(&account(field, value.clone())), "{field} {value}");
+        assert!(
+            !open.is_valid(&account(field, value.clone())),
+            "{field} {value}"
+        );
     }
 }

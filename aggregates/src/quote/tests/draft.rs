@@ -102,7 +102,7 @@ async fn draft_needs_valid_until_in_the_future() {
             title: "x".into(),
             valid_until,
         };
-        expect_err(vec![], by(operator(), command), invalid("valid_until")).await;
+        expect_err(vec![], by(operator(), command), rule("valid_until_passed")).await;
     }
 }
 
