@@ -45,7 +45,10 @@ async fn main() {
     }
 
     for mode in ["serve", "command-api"] {
-        let server = stack.spawn(&[mode]).await;
+        // The system clock, as in production: the tests' adjustable one reads the database.
+        let server = stack
+            .spawn_with_env(&[mode], &[("B2B_CLOCK", "system")])
+            .await;
         let api = Api::new(&server);
         let workload = Workload::prepare(&stack, &api, &tenant).await;
         for (concurrency, ceiling) in &ceilings {
