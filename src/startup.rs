@@ -105,7 +105,7 @@ impl Application {
             )));
         }
         if parts.projector {
-            let ids = projections::process::ProcessIds::load(&pool).await?;
+            let ids = ProcessIds::load(&pool).await?;
             workers.extend(consumers(config, &topology, &pool, (&bus, ids), &clock));
         }
         let identity = match parts.serves_http() {

@@ -21,26 +21,31 @@ fn with_discount(percent: &str) -> Vec<E> {
     )
 }
 
+/// The submission of `two_lines()`, below the threshold, with `subtotal` as given.
+fn small_submission(subtotal: &str) -> E {
+    E::QuoteSubmitted {
+        submission: 1,
+        requester: user(),
+        totals: QuoteTotals {
+            subtotal: money(subtotal),
+            line_discounts: money("7.75"),
+            quote_discount: money("0.00"),
+            total: money("347.25"),
+        },
+        discount_percent: Decimal::ZERO,
+        needs_approval: false,
+        approval_chain: vec![],
+    }
+}
+
 #[tokio::test]
 async fn a_small_quote_is_approved_on_submission() {
-    let totals = QuoteTotals {
-        subtotal: money("355.00"),
-        line_discounts: money("7.75"),
-        quote_discount: money("0.00"),
-        total: money("347.25"),
+    let submitted = small_submission("355.00");
+    let E::QuoteSubmitted { totals, .. } = &submitted else {
+        unreachable!()
     };
-    assert_eq!(totals_of(&two_lines(), Decimal::ZERO), totals);
-    let expected = vec![
-        E::QuoteSubmitted {
-            submission: 1,
-            requester: user(),
-            totals,
-            discount_percent: Decimal::ZERO,
-            needs_approval: false,
-            approval_chain: vec![],
-        },
-        E::QuoteApproved { approval_id: None },
-    ];
+    assert_eq!(&totals_of(&two_lines(), Decimal::ZERO), totals);
+    let expected = vec![submitted.clone(), E::QuoteApproved { approval_id: None }];
     expect_events(draft_with_lines(), submit(), expected.clone()).await;
     let mut history = draft_with_lines();
     history.extend(expected);
@@ -223,25 +228,9 @@ async fn an_unreachable_policy_decides_nothing() {
 #[test]
 fn totals_of_version_1_0_events_are_read_with_the_gross_subtotal() {
     use cqrs_es::DomainEvent;
-    let totals = QuoteTotals {
-        subtotal: money("347.25"),
-        line_discounts: money("7.75"),
-        quote_discount: money("0.00"),
-        total: money("347.25"),
-    };
-    let stored = E::QuoteSubmitted {
-        submission: 1,
-        requester: user(),
-        totals,
-        discount_percent: Decimal::ZERO,
-        needs_approval: false,
-        approval_chain: vec![],
-    };
-    let E::QuoteSubmitted { totals, .. } = stored.clone().upcast("1.0") else {
-        unreachable!()
-    };
-    assert_eq!(totals.subtotal, money("355.00"));
-    assert_eq!(totals.total, money("347.25"));
+    // Stored net: 355.00 gross less 7.75 of line discounts.
+    let stored = small_submission("347.25");
+    assert_eq!(stored.clone().upcast("1.0"), small_submission("355.00"));
     assert_eq!(stored.event_version(), "1.1");
     assert_eq!(stored.clone().upcast("1.1"), stored);
 }
