@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::BasicPublishOptions;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -327,17 +327,7 @@ async fn expired_quote_cannot_be_accepted(
 /// Publishes every stored event again, after forgetting what the process managers had seen, so
 /// every follow-up command is issued a second time: none may append anything.
 async fn redelivery_changes_nothing(stack: &TestStack) {
-    let settled = || async { event_store::relay::backlog(&stack.db).await.unwrap() };
-    eventually("the relay to publish everything", || async {
-        (settled().await == 0).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before: i64 = sqlx::query_scalar("select count(*) from events")
-        .fetch_one(&stack.db)
-        .await
-        .unwrap();
-    let seen_before = process_checkpoints(stack).await;
+    let (before, seen_before) = quiet(stack).await;
     assert!(!seen_before.is_empty());
     sqlx::query("delete from projection_checkpoints where projection like 'process.%'")
         .execute(&stack.db)
@@ -378,6 +368,38 @@ async fn redelivery_changes_nothing(stack: &TestStack) {
     assert!(parked.iter().all(|p| **p == 0), "{status}");
 }
 
+/// Waits until the relay has published everything and neither the store nor the process
+/// managers have moved for three polls in a row: under a loaded machine a follow-up command may
+/// still be on its way long after the relay's backlog is empty. Returns the event count and
+/// where the process managers stand.
+async fn quiet(stack: &TestStack) -> (i64, Vec<(String, String, i64)>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut last = None;
+    let mut unchanged = 0;
+    loop {
+        let backlog = event_store::relay::backlog(&stack.db).await.unwrap();
+        let count: i64 = sqlx::query_scalar("select count(*) from events")
+            .fetch_one(&stack.db)
+            .await
+            .unwrap();
+        let now = (count, process_checkpoints(stack).await);
+        unchanged = if backlog == 0 && last.as_ref() == Some(&now) {
+            unchanged + 1
+        } else {
+            0
+        };
+        if unchanged == 3 {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for the store and the process managers to settle"
+        );
+        last = Some(now);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Where each process manager stands on each stream.
 async fn process_checkpoints(stack: &TestStack) -> Vec<(String, String, i64)> {
     sqlx::query_as(
@@ -395,6 +417,12 @@ async fn publish_again(stack: &TestStack, events: &[event_store::StoredEvent]) {
             .await
             .unwrap();
     let channel = connection.create_channel().await.unwrap();
+    // With confirms each publish is known to be in the broker before the connection closes; a
+    // connection dropped with frames still in its buffer would lose the tail of the batch.
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
     let exchange = format!("{}.events", stack.amqp_prefix);
     let publishes = events.iter().map(|event| {
         let mut headers = FieldTable::default();
@@ -407,7 +435,7 @@ async fn publish_again(stack: &TestStack, events: &[event_store::StoredEvent]) {
         let channel = &channel;
         let exchange = exchange.as_str();
         async move {
-            channel
+            let confirmation = channel
                 .basic_publish(
                     exchange.into(),
                     event.routing_key().into(),
@@ -419,10 +447,12 @@ async fn publish_again(stack: &TestStack, events: &[event_store::StoredEvent]) {
                 .unwrap()
                 .await
                 .unwrap();
+            assert!(confirmation.is_ack(), "the broker refused a message");
         }
     });
     futures::stream::iter(publishes)
         .buffered(16)
         .collect::<Vec<_>>()
         .await;
+    connection.close(200, "published".into()).await.unwrap();
 }
