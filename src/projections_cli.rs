@@ -15,6 +15,10 @@ pub enum ProjectionsCommand {
     /// contracts.
     Rebuild {
         name: String,
+        /// Rebuilds only this tenant's rows (its slug or id), leaving every other tenant's as
+        /// they are.
+        #[arg(long)]
+        tenant: Option<String>,
         /// Events read per replay transaction.
         #[arg(long, default_value_t = 1000)]
         batch_size: i64,
@@ -69,9 +73,11 @@ impl Group {
 
 pub async fn run(command: ProjectionsCommand, config: &Config) -> anyhow::Result<()> {
     match command {
-        ProjectionsCommand::Rebuild { name, batch_size } => {
-            rebuild(config, &name, batch_size).await
-        }
+        ProjectionsCommand::Rebuild {
+            name,
+            tenant,
+            batch_size,
+        } => rebuild(config, &name, tenant.as_deref(), batch_size).await,
         ProjectionsCommand::Status { json } => status(config, json).await,
         ProjectionsCommand::Parked { group, action } => parked(config, group, action).await,
     }
@@ -86,11 +92,20 @@ fn topology(config: &Config) -> Topology {
 }
 
 /// Runs as the login role: the rebuild creates, moves and drops tables it must own.
-async fn rebuild(config: &Config, name: &str, batch_size: i64) -> anyhow::Result<()> {
+async fn rebuild(
+    config: &Config,
+    name: &str,
+    tenant: Option<&str>,
+    batch_size: i64,
+) -> anyhow::Result<()> {
     let Some(projection) = projections::read_model(name) else {
         anyhow::bail!("no read model named {name}");
     };
     let pool = event_store::db::connect(&config.database_url, None, 2).await?;
+    let scope = match tenant {
+        None => projections::RebuildScope::All,
+        Some(tenant) => projections::RebuildScope::Tenant(tenant_id(&pool, tenant).await?),
+    };
     // At most one progress line a second, on stderr: stdout carries the report.
     let last = std::sync::Mutex::new(std::time::Instant::now());
     let progress = |progress: &projections::RebuildProgress| {
@@ -100,11 +115,13 @@ async fn rebuild(config: &Config, name: &str, batch_size: i64) -> anyhow::Result
             *last = std::time::Instant::now();
         }
     };
-    let report = projections::rebuild(&pool, projection.as_ref(), batch_size, &progress).await?;
+    let report =
+        projections::rebuild(&pool, projection.as_ref(), scope, batch_size, &progress).await?;
     println!(
         "{}",
         serde_json::json!({
             "projection": report.projection,
+            "tenant": tenant,
             "replayed": report.replayed,
             "swapped_tail": report.swapped_tail,
             "streams": report.streams,
@@ -114,6 +131,16 @@ async fn rebuild(config: &Config, name: &str, batch_size: i64) -> anyhow::Result
         })
     );
     Ok(())
+}
+
+/// The tenant a slug or an id names.
+async fn tenant_id(pool: &sqlx::PgPool, slug_or_id: &str) -> anyhow::Result<uuid::Uuid> {
+    let found: Option<uuid::Uuid> =
+        sqlx::query_scalar("select id from tenants where slug = $1 or id::text = lower($1)")
+            .bind(slug_or_id)
+            .fetch_optional(pool)
+            .await?;
+    found.ok_or_else(|| anyhow::anyhow!("no tenant with slug or id {slug_or_id}"))
 }
 
 /// Reads every tenant's checkpoints and the relay's, so as the login role too.

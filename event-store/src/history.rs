@@ -95,23 +95,27 @@ pub struct CommitPosition {
     pub global_position: i64,
 }
 
-/// The next `limit` events after `after` in commit order. Only events whose transaction is older
-/// than every transaction still in flight are returned, so no late commit is ever skipped.
+/// The next `limit` events after `after` in commit order, of one tenant or of all. Only events
+/// whose transaction is older than every transaction still in flight are returned, so no late
+/// commit is ever skipped.
 pub async fn committed_after<'e>(
     executor: impl PgExecutor<'e>,
     after: CommitPosition,
+    tenant: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<(CommitPosition, StoredEvent)>, sqlx::Error> {
     let sql = format!(
         "select tx_id::text::bigint as tx, {EVENT_COLUMNS} from events \
          where (tx_id, global_position) > ($1::text::xid8, $2) \
            and tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+           and ($4::uuid is null or tenant_id = $4) \
          order by tx_id, global_position limit $3"
     );
     let rows: Vec<CommittedRow> = sqlx::query_as(&sql)
         .bind(after.tx_id)
         .bind(after.global_position)
         .bind(limit)
+        .bind(tenant)
         .fetch_all(executor)
         .await?;
     Ok(rows.into_iter().map(CommittedRow::positioned).collect())

@@ -33,7 +33,7 @@ pub use parked::{handle_parked, ParkedAction};
 pub use process::{process_managers, PROCESS_MANAGERS};
 pub use projection::Projection;
 pub use quotes::QuotesProjection;
-pub use rebuild::{rebuild, RebuildProgress, RebuildReport};
+pub use rebuild::{rebuild, RebuildProgress, RebuildReport, RebuildScope};
 pub use status::{status, Status};
 pub use users::UsersProjection;
 

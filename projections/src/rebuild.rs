@@ -23,6 +23,10 @@
 //! very end (bounded by `lock_timeout`; the whole swap retries if it cannot get the locks).
 //! The checkpoints move with the tables, so the live projector neither applies anything twice
 //! nor skips anything when it resumes.
+//!
+//! A rebuild of one tenant ([`RebuildScope::Tenant`], schema `rebuild_p_<tenant>`) replays only
+//! that tenant's events and, in step 3, replaces that tenant's rows and checkpoints in the live
+//! tables instead of moving tables: every other tenant's rows stay as they are, untouched.
 use std::time::{Duration, Instant};
 
 use event_store::history::{committed_after, stream_range, CommitPosition};
@@ -79,10 +83,30 @@ pub(crate) async fn hold_shared(
     Ok(())
 }
 
+/// What a rebuild replays and replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebuildScope {
+    /// Every tenant: new tables are swapped in.
+    All,
+    /// One tenant: its rows and checkpoints are replaced in the live tables.
+    Tenant(Uuid),
+}
+
+impl RebuildScope {
+    fn tenant(self) -> Option<Uuid> {
+        match self {
+            Self::All => None,
+            Self::Tenant(tenant) => Some(tenant),
+        }
+    }
+}
+
 /// Where a running (or stopped) rebuild is: replayed events of roughly `total`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RebuildProgress {
     pub projection: String,
+    /// The tenant rebuilt alone, if the rebuild is of one tenant.
+    pub tenant: Option<Uuid>,
     /// Events of the store read so far, across resumptions (those the projection does not
     /// handle included).
     pub replayed: i64,
@@ -98,10 +122,14 @@ pub struct RebuildProgress {
 impl std::fmt::Display for RebuildProgress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let percent = 100.0 * self.position as f64 / self.total.max(1) as f64;
+        write!(f, "{}", self.projection)?;
+        if let Some(tenant) = self.tenant {
+            write!(f, " (tenant {tenant})")?;
+        }
         write!(
             f,
-            "{}: {} events replayed, position {} of {} ({percent:.1} %)",
-            self.projection, self.replayed, self.position, self.total
+            ": {} events replayed, position {} of {} ({percent:.1} %)",
+            self.replayed, self.position, self.total
         )?;
         if self.rate > 0.0 {
             write!(f, ", {:.0} events/s", self.rate)?;
@@ -136,17 +164,18 @@ impl RebuildReport {
     }
 }
 
-/// Rebuilds `projection` from the event store and swaps it in, resuming a rebuild that was
-/// stopped part-way. `pool` must connect as the owner of the read tables (the migration role):
+/// Rebuilds `projection` (all of it, or one tenant's rows) from the event store and swaps it
+/// in, resuming a rebuild of the same scope that was stopped part-way. `pool` must connect as the owner of the read tables (the migration role):
 /// it creates, moves and drops them. `progress` hears after every batch.
 #[tracing::instrument(name = "projections.rebuild", skip_all, fields(projection = projection.name()))]
 pub async fn rebuild(
     pool: &PgPool,
     projection: &dyn Projection,
+    scope: RebuildScope,
     batch_size: i64,
     progress: &(dyn Fn(&RebuildProgress) + Sync),
 ) -> Result<RebuildReport, ProjectionError> {
-    let schema = rebuild_schema(projection)?;
+    let schema = rebuild_schema(projection, scope)?;
     let _only_one = exclusive_rebuild(pool, projection.name()).await?;
     let resumed = resume_point(pool, &schema).await?;
     match &resumed {
@@ -158,6 +187,7 @@ pub async fn rebuild(
     let started = Instant::now();
     let replay_from = Replay {
         projection,
+        scope,
         schema: &schema,
         batch_size,
         progress,
@@ -166,7 +196,12 @@ pub async fn rebuild(
     let replay_seconds = started.elapsed().as_secs_f64();
     tracing::info!(replayed, replay_seconds, "replayed; swapping");
     let started = Instant::now();
-    let (swapped_tail, streams) = swap_with_retry(pool, projection, &schema, position).await?;
+    let target = Target {
+        projection,
+        scope,
+        schema: &schema,
+    };
+    let (swapped_tail, streams) = swap_with_retry(pool, &target, position).await?;
     let report = RebuildReport {
         projection: projection.name().to_owned(),
         replayed,
@@ -179,13 +214,24 @@ pub async fn rebuild(
     Ok(report)
 }
 
-fn rebuild_schema(projection: &dyn Projection) -> Result<String, ProjectionError> {
+fn rebuild_schema(
+    projection: &dyn Projection,
+    scope: RebuildScope,
+) -> Result<String, ProjectionError> {
     if projection.tables().is_empty() {
         return Err(ProjectionError::NotRebuildable(
             projection.name().to_owned(),
         ));
     }
-    Ok(format!("rebuild_{}", projection.name().replace('-', "_")))
+    let base = schema_prefix(projection);
+    Ok(match scope {
+        RebuildScope::All => base,
+        RebuildScope::Tenant(tenant) => format!("{base}_{}", tenant.simple()),
+    })
+}
+
+fn schema_prefix(projection: &dyn Projection) -> String {
+    format!("rebuild_{}", projection.name().replace('-', "_"))
 }
 
 /// A session-level advisory lock, held on its own connection for the whole rebuild, so two
@@ -208,29 +254,45 @@ async fn exclusive_rebuild(
     Ok(conn.detach())
 }
 
-/// How far a rebuild of `projection` that is running or was stopped has got, if there is one.
+/// How far each rebuild of `projection` (of everything, or of one tenant) that is running or
+/// was stopped has got.
 pub(crate) async fn progress(
     pool: &PgPool,
     projection: &dyn Projection,
-) -> Result<Option<RebuildProgress>, ProjectionError> {
+) -> Result<Vec<RebuildProgress>, ProjectionError> {
     if projection.tables().is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let schema = rebuild_schema(projection)?;
-    let Some((position, replayed)) = resume_point(pool, &schema).await? else {
-        return Ok(None);
-    };
+    let prefix = schema_prefix(projection);
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "select nspname::text from pg_namespace \
+         where nspname = $1 or nspname ~ ('^' || $1 || '_[0-9a-f]{32}$') order by 1",
+    )
+    .bind(&prefix)
+    .fetch_all(pool)
+    .await?;
     let total: i64 = sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
         .fetch_one(pool)
         .await?;
-    Ok(Some(RebuildProgress {
-        projection: projection.name().to_owned(),
-        replayed,
-        total,
-        position: position.global_position,
-        rate: 0.0,
-        seconds_left: None,
-    }))
+    let mut found = Vec::new();
+    for schema in schemas {
+        let Some((position, replayed)) = resume_point(pool, &schema).await? else {
+            continue;
+        };
+        found.push(RebuildProgress {
+            projection: projection.name().to_owned(),
+            tenant: schema
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_prefix('_'))
+                .and_then(|tenant| tenant.parse().ok()),
+            replayed,
+            total,
+            position: position.global_position,
+            rate: 0.0,
+            seconds_left: None,
+        });
+    }
+    Ok(found)
 }
 
 /// Where a stopped rebuild of this schema got to, if one did: its schema holds the copies and
@@ -327,6 +389,7 @@ async fn execute(conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> 
 /// The replay of one rebuild.
 struct Replay<'a> {
     projection: &'a dyn Projection,
+    scope: RebuildScope,
     schema: &'a str,
     batch_size: i64,
     progress: &'a (dyn Fn(&RebuildProgress) + Sync),
@@ -345,14 +408,12 @@ impl Replay<'_> {
         let started = Instant::now();
         loop {
             let mut tx = pool.begin().await?;
-            let batch = replay_batch(
-                &mut tx,
-                self.projection,
-                self.schema,
-                position,
-                self.batch_size,
-            )
-            .await?;
+            let target = Target {
+                projection: self.projection,
+                scope: self.scope,
+                schema: self.schema,
+            };
+            let batch = replay_batch(&mut tx, &target, position, self.batch_size).await?;
             position = batch.position;
             applied += batch.applied;
             read += batch.read as u64;
@@ -403,6 +464,7 @@ impl Replay<'_> {
         let left = (total - position.global_position).max(0) as f64;
         RebuildProgress {
             projection: self.projection.name().to_owned(),
+            tenant: self.scope.tenant(),
             replayed,
             total,
             position: position.global_position,
@@ -418,19 +480,32 @@ struct Batch {
     applied: u64,
 }
 
+/// What a rebuild writes: which projection, for whom, into which schema.
+struct Target<'a> {
+    projection: &'a dyn Projection,
+    scope: RebuildScope,
+    schema: &'a str,
+}
+
+impl Target<'_> {
+    fn search_path(&self) -> String {
+        format!("{}, public", self.schema)
+    }
+}
+
 async fn replay_batch(
     conn: &mut PgConnection,
-    projection: &dyn Projection,
-    schema: &str,
+    target: &Target<'_>,
     after: CommitPosition,
     batch_size: i64,
 ) -> Result<Batch, ProjectionError> {
-    let events = committed_after(&mut *conn, after, batch_size).await?;
+    let events = committed_after(&mut *conn, after, target.scope.tenant(), batch_size).await?;
     let position = events.last().map_or(after, |(position, _)| *position);
     let read = events.len() as i64;
     let events: Vec<StoredEvent> = events.into_iter().map(|(_, event)| event).collect();
-    let search_path = format!("{schema}, public");
-    let applied = checkpoint::apply_batch(conn, &[projection], &events, &search_path).await?;
+    let search_path = target.search_path();
+    let applied =
+        checkpoint::apply_batch(conn, &[target.projection], &events, &search_path).await?;
     Ok(Batch {
         position,
         read,
@@ -442,16 +517,15 @@ async fn replay_batch(
 /// tables): everything it did is rolled back and redone, so retrying is safe.
 async fn swap_with_retry(
     pool: &PgPool,
-    projection: &dyn Projection,
-    schema: &str,
+    target: &Target<'_>,
     mut position: CommitPosition,
 ) -> Result<(u64, i64), ProjectionError> {
     let mut attempt = 0;
     loop {
         // Catch up outside the swap first, so the swap itself has little left to do.
-        let (caught_up, _) = replay_from(pool, projection, schema, position).await?;
+        let (caught_up, _) = replay_from(pool, target, position).await?;
         position = caught_up;
-        match swap(pool, projection, schema, position).await {
+        match swap(pool, target, position).await {
             Err(ProjectionError::Database(error)) if is_lock_timeout(&error) => {
                 attempt += 1;
                 if attempt >= SWAP_ATTEMPTS {
@@ -467,12 +541,11 @@ async fn swap_with_retry(
 
 async fn replay_from(
     pool: &PgPool,
-    projection: &dyn Projection,
-    schema: &str,
+    target: &Target<'_>,
     position: CommitPosition,
 ) -> Result<(CommitPosition, u64), ProjectionError> {
     let mut tx = pool.begin().await?;
-    let batch = replay_batch(&mut tx, projection, schema, position, i64::MAX).await?;
+    let batch = replay_batch(&mut tx, target, position, i64::MAX).await?;
     tx.commit().await?;
     Ok((batch.position, batch.applied))
 }
@@ -484,14 +557,14 @@ fn is_lock_timeout(error: &sqlx::Error) -> bool {
         .is_some_and(|code| code == "55P03")
 }
 
-/// The one short transaction that makes the rebuilt tables the live ones.
+/// The one short transaction that makes the rebuilt tables (or one tenant's rebuilt rows) the
+/// live ones.
 async fn swap(
     pool: &PgPool,
-    projection: &dyn Projection,
-    schema: &str,
+    target: &Target<'_>,
     position: CommitPosition,
 ) -> Result<(u64, i64), ProjectionError> {
-    let name = projection.name();
+    let name = target.projection.name();
     let mut tx = pool.begin().await?;
     execute(
         &mut tx,
@@ -504,11 +577,16 @@ async fn swap(
         .execute(&mut *tx)
         .await?;
     // The live projector is paused from here on; nothing it applied can be missed below.
-    let tail = replay_batch(&mut tx, projection, schema, position, i64::MAX).await?;
-    let ahead = catch_up_live_ahead(&mut tx, projection, schema).await?;
-    let streams = copy_checkpoints(&mut tx, name, schema).await?;
-    // The renames take each table's strongest lock, which queries queue behind: last.
-    move_tables(&mut tx, projection.tables(), schema).await?;
+    let tail = replay_batch(&mut tx, target, position, i64::MAX).await?;
+    let ahead = catch_up_live_ahead(&mut tx, target).await?;
+    let streams = copy_checkpoints(&mut tx, target).await?;
+    match target.scope {
+        // The renames take each table's strongest lock, which queries queue behind: last.
+        RebuildScope::All => {
+            move_tables(&mut tx, target.projection.tables(), target.schema).await?
+        }
+        RebuildScope::Tenant(tenant) => replace_rows(&mut tx, target, tenant).await?,
+    }
     tx.commit().await?;
     Ok((tail.applied + ahead, streams))
 }
@@ -519,17 +597,19 @@ async fn swap(
 /// to the new tables here, from the event store.
 async fn catch_up_live_ahead(
     conn: &mut PgConnection,
-    projection: &dyn Projection,
-    schema: &str,
+    target: &Target<'_>,
 ) -> Result<u64, ProjectionError> {
+    let schema = target.schema;
     let ahead: Vec<(String, String, i64)> = sqlx::query_as(&format!(
         "select p.aggregate_type, p.aggregate_id, p.last_sequence \
          from public.projection_checkpoints p \
          left join {schema}.projection_checkpoints r \
            using (projection, aggregate_type, aggregate_id) \
-         where p.projection = $1 and p.last_sequence > coalesce(r.last_sequence, 0)"
+         where p.projection = $1 and p.last_sequence > coalesce(r.last_sequence, 0) \
+           and {IN_SCOPE}"
     ))
-    .bind(projection.name())
+    .bind(target.projection.name())
+    .bind(target.scope.tenant())
     .fetch_all(&mut *conn)
     .await?;
     let mut newest = Vec::with_capacity(ahead.len());
@@ -538,23 +618,31 @@ async fn catch_up_live_ahead(
             stream_range(&mut *conn, &aggregate_type, &aggregate_id, last - 1, last).await?;
         newest.extend(events.into_iter().last());
     }
-    let search_path = format!("{schema}, public");
-    checkpoint::apply_batch(conn, &[projection], &newest, &search_path).await
+    checkpoint::apply_batch(conn, &[target.projection], &newest, &target.search_path()).await
 }
 
-/// Makes the projection's live checkpoints the rebuild's, touching only rows that differ (most
-/// are equal when the live projector is current), and returns how many streams they cover.
+/// Whether the live checkpoint row `p` is of a stream in the rebuild's scope (`$2`: the tenant,
+/// or null for all): a stream's tenant is that of its first event.
+const IN_SCOPE: &str = "($2::uuid is null or exists (select 1 from public.events e \
+     where e.aggregate_type = p.aggregate_type and e.aggregate_id = p.aggregate_id \
+       and e.sequence = 1 and e.tenant_id = $2))";
+
+/// Makes the projection's live checkpoints (of the streams in scope) the rebuild's, touching
+/// only rows that differ (most are equal when the live projector is current), and returns how
+/// many streams they cover.
 async fn copy_checkpoints(
     conn: &mut PgConnection,
-    projection: &str,
-    schema: &str,
+    target: &Target<'_>,
 ) -> Result<i64, ProjectionError> {
+    let (projection, schema) = (target.projection.name(), target.schema);
     sqlx::query(&format!(
         "delete from public.projection_checkpoints p where p.projection = $1 and not exists \
          (select 1 from {schema}.projection_checkpoints r where r.projection = p.projection \
-          and r.aggregate_type = p.aggregate_type and r.aggregate_id = p.aggregate_id)"
+          and r.aggregate_type = p.aggregate_type and r.aggregate_id = p.aggregate_id) \
+         and {IN_SCOPE}"
     ))
     .bind(projection)
+    .bind(target.scope.tenant())
     .execute(&mut *conn)
     .await?;
     let copied = sqlx::query(&format!(
@@ -577,6 +665,35 @@ async fn copy_checkpoints(
     .fetch_one(conn)
     .await?;
     Ok(streams)
+}
+
+/// One tenant's live rows replaced by the rebuilt ones (children deleted first and inserted
+/// last, as `tables` lists parents first), then the rebuild schema dropped. Readers keep seeing
+/// the old rows until the commit.
+async fn replace_rows(
+    conn: &mut PgConnection,
+    target: &Target<'_>,
+    tenant: Uuid,
+) -> Result<(), ProjectionError> {
+    let tables = target.projection.tables();
+    for table in tables.iter().rev() {
+        sqlx::query(&format!("delete from read.{table} where tenant_id = $1"))
+            .bind(tenant)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for table in tables {
+        execute(
+            conn,
+            &format!(
+                "insert into read.{table} select * from {}.{table}",
+                target.schema
+            ),
+        )
+        .await?;
+    }
+    execute(conn, &format!("drop schema {} cascade", target.schema)).await?;
+    Ok(())
 }
 
 /// Old tables out, new tables in, dependent views re-pointed, old tables dropped. Views bind

@@ -12,7 +12,7 @@ use aggregates::{Actor, Command, Role};
 use chrono::{Duration, Utc};
 use event_store::history::{committed_after, CommitPosition};
 use event_store::{CommandBus, EventMetadata};
-use projections::{ParkedAction, READ_MODELS};
+use projections::{ParkedAction, RebuildScope, READ_MODELS};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use support::{eventually, TestStack};
@@ -33,17 +33,21 @@ struct Mix {
 
 impl Mix {
     async fn new(stack: &TestStack, seed: u64) -> Self {
+        Self::of_tenant(stack, stack.tenant_id, seed).await
+    }
+
+    async fn of_tenant(stack: &TestStack, tenant_id: Uuid, seed: u64) -> Self {
         sqlx::query(
             "insert into tenants (id, slug, name) values ($1, $2, 'Test') on conflict do nothing",
         )
-        .bind(stack.tenant_id)
-        .bind(format!("t-{}", stack.tenant_id.simple()))
+        .bind(tenant_id)
+        .bind(format!("t-{}", tenant_id.simple()))
         .execute(&stack.admin)
         .await
         .expect("create the tenant");
         Self {
             bus: CommandBus::new(stack.pool.clone()),
-            tenant_id: stack.tenant_id,
+            tenant_id,
             accounts: Vec::new(),
             users: Vec::new(),
             quotes: Vec::new(),
@@ -336,7 +340,7 @@ async fn replay_into_scratch(stack: &TestStack) {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let events = committed_after(&mut *tx, CommitPosition::default(), i64::MAX)
+    let events = committed_after(&mut *tx, CommitPosition::default(), None, i64::MAX)
         .await
         .unwrap();
     for (_, event) in &events {
@@ -348,6 +352,20 @@ async fn replay_into_scratch(stack: &TestStack) {
         }
     }
     tx.commit().await.unwrap();
+}
+
+/// Rows of `tenant` in `read.table` and in `scratch.table` that the other lacks.
+async fn differing_tenant_rows(stack: &TestStack, table: &str, tenant: Uuid) -> i64 {
+    sqlx::query_scalar(&format!(
+        "select count(*) from ((select * from read.{table} where tenant_id = $1 except all \
+                                select * from scratch.{table} where tenant_id = $1) union all \
+                               (select * from scratch.{table} where tenant_id = $1 except all \
+                                select * from read.{table} where tenant_id = $1)) d"
+    ))
+    .bind(tenant)
+    .fetch_one(&stack.admin)
+    .await
+    .unwrap()
 }
 
 async fn differing_rows(stack: &TestStack, table: &str) -> (i64, i64) {
@@ -389,9 +407,15 @@ async fn rebuilt_read_models_equal_a_fresh_replay_and_queries_answer_throughout(
     };
     for name in READ_MODEL_NAMES {
         let projection = projections::read_model(name).expect("a read model");
-        let report = projections::rebuild(&stack.admin, projection.as_ref(), 500, &|_| {})
-            .await
-            .unwrap_or_else(|e| panic!("rebuild of {name} failed: {e}"));
+        let report = projections::rebuild(
+            &stack.admin,
+            projection.as_ref(),
+            RebuildScope::All,
+            500,
+            &|_| {},
+        )
+        .await
+        .unwrap_or_else(|e| panic!("rebuild of {name} failed: {e}"));
         println!("{report:?}");
     }
     stop.store(true, Ordering::Relaxed);
@@ -435,7 +459,7 @@ async fn a_rebuild_stopped_half_way_resumes_and_ends_equal_to_a_fresh_replay() {
     };
     // Stop it (drop it mid-flight) after its third batch committed.
     tokio::select! {
-        done = projections::rebuild(&stack.admin, projection.as_ref(), 200, &report) => {
+        done = projections::rebuild(&stack.admin, projection.as_ref(), RebuildScope::All, 200, &report) => {
             panic!("the rebuild was to be stopped, but it ended: {done:?}")
         }
         _ = async { for _ in 0..3 { heard.recv().await; } } => {}
@@ -447,9 +471,15 @@ async fn a_rebuild_stopped_half_way_resumes_and_ends_equal_to_a_fresh_replay() {
     assert!(recorded >= 600, "{recorded}");
 
     let resumed_at = std::sync::Mutex::new(None);
-    let report = projections::rebuild(&stack.admin, projection.as_ref(), 200, &|p| {
-        resumed_at.lock().unwrap().get_or_insert(p.replayed);
-    })
+    let report = projections::rebuild(
+        &stack.admin,
+        projection.as_ref(),
+        RebuildScope::All,
+        200,
+        &|p| {
+            resumed_at.lock().unwrap().get_or_insert(p.replayed);
+        },
+    )
     .await
     .expect("the rebuild resumes and finishes");
     let first_batch = resumed_at.into_inner().unwrap().expect("progress reported");
@@ -470,6 +500,96 @@ async fn a_rebuild_stopped_half_way_resumes_and_ends_equal_to_a_fresh_replay() {
         assert_eq!(differing, 0, "read.{table} differs from a fresh replay");
         assert!(rows > 0, "read.{table} has rows");
     }
+    stack.tear_down().await;
+}
+
+/// Both tenants' quote rows damaged; rebuilding one tenant (while it keeps writing) restores
+/// exactly its rows and checkpoints, and leaves the other's rows and checkpoints as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_rebuild_restores_that_tenant_alone() {
+    let mut stack = TestStack::new(2).await;
+    stack.declare().await;
+    stack.start_relay();
+    stack.start_projector();
+    let mut ours = Mix::new(&stack, 0x7E4A_47C1).await;
+    let mut theirs = Mix::of_tenant(&stack, Uuid::new_v4(), 0x0BAD_5EED).await;
+    let other = theirs.tenant_id;
+    for _ in 0..600 {
+        ours.step().await;
+        theirs.step().await;
+    }
+    caught_up(&stack).await;
+    // Damage the rows of both tenants
+    // (as a buggy projection would have), in columns later events overwrite without checking.
+    sqlx::raw_sql(
+        "update read.quote_lines set description = 'damaged'; \
+         update read.quotes set version = version + 100",
+    )
+    .execute(&stack.admin)
+    .await
+    .unwrap();
+    let their_checkpoints = |stack: &TestStack| {
+        let admin = stack.admin.clone();
+        async move {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "select c.aggregate_id, c.last_sequence from projection_checkpoints c \
+                 join events e on e.aggregate_type = c.aggregate_type \
+                   and e.aggregate_id = c.aggregate_id and e.sequence = 1 \
+                 where c.projection = 'quotes' and e.tenant_id = $1 order by 1",
+            )
+            .bind(other)
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+            rows
+        }
+    };
+    let theirs_before = their_checkpoints(&stack).await;
+    assert!(!theirs_before.is_empty());
+
+    let writing = tokio::spawn(async move {
+        for _ in 0..200 {
+            ours.step().await;
+        }
+    });
+    let projection = projections::read_model("quotes").expect("a read model");
+    let scope = RebuildScope::Tenant(stack.tenant_id);
+    let report = projections::rebuild(&stack.admin, projection.as_ref(), scope, 100, &|_| {})
+        .await
+        .expect("the tenant's rebuild finishes");
+    writing.await.unwrap();
+    assert!(report.replayed > 0, "{report:?}");
+
+    caught_up(&stack).await;
+    replay_into_scratch(&stack).await;
+    for table in projection.tables() {
+        let differing = differing_tenant_rows(&stack, table, stack.tenant_id).await;
+        assert_eq!(differing, 0, "our read.{table} differs from a fresh replay");
+    }
+    let (their_lines, damaged): (i64, i64) = sqlx::query_as(
+        "select count(*), count(*) filter (where description = 'damaged') \
+         from read.quote_lines where tenant_id = $1",
+    )
+    .bind(other)
+    .fetch_one(&stack.admin)
+    .await
+    .unwrap();
+    assert!(their_lines > 0);
+    assert_eq!(
+        damaged, their_lines,
+        "the other tenant's rows were left alone"
+    );
+    assert!(
+        differing_tenant_rows(&stack, "quotes", other).await > 0,
+        "the other tenant's quotes were left alone"
+    );
+    assert_eq!(their_checkpoints(&stack).await, theirs_before);
+    let leftovers: i64 =
+        sqlx::query_scalar("select count(*) from pg_namespace where nspname like 'rebuild_%'")
+            .fetch_one(&stack.admin)
+            .await
+            .unwrap();
+    assert_eq!(leftovers, 0, "the rebuild schema is dropped");
     stack.tear_down().await;
 }
 

@@ -518,3 +518,49 @@ async fn rebuild_catches_up_streams_the_live_projector_is_ahead_on() {
         folded_accounts(&run.stack).await
     );
 }
+
+/// `--tenant` rebuilds one tenant's rows in place (the table stays), reports the tenant, and
+/// refuses a tenant that does not exist without touching anything.
+#[tokio::test]
+async fn rebuild_of_one_tenant_replaces_its_rows_in_place() {
+    let run = running("tenant-rebuild").await;
+    wait_caught_up(&run.stack).await;
+    let before = read_accounts(&run.stack).await;
+    let (table, _) = accounts_table(&run.stack).await;
+    sqlx::query("update read.accounts set name = 'damaged'")
+        .execute(&run.stack.db)
+        .await
+        .unwrap();
+
+    let (ok, _, stderr) = run
+        .stack
+        .b2b(&["projections", "rebuild", "accounts", "--tenant", "nosuch"])
+        .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("no tenant with slug or id nosuch"),
+        "{stderr}"
+    );
+
+    let (ok, stdout, stderr) = run
+        .stack
+        .b2b(&[
+            "projections",
+            "rebuild",
+            "accounts",
+            "--tenant",
+            "tenant-rebuild",
+        ])
+        .await;
+    assert!(ok, "{stderr}");
+    let report: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["tenant"], "tenant-rebuild", "{report}");
+    assert_eq!(report["streams"], 3, "{report}");
+    assert_eq!(read_accounts(&run.stack).await, before);
+    assert_eq!(
+        accounts_table(&run.stack).await.0,
+        table,
+        "rows replaced, table kept"
+    );
+}
