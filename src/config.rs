@@ -42,6 +42,8 @@ pub struct Config {
     pub relay_lease: Duration,
     /// Honour `X-Test-Fault` crash points; only with `APP_ENV=test`.
     pub test_faults: bool,
+    /// How often the command API removes Idempotency-Key receipts past their 24 hours.
+    pub receipt_sweep: Duration,
 }
 
 impl Config {
@@ -90,6 +92,7 @@ impl Config {
             },
             relay_lease: Duration::from_millis(positive("RELAY_LEASE_MS", 5000)?),
             test_faults: test_faults()?,
+            receipt_sweep: Duration::from_secs(positive("IDEMPOTENCY_SWEEP_SECONDS", 600)?),
         })
     }
 }

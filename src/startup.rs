@@ -65,9 +65,12 @@ impl Parts {
     }
 }
 
+/// A background task, named so that the one that stops can be reported.
+type Worker = (&'static str, JoinHandle<()>);
+
 pub struct Application {
     server: Option<Server>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<Worker>,
 }
 
 impl Application {
@@ -98,11 +101,8 @@ impl Application {
                 lease: config.relay_lease,
                 ..RelayConfig::new(config.amqp_url.clone(), topology.clone())
             };
-            workers.push(tokio::spawn(relay::run(
-                pool.clone(),
-                relay,
-                bus.committed(),
-            )));
+            let relay = relay::run(pool.clone(), relay, bus.committed());
+            workers.push(("relay", tokio::spawn(relay)));
         }
         if parts.projector {
             let ids = ProcessIds::load(&pool).await?;
@@ -118,13 +118,23 @@ impl Application {
             move |change| signals.hear(change)
         });
         let invalidations = Arc::new(invalidations);
-        workers.push(tokio::spawn(invalidations.clone().run()));
+        workers.push((
+            "invalidation listener",
+            tokio::spawn(invalidations.clone().run()),
+        ));
         let metrics = metrics_server(config, pool.clone())?;
-        workers.push(tokio::spawn(async move {
-            if let Err(error) = metrics.await {
-                tracing::error!(%error, "the metrics server stopped");
-            }
-        }));
+        workers.push((
+            "metrics server",
+            tokio::spawn(async move {
+                if let Err(error) = metrics.await {
+                    tracing::error!(%error, "the metrics server stopped");
+                }
+            }),
+        ));
+        if parts.command_api {
+            let sweep = event_store::idempotency::run_sweeper(pool.clone(), config.receipt_sweep);
+            workers.push(("idempotency sweeper", tokio::spawn(sweep)));
+        }
         let server = match identity {
             Some(identity) => {
                 let commands = command_api::CommandApi::new(pool.clone(), identity.clone(), bus)
@@ -146,16 +156,36 @@ impl Application {
         Ok(Self { server, workers })
     }
 
-    /// Runs until the server stops or, for worker-only processes, until Ctrl-C / SIGTERM.
+    /// Runs until the server stops (or, for worker-only processes, Ctrl-C / SIGTERM), or until
+    /// any worker stops: workers run forever, so one that ends (a panic, say) ends the process
+    /// with its name, for the supervisor to restart it whole rather than run on without it.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        match self.server {
-            Some(server) => server.await?,
-            None => shutdown_signal().await,
+        let (names, handles): (Vec<&str>, Vec<JoinHandle<()>>) = self.workers.into_iter().unzip();
+        let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
+        let any_worker = async {
+            if handles.is_empty() {
+                return std::future::pending().await;
+            }
+            let (outcome, index, _) = futures::future::select_all(handles).await;
+            (names[index], outcome)
+        };
+        let serving = async {
+            match self.server {
+                Some(server) => server.await,
+                None => Ok(shutdown_signal().await),
+            }
+        };
+        let stopped = tokio::select! {
+            served = serving => served.context("the HTTP server failed"),
+            (name, outcome) = any_worker => match outcome {
+                Ok(()) => Err(anyhow::anyhow!("the {name} stopped")),
+                Err(error) => Err(anyhow::anyhow!("the {name} failed: {error}")),
+            },
+        };
+        for abort in aborts {
+            abort.abort();
         }
-        for worker in self.workers {
-            worker.abort();
-        }
-        Ok(())
+        stopped
     }
 }
 
@@ -166,7 +196,7 @@ fn consumers(
     pool: &PgPool,
     (bus, ids): (&Arc<CommandBus>, ProcessIds),
     clock: &Arc<dyn Clock>,
-) -> Vec<JoinHandle<()>> {
+) -> Vec<Worker> {
     let consumer = |group: &str| projections::ProjectorConfig {
         amqp_url: config.amqp_url.clone(),
         topology: topology.clone(),
@@ -189,9 +219,9 @@ fn consumers(
     };
     let timers = projections::timers::run(pool.clone(), bus.clone(), clock.clone(), timer_config);
     vec![
-        tokio::spawn(read_models),
-        tokio::spawn(processes),
-        tokio::spawn(timers),
+        ("read-model projector", tokio::spawn(read_models)),
+        ("process managers", tokio::spawn(processes)),
+        ("timer worker", tokio::spawn(timers)),
     ]
 }
 

@@ -2,6 +2,8 @@
 //! events, so a key is recorded if and only if its command committed: a retry after any crash
 //! either finds the receipt and replays its reply, or finds nothing and runs the command (which
 //! then commits at most once, because a concurrent twin fails on the receipt's primary key).
+use std::time::Duration;
+
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -75,5 +77,47 @@ impl Receipt {
         .execute(pool)
         .await?;
         Ok(())
+    }
+}
+
+/// Receipts removed per statement by the sweep: small enough that no statement holds many row
+/// locks or runs long.
+const SWEEP_BATCH: i64 = 5_000;
+
+/// Removes every receipt older than the retention, a batch at a time, and returns how many.
+/// `earlier` ignores (and frees) an expired key on its own; the sweep keeps keys that are never
+/// retried from piling up.
+pub async fn sweep_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let sql = format!(
+        "delete from idempotency_keys where ctid = any(array( \
+             select ctid from idempotency_keys \
+              where created_at < now() - interval '{RETENTION}' limit $1))"
+    );
+    let mut removed = 0;
+    loop {
+        let batch = sqlx::query(&sql)
+            .bind(SWEEP_BATCH)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        removed += batch;
+        if batch < SWEEP_BATCH as u64 {
+            return Ok(removed);
+        }
+    }
+}
+
+/// Sweeps every `every`, until the task is dropped. Every command-API replica runs one: two
+/// sweeps at once only find less to delete.
+pub async fn run_sweeper(pool: PgPool, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match sweep_expired(&pool).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "expired idempotency receipts removed"),
+            Err(error) => tracing::warn!(%error, "could not sweep idempotency receipts"),
+        }
     }
 }

@@ -71,3 +71,50 @@ async fn a_failed_command_does_not_burn_its_idempotency_key() {
     assert_eq!(fixed.status(), StatusCode::OK);
     assert_eq!(stack.account_event_count().await, 1);
 }
+
+/// Receipts past their 24 hours are swept away by the command API on its own (keys that are
+/// never retried must not pile up); younger ones stay and still replay.
+#[tokio::test]
+async fn receipts_older_than_a_day_are_swept_and_younger_ones_kept() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("sweep").await;
+    let server = stack
+        .spawn_with_env(&["command-api"], &[("IDEMPOTENCY_SWEEP_SECONDS", "1")])
+        .await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let send = |key: &'static str, id: Uuid| {
+        api.command(&token, "accounts", id)
+            .header("Idempotency-Key", key)
+            .json(&open_account("Swept"))
+            .send()
+    };
+    let (old, young) = (Uuid::new_v4(), Uuid::new_v4());
+    for (key, id) in [("old", old), ("young", young)] {
+        assert_eq!(send(key, id).await.unwrap().status(), StatusCode::OK);
+    }
+    sqlx::query(
+        "update idempotency_keys set created_at = now() - interval '25 hours' where key = 'old'",
+    )
+    .execute(&stack.db)
+    .await
+    .unwrap();
+
+    let keys = || async {
+        sqlx::query_scalar::<_, String>("select key from idempotency_keys order by key")
+            .fetch_all(&stack.db)
+            .await
+            .unwrap()
+    };
+    crate::helpers::eventually("the old receipt to be swept", || async {
+        (keys().await == ["young"]).then_some(())
+    })
+    .await;
+    let replayed = send("young", young).await.unwrap();
+    assert_eq!(replayed.status(), StatusCode::OK);
+    assert_eq!(
+        stack.account_event_count().await,
+        2,
+        "the replay appended nothing"
+    );
+}
