@@ -172,7 +172,10 @@ impl Application {
         let serving = async {
             match self.server {
                 Some(server) => server.await,
-                None => Ok(shutdown_signal().await),
+                None => {
+                    shutdown_signal().await;
+                    Ok(())
+                }
             }
         };
         let stopped = tokio::select! {
