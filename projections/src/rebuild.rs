@@ -23,6 +23,10 @@
 //! very end (bounded by `lock_timeout`; the whole swap retries if it cannot get the locks).
 //! The checkpoints move with the tables, so the live projector neither applies anything twice
 //! nor skips anything when it resumes.
+//!
+//! We chose `search_path` over threading table names through every statement: the SQL stays
+//! static, and a rebuild runs exactly the live projector's code. Process managers declare no
+//! tables and cannot be rebuilt: their side effects would run again.
 use std::time::{Duration, Instant};
 
 use event_store::history::{committed_after, stream_range, CommitPosition};
