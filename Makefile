@@ -29,6 +29,7 @@ run: stack build
 test: stack
 	$(ENV) && cargo test --workspace --lib --bins --tests --no-fail-fast
 	$(MAKE) fuzz
+	bash examples/run.sh
 
 # Schemathesis against the command API's own OpenAPI document: no 5xx, every response as
 # documented (tests/fuzz/; installs its pinned schemathesis into .stack/fuzz-venv).

@@ -1,5 +1,14 @@
-//! The event store: postgres-es wiring, running commands against aggregates, reading history in
-//! commit order, and the outbox relay that publishes every stored event to RabbitMQ.
+//! The event store: running commands against aggregates and appending their events, reading
+//! history in commit order, and the relay that publishes every committed event to RabbitMQ.
+//!
+//! What we kept of cqrs-es and postgres-es: cqrs-es's `Aggregate` (`handle` with its
+//! `Services`, `apply`), `EventSink` and `DomainEvent` (event type and version), and its
+//! `TestFramework` for the aggregates' tests; postgres-es's `events` table with its payload and
+//! metadata formats, so its rows, and anything that reads them, stay as they were. We dropped
+//! postgres-es's code: its repository commits in a transaction of its own, which a receipt
+//! cannot join, and reads whole streams. The hash chain is computed by the insert trigger, not
+//! here: its lookup of the predecessor is an index probe inside the same statement, not a round
+//! trip, and the database must check the predecessor anyway.
 #![forbid(unsafe_code)]
 
 pub mod audit;

@@ -27,6 +27,10 @@
 //! A rebuild of one tenant ([`RebuildScope::Tenant`], schema `rebuild_p_<tenant>`) replays only
 //! that tenant's events and, in step 3, replaces that tenant's rows and checkpoints in the live
 //! tables instead of moving tables: every other tenant's rows stay as they are, untouched.
+//!
+//! We chose `search_path` over threading table names through every statement: the SQL stays
+//! static, and a rebuild runs exactly the live projector's code. Process managers declare no
+//! tables and cannot be rebuilt: their side effects would run again.
 use std::time::{Duration, Instant};
 
 use event_store::history::{committed_after, stream_range, CommitPosition};

@@ -25,15 +25,13 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 # shellcheck source-path=SCRIPTDIR source=../../deploy/local/env.sh
 . "$HERE/../../deploy/local/env.sh"
+PRIVATE_B2B=fuzz
+# shellcheck source-path=SCRIPTDIR source=../../deploy/local/private-b2b.sh
+. "$B2B_ROOT/deploy/local/private-b2b.sh"
 
-# Cargo's target directory: CARGO_TARGET_DIR when set (relative to the checkout), else target/.
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$B2B_ROOT/$TARGET_DIR" ;; esac
-B2B_BIN="${B2B_BIN:-$TARGET_DIR/debug/b2b}"
 FUZZ_CONFIG="${B2B_FUZZ_CONFIG:-$HERE/schemathesis.toml}"
 FUZZ_TIMEOUT="${B2B_FUZZ_TIMEOUT:-600}"
 VENV="$B2B_STACK_DIR/fuzz-venv"
-WORK="$B2B_STACK_DIR/fuzz-last"
 # Kept across runs: schemathesis' cache and hypothesis' example database, so examples that
 # failed before are tried again first.
 STATE="$B2B_STACK_DIR/fuzz-state"
@@ -41,10 +39,6 @@ TENANT=fuzz
 EMAIL=admin@fuzz.test
 PASSWORD='correct horse battery staple'
 
-log() { echo "fuzz: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-[ -x "$B2B_BIN" ] || die "no b2b binary at $B2B_BIN (cargo build, or set B2B_BIN)"
 [ -r "$FUZZ_CONFIG" ] || die "no schemathesis config at $FUZZ_CONFIG"
 FUZZ_CONFIG="$(cd "$(dirname "$FUZZ_CONFIG")" && pwd -P)/$(basename "$FUZZ_CONFIG")"
 if [ "$FUZZ_TIMEOUT" -ge 900 ]; then
@@ -63,107 +57,18 @@ PY="$VENV/bin/python"
 
 bash "$B2B_ROOT/deploy/local/stack.sh" up >&2
 
-# ------------------------------------------------------- private database --
-ADMIN_URL="$DATABASE_URL"
-suffix="$("$PY" -c 'import secrets; print(secrets.token_hex(8))')"
-DB_NAME="b2b_fuzz_$suffix"
-FUZZ_DATABASE_URL="${ADMIN_URL%/*}/$DB_NAME"
-SERVER_PID=
+# ------------------------------------------------- private database, server --
 FUZZER_PID=
-
-# Whether a child of ours still runs (`kill -0` also succeeds on an exited, unreaped one).
-alive() {
-    local state
-    state="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-# Ends a process of ours: SIGNAL, then SIGKILL after GRACE seconds.
 # shellcheck disable=SC2317 # reached through the EXIT trap
-stop() {
-    local pid=$1 signal=$2 grace=$3
-    if alive "$pid"; then
-        kill "-$signal" "$pid" 2>/dev/null || true
-        for _ in $(seq $((grace * 5))); do
-            alive "$pid" || break
-            sleep 0.2
-        done
-    fi
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-# shellcheck disable=SC2317 # the EXIT trap
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
+stop_fuzzer() {
     # `timeout` passes the signal on to schemathesis.
     [ -z "$FUZZER_PID" ] || stop "$FUZZER_PID" INT 15
-    [ -z "$SERVER_PID" ] || stop "$SERVER_PID" TERM 10
-    if [ -n "${DB_CREATED:-}" ]; then
-        psql -q -X "$ADMIN_URL" -c "drop database if exists $DB_NAME with (force)" >/dev/null ||
-            log "could not drop database $DB_NAME"
-    fi
-    exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-rm -rf "$WORK"
-mkdir -p "$WORK" "$STATE"
-
-psql -q -X -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "create database $DB_NAME" >/dev/null
-DB_CREATED=1
-log "database $DB_NAME"
-
-# The b2b processes of this run: private database and broker names, local JWT key.
-B2B_ENV=(
-    DATABASE_URL="$FUZZ_DATABASE_URL"
-    AMQP_PREFIX="f$suffix"
-    APP_ENV=local
-    SIGN_IN_PER_ADDRESS_PER_MINUTE=1000000
-    METRICS_ADDR=127.0.0.1:0
-    RUST_LOG="${RUST_LOG:-warn}"
-)
-b2b() { env "${B2B_ENV[@]}" "$B2B_BIN" "$@"; }
-
-b2b migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; die "b2b migrate failed"; }
-b2b tenant create --slug "$TENANT" --name "Fuzz Ltd" \
-    --admin-email "$EMAIL" --admin-password "$PASSWORD" >"$WORK/tenant.json" 2>"$WORK/tenant.log" ||
-    { cat "$WORK/tenant.log" >&2; die "b2b tenant create failed"; }
-
-# ------------------------------------------------------------------ server --
-# Port 0: the server picks a free port and prints `listening on http://ADDR` first.
-# `env` execs the binary, so $! is the server itself (a shell function would put a subshell
-# in between that `kill` would not pass on).
-env "${B2B_ENV[@]}" \
-    BIND_ADDR=127.0.0.1:0 \
-    ACCESS_TOKEN_TTL_SECONDS=900 \
-    RATE_LIMIT_PER_USER_PER_MINUTE=1000000 \
-    "$B2B_BIN" command-api >"$WORK/server.out" 2>"$WORK/server.log" &
-SERVER_PID=$!
-
-BASE_URL=
-for _ in $(seq 150); do
-    BASE_URL="$(sed -n 's/^listening on \(http:\/\/[^[:space:]]*\).*/\1/p' "$WORK/server.out" | head -n1)"
-    [ -n "$BASE_URL" ] && break
-    alive "$SERVER_PID" || { cat "$WORK/server.log" >&2; die "b2b command-api exited"; }
-    sleep 0.2
-done
-[ -n "$BASE_URL" ] || die "b2b command-api did not print its address"
-case "$BASE_URL" in
-    http://127.0.0.1:*) ;;
-    *) die "unexpected address $BASE_URL (only loopback is fuzzed)" ;;
-esac
-
-for _ in $(seq 100); do
-    curl -fsS -o /dev/null --max-time 2 "$BASE_URL/health/live" 2>/dev/null && break
-    alive "$SERVER_PID" || { cat "$WORK/server.log" >&2; die "b2b command-api exited"; }
-    sleep 0.2
-done
-curl -fsS -o /dev/null --max-time 2 "$BASE_URL/health/live" || die "$BASE_URL/health/live never answered"
-log "command API at $BASE_URL (pid $SERVER_PID)"
+ON_EXIT=stop_fuzzer
+private_b2b_init "$B2B_STACK_DIR/fuzz-last"
+mkdir -p "$STATE"
+private_b2b_tenant "$TENANT" "Fuzz Ltd" "$EMAIL" "$PASSWORD"
+private_b2b_start command-api ACCESS_TOKEN_TTL_SECONDS=900 RATE_LIMIT_PER_USER_PER_MINUTE=1000000
 
 # ------------------------------------------------------------------ token --
 login_body="$(TENANT="$TENANT" EMAIL="$EMAIL" PASSWORD="$PASSWORD" "$PY" -c \
