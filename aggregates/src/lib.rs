@@ -14,6 +14,7 @@ mod error;
 mod money;
 pub mod policy;
 pub mod quote;
+mod rule_code;
 pub mod user;
 mod values;
 
@@ -22,5 +23,6 @@ pub use command::{Command, CommandSet};
 pub use error::DomainError;
 pub use money::Money;
 pub use policy::TenantPolicy;
+pub use rule_code::RuleCode;
 pub mod limits;
 pub use values::{CountryCode, CurrencyCode, Email, Text};

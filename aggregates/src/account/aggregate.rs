@@ -8,7 +8,8 @@ use uuid::Uuid;
 use super::{AccountCommand, AccountEvent, Services, Tier};
 use crate::limits::{NAME_MAX, REASON_MAX};
 use crate::{
-    Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Money, Role, TenantPolicy, Text,
+    Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Money, Role, RuleCode,
+    TenantPolicy, Text,
 };
 
 /// Who may edit an account's details, and who may change its commercial terms and status.
@@ -99,7 +100,10 @@ impl Account {
         if status == AccountStatus::Closed
             && !matches!(body, AccountCommand::RecordContractEnded { .. })
         {
-            return Err(DomainError::rule("account_closed", "the account is closed"));
+            return Err(DomainError::rule(
+                RuleCode::AccountClosed,
+                "the account is closed",
+            ));
         }
         self.decide_on_open(status, &actor, body)
     }
@@ -115,7 +119,7 @@ impl Account {
         let name = body.name();
         match body {
             C::OpenAccount { .. } => Err(DomainError::rule(
-                "account_exists",
+                RuleCode::AccountExists,
                 "an account with this id is already open",
             )),
             C::UpdateAccountDetails {
@@ -183,7 +187,7 @@ impl Account {
                 let reason = Text::parse("reason", &reason, REASON_MAX)?;
                 if status != AccountStatus::Active {
                     return Err(DomainError::rule(
-                        "account_not_active",
+                        RuleCode::AccountNotActive,
                         "only an active account can be suspended",
                     ));
                 }
@@ -193,7 +197,7 @@ impl Account {
                 actor.require_any(OWNERS, name)?;
                 if status != AccountStatus::Suspended {
                     return Err(DomainError::rule(
-                        "account_not_suspended",
+                        RuleCode::AccountNotSuspended,
                         "only a suspended account can be reinstated",
                     ));
                 }
@@ -204,7 +208,7 @@ impl Account {
                 let reason = Text::parse("reason", &reason, REASON_MAX)?;
                 if !self.active_contracts.is_empty() {
                     return Err(DomainError::rule(
-                        "account_has_active_contracts",
+                        RuleCode::AccountHasActiveContracts,
                         format!(
                             "the account still has {} active contract(s)",
                             self.active_contracts.len()

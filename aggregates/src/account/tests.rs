@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::{Account, AccountCommand as C, AccountEvent as E, AccountServices, Tier};
 use crate::{
-    Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Role, TenantPolicy, Text,
+    Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Role, RuleCode, TenantPolicy,
+    Text,
 };
 
 type Given = TestFramework<Account>;
@@ -76,7 +77,7 @@ fn contract() -> Uuid {
     Uuid::from_u128(99)
 }
 
-fn rule(code: &'static str) -> impl Fn(DomainError) -> bool {
+fn rule(code: RuleCode) -> impl Fn(DomainError) -> bool {
     move |e| matches!(e, DomainError::RuleViolated { code: c, .. } if c == code)
 }
 
@@ -180,7 +181,7 @@ async fn open_twice_is_a_rule_violation() {
     expect_err(
         vec![opened()],
         by(admin(), open_command()),
-        rule("account_exists"),
+        rule(RuleCode::AccountExists),
     )
     .await;
 }
@@ -375,7 +376,7 @@ async fn only_active_accounts_can_be_suspended() {
     expect_err(
         vec![opened()],
         by(admin(), C::SuspendAccount { reason: "x".into() }),
-        rule("account_not_active"),
+        rule(RuleCode::AccountNotActive),
     )
     .await;
     expect_err(
@@ -398,7 +399,7 @@ async fn only_suspended_accounts_can_be_reinstated() {
     expect_err(
         vec![opened(), activated()],
         by(admin(), C::ReinstateAccount {}),
-        rule("account_not_suspended"),
+        rule(RuleCode::AccountNotSuspended),
     )
     .await;
 }
@@ -416,7 +417,7 @@ async fn close_is_refused_while_a_contract_is_active() {
                 reason: "churned".into(),
             },
         ),
-        rule("account_has_active_contracts"),
+        rule(RuleCode::AccountHasActiveContracts),
     )
     .await;
     let ended = E::ContractEndedOnAccount {
@@ -448,7 +449,7 @@ async fn a_closed_account_accepts_no_more_changes() {
                 tier: Tier::Standard,
             },
         ),
-        rule("account_closed"),
+        rule(RuleCode::AccountClosed),
     )
     .await;
     expect_err(
@@ -459,7 +460,7 @@ async fn a_closed_account_accepts_no_more_changes() {
                 reason: "again".into(),
             },
         ),
-        rule("account_closed"),
+        rule(RuleCode::AccountClosed),
     )
     .await;
 }
@@ -575,7 +576,7 @@ async fn an_account_is_opened_only_in_a_real_currency_the_tenant_trades_in() {
     expect_err(
         vec![],
         by(admin(), opening("SEK")),
-        rule("currency_not_allowed"),
+        rule(RuleCode::CurrencyNotAllowed),
     )
     .await;
     let mut in_yen = opened();

@@ -5,7 +5,7 @@ use super::aggregate::{number, ApprovalStatus, Asked, Ctx, LevelState, Request};
 use super::eligibility::{limit_covers, Unfit};
 use super::{ApprovalCommand, ApprovalEvent, ApprovalServices, Level};
 use crate::limits::REASON_MAX;
-use crate::{Actor, DomainError, Role, Text, UserFacts};
+use crate::{Actor, DomainError, Role, RuleCode, Text, UserFacts};
 
 /// Roles a chain may name; anything else in a tenant's policy is a configuration mistake.
 const APPROVER_ROLES: &[Role] = &[Role::Operator, Role::Manager, Role::TenantAdmin];
@@ -18,7 +18,7 @@ impl Asked {
         let roles = policy.approval_chain(&self.amount);
         if roles.is_empty() {
             return Err(DomainError::rule(
-                "no_approval_chain",
+                RuleCode::NoApprovalChain,
                 format!(
                     "the tenant policy names no approvers for {}",
                     self.amount.amount
@@ -27,7 +27,7 @@ impl Asked {
         }
         if let Some(role) = roles.iter().find(|r| !APPROVER_ROLES.contains(r)) {
             return Err(DomainError::rule(
-                "invalid_approval_chain",
+                RuleCode::InvalidApprovalChain,
                 format!("the tenant policy names {role:?} as an approver"),
             ));
         }
@@ -66,7 +66,7 @@ impl Request {
                 self.repeat(Asked::parse(subject, amount, &currency, requester_id)?)
             }
             _ if self.status != ApprovalStatus::Pending => Err(DomainError::rule(
-                "approval_closed",
+                RuleCode::ApprovalClosed,
                 format!("the approval is already {:?}", self.status),
             )),
             C::ApproveLevel { comment } => self.approve(ctx, comment, services).await,
@@ -87,7 +87,7 @@ impl Request {
             Ok(vec![])
         } else {
             Err(DomainError::rule(
-                "approval_exists",
+                RuleCode::ApprovalExists,
                 "an approval with this id was already requested for another submission",
             ))
         }
@@ -146,10 +146,9 @@ impl Request {
         if self.level().delegate == Some(to) {
             return Ok(vec![]);
         }
-        let facts = services
-            .user(ctx.tenant_id, to)
-            .await?
-            .ok_or_else(|| DomainError::rule("delegate_unknown", "no such user in this tenant"))?;
+        let facts = services.user(ctx.tenant_id, to).await?.ok_or_else(|| {
+            DomainError::rule(RuleCode::DelegateUnknown, "no such user in this tenant")
+        })?;
         self.fitness(&facts)
             .map_err(|unfit| DomainError::rule(unfit.delegate_code(), self.reason(&unfit)))?;
         Ok(vec![ApprovalEvent::LevelDelegated {
@@ -165,7 +164,7 @@ impl Request {
         // The timer fires at the due time, so reaching it counts as overdue.
         if ctx.at < level.due_at {
             return Err(DomainError::rule(
-                "level_not_overdue",
+                RuleCode::LevelNotOverdue,
                 format!(
                     "level {} is due at {}",
                     number(self.current),

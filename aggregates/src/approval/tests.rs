@@ -14,7 +14,7 @@ use super::{
 };
 use crate::policy::ApprovalBand;
 use crate::{
-    Actor, Command, CurrencyCode, DomainError, Money, Role, TenantPolicy, Text, UserFacts,
+    Actor, Command, CurrencyCode, DomainError, Money, Role, RuleCode, TenantPolicy, Text, UserFacts,
 };
 
 // The people of one tenant. The requester is a Manager with a large limit, so every refusal of
@@ -268,7 +268,7 @@ fn cancel(reason: &str) -> C {
     }
 }
 
-fn rule(code: &'static str) -> impl Fn(DomainError) -> bool {
+fn rule(code: RuleCode) -> impl Fn(DomainError) -> bool {
     move |e| matches!(e, DomainError::RuleViolated { code: c, .. } if c == code)
 }
 
@@ -446,13 +446,13 @@ async fn requesting_again_for_the_same_submission_changes_nothing() {
     expect_err(
         vec![small()],
         by(timer(), other_version),
-        rule("approval_exists"),
+        rule(RuleCode::ApprovalExists),
     )
     .await;
     expect_err(
         vec![small()],
         by(timer(), request_command("9500")),
-        rule("approval_exists"),
+        rule(RuleCode::ApprovalExists),
     )
     .await;
 }
@@ -469,7 +469,7 @@ async fn request_needs_a_readable_policy_that_names_approvers() {
         tenant_with(Some(empty)),
         vec![],
         request(),
-        rule("no_approval_chain"),
+        rule(RuleCode::NoApprovalChain),
     )
     .await;
     let viewers = eur_bands(vec![ApprovalBand {
@@ -480,7 +480,7 @@ async fn request_needs_a_readable_policy_that_names_approvers() {
         tenant_with(Some(viewers)),
         vec![],
         request(),
-        rule("invalid_approval_chain"),
+        rule(RuleCode::InvalidApprovalChain),
     )
     .await;
 }
@@ -536,7 +536,7 @@ async fn approving_an_earlier_level_gives_the_next_its_whole_sla() {
     expect_err(
         vec![large(), approved(1, MANAGER, Some(hours(54)))],
         at(hours(50), timer(), C::EscalateLevel {}),
-        rule("level_not_overdue"),
+        rule(RuleCode::LevelNotOverdue),
     )
     .await;
 }
@@ -689,7 +689,7 @@ async fn nothing_is_decided_after_a_final_status() {
             expect_err(
                 given.clone(),
                 at(hours(100), actor, command),
-                rule("approval_closed"),
+                rule(RuleCode::ApprovalClosed),
             )
             .await;
         }
@@ -793,14 +793,14 @@ async fn only_the_levels_approver_or_a_tenant_admin_may_delegate() {
 #[tokio::test]
 async fn delegating_to_an_ineligible_user_is_refused() {
     let cases = [
-        (STRANGER, "delegate_unknown"),
-        (INACTIVE_MANAGER, "delegate_inactive"),
-        (OPERATOR, "delegate_lacks_role"),
-        (ADMIN_2, "delegate_lacks_role"),
-        (LOW_MANAGER, "delegate_limit_too_low"),
-        (USD_MANAGER, "delegate_limit_too_low"),
-        (UNLIMITED_MANAGER, "delegate_limit_too_low"),
-        (REQUESTER, "delegate_is_requester"),
+        (STRANGER, RuleCode::DelegateUnknown),
+        (INACTIVE_MANAGER, RuleCode::DelegateInactive),
+        (OPERATOR, RuleCode::DelegateLacksRole),
+        (ADMIN_2, RuleCode::DelegateLacksRole),
+        (LOW_MANAGER, RuleCode::DelegateLimitTooLow),
+        (USD_MANAGER, RuleCode::DelegateLimitTooLow),
+        (UNLIMITED_MANAGER, RuleCode::DelegateLimitTooLow),
+        (REQUESTER, RuleCode::DelegateIsRequester),
     ];
     for (to, code) in cases {
         expect_err(vec![small()], by(user(ADMIN), delegate(to)), rule(code)).await;
@@ -808,11 +808,11 @@ async fn delegating_to_an_ineligible_user_is_refused() {
     expect_err(
         vec![two_managers(), approved(1, MANAGER, Some(hours(24)))],
         by(user(ADMIN), delegate(MANAGER)),
-        rule("delegate_approved_a_level"),
+        rule(RuleCode::DelegateApprovedALevel),
     )
     .await;
     let elsewhere = Command::new(id(OTHER_TENANT), user(ADMIN), t0(), delegate(MANAGER_2));
-    expect_err(vec![small()], elsewhere, rule("delegate_unknown")).await;
+    expect_err(vec![small()], elsewhere, rule(RuleCode::DelegateUnknown)).await;
 }
 
 #[tokio::test]
@@ -858,7 +858,7 @@ async fn escalation_waits_until_the_level_is_due() {
     expect_err(
         vec![small()],
         at(just_before, timer(), C::EscalateLevel {}),
-        rule("level_not_overdue"),
+        rule(RuleCode::LevelNotOverdue),
     )
     .await;
     expect_events(
@@ -974,7 +974,7 @@ async fn the_approval_process_cancels_the_request_of_a_withdrawn_subject() {
     expect_err(
         vec![small(), withdrawn],
         by(process, cancel("the quote was withdrawn")),
-        rule("approval_closed"),
+        rule(RuleCode::ApprovalClosed),
     )
     .await;
 }
@@ -990,7 +990,7 @@ async fn cancel_needs_a_reason_and_an_open_request() {
     expect_err(
         vec![small(), approved(1, MANAGER, None), granted()],
         by(user(REQUESTER), cancel("too late")),
-        rule("approval_closed"),
+        rule(RuleCode::ApprovalClosed),
     )
     .await;
 }

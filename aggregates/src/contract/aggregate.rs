@@ -12,7 +12,9 @@ use super::{
 };
 use crate::account::AccountStatus;
 use crate::limits::{NAME_MAX, REASON_MAX, TERMS_MAX, TITLE_MAX};
-use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, TenantPolicy, Text};
+use crate::{
+    Actor, Command, CurrencyCode, DomainError, Email, Money, Role, RuleCode, TenantPolicy, Text,
+};
 
 /// Who drafts, amends, submits, signs and terminates contracts.
 const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
@@ -286,11 +288,11 @@ async fn ensure_account_takes_contracts(
         .ok_or(DomainError::NotFound("account"))?;
     match facts.status {
         AccountStatus::Suspended => Err(DomainError::rule(
-            "account_suspended",
+            RuleCode::AccountSuspended,
             "a suspended account gets no new contracts",
         )),
         AccountStatus::Closed => Err(DomainError::rule(
-            "account_closed",
+            RuleCode::AccountClosed,
             "a closed account gets no new contracts",
         )),
         AccountStatus::Prospect | AccountStatus::Active => Ok(()),
@@ -299,7 +301,7 @@ async fn ensure_account_takes_contracts(
 
 fn contract_exists() -> DomainError {
     DomainError::rule(
-        "contract_exists",
+        RuleCode::ContractExists,
         "a contract with this id is already drafted",
     )
 }
@@ -336,7 +338,7 @@ impl Details {
         }
         if !self.negotiable() {
             return Err(DomainError::rule(
-                "contract_not_amendable",
+                RuleCode::ContractNotAmendable,
                 "a contract is amended only before it is submitted for approval",
             ));
         }
@@ -363,14 +365,14 @@ impl Details {
         actor.require_any(EDITORS, "SubmitContract")?;
         if !self.negotiable() {
             return Err(DomainError::rule(
-                "contract_not_submittable",
+                RuleCode::ContractNotSubmittable,
                 "only a draft or a contract in negotiation can be submitted",
             ));
         }
         let value = Money::new(self.value, self.currency.clone());
         if policy.approval_chain(&value).is_empty() {
             return Err(DomainError::rule(
-                "no_approval_chain",
+                RuleCode::NoApprovalChain,
                 format!(
                     "the tenant's policy has no approval chain for {} {}",
                     self.value,
@@ -433,7 +435,7 @@ impl Details {
         let signatory_email = Email::parse("signatory_email", signatory_email)?;
         if self.status != ContractStatus::Approved {
             return Err(DomainError::rule(
-                "contract_not_approved",
+                RuleCode::ContractNotApproved,
                 "a contract is signed once approved and before it is active",
             ));
         }
@@ -443,7 +445,7 @@ impl Details {
         };
         if signed {
             return Err(DomainError::rule(
-                "already_signed",
+                RuleCode::AlreadySigned,
                 format!("the {} has already signed", party.as_str()),
             ));
         }
@@ -463,20 +465,20 @@ impl Details {
             ContractStatus::Approved => {}
             _ => {
                 return Err(DomainError::rule(
-                    "contract_not_approved",
+                    RuleCode::ContractNotApproved,
                     "only an approved contract can be activated",
                 ))
             }
         }
         if !(self.customer_signed && self.vendor_signed) {
             return Err(DomainError::rule(
-                "contract_not_signed",
+                RuleCode::ContractNotSigned,
                 "both the customer and the vendor must sign first",
             ));
         }
         if today < self.start_date {
             return Err(DomainError::rule(
-                "before_start_date",
+                RuleCode::BeforeStartDate,
                 format!("the contract starts on {}", self.start_date),
             ));
         }
@@ -504,14 +506,14 @@ impl Details {
                     .unwrap_or(NaiveDate::MAX);
                 if today > last_day {
                     return Err(DomainError::rule(
-                        "renewal_window_closed",
+                        RuleCode::RenewalWindowClosed,
                         format!("an expired contract can be renewed until {last_day}"),
                     ));
                 }
             }
             _ => {
                 return Err(DomainError::rule(
-                    "contract_not_renewable",
+                    RuleCode::ContractNotRenewable,
                     "only an active contract, or one expired within 30 days, can be renewed",
                 ))
             }
@@ -549,19 +551,19 @@ impl Details {
             ContractStatus::Active => {}
             ContractStatus::Expired | ContractStatus::Terminated | ContractStatus::Cancelled => {
                 return Err(DomainError::rule(
-                    "contract_ended",
+                    RuleCode::ContractEnded,
                     "the contract has already ended",
                 ))
             }
             ContractStatus::Draft | ContractStatus::Negotiation => {
                 return Err(DomainError::rule(
-                    "contract_not_active",
+                    RuleCode::ContractNotActive,
                     "only an active contract terminates; cancel a draft with CancelContract",
                 ))
             }
             ContractStatus::PendingApproval | ContractStatus::Approved => {
                 return Err(DomainError::rule(
-                    "contract_not_active",
+                    RuleCode::ContractNotActive,
                     "only an active contract terminates",
                 ))
             }
@@ -589,7 +591,7 @@ impl Details {
         // submitted and waiting for approval, or active, it is not.
         if !(self.negotiable() || self.status == ContractStatus::Approved) {
             return Err(DomainError::rule(
-                "contract_not_draft",
+                RuleCode::ContractNotDraft,
                 format!(
                     "only a contract that is not active yet (Draft, Negotiation or Approved) \
                      can be cancelled; it is {:?}",
@@ -606,7 +608,7 @@ impl Details {
             // A repeated or late timer finds the contract ended already.
             ContractStatus::Expired | ContractStatus::Terminated => Ok(vec![]),
             ContractStatus::Active if today < self.end_date => Err(DomainError::rule(
-                "before_end_date",
+                RuleCode::BeforeEndDate,
                 format!("the contract runs until {}", self.end_date),
             )),
             ContractStatus::Active => Ok(vec![ContractEvent::ContractExpired {
@@ -614,7 +616,7 @@ impl Details {
                 end_date: self.end_date,
             }]),
             _ => Err(DomainError::rule(
-                "contract_not_active",
+                RuleCode::ContractNotActive,
                 "only an active contract expires",
             )),
         }
@@ -630,7 +632,7 @@ impl Details {
     fn ensure_pending_approval(&self) -> Result<(), DomainError> {
         if self.status != ContractStatus::PendingApproval {
             return Err(DomainError::rule(
-                "contract_not_pending_approval",
+                RuleCode::ContractNotPendingApproval,
                 "the contract is not waiting for an approval",
             ));
         }

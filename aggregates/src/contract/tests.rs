@@ -12,7 +12,7 @@ use super::{
     ContractStatus, Party, QuoteLine,
 };
 use crate::account::{AccountFacts, AccountStatus, Tier};
-use crate::{Actor, Command, CurrencyCode, DomainError, Email, Role, TenantPolicy, Text};
+use crate::{Actor, Command, CurrencyCode, DomainError, Email, Role, RuleCode, TenantPolicy, Text};
 
 type Given = TestFramework<Contract>;
 
@@ -286,7 +286,7 @@ fn forbidden(e: DomainError) -> bool {
     matches!(e, DomainError::Forbidden(_))
 }
 
-fn rule(code: &'static str) -> impl Fn(DomainError) -> bool {
+fn rule(code: RuleCode) -> impl Fn(DomainError) -> bool {
     move |e| matches!(e, DomainError::RuleViolated { code: c, .. } if c == code)
 }
 
@@ -431,7 +431,10 @@ async fn draft_needs_an_account_of_the_tenant() {
 
 #[tokio::test]
 async fn suspended_and_closed_accounts_get_no_new_contracts() {
-    for (account_id, code) in [(SUSPENDED, "account_suspended"), (CLOSED, "account_closed")] {
+    for (account_id, code) in [
+        (SUSPENDED, RuleCode::AccountSuspended),
+        (CLOSED, RuleCode::AccountClosed),
+    ] {
         expect_err(vec![], by(operator(), draft_for(account_id)), rule(code)).await;
     }
 }
@@ -465,7 +468,7 @@ async fn draft_twice_is_a_rule_violation() {
     expect_err(
         vec![drafted()],
         by(operator(), draft_command()),
-        rule("contract_exists"),
+        rule(RuleCode::ContractExists),
     )
     .await;
 }
@@ -572,7 +575,12 @@ async fn draft_from_quote_respects_the_account_status() {
         end_date,
         terms,
     };
-    expect_err(vec![], by(system(), command), rule("account_suspended")).await;
+    expect_err(
+        vec![],
+        by(system(), command),
+        rule(RuleCode::AccountSuspended),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -586,7 +594,7 @@ async fn the_same_accepted_quote_drafts_its_contract_once() {
     expect_err(
         vec![drafted()],
         by(system(), from_quote_command(vec![quote_line()])),
-        rule("contract_exists"),
+        rule(RuleCode::ContractExists),
     )
     .await;
 }
@@ -670,7 +678,7 @@ async fn amendments_stop_at_submission() {
         expect_err(
             history,
             by(operator(), amend(Some("Net 90."), None)),
-            rule("contract_not_amendable"),
+            rule(RuleCode::ContractNotAmendable),
         )
         .await;
     }
@@ -735,7 +743,7 @@ async fn submit_only_a_draft_or_a_contract_in_negotiation() {
         expect_err(
             history,
             by(operator(), C::SubmitContract {}),
-            rule("contract_not_submittable"),
+            rule(RuleCode::ContractNotSubmittable),
         )
         .await;
     }
@@ -822,14 +830,14 @@ async fn an_outcome_needs_a_pending_submission() {
         expect_err(
             approved_history(),
             by(system(), command),
-            rule("contract_not_pending_approval"),
+            rule(RuleCode::ContractNotPendingApproval),
         )
         .await;
     }
     expect_err(
         vec![drafted()],
         by(system(), mark_approved(APPROVAL)),
-        rule("contract_not_pending_approval"),
+        rule(RuleCode::ContractNotPendingApproval),
     )
     .await;
 }
@@ -903,7 +911,7 @@ async fn contracts_are_signed_only_once_approved() {
         expect_err(
             history,
             by(operator(), sign(Party::Vendor)),
-            rule("contract_not_approved"),
+            rule(RuleCode::ContractNotApproved),
         )
         .await;
     }
@@ -914,7 +922,7 @@ async fn each_party_signs_once() {
     expect_err(
         with(approved_history(), signed(Party::Vendor)),
         by(operator(), sign(Party::Vendor)),
-        rule("already_signed"),
+        rule(RuleCode::AlreadySigned),
     )
     .await;
     expect_events(
@@ -974,7 +982,7 @@ async fn activation_comes_on_the_start_date_once_approved_and_signed() {
     expect_err(
         signed_history(),
         at(system(), &days_before(START, 1), C::ActivateContract {}),
-        rule("before_start_date"),
+        rule(RuleCode::BeforeStartDate),
     )
     .await;
 }
@@ -984,13 +992,13 @@ async fn activation_needs_both_signatures_and_an_approval() {
     expect_err(
         with(approved_history(), signed(Party::Customer)),
         by(system(), C::ActivateContract {}),
-        rule("contract_not_signed"),
+        rule(RuleCode::ContractNotSigned),
     )
     .await;
     expect_err(
         pending(),
         by(system(), C::ActivateContract {}),
-        rule("contract_not_approved"),
+        rule(RuleCode::ContractNotApproved),
     )
     .await;
 }
@@ -1068,7 +1076,7 @@ async fn an_expired_contract_is_renewed_within_30_days_after_its_end() {
             &days_after(END, 31),
             renew("2027-02-28", "13000.00"),
         ),
-        rule("renewal_window_closed"),
+        rule(RuleCode::RenewalWindowClosed),
     )
     .await;
     let mut contract = Contract::default();
@@ -1091,7 +1099,7 @@ async fn only_active_or_recently_expired_contracts_are_renewed() {
         expect_err(
             history,
             by(as_role(Role::Manager), renew("2027-02-28", "1")),
-            rule("contract_not_renewable"),
+            rule(RuleCode::ContractNotRenewable),
         )
         .await;
     }
@@ -1170,7 +1178,7 @@ async fn only_an_active_contract_terminates() {
         expect_err(
             history,
             at(operator(), "2025-06-01", terminate("x", "2025-06-30")),
-            rule("contract_not_active"),
+            rule(RuleCode::ContractNotActive),
         )
         .await;
     }
@@ -1182,7 +1190,7 @@ async fn only_an_active_contract_terminates() {
         expect_err(
             history,
             at(operator(), END, terminate("x", END)),
-            rule("contract_ended"),
+            rule(RuleCode::ContractEnded),
         )
         .await;
     }
@@ -1229,14 +1237,14 @@ async fn an_active_contract_expires_on_its_end_date() {
     expect_err(
         active(),
         at(system(), &days_before(END, 1), C::ExpireContract {}),
-        rule("before_end_date"),
+        rule(RuleCode::BeforeEndDate),
     )
     .await;
     // After a renewal the old end date no longer ends it.
     expect_err(
         with(active(), renewed(2, END, "2027-02-28", false)),
         at(system(), END, C::ExpireContract {}),
-        rule("before_end_date"),
+        rule(RuleCode::BeforeEndDate),
     )
     .await;
 }
@@ -1255,7 +1263,7 @@ async fn expiry_is_the_timers_and_changes_nothing_once_ended() {
     expect_err(
         approved_history(),
         at(system(), END, C::ExpireContract {}),
-        rule("contract_not_active"),
+        rule(RuleCode::ContractNotActive),
     )
     .await;
 }
@@ -1335,7 +1343,7 @@ async fn a_draft_or_negotiated_contract_is_cancelled_and_then_takes_no_command()
         expect_err(
             gone,
             by(operator(), cancel("again")),
-            rule("contract_not_draft"),
+            rule(RuleCode::ContractNotDraft),
         )
         .await;
     }
@@ -1354,7 +1362,7 @@ async fn an_approved_contract_never_activated_is_cancelled_and_its_activation_th
         expect_err(
             gone,
             at(system(), END, C::ActivateContract {}),
-            rule("contract_not_approved"),
+            rule(RuleCode::ContractNotApproved),
         )
         .await;
     }
@@ -1366,7 +1374,7 @@ async fn a_submitted_or_active_contract_is_not_cancelled() {
         expect_err(
             history,
             by(operator(), cancel("x")),
-            rule("contract_not_draft"),
+            rule(RuleCode::ContractNotDraft),
         )
         .await;
     }
@@ -1392,7 +1400,7 @@ async fn a_contract_is_drafted_only_in_a_currency_the_tenant_trades_in() {
     expect_err(
         vec![],
         by(operator(), in_currency("SEK")),
-        rule("currency_not_allowed"),
+        rule(RuleCode::CurrencyNotAllowed),
     )
     .await;
 }
@@ -1420,7 +1428,7 @@ async fn a_contract_without_an_approval_chain_for_its_currency_is_not_submitted(
         .await
         .inspect_result();
     assert!(
-        matches!(result, Err(ref e) if rule("no_approval_chain")(e.clone())),
+        matches!(result, Err(ref e) if rule(RuleCode::NoApprovalChain)(e.clone())),
         "{result:?}"
     );
 }

@@ -7,7 +7,7 @@ use super::aggregate::{QuoteState, Settled};
 use super::{Facts, LineItem, Quote, QuoteCommand, QuoteEvent, QuoteStatus};
 use crate::account::{AccountFacts, AccountStatus};
 use crate::limits::{DESCRIPTION_MAX, REASON_MAX, SKU_MAX, TITLE_MAX};
-use crate::{Actor, Command, DomainError, Money, Role, Text};
+use crate::{Actor, Command, DomainError, Money, Role, RuleCode, Text};
 
 /// The tenant's staff who prepare, submit, send and withdraw quotes.
 const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
@@ -68,7 +68,7 @@ fn draft(
     // A rule of time, not of form: the same request was valid a moment earlier (422).
     if valid_until <= cx.at {
         return Err(DomainError::rule(
-            "valid_until_passed",
+            RuleCode::ValidUntilPassed,
             "valid_until must be in the future",
         ));
     }
@@ -83,10 +83,13 @@ fn draft(
         .ok_or(DomainError::NotFound("account"))?;
     match status {
         AccountStatus::Suspended => Err(DomainError::rule(
-            "account_suspended",
+            RuleCode::AccountSuspended,
             "no new quotes for a suspended account",
         )),
-        AccountStatus::Closed => Err(DomainError::rule("account_closed", "the account is closed")),
+        AccountStatus::Closed => Err(DomainError::rule(
+            RuleCode::AccountClosed,
+            "the account is closed",
+        )),
         AccountStatus::Prospect | AccountStatus::Active => Ok(vec![QuoteEvent::QuoteDrafted {
             account_id,
             title,
@@ -102,13 +105,13 @@ impl QuoteState {
         use QuoteCommand as C;
         if self.status.is_final() && !self.is_redelivery(&body) {
             return Err(DomainError::rule(
-                "quote_closed",
+                RuleCode::QuoteClosed,
                 format!("the quote is {:?} and can no longer change", self.status),
             ));
         }
         match body {
             C::DraftQuote { .. } => Err(DomainError::rule(
-                "quote_exists",
+                RuleCode::QuoteExists,
                 "a quote with this id is already drafted",
             )),
             C::AddLineItem {
@@ -172,13 +175,13 @@ impl QuoteState {
         let unit_price = self.parse_unit_price(unit_price)?;
         if self.lines.iter().any(|l| l.line_id == line_id) {
             return Err(DomainError::rule(
-                "duplicate_line_id",
+                RuleCode::DuplicateLineId,
                 "the quote already has a line with this id",
             ));
         }
         if self.lines.len() >= MAX_LINES {
             return Err(DomainError::rule(
-                "too_many_lines",
+                RuleCode::TooManyLines,
                 format!("a quote has at most {MAX_LINES} lines"),
             ));
         }
@@ -262,7 +265,7 @@ impl QuoteState {
         self.require_editable(cx.actor, "SubmitQuote")?;
         if self.lines.is_empty() {
             return Err(DomainError::rule(
-                "quote_has_no_lines",
+                RuleCode::QuoteHasNoLines,
                 "a quote needs at least one line to be submitted",
             ));
         }
@@ -277,7 +280,7 @@ impl QuoteState {
         };
         if needs_approval && approval_chain.is_empty() {
             return Err(DomainError::rule(
-                "no_approval_chain",
+                RuleCode::NoApprovalChain,
                 "the tenant's policy has no approval chain for this amount",
             ));
         }
@@ -334,20 +337,20 @@ impl QuoteState {
 
     fn revise(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
         cx.actor.require_any(EDITORS, "ReviseQuote")?;
-        self.require_status(QuoteStatus::Rejected, "quote_not_rejected")?;
+        self.require_status(QuoteStatus::Rejected, RuleCode::QuoteNotRejected)?;
         Ok(vec![QuoteEvent::QuoteRevised {}])
     }
 
     fn send(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
         cx.actor.require_any(EDITORS, "SendQuote")?;
-        self.require_status(QuoteStatus::Approved, "quote_not_approved")?;
+        self.require_status(QuoteStatus::Approved, RuleCode::QuoteNotApproved)?;
         self.require_valid_at(cx.at)?;
         Ok(vec![QuoteEvent::QuoteSent {}])
     }
 
     fn accept(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
         self.require_answerer(cx.actor, "AcceptQuote")?;
-        self.require_status(QuoteStatus::Sent, "quote_not_sent")?;
+        self.require_status(QuoteStatus::Sent, RuleCode::QuoteNotSent)?;
         self.require_valid_at(cx.at)?;
         Ok(vec![QuoteEvent::QuoteAccepted {
             account_id: self.account_id,
@@ -360,7 +363,7 @@ impl QuoteState {
     fn decline(&self, cx: &Ctx, reason: &str) -> Result<Vec<QuoteEvent>, DomainError> {
         self.require_answerer(cx.actor, "DeclineQuote")?;
         let reason = parse_reason(reason)?;
-        self.require_status(QuoteStatus::Sent, "quote_not_sent")?;
+        self.require_status(QuoteStatus::Sent, RuleCode::QuoteNotSent)?;
         self.require_valid_at(cx.at)?;
         Ok(vec![QuoteEvent::QuoteDeclined { reason }])
     }
@@ -379,7 +382,7 @@ impl QuoteState {
         }
         if cx.at <= self.valid_until {
             return Err(DomainError::rule(
-                "quote_still_valid",
+                RuleCode::QuoteStillValid,
                 format!("the quote is valid until {}", self.valid_until),
             ));
         }
@@ -390,10 +393,10 @@ impl QuoteState {
     /// they are what was (or is being) approved.
     fn require_editable(&self, actor: &Actor, action: &str) -> Result<(), DomainError> {
         actor.require_any(EDITORS, action)?;
-        self.require_status(QuoteStatus::Draft, "quote_not_draft")
+        self.require_status(QuoteStatus::Draft, RuleCode::QuoteNotDraft)
     }
 
-    fn require_status(&self, wanted: QuoteStatus, code: &'static str) -> Result<(), DomainError> {
+    fn require_status(&self, wanted: QuoteStatus, code: RuleCode) -> Result<(), DomainError> {
         if self.status == wanted {
             return Ok(());
         }
@@ -404,7 +407,7 @@ impl QuoteState {
     }
 
     fn require_pending(&self) -> Result<(), DomainError> {
-        self.require_status(QuoteStatus::PendingApproval, "quote_not_pending")
+        self.require_status(QuoteStatus::PendingApproval, RuleCode::QuoteNotPending)
     }
 
     fn require_valid_at(&self, at: DateTime<Utc>) -> Result<(), DomainError> {
@@ -412,7 +415,7 @@ impl QuoteState {
             return Ok(());
         }
         Err(DomainError::rule(
-            "quote_validity_passed",
+            RuleCode::QuoteValidityPassed,
             format!("the quote was valid until {}", self.valid_until),
         ))
     }
@@ -437,7 +440,9 @@ impl QuoteState {
         self.lines
             .iter()
             .find(|l| l.line_id == line_id)
-            .ok_or_else(|| DomainError::rule("unknown_line", "the quote has no line with this id"))
+            .ok_or_else(|| {
+                DomainError::rule(RuleCode::UnknownLine, "the quote has no line with this id")
+            })
     }
 
     fn parse_unit_price(&self, unit_price: Decimal) -> Result<Decimal, DomainError> {
@@ -462,7 +467,7 @@ impl QuoteState {
 
 fn already_settled(outcome: &str) -> DomainError {
     DomainError::rule(
-        "approval_already_settled",
+        RuleCode::ApprovalAlreadySettled,
         format!("this approval already {outcome} the quote"),
     )
 }

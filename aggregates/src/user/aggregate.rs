@@ -9,7 +9,9 @@ use uuid::Uuid;
 use super::{Services, UserCommand, UserEvent, UserServices};
 use crate::account::AccountStatus;
 use crate::limits::{NAME_MAX, REASON_MAX};
-use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, Text, UserFacts};
+use crate::{
+    Actor, Command, CurrencyCode, DomainError, Email, Money, Role, RuleCode, Text, UserFacts,
+};
 
 /// Who manages users.
 const ADMINS: &[Role] = &[Role::TenantAdmin];
@@ -89,7 +91,7 @@ impl User {
         };
         match body {
             C::RegisterUser { .. } => Err(DomainError::rule(
-                "user_exists",
+                RuleCode::UserExists,
                 "a user with this id is already registered",
             )),
             C::ChangeRoles { roles, account_id } => {
@@ -176,7 +178,7 @@ impl Profile {
         ctx.actor.require_any(ADMINS, "LinkPartnerAccount")?;
         if !self.is_partner() {
             return Err(DomainError::rule(
-                "not_a_partner",
+                RuleCode::NotAPartner,
                 "only Partner users are linked to an account",
             ));
         }
@@ -201,7 +203,7 @@ impl Profile {
         let limit = Money::parse_amount("amount", amount, &currency)?;
         if self.roles.iter().all(|r| NEVER_APPROVE.contains(r)) {
             return Err(DomainError::rule(
-                "not_an_approver",
+                RuleCode::NotAnApprover,
                 "Viewers and Partners never approve, so they have no approval limit",
             ));
         }
@@ -241,7 +243,7 @@ impl Profile {
         let reason = Text::parse("reason", reason, REASON_MAX)?;
         if !self.active {
             return Err(DomainError::rule(
-                "user_deactivated",
+                RuleCode::UserDeactivated,
                 "the user is already deactivated",
             ));
         }
@@ -253,7 +255,7 @@ impl Profile {
         ctx.actor.require_any(ADMINS, "ReactivateUser")?;
         if self.active {
             return Err(DomainError::rule(
-                "user_not_deactivated",
+                RuleCode::UserNotDeactivated,
                 "only a deactivated user can be reactivated",
             ));
         }
@@ -271,7 +273,7 @@ impl Profile {
             Actor::User { user_id, .. } if *user_id == self.user_id => {
                 if !self.active {
                     return Err(DomainError::rule(
-                        "user_deactivated",
+                        RuleCode::UserDeactivated,
                         "a deactivated user cannot change their own account",
                     ));
                 }
@@ -292,7 +294,7 @@ impl Profile {
         }
         if ctx.services.active_tenant_admins(ctx.tenant_id).await? <= 1 {
             return Err(DomainError::rule(
-                "last_tenant_admin",
+                RuleCode::LastTenantAdmin,
                 "the tenant must keep at least one active TenantAdmin",
             ));
         }
@@ -367,7 +369,7 @@ async fn ensure_linkable(ctx: &Ctx<'_>, account_id: Uuid) -> Result<(), DomainEr
         .ok_or(DomainError::NotFound("account"))?;
     if facts.status == AccountStatus::Closed {
         return Err(DomainError::rule(
-            "account_closed",
+            RuleCode::AccountClosed,
             "a partner cannot be linked to a closed account",
         ));
     }
@@ -385,7 +387,7 @@ async fn ensure_email_free(
         .await?
     {
         return Err(DomainError::rule(
-            "email_in_use",
+            RuleCode::EmailInUse,
             format!("another user of the tenant has {}", email.as_str()),
         ));
     }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{User, UserCommand as C, UserEvent as E, UserServices};
 use crate::account::{AccountFacts, AccountStatus, Tier};
-use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, Text};
+use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, RuleCode, Text};
 
 type Given = TestFramework<User>;
 
@@ -173,7 +173,7 @@ fn forbidden(e: DomainError) -> bool {
     matches!(e, DomainError::Forbidden(_))
 }
 
-fn rule(code: &'static str) -> impl Fn(DomainError) -> bool {
+fn rule(code: RuleCode) -> impl Fn(DomainError) -> bool {
     move |e| matches!(e, DomainError::RuleViolated { code: c, .. } if c == code)
 }
 
@@ -304,7 +304,7 @@ async fn register_refuses_an_email_in_use_whatever_its_case() {
         roles: vec![Role::Viewer],
         account_id: None,
     };
-    expect_err(vec![], by(admin(), command), rule("email_in_use")).await;
+    expect_err(vec![], by(admin(), command), rule(RuleCode::EmailInUse)).await;
 }
 
 #[tokio::test]
@@ -368,7 +368,7 @@ async fn a_partner_account_must_exist_in_the_tenant_and_be_open() {
             admin(),
             register_command(vec![Role::Partner], Some(CLOSED_ACCOUNT)),
         ),
-        rule("account_closed"),
+        rule(RuleCode::AccountClosed),
     )
     .await;
 }
@@ -378,7 +378,7 @@ async fn register_twice_is_a_rule_violation() {
     expect_err(
         vec![operator()],
         by(admin(), register_command(vec![Role::Operator], None)),
-        rule("user_exists"),
+        rule(RuleCode::UserExists),
     )
     .await;
 }
@@ -486,7 +486,7 @@ async fn the_last_active_tenant_admin_keeps_the_role() {
         Directory::with_admins(1),
         vec![tenant_admin()],
         by(me(vec![Role::TenantAdmin]), demote()),
-        rule("last_tenant_admin"),
+        rule(RuleCode::LastTenantAdmin),
     )
     .await;
     let demoted = E::UserRolesChanged {
@@ -550,7 +550,7 @@ async fn becoming_a_partner_needs_an_account_and_leaving_drops_it() {
                 account_id: Some(CLOSED_ACCOUNT),
             },
         ),
-        rule("account_closed"),
+        rule(RuleCode::AccountClosed),
     )
     .await;
     expect_events(
@@ -640,7 +640,7 @@ async fn link_partner_account_is_refused_for_non_partners_and_bad_accounts() {
                 account_id: ACCOUNT,
             },
         ),
-        rule("not_a_partner"),
+        rule(RuleCode::NotAPartner),
     )
     .await;
     expect_err(
@@ -662,7 +662,7 @@ async fn link_partner_account_is_refused_for_non_partners_and_bad_accounts() {
                 account_id: CLOSED_ACCOUNT,
             },
         ),
-        rule("account_closed"),
+        rule(RuleCode::AccountClosed),
     )
     .await;
 }
@@ -733,7 +733,7 @@ async fn viewers_and_partners_have_no_approval_limit() {
         expect_err(
             vec![user],
             by(admin(), limit("100", "EUR")),
-            rule("not_an_approver"),
+            rule(RuleCode::NotAnApprover),
         )
         .await;
     }
@@ -795,7 +795,7 @@ async fn change_email_keeps_addresses_unique_and_valid() {
     expect_err(
         vec![operator()],
         by(me(vec![Role::Operator]), change_email("Taken@ACME.test")),
-        rule("email_in_use"),
+        rule(RuleCode::EmailInUse),
     )
     .await;
     expect_err(
@@ -862,7 +862,7 @@ async fn a_deactivated_user_changes_nothing_but_an_admin_still_can() {
         expect_err(
             vec![operator(), deactivated()],
             by(me(vec![Role::Operator]), command),
-            rule("user_deactivated"),
+            rule(RuleCode::UserDeactivated),
         )
         .await;
     }
@@ -903,7 +903,7 @@ async fn deactivate_twice_is_a_rule_violation() {
     expect_err(
         vec![operator(), deactivated()],
         by(admin(), deactivate("again")),
-        rule("user_deactivated"),
+        rule(RuleCode::UserDeactivated),
     )
     .await;
 }
@@ -914,7 +914,7 @@ async fn the_last_active_tenant_admin_cannot_be_deactivated() {
         Directory::with_admins(1),
         vec![tenant_admin()],
         by(me(vec![Role::TenantAdmin]), deactivate("leaving")),
-        rule("last_tenant_admin"),
+        rule(RuleCode::LastTenantAdmin),
     )
     .await;
     expect_events_with(
@@ -954,7 +954,7 @@ async fn reactivate_only_a_deactivated_user() {
     expect_err(
         vec![operator()],
         by(admin(), C::ReactivateUser {}),
-        rule("user_not_deactivated"),
+        rule(RuleCode::UserNotDeactivated),
     )
     .await;
     expect_err(

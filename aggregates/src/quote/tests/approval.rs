@@ -58,7 +58,7 @@ async fn only_a_pending_quote_is_approved_or_rejected() {
             expect_err(
                 given.clone(),
                 by(system(), command),
-                rule("quote_not_pending"),
+                rule(RuleCode::QuoteNotPending),
             )
             .await;
         }
@@ -81,13 +81,13 @@ async fn an_approval_cannot_change_its_outcome() {
     expect_err(
         approved(),
         by(system(), mark_rejected(approval())),
-        rule("approval_already_settled"),
+        rule(RuleCode::ApprovalAlreadySettled),
     )
     .await;
     expect_err(
         rejected(),
         by(system(), mark_approved(approval())),
-        rule("approval_already_settled"),
+        rule(RuleCode::ApprovalAlreadySettled),
     )
     .await;
 }
@@ -133,7 +133,7 @@ async fn only_a_rejected_quote_is_revised_and_only_by_staff() {
         expect_err(
             given,
             by(operator(), C::ReviseQuote {}),
-            rule("quote_not_rejected"),
+            rule(RuleCode::QuoteNotRejected),
         )
         .await;
     }

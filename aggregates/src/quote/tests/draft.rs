@@ -81,8 +81,8 @@ async fn draft_needs_an_account_of_the_callers_tenant() {
 #[tokio::test]
 async fn draft_is_refused_for_suspended_and_closed_accounts() {
     for (status, code) in [
-        (AccountStatus::Suspended, "account_suspended"),
-        (AccountStatus::Closed, "account_closed"),
+        (AccountStatus::Suspended, RuleCode::AccountSuspended),
+        (AccountStatus::Closed, RuleCode::AccountClosed),
     ] {
         expect_err_with(
             Arc::new(fake(status, Tier::Gold)),
@@ -102,7 +102,12 @@ async fn draft_needs_valid_until_in_the_future() {
             title: "x".into(),
             valid_until,
         };
-        expect_err(vec![], by(operator(), command), rule("valid_until_passed")).await;
+        expect_err(
+            vec![],
+            by(operator(), command),
+            rule(RuleCode::ValidUntilPassed),
+        )
+        .await;
     }
 }
 
@@ -123,7 +128,7 @@ async fn draft_twice_is_a_rule_violation() {
     expect_err(
         vec![drafted()],
         by(operator(), draft_command()),
-        rule("quote_exists"),
+        rule(RuleCode::QuoteExists),
     )
     .await;
 }

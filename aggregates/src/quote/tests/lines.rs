@@ -132,7 +132,7 @@ async fn line_ids_are_unique_within_a_quote() {
     expect_err(
         draft_with_lines(),
         by(operator(), add(1, "1", "1.00")),
-        rule("duplicate_line_id"),
+        rule(RuleCode::DuplicateLineId),
     )
     .await;
 }
@@ -144,7 +144,7 @@ async fn a_quote_has_at_most_200_lines() {
     expect_err(
         given,
         by(operator(), add(999, "1", "1.00")),
-        rule("too_many_lines"),
+        rule(RuleCode::TooManyLines),
     )
     .await;
 }
@@ -164,7 +164,7 @@ async fn lines_and_discount_are_frozen_from_submission() {
             expect_err(
                 given.clone(),
                 by(operator(), command),
-                rule("quote_not_draft"),
+                rule(RuleCode::QuoteNotDraft),
             )
             .await;
         }
@@ -237,7 +237,7 @@ async fn change_needs_a_field_a_known_line_and_valid_values() {
     expect_err(
         draft_with_lines(),
         by(operator(), unknown),
-        rule("unknown_line"),
+        rule(RuleCode::UnknownLine),
     )
     .await;
     for (field, command) in [
@@ -265,7 +265,7 @@ async fn remove_line_needs_a_known_line() {
     expect_err(
         draft_with_lines(),
         by(operator(), remove(9)),
-        rule("unknown_line"),
+        rule(RuleCode::UnknownLine),
     )
     .await;
     let removed = then(

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::pricing::quote_totals;
 use super::{LineItem, Quote, QuoteCommand as C, QuoteEvent as E, QuoteServices, QuoteTotals};
 use crate::account::{AccountFacts, AccountStatus, Tier};
-use crate::{Actor, Command, CurrencyCode, DomainError, Role, TenantPolicy, Text};
+use crate::{Actor, Command, CurrencyCode, DomainError, Role, RuleCode, TenantPolicy, Text};
 
 mod answer;
 mod approval;
@@ -237,7 +237,7 @@ fn then(mut given: Vec<E>, event: E) -> Vec<E> {
     given
 }
 
-fn rule(code: &'static str) -> impl Fn(&DomainError) -> bool {
+fn rule(code: RuleCode) -> impl Fn(&DomainError) -> bool {
     move |e| matches!(e, DomainError::RuleViolated { code: c, .. } if *c == code)
 }
 

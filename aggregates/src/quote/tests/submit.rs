@@ -122,7 +122,7 @@ async fn a_ten_percent_discount_needs_no_approval() {
 
 #[tokio::test]
 async fn submit_needs_at_least_one_line() {
-    expect_err(vec![drafted()], submit(), rule("quote_has_no_lines")).await;
+    expect_err(vec![drafted()], submit(), rule(RuleCode::QuoteHasNoLines)).await;
     let emptied = vec![
         drafted(),
         added(line(1, "1", "1.00", "0")),
@@ -130,7 +130,7 @@ async fn submit_needs_at_least_one_line() {
             line_id: line_id(1),
         },
     ];
-    expect_err(emptied, submit(), rule("quote_has_no_lines")).await;
+    expect_err(emptied, submit(), rule(RuleCode::QuoteHasNoLines)).await;
 }
 
 #[tokio::test]
@@ -149,7 +149,7 @@ async fn only_staff_users_submit() {
 #[tokio::test]
 async fn only_a_draft_is_submitted() {
     for given in [pending(), approved(), rejected(), sent()] {
-        expect_err(given, submit(), rule("quote_not_draft")).await;
+        expect_err(given, submit(), rule(RuleCode::QuoteNotDraft)).await;
     }
 }
 
@@ -168,7 +168,7 @@ async fn submit_only_while_the_quote_is_valid() {
             operator(),
             C::SubmitQuote {},
         ),
-        rule("quote_validity_passed"),
+        rule(RuleCode::QuoteValidityPassed),
     )
     .await;
 }
@@ -208,7 +208,7 @@ async fn a_policy_without_a_chain_for_the_amount_refuses_submission() {
         Arc::new(services),
         with_discount("50"),
         submit(),
-        rule("no_approval_chain"),
+        rule(RuleCode::NoApprovalChain),
     )
     .await;
 }
