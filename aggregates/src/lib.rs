@@ -11,6 +11,7 @@ pub mod approval;
 mod command;
 pub mod contract;
 mod error;
+mod handle;
 mod money;
 pub mod policy;
 pub mod quote;
