@@ -16,6 +16,8 @@ mod money;
 pub mod policy;
 pub mod quote;
 mod rule_code;
+#[cfg(test)]
+mod testing;
 pub mod user;
 mod values;
 

@@ -59,7 +59,7 @@ async fn staff_send_an_approved_quote() {
         )
         .await;
     }
-    assert_eq!(replay(sent()).status(), Some(QuoteStatus::Sent));
+    assert_eq!(replay::<Quote>(sent()).status(), Some(QuoteStatus::Sent));
 }
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn the_accounts_partner_accepts_with_the_terms_for_the_contract() {
     )
     .await;
     assert_eq!(
-        replay(then(sent(), accepted())).status(),
+        replay::<Quote>(then(sent(), accepted())).status(),
         Some(QuoteStatus::Accepted)
     );
 }
@@ -202,7 +202,7 @@ async fn staff_withdraw_a_quote_any_time_before_it_is_answered() {
     )
     .await;
     assert_eq!(
-        replay(then(sent(), withdrawn())).status(),
+        replay::<Quote>(then(sent(), withdrawn())).status(),
         Some(QuoteStatus::Withdrawn)
     );
 }
@@ -233,7 +233,7 @@ async fn the_timer_expires_a_quote_once_its_validity_has_passed() {
         .await;
     }
     assert_eq!(
-        replay(then(sent(), E::QuoteExpired {})).status(),
+        replay::<Quote>(then(sent(), E::QuoteExpired {})).status(),
         Some(QuoteStatus::Expired)
     );
 }

@@ -23,7 +23,10 @@ async fn the_approval_process_approves_a_pending_quote() {
         }],
     )
     .await;
-    assert_eq!(replay(approved()).status(), Some(QuoteStatus::Approved));
+    assert_eq!(
+        replay::<Quote>(approved()).status(),
+        Some(QuoteStatus::Approved)
+    );
 }
 
 #[tokio::test]
@@ -37,7 +40,10 @@ async fn the_approval_process_rejects_a_pending_quote() {
         }],
     )
     .await;
-    assert_eq!(replay(rejected()).status(), Some(QuoteStatus::Rejected));
+    assert_eq!(
+        replay::<Quote>(rejected()).status(),
+        Some(QuoteStatus::Rejected)
+    );
 }
 
 #[tokio::test]
@@ -110,7 +116,10 @@ async fn revise_takes_a_rejected_quote_back_to_draft() {
     )
     .await;
     let revised = then(rejected(), E::QuoteRevised {});
-    assert_eq!(replay(revised.clone()).status(), Some(QuoteStatus::Draft));
+    assert_eq!(
+        replay::<Quote>(revised.clone()).status(),
+        Some(QuoteStatus::Draft)
+    );
     // Drafting again unfreezes the lines.
     expect_events(
         revised,

@@ -47,7 +47,7 @@ async fn add_line_applies_the_tiers_volume_discount_by_quantity_break() {
 #[tokio::test]
 async fn add_line_uses_the_tier_snapshotted_at_draft() {
     // The account is Enterprise now, but the quote was drafted for a Gold account.
-    let now_enterprise = Arc::new(fake(AccountStatus::Active, Tier::Enterprise));
+    let now_enterprise = fake(AccountStatus::Active, Tier::Enterprise);
     expect_events_with(
         now_enterprise,
         vec![drafted()],
@@ -274,7 +274,7 @@ async fn remove_line_needs_a_known_line() {
             line_id: line_id(2),
         },
     );
-    assert_eq!(replay(removed).lines(), &two_lines()[..1]);
+    assert_eq!(replay::<Quote>(removed).lines(), &two_lines()[..1]);
 }
 
 #[tokio::test]
@@ -289,7 +289,7 @@ async fn replay_folds_line_changes() {
             volume_discount_percent: dec("8"),
         },
     );
-    let quote = replay(changed);
+    let quote = replay::<Quote>(changed);
     let mut expected = line(1, "50", "100.00", "8");
     expected.description = text("Item 1, blue");
     assert_eq!(quote.lines()[0], expected);

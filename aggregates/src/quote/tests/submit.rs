@@ -49,7 +49,10 @@ async fn a_small_quote_is_approved_on_submission() {
     expect_events(draft_with_lines(), submit(), expected.clone()).await;
     let mut history = draft_with_lines();
     history.extend(expected);
-    assert_eq!(replay(history).status(), Some(QuoteStatus::Approved));
+    assert_eq!(
+        replay::<Quote>(history).status(),
+        Some(QuoteStatus::Approved)
+    );
 }
 
 #[tokio::test]
@@ -72,7 +75,7 @@ async fn a_total_above_the_threshold_needs_the_chain_for_its_amount() {
         approval_chain: vec![Role::Manager, Role::TenantAdmin],
     };
     expect_events(given.clone(), submit(), vec![expected.clone()]).await;
-    let quote = replay(then(given, expected));
+    let quote = replay::<Quote>(then(given, expected));
     assert_eq!(quote.status(), Some(QuoteStatus::PendingApproval));
 }
 
@@ -205,7 +208,7 @@ async fn a_policy_without_a_chain_for_the_amount_refuses_submission() {
         rules.approval_bands.clear();
     }
     expect_err_with(
-        Arc::new(services),
+        services,
         with_discount("50"),
         submit(),
         rule(RuleCode::NoApprovalChain),
@@ -217,7 +220,7 @@ async fn a_policy_without_a_chain_for_the_amount_refuses_submission() {
 async fn an_unreachable_policy_decides_nothing() {
     let mut services = fake(AccountStatus::Active, Tier::Gold);
     services.unreachable = true;
-    expect_err_with(Arc::new(services), draft_with_lines(), submit(), |e| {
+    expect_err_with(services, draft_with_lines(), submit(), |e| {
         matches!(e, DomainError::LookupFailed(_))
     })
     .await;
