@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use cqrs_es::test::TestFramework;
 use cqrs_es::Aggregate;
 
-use crate::{Command, DomainError, RuleCode};
+use crate::{Command, CurrencyCode, DomainError, RuleCode, Text};
 
 /// A command body tied to its aggregate and to the in-memory fake of the aggregate's services,
 /// so a test names only its events and command (and, when it needs other facts, its fake).
@@ -88,4 +88,13 @@ pub(crate) fn invalid(field: &'static str) -> impl Fn(&DomainError) -> bool + Co
 
 pub(crate) fn forbidden(e: &DomainError) -> bool {
     matches!(e, DomainError::Forbidden(_))
+}
+
+/// Text as the aggregates store it, for expected events.
+pub(crate) fn text(s: &str) -> Text {
+    Text::parse("t", s, 1000).unwrap()
+}
+
+pub(crate) fn eur() -> CurrencyCode {
+    CurrencyCode::parse("c", "EUR").unwrap()
 }

@@ -11,7 +11,6 @@ use super::{
 };
 use crate::{
     Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Role, RuleCode, TenantPolicy,
-    Text,
 };
 
 use crate::testing::*;
@@ -42,10 +41,6 @@ fn admin() -> Actor {
 
 fn by(actor: Actor, body: C) -> Command<C> {
     Command::new(Uuid::from_u128(42), actor, Utc::now(), body)
-}
-
-fn text(s: &str) -> Text {
-    Text::parse("t", s, 1000).unwrap()
 }
 
 fn open_command() -> C {

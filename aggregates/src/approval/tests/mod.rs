@@ -13,7 +13,7 @@ use super::{
 };
 use crate::policy::ApprovalBand;
 use crate::{
-    Actor, Command, CurrencyCode, DomainError, Money, Role, RuleCode, TenantPolicy, Text, UserFacts,
+    Actor, Command, CurrencyCode, DomainError, Money, Role, RuleCode, TenantPolicy, UserFacts,
 };
 
 use crate::testing::*;
@@ -159,10 +159,6 @@ fn by(actor: Actor, body: C) -> Command<C> {
 
 fn at(when: DateTime<Utc>, actor: Actor, body: C) -> Command<C> {
     Command::new(id(TENANT), actor, when, body)
-}
-
-fn text(s: &str) -> Text {
-    Text::parse("t", s, 1000).unwrap()
 }
 
 fn subject() -> Subject {

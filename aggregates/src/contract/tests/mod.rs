@@ -12,7 +12,7 @@ use super::{
     ContractStatus, Party, QuoteLine,
 };
 use crate::account::{AccountFacts, AccountStatus, Tier};
-use crate::{Actor, Command, CurrencyCode, DomainError, Email, Role, RuleCode, TenantPolicy, Text};
+use crate::{Actor, Command, DomainError, Email, Role, RuleCode, TenantPolicy};
 
 use crate::testing::*;
 
@@ -102,14 +102,6 @@ fn days_after(day: &str, days: u64) -> String {
 
 fn days_before(day: &str, days: u64) -> String {
     (date(day) - chrono::Days::new(days)).to_string()
-}
-
-fn eur() -> CurrencyCode {
-    CurrencyCode::parse("c", "EUR").unwrap()
-}
-
-fn text(s: &str) -> Text {
-    Text::parse("t", s, 1000).unwrap()
 }
 
 fn money(s: &str) -> Decimal {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::pricing::quote_totals;
 use super::{LineItem, Quote, QuoteCommand as C, QuoteEvent as E, QuoteServices, QuoteTotals};
 use crate::account::{AccountFacts, AccountStatus, Tier};
-use crate::{Actor, Command, CurrencyCode, DomainError, Role, RuleCode, TenantPolicy, Text};
+use crate::{Actor, Command, CurrencyCode, DomainError, Role, RuleCode, TenantPolicy};
 
 use crate::testing::*;
 
@@ -97,16 +97,8 @@ fn valid_until() -> DateTime<Utc> {
     now() + Duration::days(30)
 }
 
-fn eur() -> CurrencyCode {
-    CurrencyCode::parse("c", "EUR").unwrap()
-}
-
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
-}
-
-fn text(s: &str) -> Text {
-    Text::parse("t", s, 1000).unwrap()
 }
 
 fn as_role(role: Role) -> Actor {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{User, UserCommand as C, UserEvent as E, UserServices};
 use crate::account::{AccountFacts, AccountStatus, Tier};
-use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, RuleCode, Text};
+use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, RuleCode};
 
 use crate::testing::*;
 
@@ -131,10 +131,6 @@ fn by(actor: Actor, body: C) -> Command<C> {
 
 fn email(s: &str) -> Email {
     Email::parse("e", s).unwrap()
-}
-
-fn text(s: &str) -> Text {
-    Text::parse("t", s, 1000).unwrap()
 }
 
 fn register_command(roles: Vec<Role>, account_id: Option<Uuid>) -> C {
