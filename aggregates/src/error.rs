@@ -1,3 +1,5 @@
+use crate::RuleCode;
+
 /// Why an aggregate refused a command. Domain reasons only: storage and transport failures
 /// belong to the layers that cause them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,7 +16,7 @@ pub enum DomainError {
     /// A business rule forbids the command in the aggregate's current state. `code` is stable
     /// and machine-readable; the message is for people.
     #[error("{message}")]
-    RuleViolated { code: &'static str, message: String },
+    RuleViolated { code: RuleCode, message: String },
     /// A fact the rules need (another aggregate's state, tenant policy) could not be read;
     /// nothing was decided.
     #[error("could not look up {0}")]
@@ -29,7 +31,7 @@ impl DomainError {
         }
     }
 
-    pub fn rule(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn rule(code: RuleCode, message: impl Into<String>) -> Self {
         Self::RuleViolated {
             code,
             message: message.into(),

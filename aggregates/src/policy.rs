@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::account::Tier;
-use crate::{CurrencyCode, DomainError, Money, Role};
+use crate::{CurrencyCode, DomainError, Money, Role, RuleCode};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantPolicy {
@@ -88,7 +88,7 @@ impl TenantPolicy {
         match self.rules(currency) {
             Some(_) => Ok(()),
             None => Err(DomainError::rule(
-                "currency_not_allowed",
+                RuleCode::CurrencyNotAllowed,
                 format!(
                     "the tenant trades in {}, not {}",
                     self.currencies
@@ -366,7 +366,7 @@ mod tests {
         assert!(matches!(
             policy.allow(&code("SEK")),
             Err(DomainError::RuleViolated {
-                code: "currency_not_allowed",
+                code: RuleCode::CurrencyNotAllowed,
                 ..
             })
         ));

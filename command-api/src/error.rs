@@ -183,7 +183,10 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Forbidden(message) => Self::Forbidden(message),
             DomainError::NotFound(what) => Self::NotFound(format!("no such {what}")),
-            DomainError::RuleViolated { code, message } => Self::RuleViolated { code, message },
+            DomainError::RuleViolated { code, message } => Self::RuleViolated {
+                code: code.as_str(),
+                message,
+            },
             lookup @ DomainError::LookupFailed(_) => Self::Internal(lookup.to_string()),
         }
     }

@@ -258,7 +258,7 @@ impl From<sqlx::Error> for AppendError {
             Some("events_pkey") => Self::Conflict,
             Some("idempotency_keys_pkey") => Self::KeyTaken,
             Some("last_tenant_admin") => Self::Rejected(aggregates::DomainError::rule(
-                "last_tenant_admin",
+                aggregates::RuleCode::LastTenantAdmin,
                 "the tenant must keep at least one active TenantAdmin",
             )),
             _ => Self::Storage(error.to_string()),

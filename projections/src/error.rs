@@ -1,3 +1,5 @@
+use aggregates::RuleCode;
+
 /// Why an event could not be projected, or the projector could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -48,7 +50,7 @@ impl ProjectionError {
     }
 
     /// Whether this is a process's command refused by the rule `code`.
-    pub fn is_refusal(&self, code: &str) -> bool {
+    pub fn is_refusal(&self, code: RuleCode) -> bool {
         match self {
             Self::Command { source, .. } => {
                 crate::process::issue::settled_refusal(source, &[code]).is_some()

@@ -2,13 +2,15 @@
 //! appended as the superuser with chosen times and metadata (account events decided by the real
 //! `Account` aggregate, so `asOf` replays what the command side would have stored), read through
 //! the routes on a `b2b_app` pool. Needs the local stack (`deploy/local/stack.sh up`).
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{test, App};
-use aggregates::account::{Account, AccountCommand, AccountEvent, Tier};
-use aggregates::{Actor, Command, Role};
+use aggregates::account::{Account, AccountCommand, AccountEvent, AccountServices, Tier};
+use aggregates::{Actor, Command, DomainError, Role, TenantPolicy};
 use auth::Identity;
 use chrono::{DateTime, TimeZone, Utc};
+use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use query_api::{configure, QueryApi};
 use serde_json::{json, Value};
@@ -165,21 +167,37 @@ fn minutes(n: i64) -> DateTime<Utc> {
     t0() + chrono::Duration::minutes(n)
 }
 
+/// A tenant on the default policy, the only outside fact the account's commands here read.
+struct DefaultPolicy;
+
+#[async_trait::async_trait]
+impl AccountServices for DefaultPolicy {
+    async fn policy(&self, _tenant_id: Uuid) -> Result<TenantPolicy, DomainError> {
+        Ok(TenantPolicy::default())
+    }
+}
+
 /// Decides `body` on `account` as `actor` and applies the one event it yields, as the command
-/// side would, so the stored payloads are exactly what replay must read back.
-fn decide(account: &mut Account, tenant: Uuid, actor: Actor, body: AccountCommand) -> AccountEvent {
+/// side does (the aggregate's own `handle`), so the stored payloads are exactly what replay
+/// must read back.
+async fn decide(
+    account: &mut Account,
+    tenant: Uuid,
+    actor: Actor,
+    body: AccountCommand,
+) -> AccountEvent {
     let command = Command::new(tenant, actor, t0(), body);
-    let policy = aggregates::TenantPolicy::default();
-    let mut events = account.decide(command, Some(&policy)).unwrap();
+    let services: aggregates::account::Services = Arc::new(DefaultPolicy);
+    let sink = EventSink::default();
+    account.handle(command, &services, &sink).await.unwrap();
+    let mut events = sink.collect().await;
     assert_eq!(events.len(), 1);
-    let event = events.remove(0);
-    account.apply(event.clone());
-    event
+    events.remove(0)
 }
 
 /// An account's three events: opened (Gold) by `opener` at t0, moved to Enterprise by
 /// `manager` at t0+60, activated by the quote-acceptance process at t0+120.
-fn account_events(
+async fn account_events(
     tenant: Uuid,
     opener: Uuid,
     manager: Uuid,
@@ -198,7 +216,8 @@ fn account_events(
             currency: "EUR".into(),
             tier: Tier::Gold,
         },
-    );
+    )
+    .await;
     let tiered = decide(
         &mut account,
         tenant,
@@ -206,7 +225,8 @@ fn account_events(
         AccountCommand::ChangeTier {
             tier: Tier::Enterprise,
         },
-    );
+    )
+    .await;
     let activated = decide(
         &mut account,
         tenant,
@@ -214,7 +234,8 @@ fn account_events(
         AccountCommand::ActivateAccount {
             quote_id: Uuid::new_v4(),
         },
-    );
+    )
+    .await;
     vec![
         (opened, 0, Who::User(opener)),
         (tiered, 60, Who::User(manager)),
@@ -270,7 +291,7 @@ async fn seed(world: &World) -> Seeded {
     let (opener, manager) = (Uuid::new_v4(), Uuid::new_v4());
     let a = world.tenant_a;
     let mut payloads = Vec::new();
-    let mut events = account_events(a, opener, manager).into_iter();
+    let mut events = account_events(a, opener, manager).await.into_iter();
     let mut next_account = |sequence| {
         let append = account_append(a, acme, sequence, events.next().unwrap());
         payloads.push(append.payload.clone());
@@ -282,7 +303,7 @@ async fn seed(world: &World) -> Seeded {
     world.append(quote_append(a, quote, 2, 90, opener)).await;
     world.append(next_account(3)).await;
     let b_user = Uuid::new_v4();
-    for (sequence, event) in (1..).zip(account_events(world.tenant_b, b_user, b_user)) {
+    for (sequence, event) in (1..).zip(account_events(world.tenant_b, b_user, b_user).await) {
         world
             .append(account_append(world.tenant_b, other, sequence, event))
             .await;
@@ -496,7 +517,7 @@ async fn as_of_on_a_long_stream_answers_from_kept_folds_as_a_fresh_replay_would(
         currency: "EUR".into(),
         tier: Tier::Gold,
     };
-    let mut history = vec![decide(&mut account, tenant, staff.clone(), open)];
+    let mut history = vec![decide(&mut account, tenant, staff.clone(), open).await];
     let mut tiers = vec!["Gold"];
     for n in 0..CHANGES {
         let (tier, name) = [
@@ -505,7 +526,7 @@ async fn as_of_on_a_long_stream_answers_from_kept_folds_as_a_fresh_replay_would(
             (Tier::Gold, "Gold"),
         ][n as usize % 3];
         let change = AccountCommand::ChangeTier { tier };
-        history.push(decide(&mut account, tenant, staff.clone(), change));
+        history.push(decide(&mut account, tenant, staff.clone(), change).await);
         tiers.push(name);
     }
     for (n, event) in history.into_iter().enumerate() {

@@ -1,12 +1,13 @@
 //! Account: a customer or partner company the tenant sells to.
-mod aggregate;
 mod commands;
+mod decide;
 mod events;
-mod services;
+mod facts;
+mod state;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{Account, AccountFacts, AccountStatus};
 pub use commands::AccountCommand;
 pub use events::{AccountEvent, Tier};
-pub use services::{AccountServices, Services};
+pub use facts::{AccountServices, Services};
+pub use state::{Account, AccountFacts, AccountStatus};

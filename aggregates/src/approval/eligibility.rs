@@ -1,7 +1,7 @@
 //! Why a user may not approve a level. The same reasons refuse an approver (403: an attribute
 //! rule denies the actor) and a delegation target (422: the named user does not qualify), so
 //! they are listed once.
-use crate::{Money, Role};
+use crate::{Money, Role, RuleCode};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Unfit {
@@ -19,14 +19,14 @@ pub(super) enum Unfit {
 
 impl Unfit {
     /// The stable code when the unfit user is the one a level is delegated to.
-    pub(super) fn delegate_code(&self) -> &'static str {
+    pub(super) fn delegate_code(&self) -> RuleCode {
         match self {
-            Self::Requester => "delegate_is_requester",
-            Self::ApprovedLevel(_) => "delegate_approved_a_level",
-            Self::LacksRole(_) => "delegate_lacks_role",
-            Self::Inactive => "delegate_inactive",
+            Self::Requester => RuleCode::DelegateIsRequester,
+            Self::ApprovedLevel(_) => RuleCode::DelegateApprovedALevel,
+            Self::LacksRole(_) => RuleCode::DelegateLacksRole,
+            Self::Inactive => RuleCode::DelegateInactive,
             Self::NoLimit | Self::LimitTooLow(_) | Self::LimitInOtherCurrency(_) => {
-                "delegate_limit_too_low"
+                RuleCode::DelegateLimitTooLow
             }
         }
     }

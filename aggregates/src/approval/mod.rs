@@ -1,15 +1,15 @@
 //! Approval: one request per submission of a quote or contract, approved level by level by the
 //! roles the tenant's policy asks for, each level within its SLA.
-mod aggregate;
 mod commands;
+mod decide;
 mod eligibility;
 mod events;
-mod rules;
-mod services;
+mod facts;
+mod state;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{Approval, ApprovalStatus};
 pub use commands::ApprovalCommand;
 pub use events::{ApprovalEvent, Level, Subject, SubjectType};
-pub use services::ApprovalServices;
+pub use facts::{ApprovalServices, Services};
+pub use state::{Approval, ApprovalStatus};

@@ -1,35 +1,37 @@
 //! The quote's rules: `decide` returns the events a command produces without changing anything.
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::aggregate::{QuoteState, Settled};
-use super::{Facts, LineItem, Quote, QuoteCommand, QuoteEvent, QuoteStatus};
+use super::facts::{Facts, Services};
+use super::state::{QuoteState, Settled};
+use super::{Quote, QuoteCommand, QuoteEvent, QuoteStatus};
 use crate::account::{AccountFacts, AccountStatus};
-use crate::limits::{DESCRIPTION_MAX, REASON_MAX, SKU_MAX, TITLE_MAX};
-use crate::{Actor, Command, DomainError, Money, Role, Text};
+use crate::handle::Decide;
+use crate::limits::{REASON_MAX, TITLE_MAX};
+use crate::{Actor, Command, DomainError, Role, RuleCode, Text};
 
 /// The tenant's staff who prepare, submit, send and withdraw quotes.
 const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
 
-const MAX_LINES: usize = 200;
-/// Quantity and price bounds keep pricing exact (see `pricing`), far above real orders.
-const QUANTITY_MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
-const QUANTITY_DECIMALS: u32 = 3;
-const UNIT_PRICE_MAX_MINOR_UNITS: i64 = 1_000_000_000;
-const PERCENT_DECIMALS: u32 = 2;
-
 /// Who decides, when, and with which outside facts: what every per-command rule may read.
-struct Ctx<'a> {
-    actor: &'a Actor,
-    at: DateTime<Utc>,
-    facts: &'a Facts,
+pub(super) struct Ctx<'a> {
+    pub(super) actor: &'a Actor,
+    pub(super) at: DateTime<Utc>,
+    pub(super) facts: &'a Facts,
 }
 
-impl Quote {
-    /// Decides which events a command produces, without changing anything. `facts` are the
-    /// outside facts the command needs (see `Facts::gather`).
-    pub fn decide(
+impl Decide for Quote {
+    type Facts = Facts;
+
+    async fn gather(
+        &self,
+        command: &Command<QuoteCommand>,
+        services: &Services,
+    ) -> Result<Facts, DomainError> {
+        Facts::gather(services.as_ref(), self, command).await
+    }
+
+    fn decide(
         &self,
         command: Command<QuoteCommand>,
         facts: &Facts,
@@ -68,7 +70,7 @@ fn draft(
     // A rule of time, not of form: the same request was valid a moment earlier (422).
     if valid_until <= cx.at {
         return Err(DomainError::rule(
-            "valid_until_passed",
+            RuleCode::ValidUntilPassed,
             "valid_until must be in the future",
         ));
     }
@@ -83,10 +85,13 @@ fn draft(
         .ok_or(DomainError::NotFound("account"))?;
     match status {
         AccountStatus::Suspended => Err(DomainError::rule(
-            "account_suspended",
+            RuleCode::AccountSuspended,
             "no new quotes for a suspended account",
         )),
-        AccountStatus::Closed => Err(DomainError::rule("account_closed", "the account is closed")),
+        AccountStatus::Closed => Err(DomainError::rule(
+            RuleCode::AccountClosed,
+            "the account is closed",
+        )),
         AccountStatus::Prospect | AccountStatus::Active => Ok(vec![QuoteEvent::QuoteDrafted {
             account_id,
             title,
@@ -102,13 +107,13 @@ impl QuoteState {
         use QuoteCommand as C;
         if self.status.is_final() && !self.is_redelivery(&body) {
             return Err(DomainError::rule(
-                "quote_closed",
+                RuleCode::QuoteClosed,
                 format!("the quote is {:?} and can no longer change", self.status),
             ));
         }
         match body {
             C::DraftQuote { .. } => Err(DomainError::rule(
-                "quote_exists",
+                RuleCode::QuoteExists,
                 "a quote with this id is already drafted",
             )),
             C::AddLineItem {
@@ -156,101 +161,6 @@ impl QuoteState {
         }
     }
 
-    fn add_line(
-        &self,
-        cx: &Ctx,
-        line_id: Uuid,
-        sku: &str,
-        description: &str,
-        quantity: Decimal,
-        unit_price: Decimal,
-    ) -> Result<Vec<QuoteEvent>, DomainError> {
-        self.require_editable(cx.actor, "AddLineItem")?;
-        let sku = Text::parse("sku", sku, SKU_MAX)?;
-        let description = Text::parse("description", description, DESCRIPTION_MAX)?;
-        let quantity = parse_quantity(quantity)?;
-        let unit_price = self.parse_unit_price(unit_price)?;
-        if self.lines.iter().any(|l| l.line_id == line_id) {
-            return Err(DomainError::rule(
-                "duplicate_line_id",
-                "the quote already has a line with this id",
-            ));
-        }
-        if self.lines.len() >= MAX_LINES {
-            return Err(DomainError::rule(
-                "too_many_lines",
-                format!("a quote has at most {MAX_LINES} lines"),
-            ));
-        }
-        Ok(vec![QuoteEvent::LineItemAdded {
-            line_id,
-            sku,
-            description,
-            quantity,
-            unit_price,
-            volume_discount_percent: self.volume_discount(cx.facts, quantity)?,
-        }])
-    }
-
-    fn change_line(
-        &self,
-        cx: &Ctx,
-        line_id: Uuid,
-        quantity: Option<Decimal>,
-        unit_price: Option<Decimal>,
-        description: Option<String>,
-    ) -> Result<Vec<QuoteEvent>, DomainError> {
-        self.require_editable(cx.actor, "ChangeLineItem")?;
-        if quantity.is_none() && unit_price.is_none() && description.is_none() {
-            return Err(DomainError::invalid(
-                "body",
-                "give at least one field to change",
-            ));
-        }
-        let quantity = quantity.map(parse_quantity).transpose()?;
-        let unit_price = unit_price.map(|p| self.parse_unit_price(p)).transpose()?;
-        let description = description
-            .map(|d| Text::parse("description", &d, DESCRIPTION_MAX))
-            .transpose()?;
-        let line = self.line(line_id)?;
-        // Values equal to the current ones are dropped, so a retried change records nothing.
-        let quantity = quantity.filter(|q| *q != line.quantity);
-        let unit_price = unit_price.filter(|p| *p != line.unit_price);
-        let description = description.filter(|d| *d != line.description);
-        if quantity.is_none() && unit_price.is_none() && description.is_none() {
-            return Ok(vec![]);
-        }
-        let volume_discount_percent = match quantity {
-            Some(q) => self.volume_discount(cx.facts, q)?,
-            None => line.volume_discount_percent,
-        };
-        Ok(vec![QuoteEvent::LineItemChanged {
-            line_id,
-            quantity,
-            unit_price,
-            description,
-            volume_discount_percent,
-        }])
-    }
-
-    fn remove_line(&self, cx: &Ctx, line_id: Uuid) -> Result<Vec<QuoteEvent>, DomainError> {
-        self.require_editable(cx.actor, "RemoveLineItem")?;
-        self.line(line_id)?;
-        Ok(vec![QuoteEvent::LineItemRemoved { line_id }])
-    }
-
-    fn set_discount(
-        &self,
-        cx: &Ctx,
-        percent: Decimal,
-        reason: &str,
-    ) -> Result<Vec<QuoteEvent>, DomainError> {
-        self.require_editable(cx.actor, "SetQuoteDiscount")?;
-        let percent = parse_percent("percent", percent)?;
-        let reason = parse_reason(reason)?;
-        Ok(vec![QuoteEvent::QuoteDiscountSet { percent, reason }])
-    }
-
     fn submit(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
         // The submitter is the approval's requester, who may not approve it: a process has
         // no such identity, so only a user submits.
@@ -262,7 +172,7 @@ impl QuoteState {
         self.require_editable(cx.actor, "SubmitQuote")?;
         if self.lines.is_empty() {
             return Err(DomainError::rule(
-                "quote_has_no_lines",
+                RuleCode::QuoteHasNoLines,
                 "a quote needs at least one line to be submitted",
             ));
         }
@@ -277,7 +187,7 @@ impl QuoteState {
         };
         if needs_approval && approval_chain.is_empty() {
             return Err(DomainError::rule(
-                "no_approval_chain",
+                RuleCode::NoApprovalChain,
                 "the tenant's policy has no approval chain for this amount",
             ));
         }
@@ -334,20 +244,20 @@ impl QuoteState {
 
     fn revise(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
         cx.actor.require_any(EDITORS, "ReviseQuote")?;
-        self.require_status(QuoteStatus::Rejected, "quote_not_rejected")?;
+        self.require_status(QuoteStatus::Rejected, RuleCode::QuoteNotRejected)?;
         Ok(vec![QuoteEvent::QuoteRevised {}])
     }
 
     fn send(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
         cx.actor.require_any(EDITORS, "SendQuote")?;
-        self.require_status(QuoteStatus::Approved, "quote_not_approved")?;
+        self.require_status(QuoteStatus::Approved, RuleCode::QuoteNotApproved)?;
         self.require_valid_at(cx.at)?;
         Ok(vec![QuoteEvent::QuoteSent {}])
     }
 
     fn accept(&self, cx: &Ctx) -> Result<Vec<QuoteEvent>, DomainError> {
         self.require_answerer(cx.actor, "AcceptQuote")?;
-        self.require_status(QuoteStatus::Sent, "quote_not_sent")?;
+        self.require_status(QuoteStatus::Sent, RuleCode::QuoteNotSent)?;
         self.require_valid_at(cx.at)?;
         Ok(vec![QuoteEvent::QuoteAccepted {
             account_id: self.account_id,
@@ -360,7 +270,7 @@ impl QuoteState {
     fn decline(&self, cx: &Ctx, reason: &str) -> Result<Vec<QuoteEvent>, DomainError> {
         self.require_answerer(cx.actor, "DeclineQuote")?;
         let reason = parse_reason(reason)?;
-        self.require_status(QuoteStatus::Sent, "quote_not_sent")?;
+        self.require_status(QuoteStatus::Sent, RuleCode::QuoteNotSent)?;
         self.require_valid_at(cx.at)?;
         Ok(vec![QuoteEvent::QuoteDeclined { reason }])
     }
@@ -379,7 +289,7 @@ impl QuoteState {
         }
         if cx.at <= self.valid_until {
             return Err(DomainError::rule(
-                "quote_still_valid",
+                RuleCode::QuoteStillValid,
                 format!("the quote is valid until {}", self.valid_until),
             ));
         }
@@ -388,12 +298,12 @@ impl QuoteState {
 
     /// Lines and discount can change only while the quote is a draft: from submission on,
     /// they are what was (or is being) approved.
-    fn require_editable(&self, actor: &Actor, action: &str) -> Result<(), DomainError> {
+    pub(super) fn require_editable(&self, actor: &Actor, action: &str) -> Result<(), DomainError> {
         actor.require_any(EDITORS, action)?;
-        self.require_status(QuoteStatus::Draft, "quote_not_draft")
+        self.require_status(QuoteStatus::Draft, RuleCode::QuoteNotDraft)
     }
 
-    fn require_status(&self, wanted: QuoteStatus, code: &'static str) -> Result<(), DomainError> {
+    fn require_status(&self, wanted: QuoteStatus, code: RuleCode) -> Result<(), DomainError> {
         if self.status == wanted {
             return Ok(());
         }
@@ -404,7 +314,7 @@ impl QuoteState {
     }
 
     fn require_pending(&self) -> Result<(), DomainError> {
-        self.require_status(QuoteStatus::PendingApproval, "quote_not_pending")
+        self.require_status(QuoteStatus::PendingApproval, RuleCode::QuoteNotPending)
     }
 
     fn require_valid_at(&self, at: DateTime<Utc>) -> Result<(), DomainError> {
@@ -412,7 +322,7 @@ impl QuoteState {
             return Ok(());
         }
         Err(DomainError::rule(
-            "quote_validity_passed",
+            RuleCode::QuoteValidityPassed,
             format!("the quote was valid until {}", self.valid_until),
         ))
     }
@@ -432,76 +342,15 @@ impl QuoteState {
             ))),
         }
     }
-
-    fn line(&self, line_id: Uuid) -> Result<&LineItem, DomainError> {
-        self.lines
-            .iter()
-            .find(|l| l.line_id == line_id)
-            .ok_or_else(|| DomainError::rule("unknown_line", "the quote has no line with this id"))
-    }
-
-    fn parse_unit_price(&self, unit_price: Decimal) -> Result<Decimal, DomainError> {
-        let Money { amount, .. } = Money::parse_amount("unit_price", unit_price, &self.currency)?;
-        let max = Decimal::new(UNIT_PRICE_MAX_MINOR_UNITS, self.currency.minor_unit());
-        if amount > max {
-            return Err(DomainError::invalid(
-                "unit_price",
-                format!("must be at most {max}"),
-            ));
-        }
-        Ok(amount)
-    }
-
-    /// The volume discount the account's tier (as drafted) gives this quantity, clamped to
-    /// 0..=100 so a misconfigured table cannot make a line negative.
-    fn volume_discount(&self, facts: &Facts, quantity: Decimal) -> Result<Decimal, DomainError> {
-        let percent = facts.policy()?.volume_discount(self.tier, quantity);
-        Ok(percent.clamp(Decimal::ZERO, Decimal::ONE_HUNDRED))
-    }
 }
 
 fn already_settled(outcome: &str) -> DomainError {
     DomainError::rule(
-        "approval_already_settled",
+        RuleCode::ApprovalAlreadySettled,
         format!("this approval already {outcome} the quote"),
     )
 }
 
-fn parse_quantity(quantity: Decimal) -> Result<Decimal, DomainError> {
-    if quantity <= Decimal::ZERO {
-        return Err(DomainError::invalid(
-            "quantity",
-            "must be greater than zero",
-        ));
-    }
-    if quantity.scale() > QUANTITY_DECIMALS {
-        return Err(DomainError::invalid(
-            "quantity",
-            format!("must have at most {QUANTITY_DECIMALS} decimals"),
-        ));
-    }
-    if quantity > QUANTITY_MAX {
-        return Err(DomainError::invalid(
-            "quantity",
-            format!("must be at most {QUANTITY_MAX}"),
-        ));
-    }
-    Ok(quantity)
-}
-
-fn parse_percent(field: &str, percent: Decimal) -> Result<Decimal, DomainError> {
-    if percent < Decimal::ZERO || percent > Decimal::ONE_HUNDRED {
-        return Err(DomainError::invalid(field, "must be between 0 and 100"));
-    }
-    if percent.scale() > PERCENT_DECIMALS {
-        return Err(DomainError::invalid(
-            field,
-            format!("must have at most {PERCENT_DECIMALS} decimals"),
-        ));
-    }
-    Ok(percent)
-}
-
-fn parse_reason(reason: &str) -> Result<Text, DomainError> {
+pub(super) fn parse_reason(reason: &str) -> Result<Text, DomainError> {
     Text::parse("reason", reason, REASON_MAX)
 }

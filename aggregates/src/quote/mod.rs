@@ -1,15 +1,16 @@
 //! Quote: priced line items for one account, through approval to the customer's answer.
-mod aggregate;
 mod commands;
 mod decide;
 mod events;
+mod facts;
+mod line_items;
 pub mod pricing;
-mod services;
+mod state;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{Quote, QuoteStatus};
 pub use commands::QuoteCommand;
 pub use events::{LineItem, QuoteEvent};
+pub use facts::{QuoteServices, Services};
 pub use pricing::QuoteTotals;
-pub use services::{Facts, QuoteServices, Services};
+pub use state::{Quote, QuoteStatus};

@@ -3,7 +3,7 @@
 use aggregates::account::AccountCommand;
 use aggregates::contract::{ContractCommand, ContractEvent, QuoteLine};
 use aggregates::quote::{LineItem, QuoteEvent, QuoteTotals};
-use aggregates::Text;
+use aggregates::{RuleCode, Text};
 use async_trait::async_trait;
 use chrono::{Months, NaiveDate};
 use event_store::StoredEvent;
@@ -16,7 +16,7 @@ use crate::{Projection, ProjectionError};
 
 /// A closed or suspended account takes no contract and no activation: retrying cannot help,
 /// and the refusal is in the log.
-const ACCOUNT_REFUSALS: &[&str] = &["account_closed", "account_suspended"];
+const ACCOUNT_REFUSALS: &[RuleCode] = &[RuleCode::AccountClosed, RuleCode::AccountSuspended];
 /// Ids tried for a quote's contract before giving up: users cannot compute them, so a clash
 /// means the deployment's key leaked; the draft moves on to the next id rather than park.
 const CONTRACT_ID_CANDIDATES: u32 = 4;
@@ -102,7 +102,7 @@ impl QuoteAcceptance {
                 .issue(&self.issuer.bus.contracts, event, order)
                 .await;
             match &outcome {
-                Err(error) if error.is_refusal("contract_exists") => continue,
+                Err(error) if error.is_refusal(RuleCode::ContractExists) => continue,
                 _ => break,
             }
         }

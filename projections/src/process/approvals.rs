@@ -3,6 +3,7 @@
 use aggregates::approval::{ApprovalCommand, ApprovalEvent, Subject, SubjectType};
 use aggregates::contract::{ContractCommand, ContractEvent};
 use aggregates::quote::{QuoteCommand, QuoteEvent};
+use aggregates::RuleCode;
 use async_trait::async_trait;
 use event_store::{history, StoredEvent};
 use rust_decimal::Decimal;
@@ -14,14 +15,14 @@ use super::{aggregate_uuid, decode};
 use crate::{Projection, ProjectionError};
 
 /// Refusals that mean the quote already took (or can no longer take) this outcome.
-const QUOTE_SETTLED: &[&str] = &[
-    "approval_already_settled",
-    "quote_not_pending",
-    "quote_closed",
+const QUOTE_SETTLED: &[RuleCode] = &[
+    RuleCode::ApprovalAlreadySettled,
+    RuleCode::QuoteNotPending,
+    RuleCode::QuoteClosed,
 ];
-const CONTRACT_SETTLED: &[&str] = &["contract_not_pending_approval"];
+const CONTRACT_SETTLED: &[RuleCode] = &[RuleCode::ContractNotPendingApproval];
 /// Refusals that mean the request was already decided or cancelled: nothing left to cancel.
-const APPROVAL_CLOSED: &[&str] = &["approval_closed"];
+const APPROVAL_CLOSED: &[RuleCode] = &[RuleCode::ApprovalClosed];
 /// The subjects' reason fields hold at most this many characters.
 const REASON_MAX: usize = 1000;
 
@@ -263,7 +264,7 @@ fn order<C>(
     aggregate_id: Uuid,
     name: &'static str,
     body: C,
-    settled: &'static [&'static str],
+    settled: &'static [RuleCode],
 ) -> Order<'static, C> {
     Order {
         aggregate_id,

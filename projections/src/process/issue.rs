@@ -2,7 +2,7 @@
 //! event, and which refusals count as "already done".
 use std::sync::Arc;
 
-use aggregates::{Actor, Command, DomainError};
+use aggregates::{Actor, Command, DomainError, RuleCode};
 use cqrs_es::Aggregate;
 use event_store::{AggregateStore, CommandBus, EventMetadata, StoreError, StoredEvent};
 use hmac::{Hmac, Mac};
@@ -74,10 +74,10 @@ impl ProcessIds {
 }
 
 /// The refusal's rule code when `error` is a refusal listed in `settled`.
-pub fn settled_refusal<'a>(error: &'a StoreError, settled: &[&str]) -> Option<&'a str> {
+pub fn settled_refusal(error: &StoreError, settled: &[RuleCode]) -> Option<RuleCode> {
     match error {
         StoreError::Rejected(DomainError::RuleViolated { code, .. }) if settled.contains(code) => {
-            Some(code)
+            Some(*code)
         }
         _ => None,
     }
@@ -97,7 +97,7 @@ pub struct Order<'a, C> {
     pub aggregate_id: Uuid,
     pub name: &'static str,
     pub body: C,
-    pub settled: &'a [&'a str],
+    pub settled: &'a [RuleCode],
 }
 
 impl Issuer {
@@ -152,7 +152,7 @@ impl Issuer {
             }
             Err(error) => match settled_refusal(&error, order.settled) {
                 Some(code) => {
-                    tracing::info!(code, %error, "refused as already settled; done");
+                    tracing::info!(code = code.as_str(), %error, "refused as already settled; done");
                     Ok(())
                 }
                 None => Err(ProjectionError::Command {

@@ -1,5 +1,6 @@
 //! What a timer does when it fires. Stored as JSON in `scheduled_commands.command`; our own small
 //! enum rather than the aggregates' command enums, so the stored form is ours to keep stable.
+use aggregates::RuleCode;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,18 +37,20 @@ impl TimerAction {
     /// Refusals (rule codes) meaning the timer no longer applies: the aggregate moved on, so
     /// the timer is done, not failed. Another event scheduled its own timer if one is needed
     /// (a later level's SLA, a renewal's end date, the second signature).
-    pub fn no_longer_applies(self) -> &'static [&'static str] {
+    pub fn no_longer_applies(self) -> &'static [RuleCode] {
         match self {
             // Accepted, declined or withdrawn before it ran out.
-            Self::ExpireQuote {} => &["quote_closed"],
+            Self::ExpireQuote {} => &[RuleCode::QuoteClosed],
             // The level was approved or escalated (its successor has a later due time), or the
             // request ended.
-            Self::EscalateLevel {} => &["approval_closed", "level_not_overdue"],
+            Self::EscalateLevel {} => &[RuleCode::ApprovalClosed, RuleCode::LevelNotOverdue],
             // Not approved or not fully signed yet: the missing approval or signature
             // schedules activation again.
-            Self::ActivateContract {} => &["contract_not_approved", "contract_not_signed"],
+            Self::ActivateContract {} => {
+                &[RuleCode::ContractNotApproved, RuleCode::ContractNotSigned]
+            }
             // Renewed (a later end date) or no longer active.
-            Self::ExpireContract {} => &["before_end_date", "contract_not_active"],
+            Self::ExpireContract {} => &[RuleCode::BeforeEndDate, RuleCode::ContractNotActive],
         }
     }
 }

@@ -138,7 +138,7 @@ impl TimerWorker {
             }
             Err(error) => match settled_refusal(&error, action.no_longer_applies()) {
                 Some(code) => {
-                    tracing::info!(code, %error, "timer no longer applies; done");
+                    tracing::info!(code = code.as_str(), %error, "timer no longer applies; done");
                     Fired::NoLongerApplies(error.to_string())
                 }
                 None => {

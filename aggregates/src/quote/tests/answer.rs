@@ -59,7 +59,7 @@ async fn staff_send_an_approved_quote() {
         )
         .await;
     }
-    assert_eq!(replay(sent()).status(), Some(QuoteStatus::Sent));
+    assert_eq!(replay::<Quote>(sent()).status(), Some(QuoteStatus::Sent));
 }
 
 #[tokio::test]
@@ -68,7 +68,7 @@ async fn only_an_approved_quote_is_sent() {
         expect_err(
             given,
             by(operator(), C::SendQuote {}),
-            rule("quote_not_approved"),
+            rule(RuleCode::QuoteNotApproved),
         )
         .await;
     }
@@ -82,7 +82,7 @@ async fn a_quote_past_its_validity_is_not_sent() {
     expect_err(
         approved(),
         at(after_validity(), operator(), C::SendQuote {}),
-        rule("quote_validity_passed"),
+        rule(RuleCode::QuoteValidityPassed),
     )
     .await;
 }
@@ -96,7 +96,7 @@ async fn the_accounts_partner_accepts_with_the_terms_for_the_contract() {
     )
     .await;
     assert_eq!(
-        replay(then(sent(), accepted())).status(),
+        replay::<Quote>(then(sent(), accepted())).status(),
         Some(QuoteStatus::Accepted)
     );
 }
@@ -135,7 +135,7 @@ async fn only_a_sent_quote_is_answered() {
             expect_err(
                 given.clone(),
                 by(partner_of(account()), command),
-                rule("quote_not_sent"),
+                rule(RuleCode::QuoteNotSent),
             )
             .await;
         }
@@ -160,7 +160,7 @@ async fn answers_count_only_while_the_quote_is_valid() {
         expect_err(
             sent(),
             at(after_validity(), partner_of(account()), command),
-            rule("quote_validity_passed"),
+            rule(RuleCode::QuoteValidityPassed),
         )
         .await;
     }
@@ -202,7 +202,7 @@ async fn staff_withdraw_a_quote_any_time_before_it_is_answered() {
     )
     .await;
     assert_eq!(
-        replay(then(sent(), withdrawn())).status(),
+        replay::<Quote>(then(sent(), withdrawn())).status(),
         Some(QuoteStatus::Withdrawn)
     );
 }
@@ -233,7 +233,7 @@ async fn the_timer_expires_a_quote_once_its_validity_has_passed() {
         .await;
     }
     assert_eq!(
-        replay(then(sent(), E::QuoteExpired {})).status(),
+        replay::<Quote>(then(sent(), E::QuoteExpired {})).status(),
         Some(QuoteStatus::Expired)
     );
 }
@@ -244,7 +244,7 @@ async fn a_quote_does_not_expire_while_valid() {
         expect_err(
             sent(),
             at(when, system(), C::ExpireQuote {}),
-            rule("quote_still_valid"),
+            rule(RuleCode::QuoteStillValid),
         )
         .await;
     }
@@ -293,12 +293,17 @@ async fn a_final_quote_accepts_no_more_changes() {
     ];
     for given in final_quotes() {
         for command in commands.clone() {
-            expect_err(given.clone(), by(operator(), command), rule("quote_closed")).await;
+            expect_err(
+                given.clone(),
+                by(operator(), command),
+                rule(RuleCode::QuoteClosed),
+            )
+            .await;
         }
     }
     let late = at(after_validity(), system(), C::ExpireQuote {});
     for given in [then(sent(), accepted()), then(sent(), declined())] {
-        expect_err(given, late.clone(), rule("quote_closed")).await;
+        expect_err(given, late.clone(), rule(RuleCode::QuoteClosed)).await;
     }
     let other_approval = C::MarkQuoteApproved {
         approval_id: Uuid::from_u128(502),
@@ -306,7 +311,7 @@ async fn a_final_quote_accepts_no_more_changes() {
     expect_err(
         then(sent(), accepted()),
         by(system(), other_approval),
-        rule("quote_closed"),
+        rule(RuleCode::QuoteClosed),
     )
     .await;
 }

@@ -23,7 +23,10 @@ async fn the_approval_process_approves_a_pending_quote() {
         }],
     )
     .await;
-    assert_eq!(replay(approved()).status(), Some(QuoteStatus::Approved));
+    assert_eq!(
+        replay::<Quote>(approved()).status(),
+        Some(QuoteStatus::Approved)
+    );
 }
 
 #[tokio::test]
@@ -37,7 +40,10 @@ async fn the_approval_process_rejects_a_pending_quote() {
         }],
     )
     .await;
-    assert_eq!(replay(rejected()).status(), Some(QuoteStatus::Rejected));
+    assert_eq!(
+        replay::<Quote>(rejected()).status(),
+        Some(QuoteStatus::Rejected)
+    );
 }
 
 #[tokio::test]
@@ -58,7 +64,7 @@ async fn only_a_pending_quote_is_approved_or_rejected() {
             expect_err(
                 given.clone(),
                 by(system(), command),
-                rule("quote_not_pending"),
+                rule(RuleCode::QuoteNotPending),
             )
             .await;
         }
@@ -81,13 +87,13 @@ async fn an_approval_cannot_change_its_outcome() {
     expect_err(
         approved(),
         by(system(), mark_rejected(approval())),
-        rule("approval_already_settled"),
+        rule(RuleCode::ApprovalAlreadySettled),
     )
     .await;
     expect_err(
         rejected(),
         by(system(), mark_approved(approval())),
-        rule("approval_already_settled"),
+        rule(RuleCode::ApprovalAlreadySettled),
     )
     .await;
 }
@@ -110,7 +116,10 @@ async fn revise_takes_a_rejected_quote_back_to_draft() {
     )
     .await;
     let revised = then(rejected(), E::QuoteRevised {});
-    assert_eq!(replay(revised.clone()).status(), Some(QuoteStatus::Draft));
+    assert_eq!(
+        replay::<Quote>(revised.clone()).status(),
+        Some(QuoteStatus::Draft)
+    );
     // Drafting again unfreezes the lines.
     expect_events(
         revised,
@@ -133,7 +142,7 @@ async fn only_a_rejected_quote_is_revised_and_only_by_staff() {
         expect_err(
             given,
             by(operator(), C::ReviseQuote {}),
-            rule("quote_not_rejected"),
+            rule(RuleCode::QuoteNotRejected),
         )
         .await;
     }

@@ -15,14 +15,14 @@ async fn draft_takes_currency_and_tier_from_the_account() {
     for role in [Role::Operator, Role::Manager, Role::TenantAdmin] {
         expect_events(vec![], by(as_role(role), draft_command()), vec![drafted()]).await;
     }
-    let quote = replay(vec![drafted()]);
+    let quote = replay::<Quote>(vec![drafted()]);
     assert_eq!(quote.status(), Some(QuoteStatus::Draft));
     assert_eq!(quote.account_id(), Some(account()));
 }
 
 #[tokio::test]
 async fn draft_snapshots_the_tier_the_account_has_now() {
-    let enterprise = Arc::new(fake(AccountStatus::Prospect, Tier::Enterprise));
+    let enterprise = fake(AccountStatus::Prospect, Tier::Enterprise);
     let E::QuoteDrafted {
         account_id,
         title,
@@ -81,11 +81,11 @@ async fn draft_needs_an_account_of_the_callers_tenant() {
 #[tokio::test]
 async fn draft_is_refused_for_suspended_and_closed_accounts() {
     for (status, code) in [
-        (AccountStatus::Suspended, "account_suspended"),
-        (AccountStatus::Closed, "account_closed"),
+        (AccountStatus::Suspended, RuleCode::AccountSuspended),
+        (AccountStatus::Closed, RuleCode::AccountClosed),
     ] {
         expect_err_with(
-            Arc::new(fake(status, Tier::Gold)),
+            fake(status, Tier::Gold),
             vec![],
             by(operator(), draft_command()),
             rule(code),
@@ -102,7 +102,12 @@ async fn draft_needs_valid_until_in_the_future() {
             title: "x".into(),
             valid_until,
         };
-        expect_err(vec![], by(operator(), command), rule("valid_until_passed")).await;
+        expect_err(
+            vec![],
+            by(operator(), command),
+            rule(RuleCode::ValidUntilPassed),
+        )
+        .await;
     }
 }
 
@@ -123,7 +128,7 @@ async fn draft_twice_is_a_rule_violation() {
     expect_err(
         vec![drafted()],
         by(operator(), draft_command()),
-        rule("quote_exists"),
+        rule(RuleCode::QuoteExists),
     )
     .await;
 }
@@ -132,12 +137,9 @@ async fn draft_twice_is_a_rule_violation() {
 async fn a_failed_lookup_decides_nothing() {
     let mut down = fake(AccountStatus::Active, Tier::Gold);
     down.unreachable = true;
-    expect_err_with(
-        Arc::new(down),
-        vec![],
-        by(operator(), draft_command()),
-        |e| matches!(e, DomainError::LookupFailed(_)),
-    )
+    expect_err_with(down, vec![], by(operator(), draft_command()), |e| {
+        matches!(e, DomainError::LookupFailed(_))
+    })
     .await;
 }
 

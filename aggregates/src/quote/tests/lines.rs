@@ -47,7 +47,7 @@ async fn add_line_applies_the_tiers_volume_discount_by_quantity_break() {
 #[tokio::test]
 async fn add_line_uses_the_tier_snapshotted_at_draft() {
     // The account is Enterprise now, but the quote was drafted for a Gold account.
-    let now_enterprise = Arc::new(fake(AccountStatus::Active, Tier::Enterprise));
+    let now_enterprise = fake(AccountStatus::Active, Tier::Enterprise);
     expect_events_with(
         now_enterprise,
         vec![drafted()],
@@ -132,7 +132,7 @@ async fn line_ids_are_unique_within_a_quote() {
     expect_err(
         draft_with_lines(),
         by(operator(), add(1, "1", "1.00")),
-        rule("duplicate_line_id"),
+        rule(RuleCode::DuplicateLineId),
     )
     .await;
 }
@@ -144,7 +144,7 @@ async fn a_quote_has_at_most_200_lines() {
     expect_err(
         given,
         by(operator(), add(999, "1", "1.00")),
-        rule("too_many_lines"),
+        rule(RuleCode::TooManyLines),
     )
     .await;
 }
@@ -164,7 +164,7 @@ async fn lines_and_discount_are_frozen_from_submission() {
             expect_err(
                 given.clone(),
                 by(operator(), command),
-                rule("quote_not_draft"),
+                rule(RuleCode::QuoteNotDraft),
             )
             .await;
         }
@@ -237,7 +237,7 @@ async fn change_needs_a_field_a_known_line_and_valid_values() {
     expect_err(
         draft_with_lines(),
         by(operator(), unknown),
-        rule("unknown_line"),
+        rule(RuleCode::UnknownLine),
     )
     .await;
     for (field, command) in [
@@ -265,7 +265,7 @@ async fn remove_line_needs_a_known_line() {
     expect_err(
         draft_with_lines(),
         by(operator(), remove(9)),
-        rule("unknown_line"),
+        rule(RuleCode::UnknownLine),
     )
     .await;
     let removed = then(
@@ -274,7 +274,7 @@ async fn remove_line_needs_a_known_line() {
             line_id: line_id(2),
         },
     );
-    assert_eq!(replay(removed).lines(), &two_lines()[..1]);
+    assert_eq!(replay::<Quote>(removed).lines(), &two_lines()[..1]);
 }
 
 #[tokio::test]
@@ -289,7 +289,7 @@ async fn replay_folds_line_changes() {
             volume_discount_percent: dec("8"),
         },
     );
-    let quote = replay(changed);
+    let quote = replay::<Quote>(changed);
     let mut expected = line(1, "50", "100.00", "8");
     expected.description = text("Item 1, blue");
     assert_eq!(quote.lines()[0], expected);

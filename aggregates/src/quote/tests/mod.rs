@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use cqrs_es::test::TestFramework;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::pricing::quote_totals;
 use super::{LineItem, Quote, QuoteCommand as C, QuoteEvent as E, QuoteServices, QuoteTotals};
 use crate::account::{AccountFacts, AccountStatus, Tier};
-use crate::{Actor, Command, CurrencyCode, DomainError, Role, TenantPolicy, Text};
+use crate::{Actor, Command, CurrencyCode, DomainError, Role, RuleCode, TenantPolicy};
+
+use crate::testing::*;
 
 mod answer;
 mod approval;
@@ -24,7 +25,7 @@ mod wire;
 
 /// Accounts keyed by (tenant, account), and the one policy every tenant has.
 #[derive(Clone)]
-struct FakeServices {
+pub(crate) struct FakeServices {
     accounts: HashMap<(Uuid, Uuid), AccountFacts>,
     policy: TenantPolicy,
     unreachable: bool,
@@ -64,11 +65,6 @@ fn fake(status: AccountStatus, tier: Tier) -> FakeServices {
     }
 }
 
-/// An active Gold account in EUR, in `tenant()`, with the default policy.
-fn services() -> Arc<dyn QuoteServices> {
-    Arc::new(fake(AccountStatus::Active, Tier::Gold))
-}
-
 fn tenant() -> Uuid {
     Uuid::from_u128(42)
 }
@@ -101,16 +97,8 @@ fn valid_until() -> DateTime<Utc> {
     now() + Duration::days(30)
 }
 
-fn eur() -> CurrencyCode {
-    CurrencyCode::parse("c", "EUR").unwrap()
-}
-
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
-}
-
-fn text(s: &str) -> Text {
-    Text::parse("t", s, 1000).unwrap()
 }
 
 fn as_role(role: Role) -> Actor {
@@ -237,62 +225,17 @@ fn then(mut given: Vec<E>, event: E) -> Vec<E> {
     given
 }
 
-fn rule(code: &'static str) -> impl Fn(&DomainError) -> bool {
-    move |e| matches!(e, DomainError::RuleViolated { code: c, .. } if *c == code)
-}
+impl Scenario for C {
+    type Aggregate = Quote;
 
-fn invalid(field: &'static str) -> impl Fn(&DomainError) -> bool {
-    move |e| matches!(e, DomainError::InvalidField { field: f, .. } if f == field)
-}
+    type Fake = FakeServices;
 
-fn forbidden(e: &DomainError) -> bool {
-    matches!(e, DomainError::Forbidden(_))
-}
-
-async fn expect_events(given: Vec<E>, command: Command<C>, expected: Vec<E>) {
-    expect_events_with(services(), given, command, expected).await;
-}
-
-async fn expect_events_with(
-    services: Arc<dyn QuoteServices>,
-    given: Vec<E>,
-    command: Command<C>,
-    expected: Vec<E>,
-) {
-    TestFramework::<Quote>::with(services)
-        .given(given)
-        .when_async(command)
-        .await
-        .then_expect_events(expected);
-}
-
-async fn expect_err(given: Vec<E>, command: Command<C>, check: impl Fn(&DomainError) -> bool) {
-    expect_err_with(services(), given, command, check).await;
-}
-
-async fn expect_err_with(
-    services: Arc<dyn QuoteServices>,
-    given: Vec<E>,
-    command: Command<C>,
-    check: impl Fn(&DomainError) -> bool,
-) {
-    let name = command.body.name();
-    let result = TestFramework::<Quote>::with(services)
-        .given(given)
-        .when_async(command)
-        .await
-        .inspect_result();
-    match result {
-        Err(e) => assert!(check(&e), "{name}: unexpected error {e:?}"),
-        Ok(events) => panic!("{name}: expected a rejection, got {events:?}"),
+    /// An active Gold account in EUR, in `tenant()`, with the default policy.
+    fn fake() -> FakeServices {
+        fake(AccountStatus::Active, Tier::Gold)
     }
-}
 
-/// The quote's state after `events`, for checks on what `apply` folds.
-fn replay(events: Vec<E>) -> Quote {
-    let mut quote = Quote::default();
-    for event in events {
-        cqrs_es::Aggregate::apply(&mut quote, event);
+    fn services(fake: FakeServices) -> Services<Self> {
+        Arc::new(fake)
     }
-    quote
 }

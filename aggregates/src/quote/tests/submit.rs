@@ -49,7 +49,10 @@ async fn a_small_quote_is_approved_on_submission() {
     expect_events(draft_with_lines(), submit(), expected.clone()).await;
     let mut history = draft_with_lines();
     history.extend(expected);
-    assert_eq!(replay(history).status(), Some(QuoteStatus::Approved));
+    assert_eq!(
+        replay::<Quote>(history).status(),
+        Some(QuoteStatus::Approved)
+    );
 }
 
 #[tokio::test]
@@ -72,7 +75,7 @@ async fn a_total_above_the_threshold_needs_the_chain_for_its_amount() {
         approval_chain: vec![Role::Manager, Role::TenantAdmin],
     };
     expect_events(given.clone(), submit(), vec![expected.clone()]).await;
-    let quote = replay(then(given, expected));
+    let quote = replay::<Quote>(then(given, expected));
     assert_eq!(quote.status(), Some(QuoteStatus::PendingApproval));
 }
 
@@ -122,7 +125,7 @@ async fn a_ten_percent_discount_needs_no_approval() {
 
 #[tokio::test]
 async fn submit_needs_at_least_one_line() {
-    expect_err(vec![drafted()], submit(), rule("quote_has_no_lines")).await;
+    expect_err(vec![drafted()], submit(), rule(RuleCode::QuoteHasNoLines)).await;
     let emptied = vec![
         drafted(),
         added(line(1, "1", "1.00", "0")),
@@ -130,7 +133,7 @@ async fn submit_needs_at_least_one_line() {
             line_id: line_id(1),
         },
     ];
-    expect_err(emptied, submit(), rule("quote_has_no_lines")).await;
+    expect_err(emptied, submit(), rule(RuleCode::QuoteHasNoLines)).await;
 }
 
 #[tokio::test]
@@ -149,7 +152,7 @@ async fn only_staff_users_submit() {
 #[tokio::test]
 async fn only_a_draft_is_submitted() {
     for given in [pending(), approved(), rejected(), sent()] {
-        expect_err(given, submit(), rule("quote_not_draft")).await;
+        expect_err(given, submit(), rule(RuleCode::QuoteNotDraft)).await;
     }
 }
 
@@ -168,7 +171,7 @@ async fn submit_only_while_the_quote_is_valid() {
             operator(),
             C::SubmitQuote {},
         ),
-        rule("quote_validity_passed"),
+        rule(RuleCode::QuoteValidityPassed),
     )
     .await;
 }
@@ -205,10 +208,10 @@ async fn a_policy_without_a_chain_for_the_amount_refuses_submission() {
         rules.approval_bands.clear();
     }
     expect_err_with(
-        Arc::new(services),
+        services,
         with_discount("50"),
         submit(),
-        rule("no_approval_chain"),
+        rule(RuleCode::NoApprovalChain),
     )
     .await;
 }
@@ -217,7 +220,7 @@ async fn a_policy_without_a_chain_for_the_amount_refuses_submission() {
 async fn an_unreachable_policy_decides_nothing() {
     let mut services = fake(AccountStatus::Active, Tier::Gold);
     services.unreachable = true;
-    expect_err_with(Arc::new(services), draft_with_lines(), submit(), |e| {
+    expect_err_with(services, draft_with_lines(), submit(), |e| {
         matches!(e, DomainError::LookupFailed(_))
     })
     .await;

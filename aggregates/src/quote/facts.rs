@@ -1,3 +1,5 @@
+//! What the quote's rules need from outside its stream: the `Services` trait it is given, and
+//! the facts one command needs, gathered through it before deciding.
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -5,6 +7,7 @@ use uuid::Uuid;
 
 use super::{Quote, QuoteCommand};
 use crate::account::AccountFacts;
+use crate::handle::gathered;
 use crate::{Command, DomainError, TenantPolicy};
 
 /// Facts from outside the quote that its rules need. Every lookup is scoped to the command's
@@ -24,18 +27,18 @@ pub trait QuoteServices: Send + Sync {
 /// The quote aggregate's cqrs-es `Services`.
 pub type Services = Arc<dyn QuoteServices>;
 
-/// The outside facts one command needs, gathered before deciding so `Quote::decide` stays
+/// The outside facts one command needs, gathered before deciding so `decide` stays
 /// pure. Only what the command uses is looked up.
 #[derive(Debug, Clone, Default)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// For `DraftQuote`: the account, or `None` when it does not exist in the tenant.
-    pub account: Option<AccountFacts>,
+    pub(super) account: Option<AccountFacts>,
     /// For commands that price lines or submit.
-    pub policy: Option<TenantPolicy>,
+    pub(super) policy: Option<TenantPolicy>,
 }
 
 impl Facts {
-    pub async fn gather(
+    pub(super) async fn gather(
         services: &dyn QuoteServices,
         quote: &Quote,
         command: &Command<QuoteCommand>,
@@ -61,10 +64,7 @@ impl Facts {
         Ok(facts)
     }
 
-    /// The tenant policy; missing only if `gather` was skipped, which is a lookup failure.
     pub(super) fn policy(&self) -> Result<&TenantPolicy, DomainError> {
-        self.policy
-            .as_ref()
-            .ok_or_else(|| DomainError::LookupFailed("tenant policy".to_owned()))
+        gathered(&self.policy, "tenant policy")
     }
 }

@@ -1,14 +1,13 @@
-use std::sync::Arc;
-
+//! The approval's state, as far as its rules need it, and the `apply` that folds its events into
+//! it. cqrs-es's `Aggregate` is implemented here; `handle` is the crate's one generic one.
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ApprovalCommand, ApprovalEvent, ApprovalServices, Level, Subject, SubjectType};
-use crate::{Actor, Command, CurrencyCode, DomainError, Money, Role};
+use super::{ApprovalCommand, ApprovalEvent, Level, Services, Subject};
+use crate::{Command, DomainError, Money, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApprovalStatus {
@@ -21,7 +20,7 @@ pub enum ApprovalStatus {
 /// The state the rules need; the read model holds everything else.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Approval {
-    request: Option<Request>,
+    pub(super) request: Option<Request>,
 }
 
 /// An approval that has been requested.
@@ -45,90 +44,9 @@ pub(super) struct LevelState {
     pub(super) approved_by: Option<Uuid>,
 }
 
-/// Everything about a command except its body: who, where and when.
-pub(super) struct Ctx {
-    pub(super) tenant_id: Uuid,
-    pub(super) actor: Actor,
-    pub(super) at: DateTime<Utc>,
-}
-
-/// A `RequestApproval` whose fields have been validated.
-#[derive(Debug, PartialEq)]
-pub(super) struct Asked {
-    pub(super) subject: Subject,
-    pub(super) amount: Money,
-    pub(super) requester_id: Uuid,
-}
-
 impl Approval {
     pub fn status(&self) -> Option<ApprovalStatus> {
         self.request.as_ref().map(|r| r.status)
-    }
-
-    /// Decides which events a command produces, without changing anything. Facts from outside
-    /// the stream (users, tenant policy) come from `services`.
-    pub async fn decide(
-        &self,
-        command: Command<ApprovalCommand>,
-        services: &dyn ApprovalServices,
-    ) -> Result<Vec<ApprovalEvent>, DomainError> {
-        let Command {
-            tenant_id,
-            actor,
-            at,
-            body,
-        } = command;
-        let ctx = Ctx {
-            tenant_id,
-            actor,
-            at,
-        };
-        let Some(request) = &self.request else {
-            return match body {
-                ApprovalCommand::RequestApproval {
-                    subject_type,
-                    subject_id,
-                    subject_version,
-                    amount,
-                    currency,
-                    requester_id,
-                } => {
-                    ctx.actor.require_system("RequestApproval")?;
-                    let subject = (subject_type, subject_id, subject_version);
-                    let asked = Asked::parse(subject, amount, &currency, requester_id)?;
-                    asked.open(&ctx, services).await
-                }
-                _ => Err(DomainError::NotFound("approval")),
-            };
-        };
-        request.decide(&ctx, body, services).await
-    }
-}
-
-impl Asked {
-    pub(super) fn parse(
-        (subject_type, id, version): (SubjectType, Uuid, u64),
-        amount: Decimal,
-        currency: &str,
-        requester_id: Uuid,
-    ) -> Result<Self, DomainError> {
-        let subject = Subject {
-            subject_type,
-            id,
-            version,
-        };
-        let currency = CurrencyCode::parse("currency", currency)?;
-        let amount = Money::parse_amount("amount", amount, &currency)?;
-        for (field, id) in [("subject_id", subject.id), ("requester_id", requester_id)] {
-            if id.is_nil() {
-                return Err(DomainError::invalid(field, "must not be the nil UUID"));
-            }
-        }
-        Ok(Self {
-            subject,
-            amount,
-            requester_id,
-        })
     }
 }
 
@@ -137,7 +55,7 @@ impl Aggregate for Approval {
     type Command = Command<ApprovalCommand>;
     type Event = ApprovalEvent;
     type Error = DomainError;
-    type Services = Arc<dyn ApprovalServices>;
+    type Services = Services;
 
     async fn handle(
         &mut self,
@@ -145,10 +63,7 @@ impl Aggregate for Approval {
         services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
-        for event in self.decide(command, services.as_ref()).await? {
-            sink.write(event, self).await;
-        }
-        Ok(())
+        crate::handle::handle(self, command, services, sink).await
     }
 
     fn apply(&mut self, event: ApprovalEvent) {

@@ -1,3 +1,5 @@
+//! The quote's state, as far as its rules need it, and the `apply` that folds its events into
+//! it. cqrs-es's `Aggregate` is implemented here; `handle` is the crate's one generic one.
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -8,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::pricing::{quote_totals, QuoteTotals};
-use super::{Facts, LineItem, QuoteCommand, QuoteEvent, Services};
+use super::{LineItem, QuoteCommand, QuoteEvent, Services};
 use crate::account::Tier;
 use crate::{Command, CurrencyCode, DomainError, Text};
 
@@ -106,11 +108,7 @@ impl Aggregate for Quote {
         services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
-        let facts = Facts::gather(services.as_ref(), self, &command).await?;
-        for event in self.decide(command, &facts)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
+        crate::handle::handle(self, command, services, sink).await
     }
 
     fn apply(&mut self, event: QuoteEvent) {

@@ -1,14 +1,11 @@
-use std::collections::BTreeSet;
-
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
-use super::{AccountCommand, AccountEvent, Services, Tier};
+//! The account's rules: `decide` returns the events a command produces without changing
+//! anything.
+use super::facts::{Facts, Services};
+use super::{Account, AccountCommand, AccountEvent, AccountStatus, Tier};
+use crate::handle::Decide;
 use crate::limits::{NAME_MAX, REASON_MAX};
 use crate::{
-    Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Money, Role, TenantPolicy, Text,
+    Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Money, Role, RuleCode, Text,
 };
 
 /// Who may edit an account's details, and who may change its commercial terms and status.
@@ -17,52 +14,21 @@ const OWNERS: &[Role] = &[Role::TenantAdmin, Role::Manager];
 
 const QUOTA_MAX: u32 = 1_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AccountStatus {
-    Prospect,
-    Active,
-    Suspended,
-    Closed,
-}
+impl Decide for Account {
+    type Facts = Facts;
 
-/// What other aggregates' rules need to know about an account, looked up through their
-/// services (quotes and contracts are only drafted for open, unsuspended accounts).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountFacts {
-    pub status: AccountStatus,
-    pub currency: CurrencyCode,
-    pub tier: Tier,
-}
-
-/// The state the rules need; the read model holds everything else.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Account {
-    status: Option<AccountStatus>,
-    tier: Option<Tier>,
-    currency: Option<CurrencyCode>,
-    active_contracts: BTreeSet<Uuid>,
-}
-
-impl Account {
-    pub fn status(&self) -> Option<AccountStatus> {
-        self.status
+    async fn gather(
+        &self,
+        command: &Command<AccountCommand>,
+        services: &Services,
+    ) -> Result<Facts, DomainError> {
+        Facts::gather(services.as_ref(), self, command).await
     }
 
-    /// What other aggregates may know of this account; `None` until it is opened.
-    pub fn facts(&self) -> Option<AccountFacts> {
-        Some(AccountFacts {
-            status: self.status?,
-            currency: self.currency.clone()?,
-            tier: self.tier?,
-        })
-    }
-
-    /// Decides which events a command produces, without changing anything. Opening needs the
-    /// tenant's `policy` (its currencies); nothing else reads it.
-    pub fn decide(
+    fn decide(
         &self,
         command: Command<AccountCommand>,
-        policy: Option<&TenantPolicy>,
+        facts: &Facts,
     ) -> Result<Vec<AccountEvent>, DomainError> {
         let Command { actor, body, .. } = command;
         let Some(status) = self.status else {
@@ -81,9 +47,7 @@ impl Account {
                     let country = CountryCode::parse("country", &country)?;
                     let billing_email = Email::parse("billing_email", &billing_email)?;
                     let currency = CurrencyCode::parse("currency", &currency)?;
-                    policy
-                        .ok_or_else(|| DomainError::LookupFailed("tenant policy".into()))?
-                        .allow(&currency)?;
+                    facts.policy()?.allow(&currency)?;
                     Ok(vec![AccountEvent::AccountOpened {
                         name,
                         legal_name,
@@ -99,11 +63,16 @@ impl Account {
         if status == AccountStatus::Closed
             && !matches!(body, AccountCommand::RecordContractEnded { .. })
         {
-            return Err(DomainError::rule("account_closed", "the account is closed"));
+            return Err(DomainError::rule(
+                RuleCode::AccountClosed,
+                "the account is closed",
+            ));
         }
         self.decide_on_open(status, &actor, body)
     }
+}
 
+impl Account {
     fn decide_on_open(
         &self,
         status: AccountStatus,
@@ -115,7 +84,7 @@ impl Account {
         let name = body.name();
         match body {
             C::OpenAccount { .. } => Err(DomainError::rule(
-                "account_exists",
+                RuleCode::AccountExists,
                 "an account with this id is already open",
             )),
             C::UpdateAccountDetails {
@@ -183,7 +152,7 @@ impl Account {
                 let reason = Text::parse("reason", &reason, REASON_MAX)?;
                 if status != AccountStatus::Active {
                     return Err(DomainError::rule(
-                        "account_not_active",
+                        RuleCode::AccountNotActive,
                         "only an active account can be suspended",
                     ));
                 }
@@ -193,7 +162,7 @@ impl Account {
                 actor.require_any(OWNERS, name)?;
                 if status != AccountStatus::Suspended {
                     return Err(DomainError::rule(
-                        "account_not_suspended",
+                        RuleCode::AccountNotSuspended,
                         "only a suspended account can be reinstated",
                     ));
                 }
@@ -204,7 +173,7 @@ impl Account {
                 let reason = Text::parse("reason", &reason, REASON_MAX)?;
                 if !self.active_contracts.is_empty() {
                     return Err(DomainError::rule(
-                        "account_has_active_contracts",
+                        RuleCode::AccountHasActiveContracts,
                         format!(
                             "the account still has {} active contract(s)",
                             self.active_contracts.len()
@@ -244,56 +213,6 @@ impl Account {
             legal_name: None,
             country: None,
             billing_email: None,
-        }
-    }
-}
-
-impl Aggregate for Account {
-    const TYPE: &'static str = "Account";
-    type Command = Command<AccountCommand>;
-    type Event = AccountEvent;
-    type Error = DomainError;
-    type Services = Services;
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
-        let opening =
-            self.status.is_none() && matches!(command.body, AccountCommand::OpenAccount { .. });
-        let policy = match opening {
-            true => Some(services.policy(command.tenant_id).await?),
-            false => None,
-        };
-        for event in self.decide(command, policy.as_ref())? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: AccountEvent) {
-        use AccountEvent as E;
-        match event {
-            E::AccountOpened { currency, tier, .. } => {
-                self.status = Some(AccountStatus::Prospect);
-                self.currency = Some(currency);
-                self.tier = Some(tier);
-            }
-            E::AccountTierChanged { to, .. } => self.tier = Some(to),
-            E::AccountSuspended { .. } => self.status = Some(AccountStatus::Suspended),
-            E::AccountReinstated {} | E::AccountActivated { .. } => {
-                self.status = Some(AccountStatus::Active)
-            }
-            E::AccountClosed { .. } => self.status = Some(AccountStatus::Closed),
-            E::ContractActivatedOnAccount { contract_id } => {
-                self.active_contracts.insert(contract_id);
-            }
-            E::ContractEndedOnAccount { contract_id } => {
-                self.active_contracts.remove(&contract_id);
-            }
-            E::AccountDetailsUpdated { .. } | E::CreditLimitSet { .. } | E::ApiQuotaSet { .. } => {}
         }
     }
 }

@@ -1,24 +1,113 @@
-//! The decision for each command, one function per command.
+//! The approval's rules, one function per command: `decide` returns the events a command
+//! produces without changing anything.
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::aggregate::{number, ApprovalStatus, Asked, Ctx, LevelState, Request};
 use super::eligibility::{limit_covers, Unfit};
-use super::{ApprovalCommand, ApprovalEvent, ApprovalServices, Level};
+use super::facts::{Facts, Services};
+use super::state::{number, ApprovalStatus, LevelState, Request};
+use super::{Approval, ApprovalCommand, ApprovalEvent, Level, Subject, SubjectType};
+use crate::handle::{gathered, Decide};
 use crate::limits::REASON_MAX;
-use crate::{Actor, DomainError, Role, Text, UserFacts};
+use crate::{Actor, Command, CurrencyCode, DomainError, Money, Role, RuleCode, Text, UserFacts};
 
 /// Roles a chain may name; anything else in a tenant's policy is a configuration mistake.
 const APPROVER_ROLES: &[Role] = &[Role::Operator, Role::Manager, Role::TenantAdmin];
 
 type Decided = Result<Vec<ApprovalEvent>, DomainError>;
 
+/// Everything about a command except its body, and the outside facts it needs.
+struct Ctx<'a> {
+    actor: Actor,
+    at: DateTime<Utc>,
+    facts: &'a Facts,
+}
+
+/// A `RequestApproval` whose fields have been validated.
+#[derive(Debug, PartialEq)]
+struct Asked {
+    subject: Subject,
+    amount: Money,
+    requester_id: Uuid,
+}
+
+impl Decide for Approval {
+    type Facts = Facts;
+
+    async fn gather(
+        &self,
+        command: &Command<ApprovalCommand>,
+        services: &Services,
+    ) -> Result<Facts, DomainError> {
+        Facts::gather(services.as_ref(), self.request.as_ref(), command).await
+    }
+
+    fn decide(
+        &self,
+        command: Command<ApprovalCommand>,
+        facts: &Facts,
+    ) -> Result<Vec<ApprovalEvent>, DomainError> {
+        let Command {
+            actor, at, body, ..
+        } = command;
+        let ctx = Ctx { actor, at, facts };
+        let Some(request) = &self.request else {
+            return match body {
+                ApprovalCommand::RequestApproval {
+                    subject_type,
+                    subject_id,
+                    subject_version,
+                    amount,
+                    currency,
+                    requester_id,
+                } => {
+                    ctx.actor.require_system("RequestApproval")?;
+                    let subject = (subject_type, subject_id, subject_version);
+                    let asked = Asked::parse(subject, amount, &currency, requester_id)?;
+                    asked.open(&ctx)
+                }
+                _ => Err(DomainError::NotFound("approval")),
+            };
+        };
+        request.decide(&ctx, body)
+    }
+}
+
 impl Asked {
-    pub(super) async fn open(self, ctx: &Ctx, services: &dyn ApprovalServices) -> Decided {
-        let policy = services.policy(ctx.tenant_id).await?;
+    fn parse(
+        (subject_type, id, version): (SubjectType, Uuid, u64),
+        amount: Decimal,
+        currency: &str,
+        requester_id: Uuid,
+    ) -> Result<Self, DomainError> {
+        let subject = Subject {
+            subject_type,
+            id,
+            version,
+        };
+        let currency = CurrencyCode::parse("currency", currency)?;
+        let amount = Money::parse_amount("amount", amount, &currency)?;
+        for (field, id) in [("subject_id", subject.id), ("requester_id", requester_id)] {
+            if id.is_nil() {
+                return Err(DomainError::invalid(field, "must not be the nil UUID"));
+            }
+        }
+        Ok(Self {
+            subject,
+            amount,
+            requester_id,
+        })
+    }
+}
+
+impl Asked {
+    fn open(self, ctx: &Ctx) -> Decided {
+        let policy = gathered(&ctx.facts.policy, "tenant policy")?;
         let roles = policy.approval_chain(&self.amount);
         if roles.is_empty() {
             return Err(DomainError::rule(
-                "no_approval_chain",
+                RuleCode::NoApprovalChain,
                 format!(
                     "the tenant policy names no approvers for {}",
                     self.amount.amount
@@ -27,7 +116,7 @@ impl Asked {
         }
         if let Some(role) = roles.iter().find(|r| !APPROVER_ROLES.contains(r)) {
             return Err(DomainError::rule(
-                "invalid_approval_chain",
+                RuleCode::InvalidApprovalChain,
                 format!("the tenant policy names {role:?} as an approver"),
             ));
         }
@@ -45,12 +134,7 @@ impl Asked {
 }
 
 impl Request {
-    pub(super) async fn decide(
-        &self,
-        ctx: &Ctx,
-        body: ApprovalCommand,
-        services: &dyn ApprovalServices,
-    ) -> Decided {
+    fn decide(&self, ctx: &Ctx, body: ApprovalCommand) -> Decided {
         use ApprovalCommand as C;
         match body {
             C::RequestApproval {
@@ -66,13 +150,13 @@ impl Request {
                 self.repeat(Asked::parse(subject, amount, &currency, requester_id)?)
             }
             _ if self.status != ApprovalStatus::Pending => Err(DomainError::rule(
-                "approval_closed",
+                RuleCode::ApprovalClosed,
                 format!("the approval is already {:?}", self.status),
             )),
-            C::ApproveLevel { comment } => self.approve(ctx, comment, services).await,
-            C::RejectApproval { reason } => self.reject(ctx, reason, services).await,
-            C::DelegateLevel { to_user_id } => self.delegate(ctx, to_user_id, services).await,
-            C::EscalateLevel {} => self.escalate(ctx, services).await,
+            C::ApproveLevel { comment } => self.approve(ctx, comment),
+            C::RejectApproval { reason } => self.reject(ctx, reason),
+            C::DelegateLevel { to_user_id } => self.delegate(ctx, to_user_id),
+            C::EscalateLevel {} => self.escalate(ctx),
             C::CancelApproval { reason } => self.cancel(ctx, reason),
         }
     }
@@ -87,19 +171,14 @@ impl Request {
             Ok(vec![])
         } else {
             Err(DomainError::rule(
-                "approval_exists",
+                RuleCode::ApprovalExists,
                 "an approval with this id was already requested for another submission",
             ))
         }
     }
 
-    async fn approve(
-        &self,
-        ctx: &Ctx,
-        comment: Option<String>,
-        services: &dyn ApprovalServices,
-    ) -> Decided {
-        let approver_id = self.require_approver(ctx, "ApproveLevel", services).await?;
+    fn approve(&self, ctx: &Ctx, comment: Option<String>) -> Decided {
+        let approver_id = self.require_approver(ctx, "ApproveLevel")?;
         let comment = comment
             .map(|c| Text::parse("comment", &c, REASON_MAX))
             .transpose()?;
@@ -118,7 +197,7 @@ impl Request {
             ]);
         }
         // The next level gets its whole SLA from now, not what is left of the request's.
-        let policy = services.policy(ctx.tenant_id).await?;
+        let policy = gathered(&ctx.facts.policy, "tenant policy")?;
         Ok(vec![ApprovalEvent::LevelApproved {
             level,
             approver_id,
@@ -127,11 +206,9 @@ impl Request {
         }])
     }
 
-    async fn reject(&self, ctx: &Ctx, reason: String, services: &dyn ApprovalServices) -> Decided {
+    fn reject(&self, ctx: &Ctx, reason: String) -> Decided {
         // Rejecting decides the level just as approving does, so the same people may do it.
-        let approver_id = self
-            .require_approver(ctx, "RejectApproval", services)
-            .await?;
+        let approver_id = self.require_approver(ctx, "RejectApproval")?;
         let reason = Text::parse("reason", &reason, REASON_MAX)?;
         Ok(vec![ApprovalEvent::ApprovalRejected {
             subject: self.subject.clone(),
@@ -141,16 +218,15 @@ impl Request {
         }])
     }
 
-    async fn delegate(&self, ctx: &Ctx, to: Uuid, services: &dyn ApprovalServices) -> Decided {
+    fn delegate(&self, ctx: &Ctx, to: Uuid) -> Decided {
         let from = self.require_delegator(&ctx.actor)?;
         if self.level().delegate == Some(to) {
             return Ok(vec![]);
         }
-        let facts = services
-            .user(ctx.tenant_id, to)
-            .await?
-            .ok_or_else(|| DomainError::rule("delegate_unknown", "no such user in this tenant"))?;
-        self.fitness(&facts)
+        let facts = ctx.facts.delegate.as_ref().ok_or_else(|| {
+            DomainError::rule(RuleCode::DelegateUnknown, "no such user in this tenant")
+        })?;
+        self.fitness(facts)
             .map_err(|unfit| DomainError::rule(unfit.delegate_code(), self.reason(&unfit)))?;
         Ok(vec![ApprovalEvent::LevelDelegated {
             level: number(self.current),
@@ -159,13 +235,13 @@ impl Request {
         }])
     }
 
-    async fn escalate(&self, ctx: &Ctx, services: &dyn ApprovalServices) -> Decided {
+    fn escalate(&self, ctx: &Ctx) -> Decided {
         ctx.actor.require_system("EscalateLevel")?;
         let level = self.level();
         // The timer fires at the due time, so reaching it counts as overdue.
         if ctx.at < level.due_at {
             return Err(DomainError::rule(
-                "level_not_overdue",
+                RuleCode::LevelNotOverdue,
                 format!(
                     "level {} is due at {}",
                     number(self.current),
@@ -173,7 +249,7 @@ impl Request {
                 ),
             ));
         }
-        let policy = services.policy(ctx.tenant_id).await?;
+        let policy = gathered(&ctx.facts.policy, "tenant policy")?;
         Ok(vec![ApprovalEvent::LevelEscalated {
             level: number(self.current),
             from_role: level.role,
@@ -203,12 +279,7 @@ impl Request {
     /// The actor may decide the current level: it is delegated to them, or it is not delegated
     /// at all; and their current facts (roles, activity, limit) qualify them now, however they
     /// qualified when the level was handed to them. Returns their id.
-    async fn require_approver(
-        &self,
-        ctx: &Ctx,
-        action: &str,
-        services: &dyn ApprovalServices,
-    ) -> Result<Uuid, DomainError> {
+    fn require_approver(&self, ctx: &Ctx, action: &str) -> Result<Uuid, DomainError> {
         let (user_id, _) = user_of(&ctx.actor, action)?;
         if self.level().delegate.is_some_and(|d| d != user_id) {
             return Err(DomainError::Forbidden(format!(
@@ -219,11 +290,12 @@ impl Request {
         let forbid =
             |unfit: Unfit| DomainError::Forbidden(format!("{action}: {}", self.reason(&unfit)));
         self.independent(user_id).map_err(forbid)?;
-        let facts = services
-            .user(ctx.tenant_id, user_id)
-            .await?
+        let facts = ctx
+            .facts
+            .approver
+            .as_ref()
             .ok_or_else(|| DomainError::Forbidden(format!("{action}: unknown user")))?;
-        self.fitness(&facts).map_err(forbid)?;
+        self.fitness(facts).map_err(forbid)?;
         Ok(user_id)
     }
 

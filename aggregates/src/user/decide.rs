@@ -1,79 +1,49 @@
+//! The user's rules: `decide` returns the events a command produces without changing anything.
 use std::collections::BTreeSet;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Services, UserCommand, UserEvent, UserServices};
+use super::facts::{Facts, Services};
+use super::state::Profile;
+use super::{User, UserCommand, UserEvent};
 use crate::account::AccountStatus;
+use crate::handle::{gathered, Decide};
 use crate::limits::{NAME_MAX, REASON_MAX};
-use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, Text, UserFacts};
+use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, RuleCode, Text};
 
 /// Who manages users.
 const ADMINS: &[Role] = &[Role::TenantAdmin];
 /// Roles that never approve anything, so an approval limit means nothing for them.
 const NEVER_APPROVE: &[Role] = &[Role::Viewer, Role::Partner];
 
-/// The state the rules need; the read model holds everything else.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct User {
-    profile: Option<Profile>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Profile {
-    user_id: Uuid,
-    email: Email,
-    /// Sorted, without duplicates.
-    roles: Vec<Role>,
-    account_id: Option<Uuid>,
-    approval_limit: Option<Money>,
-    active: bool,
-}
-
 /// What every rule may consult besides the user's own state.
 struct Ctx<'a> {
-    tenant_id: Uuid,
     actor: &'a Actor,
-    services: &'a dyn UserServices,
+    facts: &'a Facts,
 }
 
-impl User {
-    /// What other aggregates' rules need to know about this user; `None` before registration.
-    pub fn facts(&self) -> Option<UserFacts> {
-        self.profile.as_ref().map(|p| UserFacts {
-            user_id: p.user_id,
-            roles: p.roles.clone(),
-            approval_limit: p.approval_limit.clone(),
-            account_id: p.account_id,
-            active: p.active,
-        })
+impl Decide for User {
+    type Facts = Facts;
+
+    async fn gather(
+        &self,
+        command: &Command<UserCommand>,
+        services: &Services,
+    ) -> Result<Facts, DomainError> {
+        Facts::gather(services.as_ref(), self.profile.as_ref(), command).await
     }
 
-    pub fn email(&self) -> Option<&Email> {
-        self.profile.as_ref().map(|p| &p.email)
-    }
-
-    /// Decides which events a command produces, without changing anything. The services are
-    /// only read.
-    pub async fn decide(
+    fn decide(
         &self,
         command: Command<UserCommand>,
-        services: &dyn UserServices,
+        facts: &Facts,
     ) -> Result<Vec<UserEvent>, DomainError> {
         use UserCommand as C;
-        let Command {
-            tenant_id,
-            actor,
-            body,
-            ..
-        } = command;
+        let Command { actor, body, .. } = command;
         let ctx = Ctx {
-            tenant_id,
             actor: &actor,
-            services,
+            facts,
         };
         let Some(user) = &self.profile else {
             return match body {
@@ -83,31 +53,29 @@ impl User {
                     display_name,
                     roles,
                     account_id,
-                } => register(&ctx, user_id, &email, &display_name, roles, account_id).await,
+                } => register(&ctx, user_id, &email, &display_name, roles, account_id),
                 _ => Err(DomainError::NotFound("user")),
             };
         };
         match body {
             C::RegisterUser { .. } => Err(DomainError::rule(
-                "user_exists",
+                RuleCode::UserExists,
                 "a user with this id is already registered",
             )),
-            C::ChangeRoles { roles, account_id } => {
-                user.change_roles(&ctx, roles, account_id).await
-            }
-            C::LinkPartnerAccount { account_id } => user.link_partner(&ctx, account_id).await,
+            C::ChangeRoles { roles, account_id } => user.change_roles(&ctx, roles, account_id),
+            C::LinkPartnerAccount { account_id } => user.link_partner(&ctx, account_id),
             C::SetApprovalLimit { amount, currency } => {
                 user.set_approval_limit(&ctx, amount, &currency)
             }
-            C::ChangeEmail { email } => user.change_email(&ctx, &email).await,
+            C::ChangeEmail { email } => user.change_email(&ctx, &email),
             C::ChangePassword {} => user.change_password(&ctx),
-            C::DeactivateUser { reason } => user.deactivate(&ctx, &reason).await,
+            C::DeactivateUser { reason } => user.deactivate(&ctx, &reason),
             C::ReactivateUser {} => user.reactivate(&ctx),
         }
     }
 }
 
-async fn register(
+fn register(
     ctx: &Ctx<'_>,
     user_id: Uuid,
     email: &str,
@@ -122,8 +90,8 @@ async fn register(
     let email = Email::parse("email", email)?;
     let display_name = Text::parse("display_name", display_name, NAME_MAX)?;
     let roles = parse_roles(roles)?;
-    let account_id = partner_link(ctx, &roles, account_id).await?;
-    ensure_email_free(ctx, &email, None).await?;
+    let account_id = partner_link(ctx, &roles, account_id)?;
+    ensure_email_free(ctx, &email)?;
     Ok(vec![UserEvent::UserRegistered {
         user_id,
         email,
@@ -134,7 +102,7 @@ async fn register(
 }
 
 impl Profile {
-    async fn change_roles(
+    fn change_roles(
         &self,
         ctx: &Ctx<'_>,
         roles: Vec<Role>,
@@ -153,13 +121,13 @@ impl Profile {
             }
             self.account_id
         } else {
-            partner_link(ctx, &to, account_id).await?
+            partner_link(ctx, &to, account_id)?
         };
         if to == self.roles {
             return Ok(vec![]);
         }
         if !to.contains(&Role::TenantAdmin) {
-            self.ensure_not_last_admin(ctx).await?;
+            self.ensure_not_last_admin(ctx)?;
         }
         Ok(vec![UserEvent::UserRolesChanged {
             from: self.roles.clone(),
@@ -168,22 +136,18 @@ impl Profile {
         }])
     }
 
-    async fn link_partner(
-        &self,
-        ctx: &Ctx<'_>,
-        account_id: Uuid,
-    ) -> Result<Vec<UserEvent>, DomainError> {
+    fn link_partner(&self, ctx: &Ctx<'_>, account_id: Uuid) -> Result<Vec<UserEvent>, DomainError> {
         ctx.actor.require_any(ADMINS, "LinkPartnerAccount")?;
         if !self.is_partner() {
             return Err(DomainError::rule(
-                "not_a_partner",
+                RuleCode::NotAPartner,
                 "only Partner users are linked to an account",
             ));
         }
         if self.account_id == Some(account_id) {
             return Ok(vec![]);
         }
-        ensure_linkable(ctx, account_id).await?;
+        ensure_linkable(ctx)?;
         Ok(vec![UserEvent::PartnerAccountLinked {
             account_id,
             previous_account_id: self.account_id,
@@ -201,7 +165,7 @@ impl Profile {
         let limit = Money::parse_amount("amount", amount, &currency)?;
         if self.roles.iter().all(|r| NEVER_APPROVE.contains(r)) {
             return Err(DomainError::rule(
-                "not_an_approver",
+                RuleCode::NotAnApprover,
                 "Viewers and Partners never approve, so they have no approval limit",
             ));
         }
@@ -214,17 +178,13 @@ impl Profile {
         }])
     }
 
-    async fn change_email(
-        &self,
-        ctx: &Ctx<'_>,
-        email: &str,
-    ) -> Result<Vec<UserEvent>, DomainError> {
+    fn change_email(&self, ctx: &Ctx<'_>, email: &str) -> Result<Vec<UserEvent>, DomainError> {
         self.require_self_or_admin(ctx.actor, "ChangeEmail")?;
         let email = Email::parse("email", email)?;
         if email == self.email {
             return Ok(vec![]);
         }
-        ensure_email_free(ctx, &email, Some(self.user_id)).await?;
+        ensure_email_free(ctx, &email)?;
         Ok(vec![UserEvent::UserEmailChanged {
             from: self.email.clone(),
             to: email,
@@ -236,16 +196,16 @@ impl Profile {
         Ok(vec![UserEvent::PasswordChanged { by }])
     }
 
-    async fn deactivate(&self, ctx: &Ctx<'_>, reason: &str) -> Result<Vec<UserEvent>, DomainError> {
+    fn deactivate(&self, ctx: &Ctx<'_>, reason: &str) -> Result<Vec<UserEvent>, DomainError> {
         ctx.actor.require_any(ADMINS, "DeactivateUser")?;
         let reason = Text::parse("reason", reason, REASON_MAX)?;
         if !self.active {
             return Err(DomainError::rule(
-                "user_deactivated",
+                RuleCode::UserDeactivated,
                 "the user is already deactivated",
             ));
         }
-        self.ensure_not_last_admin(ctx).await?;
+        self.ensure_not_last_admin(ctx)?;
         Ok(vec![UserEvent::UserDeactivated { reason }])
     }
 
@@ -253,7 +213,7 @@ impl Profile {
         ctx.actor.require_any(ADMINS, "ReactivateUser")?;
         if self.active {
             return Err(DomainError::rule(
-                "user_not_deactivated",
+                RuleCode::UserNotDeactivated,
                 "only a deactivated user can be reactivated",
             ));
         }
@@ -271,7 +231,7 @@ impl Profile {
             Actor::User { user_id, .. } if *user_id == self.user_id => {
                 if !self.active {
                     return Err(DomainError::rule(
-                        "user_deactivated",
+                        RuleCode::UserDeactivated,
                         "a deactivated user cannot change their own account",
                     ));
                 }
@@ -286,36 +246,17 @@ impl Profile {
 
     /// Refuses when this user is the tenant's last active TenantAdmin: taking their role or
     /// deactivating them would lock the tenant out of user management.
-    async fn ensure_not_last_admin(&self, ctx: &Ctx<'_>) -> Result<(), DomainError> {
-        if !self.active || !self.roles.contains(&Role::TenantAdmin) {
+    fn ensure_not_last_admin(&self, ctx: &Ctx<'_>) -> Result<(), DomainError> {
+        if !self.is_active_tenant_admin() {
             return Ok(());
         }
-        if ctx.services.active_tenant_admins(ctx.tenant_id).await? <= 1 {
+        if *gathered(&ctx.facts.active_tenant_admins, "active TenantAdmins")? <= 1 {
             return Err(DomainError::rule(
-                "last_tenant_admin",
+                RuleCode::LastTenantAdmin,
                 "the tenant must keep at least one active TenantAdmin",
             ));
         }
         Ok(())
-    }
-
-    fn apply(&mut self, event: UserEvent) {
-        use UserEvent as E;
-        match event {
-            E::UserRegistered { .. } => {}
-            E::UserRolesChanged { to, account_id, .. } => {
-                self.roles = to;
-                self.account_id = account_id;
-            }
-            E::PartnerAccountLinked { account_id, .. } => self.account_id = Some(account_id),
-            E::ApprovalLimitSet { amount, currency } => {
-                self.approval_limit = Some(Money::new(amount, currency));
-            }
-            E::UserEmailChanged { to, .. } => self.email = to,
-            E::UserDeactivated { .. } => self.active = false,
-            E::UserReactivated {} => self.active = true,
-            E::PasswordChanged { .. } => {}
-        }
     }
 }
 
@@ -336,7 +277,7 @@ fn parse_roles(roles: Vec<Role>) -> Result<Vec<Role>, DomainError> {
 }
 
 /// The account a user with `roles` is linked to: exactly one for a Partner, none otherwise.
-async fn partner_link(
+fn partner_link(
     ctx: &Ctx<'_>,
     roles: &[Role],
     account_id: Option<Uuid>,
@@ -352,89 +293,34 @@ async fn partner_link(
             "a Partner must be linked to an account",
         )),
         (true, Some(id)) => {
-            ensure_linkable(ctx, id).await?;
+            ensure_linkable(ctx)?;
             Ok(Some(id))
         }
     }
 }
 
 /// A partner is linked only to an account of the tenant that is not closed.
-async fn ensure_linkable(ctx: &Ctx<'_>, account_id: Uuid) -> Result<(), DomainError> {
+fn ensure_linkable(ctx: &Ctx<'_>) -> Result<(), DomainError> {
     let facts = ctx
-        .services
-        .account(ctx.tenant_id, account_id)
-        .await?
+        .facts
+        .account
+        .as_ref()
         .ok_or(DomainError::NotFound("account"))?;
     if facts.status == AccountStatus::Closed {
         return Err(DomainError::rule(
-            "account_closed",
+            RuleCode::AccountClosed,
             "a partner cannot be linked to a closed account",
         ));
     }
     Ok(())
 }
 
-async fn ensure_email_free(
-    ctx: &Ctx<'_>,
-    email: &Email,
-    except: Option<Uuid>,
-) -> Result<(), DomainError> {
-    if ctx
-        .services
-        .email_in_use(ctx.tenant_id, email, except)
-        .await?
-    {
+fn ensure_email_free(ctx: &Ctx<'_>, email: &Email) -> Result<(), DomainError> {
+    if *gathered(&ctx.facts.email_in_use, "users' e-mail addresses")? {
         return Err(DomainError::rule(
-            "email_in_use",
+            RuleCode::EmailInUse,
             format!("another user of the tenant has {}", email.as_str()),
         ));
     }
     Ok(())
-}
-
-impl Aggregate for User {
-    const TYPE: &'static str = "User";
-    type Command = Command<UserCommand>;
-    type Event = UserEvent;
-    type Error = DomainError;
-    type Services = Services;
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
-        let events = self.decide(command, services.as_ref()).await?;
-        for event in events {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: UserEvent) {
-        match (event, self.profile.as_mut()) {
-            (
-                UserEvent::UserRegistered {
-                    user_id,
-                    email,
-                    roles,
-                    account_id,
-                    ..
-                },
-                _,
-            ) => {
-                self.profile = Some(Profile {
-                    user_id,
-                    email,
-                    roles,
-                    account_id,
-                    approval_limit: None,
-                    active: true,
-                });
-            }
-            (event, Some(profile)) => profile.apply(event),
-            (_, None) => {}
-        }
-    }
 }

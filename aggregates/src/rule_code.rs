@@ -1,0 +1,168 @@
+//! The stable, machine-readable reason a business rule refused a command.
+//!
+//! Each code's wire string (its variant name in snake_case) is public: the command API answers
+//! `/problems/rule-violated/<code>`, and process managers and timers recognise the refusals
+//! that mean "already done" by their code. Never rename one.
+
+/// Why a business rule refused a command, as one stable code.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display, strum::IntoStaticStr, strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum RuleCode {
+    // Accounts, also checked by the aggregates that act for one.
+    AccountExists,
+    AccountNotActive,
+    AccountNotSuspended,
+    AccountHasActiveContracts,
+    AccountClosed,
+    AccountSuspended,
+    // Tenant policy.
+    CurrencyNotAllowed,
+    // Users.
+    UserExists,
+    EmailInUse,
+    LastTenantAdmin,
+    NotAPartner,
+    NotAnApprover,
+    UserDeactivated,
+    UserNotDeactivated,
+    // Quotes.
+    QuoteExists,
+    QuoteNotDraft,
+    QuoteNotPending,
+    QuoteNotApproved,
+    QuoteNotRejected,
+    QuoteNotSent,
+    QuoteClosed,
+    QuoteHasNoLines,
+    QuoteStillValid,
+    QuoteValidityPassed,
+    ValidUntilPassed,
+    TooManyLines,
+    UnknownLine,
+    DuplicateLineId,
+    ApprovalAlreadySettled,
+    // Approvals.
+    ApprovalExists,
+    ApprovalClosed,
+    NoApprovalChain,
+    InvalidApprovalChain,
+    LevelNotOverdue,
+    DelegateUnknown,
+    DelegateIsRequester,
+    DelegateApprovedALevel,
+    DelegateLacksRole,
+    DelegateInactive,
+    DelegateLimitTooLow,
+    // Contracts.
+    ContractExists,
+    ContractNotDraft,
+    ContractNotSubmittable,
+    ContractNotPendingApproval,
+    ContractNotApproved,
+    ContractNotSigned,
+    ContractNotActive,
+    ContractNotAmendable,
+    ContractNotRenewable,
+    ContractEnded,
+    AlreadySigned,
+    BeforeStartDate,
+    BeforeEndDate,
+    RenewalWindowClosed,
+}
+
+impl RuleCode {
+    /// The code as the API and the logs spell it.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use strum::IntoEnumIterator;
+
+    use super::RuleCode;
+
+    #[test]
+    fn every_wire_string_is_unique_and_snake_case() {
+        let mut seen = HashSet::new();
+        for code in RuleCode::iter() {
+            let wire = code.as_str();
+            assert!(seen.insert(wire), "{wire} is used twice");
+            assert!(
+                wire.split('_')
+                    .all(|word| !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase())),
+                "{wire} is not snake_case"
+            );
+            assert_eq!(code.to_string(), wire);
+        }
+    }
+
+    /// The codes clients already match on: renaming a variant must not change its wire string.
+    #[test]
+    fn the_wire_strings_are_the_published_ones() {
+        let published = [
+            "account_closed",
+            "account_exists",
+            "account_has_active_contracts",
+            "account_not_active",
+            "account_not_suspended",
+            "account_suspended",
+            "already_signed",
+            "approval_already_settled",
+            "approval_closed",
+            "approval_exists",
+            "before_end_date",
+            "before_start_date",
+            "contract_ended",
+            "contract_exists",
+            "contract_not_active",
+            "contract_not_amendable",
+            "contract_not_approved",
+            "contract_not_draft",
+            "contract_not_pending_approval",
+            "contract_not_renewable",
+            "contract_not_signed",
+            "contract_not_submittable",
+            "currency_not_allowed",
+            "delegate_approved_a_level",
+            "delegate_inactive",
+            "delegate_is_requester",
+            "delegate_lacks_role",
+            "delegate_limit_too_low",
+            "delegate_unknown",
+            "duplicate_line_id",
+            "email_in_use",
+            "invalid_approval_chain",
+            "last_tenant_admin",
+            "level_not_overdue",
+            "no_approval_chain",
+            "not_a_partner",
+            "not_an_approver",
+            "quote_closed",
+            "quote_exists",
+            "quote_has_no_lines",
+            "quote_not_approved",
+            "quote_not_draft",
+            "quote_not_pending",
+            "quote_not_rejected",
+            "quote_not_sent",
+            "quote_still_valid",
+            "quote_validity_passed",
+            "renewal_window_closed",
+            "too_many_lines",
+            "unknown_line",
+            "user_deactivated",
+            "user_exists",
+            "user_not_deactivated",
+            "valid_until_passed",
+        ];
+        let mut wire: Vec<_> = RuleCode::iter().map(RuleCode::as_str).collect();
+        wire.sort_unstable();
+        assert_eq!(wire, published);
+    }
+}
