@@ -3,13 +3,9 @@
 //! code: add a command variant and it appears here.
 use std::sync::OnceLock;
 
-use aggregates::account::AccountCommand;
-use aggregates::approval::ApprovalCommand;
-use aggregates::contract::ContractCommand;
 use aggregates::limits::{EMAIL_FIELDS, EMAIL_MAX, TEXT_FIELDS};
-use aggregates::quote::QuoteCommand;
-use aggregates::user::UserCommand;
 use aggregates::CommandSet;
+use event_store::{BusAggregate, Collection, PerAggregate};
 use schemars::generate::{Contract, SchemaSettings};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
@@ -62,8 +58,8 @@ const CURRENCY_PATTERN: &str = concat!(
 /// registry format `decimal`; the pattern is added here so it is written once.
 const DECIMAL_PATTERN: &str = r"^-?[0-9]+(\.[0-9]+)?$";
 
-/// The command collections: path segment, aggregate name, and the commands in wire form.
-struct Collection {
+/// One command collection: its path segment, aggregate type, and commands in wire form.
+struct CollectionCommands {
     name: &'static str,
     aggregate: &'static str,
     /// `(command name, flat schema)`, in declaration order.
@@ -111,7 +107,7 @@ fn build() -> Value {
     document
 }
 
-fn tags(collections: &[Collection]) -> Vec<Value> {
+fn tags(collections: &[CollectionCommands]) -> Vec<Value> {
     let commands = collections.iter().map(
         |c| json!({ "name": c.name, "description": format!("Commands on {}s.", c.aggregate) }),
     );
@@ -130,24 +126,42 @@ fn generator(contract: Contract) -> SchemaGenerator {
 
 /// The five command collections, with `users` adjusted for what `routes::users` does before the
 /// aggregate sees the command.
-fn collections(generator: &mut SchemaGenerator) -> Vec<Collection> {
-    let mut users = collection::<UserCommand>(generator, "users", "User");
-    describe_user_extras(&mut users);
-    vec![
-        collection::<AccountCommand>(generator, "accounts", "Account"),
-        users,
-        collection::<QuoteCommand>(generator, "quotes", "Quote"),
-        collection::<ApprovalCommand>(generator, "approvals", "Approval"),
-        collection::<ContractCommand>(generator, "contracts", "Contract"),
-    ]
+fn collections(generator: &mut SchemaGenerator) -> Vec<CollectionCommands> {
+    Collection::ALL
+        .into_iter()
+        .map(|collection| {
+            let mut commands = collection.dispatch(Document {
+                generator: &mut *generator,
+                collection,
+            });
+            if collection == Collection::Users {
+                describe_user_extras(&mut commands);
+            }
+            commands
+        })
+        .collect()
+}
+
+/// Documents the commands of the aggregate a collection names.
+struct Document<'a> {
+    generator: &'a mut SchemaGenerator,
+    collection: Collection,
+}
+
+impl PerAggregate for Document<'_> {
+    type Output = CollectionCommands;
+
+    fn run<A: BusAggregate>(self) -> CollectionCommands {
+        collection::<A::Body>(self.generator, self.collection, A::TYPE)
+    }
 }
 
 /// The commands a client may send: the system's own (`CommandSet::SYSTEM_ONLY`) are left out.
 fn collection<C: JsonSchema + CommandSet>(
     generator: &mut SchemaGenerator,
-    name: &'static str,
+    collection: Collection,
     aggregate: &'static str,
-) -> Collection {
+) -> CollectionCommands {
     let tagged = C::json_schema(generator).to_value();
     let variants = tagged["oneOf"].as_array().cloned().unwrap_or_default();
     let mut commands: Vec<_> = variants.iter().map(flatten_variant).collect();
@@ -166,8 +180,8 @@ fn collection<C: JsonSchema + CommandSet>(
             "{system} is listed as system-only but is no {aggregate} command"
         );
     }
-    Collection {
-        name,
+    CollectionCommands {
+        name: collection.as_str(),
         aggregate,
         commands: commands
             .into_iter()
@@ -177,7 +191,7 @@ fn collection<C: JsonSchema + CommandSet>(
 }
 
 /// Turns one externally tagged variant, `{"OpenAccount": {fields}}`, into the flat wire form
-/// `{"type": "OpenAccount", fields}` that `body::parse_command` accepts.
+/// `{"type": "OpenAccount", fields}` that `routes::commands` parses.
 fn flatten_variant(variant: &Value) -> (String, Value) {
     let (name, inner) = variant["properties"]
         .as_object()
@@ -238,7 +252,7 @@ fn state_text_rules(schema: &mut Value) {
 
 /// `RegisterUser` takes its `user_id` from the path (the body may repeat it), and it and
 /// `ChangePassword` carry a password the aggregate never sees.
-fn describe_user_extras(users: &mut Collection) {
+fn describe_user_extras(users: &mut CollectionCommands) {
     let password = json!({
         "type": "string",
         "minLength": MIN_PASSWORD_CHARS,
@@ -312,7 +326,7 @@ fn component_ref(kind: &str, name: &str) -> Value {
     json!({ "$ref": format!("#/components/{kind}/{name}") })
 }
 
-fn paths(collections: &[Collection], auth: Map<String, Value>) -> Value {
+fn paths(collections: &[CollectionCommands], auth: Map<String, Value>) -> Value {
     let mut paths = auth;
     for collection in collections {
         paths.insert(
@@ -324,7 +338,7 @@ fn paths(collections: &[Collection], auth: Map<String, Value>) -> Value {
     Value::Object(paths)
 }
 
-fn command_operation(collection: &Collection) -> Value {
+fn command_operation(collection: &CollectionCommands) -> Value {
     let names: Vec<&str> = collection
         .commands
         .iter()
