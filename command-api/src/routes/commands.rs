@@ -116,7 +116,7 @@ async fn dispatch(
         .map_err(|e: UnknownCollection| ApiError::NotFound(e.to_string()))?;
     let request = parse_request(collection, body, run.id)?;
     let version = collection
-        .dispatch(Send {
+        .dispatch(RunRequest {
             api,
             caller,
             request,
@@ -165,14 +165,14 @@ impl Request {
 }
 
 /// Runs one request on the aggregate its collection names.
-struct Send<'a> {
+struct RunRequest<'a> {
     api: &'a CommandApi,
     caller: &'a Caller,
     request: Request,
     run: Run<'a>,
 }
 
-impl<'a> PerAggregate for Send<'a> {
+impl<'a> PerAggregate for RunRequest<'a> {
     type Output = LocalBoxFuture<'a, Result<u64, ApiError>>;
 
     fn run<A: BusAggregate>(self) -> Self::Output {
