@@ -86,13 +86,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// Parses `{"type": "...", ...fields}` into a command enum.
-pub fn parse_command<C: DeserializeOwned>(body: &[u8]) -> Result<C, ApiError> {
-    let (command_type, fields) = parse_object(body)?;
-    into_command(command_type, fields)
-}
-
-/// The command's type and its other fields, for callers that adjust fields first.
+/// Splits `{"type": "...", ...fields}` into the command's type and its other fields, which
+/// [`into_command`] turns into a command enum (user commands adjust the fields first).
 pub fn parse_object(body: &[u8]) -> Result<(String, Fields), ApiError> {
     reject_duplicate_keys(body)?;
     let value: serde_json::Value =
@@ -224,7 +219,9 @@ mod tests {
     use aggregates::account::AccountCommand;
 
     fn err(body: &str) -> ApiError {
-        parse_command::<AccountCommand>(body.as_bytes()).unwrap_err()
+        parse_object(body.as_bytes())
+            .and_then(|(command_type, fields)| into_command::<AccountCommand>(command_type, fields))
+            .unwrap_err()
     }
 
     #[test]

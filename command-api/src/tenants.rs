@@ -2,7 +2,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use aggregates::user::UserCommand;
+use aggregates::user::{User, UserCommand};
 use aggregates::{Actor, Command, DomainError, Email, Role, TenantPolicy, Text};
 use chrono::Utc;
 use event_store::{AlongsideEvents, CommandBus, Credential, EventMetadata, StoreError};
@@ -102,7 +102,7 @@ async fn register_admin(
             keep_session: None,
         }),
     };
-    bus.users
+    bus.store::<User>()
         .execute_with(
             &user_id.to_string(),
             Command::new(tenant_id, actor, metadata.recorded_at, command),

@@ -10,9 +10,15 @@ use cqrs_es::Aggregate;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
+use crate::collection::BusAggregate;
 use crate::facts::{PolicyCache, StoreFacts};
 use crate::streams::{AlongsideEvents, AppendError, Folded, Streams, DEFAULT_CACHE_WEIGHT};
 use crate::{EventMetadata, StoreError};
+use aggregates::account::{Account, AccountCommand};
+use aggregates::approval::{Approval, ApprovalCommand};
+use aggregates::contract::{Contract, ContractCommand};
+use aggregates::quote::{Quote, QuoteCommand};
+use aggregates::user::{User, UserCommand};
 use aggregates::DomainError;
 
 const MAX_ATTEMPTS: u32 = 10;
@@ -190,11 +196,11 @@ impl Default for BusOptions {
 /// API, process managers and timers send commands through. One per process, so that all of
 /// them share its caches.
 pub struct CommandBus {
-    pub accounts: AggregateStore<aggregates::account::Account>,
-    pub users: AggregateStore<aggregates::user::User>,
-    pub quotes: AggregateStore<aggregates::quote::Quote>,
-    pub approvals: AggregateStore<aggregates::approval::Approval>,
-    pub contracts: AggregateStore<aggregates::contract::Contract>,
+    accounts: AggregateStore<Account>,
+    users: AggregateStore<User>,
+    quotes: AggregateStore<Quote>,
+    approvals: AggregateStore<Approval>,
+    contracts: AggregateStore<Contract>,
     committed: Arc<Notify>,
     policies: Arc<PolicyCache>,
 }
@@ -238,6 +244,11 @@ impl CommandBus {
         }
     }
 
+    /// The store of aggregate `A`: `bus.store::<Quote>().execute(...)`.
+    pub fn store<A: BusAggregate>(&self) -> &AggregateStore<A> {
+        A::store(self)
+    }
+
     /// Signalled after every commit of this bus.
     pub fn committed(&self) -> Arc<Notify> {
         self.committed.clone()
@@ -246,5 +257,45 @@ impl CommandBus {
     /// The tenant policy cache, for the invalidation listener.
     pub fn policies(&self) -> Arc<PolicyCache> {
         self.policies.clone()
+    }
+}
+
+impl BusAggregate for Account {
+    type Body = AccountCommand;
+
+    fn store(bus: &CommandBus) -> &AggregateStore<Self> {
+        &bus.accounts
+    }
+}
+
+impl BusAggregate for User {
+    type Body = UserCommand;
+
+    fn store(bus: &CommandBus) -> &AggregateStore<Self> {
+        &bus.users
+    }
+}
+
+impl BusAggregate for Quote {
+    type Body = QuoteCommand;
+
+    fn store(bus: &CommandBus) -> &AggregateStore<Self> {
+        &bus.quotes
+    }
+}
+
+impl BusAggregate for Approval {
+    type Body = ApprovalCommand;
+
+    fn store(bus: &CommandBus) -> &AggregateStore<Self> {
+        &bus.approvals
+    }
+}
+
+impl BusAggregate for Contract {
+    type Body = ContractCommand;
+
+    fn store(bus: &CommandBus) -> &AggregateStore<Self> {
+        &bus.contracts
     }
 }

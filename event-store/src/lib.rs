@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod collection;
 pub mod command_bus;
 pub mod db;
 mod error;
@@ -26,6 +27,7 @@ pub mod streams;
 pub mod topology;
 
 pub use clock::Clock;
+pub use collection::{BusAggregate, Collection, PerAggregate, UnknownCollection};
 pub use command_bus::{AggregateStore, BusOptions, CommandBus};
 pub use error::StoreError;
 pub use facts::PolicyCache;

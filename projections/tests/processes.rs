@@ -3,7 +3,7 @@
 mod process_support;
 mod support;
 
-use aggregates::approval::ApprovalCommand;
+use aggregates::approval::{Approval, ApprovalCommand};
 use aggregates::contract::{ContractCommand, Party};
 use aggregates::quote::QuoteCommand;
 use aggregates::Role;
@@ -287,7 +287,7 @@ async fn withdrawing_a_quote_cancels_its_open_approval() {
     let at = env.now().await;
     let refused = env
         .bus
-        .approvals
+        .store::<Approval>()
         .execute(
             &approval_id.to_string(),
             aggregates::Command::new(env.stack.tenant_id, manager.clone(), at, approve),

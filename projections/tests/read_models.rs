@@ -4,16 +4,15 @@
 //! Needs `deploy/local/stack.sh up` and `source deploy/local/env.sh`.
 mod support;
 
-use aggregates::approval::{ApprovalCommand, SubjectType};
-use aggregates::contract::{ContractCommand, Party};
+use aggregates::approval::{Approval, ApprovalCommand, SubjectType};
+use aggregates::contract::{Contract, ContractCommand, Party};
 use aggregates::quote::pricing::{quote_totals, LinePrice};
-use aggregates::quote::QuoteCommand;
-use aggregates::user::UserCommand;
+use aggregates::quote::{Quote, QuoteCommand};
+use aggregates::user::{User, UserCommand};
 use aggregates::{Actor, Command, CurrencyCode, Role};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use cqrs_es::Aggregate;
 use event_store::history::stream_range;
-use event_store::{AggregateStore, CommandBus, EventMetadata, StoredEvent};
+use event_store::{BusAggregate, CommandBus, EventMetadata, StoredEvent};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use support::TestStack;
@@ -44,17 +43,15 @@ impl Bus {
         }
     }
 
-    async fn run<A, C>(
+    async fn run<A: BusAggregate>(
         &self,
-        store: &AggregateStore<A>,
         id: Uuid,
         actor: &Actor,
         at: DateTime<Utc>,
-        body: C,
+        body: A::Body,
     ) -> i64
     where
-        A: Aggregate<Command = Command<C>, Error = aggregates::DomainError> + Clone + 'static,
-        C: Clone + std::fmt::Debug,
+        A::Body: std::fmt::Debug,
     {
         let metadata = EventMetadata {
             tenant_id: self.tenant_id,
@@ -66,7 +63,9 @@ impl Bus {
             client: Some("read-models-test".to_owned()),
         };
         let command = Command::new(self.tenant_id, actor.clone(), at, body.clone());
-        let version = store
+        let version = self
+            .bus
+            .store::<A>()
             .execute(&id.to_string(), command, None, &metadata)
             .await
             .unwrap_or_else(|e| panic!("{body:?} refused: {e}"));
@@ -74,12 +73,11 @@ impl Bus {
     }
 
     async fn user(&self, id: Uuid, actor: &Actor, body: UserCommand) -> i64 {
-        self.run(&self.bus.users, id, actor, Utc::now(), body).await
+        self.run::<User>(id, actor, Utc::now(), body).await
     }
 
     async fn quote(&self, id: Uuid, actor: &Actor, body: QuoteCommand) -> i64 {
-        self.run(&self.bus.quotes, id, actor, Utc::now(), body)
-            .await
+        self.run::<Quote>(id, actor, Utc::now(), body).await
     }
 
     async fn approval_at(
@@ -89,12 +87,11 @@ impl Bus {
         at: DateTime<Utc>,
         body: ApprovalCommand,
     ) -> i64 {
-        self.run(&self.bus.approvals, id, actor, at, body).await
+        self.run::<Approval>(id, actor, at, body).await
     }
 
     async fn contract(&self, id: Uuid, actor: &Actor, body: ContractCommand) -> i64 {
-        self.run(&self.bus.contracts, id, actor, Utc::now(), body)
-            .await
+        self.run::<Contract>(id, actor, Utc::now(), body).await
     }
 
     /// Registers a user with these roles (and, unless Viewer or Partner, an approval limit).

@@ -5,9 +5,9 @@ mod support;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aggregates::account::AccountCommand;
-use aggregates::quote::QuoteCommand;
-use aggregates::user::UserCommand;
+use aggregates::account::{Account, AccountCommand};
+use aggregates::quote::{Quote, QuoteCommand};
+use aggregates::user::{User, UserCommand};
 use aggregates::{Actor, Command, Role};
 use chrono::{Duration, Utc};
 use event_store::history::{committed_after, CommitPosition};
@@ -107,7 +107,7 @@ impl Mix {
         let meta = self.metadata(admin);
         if self
             .bus
-            .accounts
+            .store::<Account>()
             .execute(&id.to_string(), command, None, &meta)
             .await
             .is_ok()
@@ -143,7 +143,7 @@ impl Mix {
         let meta = self.metadata(admin);
         let _ = self
             .bus
-            .accounts
+            .store::<Account>()
             .execute(&id.to_string(), command, None, &meta)
             .await;
     }
@@ -161,7 +161,7 @@ impl Mix {
         let meta = self.metadata(&system);
         if self
             .bus
-            .users
+            .store::<User>()
             .execute(&id.to_string(), command, None, &meta)
             .await
             .is_ok()
@@ -191,7 +191,7 @@ impl Mix {
         let meta = self.metadata(&system);
         let _ = self
             .bus
-            .users
+            .store::<User>()
             .execute(&id.to_string(), command, None, &meta)
             .await;
     }
@@ -257,7 +257,7 @@ impl Mix {
         let command = Command::new(self.tenant_id, actor.clone(), Utc::now(), body);
         let meta = self.metadata(actor);
         self.bus
-            .quotes
+            .store::<Quote>()
             .execute(&id.to_string(), command, None, &meta)
             .await
             .is_ok()

@@ -1,42 +1,36 @@
 use std::collections::BTreeSet;
 
 use actix_web::{body, ResponseError};
-use aggregates::account::AccountCommand;
-use aggregates::approval::ApprovalCommand;
-use aggregates::contract::ContractCommand;
-use aggregates::quote::QuoteCommand;
-use aggregates::user::UserCommand;
 use aggregates::CommandSet;
+use event_store::{BusAggregate, Collection, PerAggregate};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::document;
-use crate::body::parse_command;
 use crate::error::FieldError;
-use crate::routes::users;
+use crate::routes::commands::{parse_request, Request};
 use crate::ApiError;
 
-const COLLECTIONS: [&str; 5] = ["accounts", "users", "quotes", "approvals", "contracts"];
-
 /// Runs `body` through the same parser `routes::commands::dispatch` uses for `collection`.
-fn parse(collection: &str, body: &Value) -> Result<(), ApiError> {
-    let body = body.to_string();
-    let body = body.as_bytes();
-    match collection {
-        "accounts" => parse_command::<AccountCommand>(body).map(drop),
-        "quotes" => parse_command::<QuoteCommand>(body).map(drop),
-        "approvals" => parse_command::<ApprovalCommand>(body).map(drop),
-        "contracts" => parse_command::<ContractCommand>(body).map(drop),
-        "users" => users::parse(body, Uuid::nil()).map(drop),
-        other => panic!("no collection {other}"),
+fn parse(collection: Collection, body: &Value) -> Result<(), ApiError> {
+    struct Parse(Request);
+    impl PerAggregate for Parse {
+        type Output = Result<(), ApiError>;
+        fn run<A: BusAggregate>(self) -> Self::Output {
+            self.0.into_command::<A>().map(drop)
+        }
     }
+    let request = parse_request(collection, body.to_string().as_bytes(), Uuid::nil())?;
+    collection.dispatch(Parse(request))
 }
 
 /// Every command name serde accepts for `C`, taken from its own "unknown variant" message so
 /// the list comes from the parser, not from this test.
-fn parser_names<C: DeserializeOwned + std::fmt::Debug>() -> BTreeSet<String> {
-    let error = serde_json::from_value::<C>(json!({ "NoSuchCommand": {} })).unwrap_err();
+fn parser_names<C: DeserializeOwned>() -> BTreeSet<String> {
+    let Err(error) = serde_json::from_value::<C>(json!({ "NoSuchCommand": {} })) else {
+        panic!("a command named NoSuchCommand parsed");
+    };
     let message = error.to_string();
     let expected = message
         .split_once("expected one of")
@@ -51,33 +45,24 @@ fn parser_names<C: DeserializeOwned + std::fmt::Debug>() -> BTreeSet<String> {
 }
 
 /// The names the parser accepts, and those of them only the system may send.
-fn parser_names_of(collection: &str) -> (BTreeSet<String>, &'static [&'static str]) {
-    match collection {
-        "accounts" => (
-            parser_names::<AccountCommand>(),
-            AccountCommand::SYSTEM_ONLY,
-        ),
-        "users" => (parser_names::<UserCommand>(), UserCommand::SYSTEM_ONLY),
-        "quotes" => (parser_names::<QuoteCommand>(), QuoteCommand::SYSTEM_ONLY),
-        "approvals" => (
-            parser_names::<ApprovalCommand>(),
-            ApprovalCommand::SYSTEM_ONLY,
-        ),
-        "contracts" => (
-            parser_names::<ContractCommand>(),
-            ContractCommand::SYSTEM_ONLY,
-        ),
-        other => panic!("no collection {other}"),
+fn parser_names_of(collection: Collection) -> (BTreeSet<String>, &'static [&'static str]) {
+    struct Names;
+    impl PerAggregate for Names {
+        type Output = (BTreeSet<String>, &'static [&'static str]);
+        fn run<A: BusAggregate>(self) -> Self::Output {
+            (parser_names::<A::Body>(), A::Body::SYSTEM_ONLY)
+        }
     }
+    collection.dispatch(Names)
 }
 
-fn request_body_schema(collection: &str) -> &'static Value {
+fn request_body_schema(collection: Collection) -> &'static Value {
     let path = format!("/api/v1/{collection}/{{id}}");
     &document()["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
 }
 
 /// The command names the document lists for `collection`, from its `oneOf` `$ref`s.
-fn documented_names(collection: &str) -> BTreeSet<String> {
+fn documented_names(collection: Collection) -> BTreeSet<String> {
     let one_of = request_body_schema(collection)["oneOf"].as_array().unwrap();
     one_of
         .iter()
@@ -101,7 +86,7 @@ fn validator(schema: &Value) -> jsonschema::Validator {
 
 #[test]
 fn documented_commands_are_exactly_the_ones_the_parser_accepts() {
-    for collection in COLLECTIONS {
+    for collection in Collection::ALL {
         let documented = documented_names(collection);
         let (parsed, system_only) = parser_names_of(collection);
         let for_clients: BTreeSet<String> = parsed
@@ -122,7 +107,7 @@ fn documented_commands_are_exactly_the_ones_the_parser_accepts() {
 
 #[test]
 fn every_documented_name_reaches_its_commands_fields_in_the_parser() {
-    for collection in COLLECTIONS {
+    for collection in Collection::ALL {
         let unknown = parse(collection, &json!({ "type": "LaunchRocket" }));
         assert!(
             matches!(unknown, Err(ApiError::UnknownCommand(_))),
@@ -148,7 +133,7 @@ fn invalid(body: Value) -> (Value, bool) {
 }
 
 /// Bodies the parser accepts and rejects, per collection; the document must agree on each.
-fn examples() -> Vec<(&'static str, Vec<(Value, bool)>)> {
+fn examples() -> Vec<(Collection, Vec<(Value, bool)>)> {
     let id = "7a1c2b3d-0000-4000-8000-000000000001";
     let open = json!({"type": "OpenAccount", "name": "Acme", "legal_name": "Acme Ltd",
         "country": "GB", "billing_email": "billing@acme.test", "currency": "GBP", "tier": "Gold"});
@@ -222,11 +207,11 @@ fn examples() -> Vec<(&'static str, Vec<(Value, bool)>)> {
         valid(json!({"type": "AmendContract", "value": "12.5"})),
     ];
     vec![
-        ("accounts", accounts),
-        ("users", users),
-        ("quotes", quotes),
-        ("approvals", approvals),
-        ("contracts", contracts),
+        (Collection::Accounts, accounts),
+        (Collection::Users, users),
+        (Collection::Quotes, quotes),
+        (Collection::Approvals, approvals),
+        (Collection::Contracts, contracts),
     ]
 }
 

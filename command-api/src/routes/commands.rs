@@ -1,15 +1,18 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use aggregates::{Command, DomainError};
+use aggregates::Command;
 use chrono::{DateTime, Utc};
-use cqrs_es::Aggregate;
-use event_store::{AggregateStore, AlongsideEvents, Credential, EventMetadata};
+use event_store::{
+    AggregateStore, AlongsideEvents, BusAggregate, Collection, Credential, EventMetadata,
+    PerAggregate, UnknownCollection,
+};
+use futures::future::LocalBoxFuture;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::body::{parse_command, read_json_body};
+use crate::body::{into_command, parse_object, read_json_body, Fields};
 use crate::idempotency;
 use crate::request::{expected_version, RequestIds};
 use crate::routes::users;
@@ -108,38 +111,93 @@ async fn dispatch(
     body: &[u8],
     run: Run<'_>,
 ) -> Result<u64, ApiError> {
-    let bus = &api.bus;
-    match collection {
-        "accounts" => run.on(&bus.accounts, parse_command(body)?).await,
-        "quotes" => run.on(&bus.quotes, parse_command(body)?).await,
-        "approvals" => run.on(&bus.approvals, parse_command(body)?).await,
-        "contracts" => run.on(&bus.contracts, parse_command(body)?).await,
-        "users" => {
-            let request = users::parse(body, run.id)?;
-            let hash = match request.password {
-                Some(password) => Some(api.identity.hash_password(password).await?),
+    let collection: Collection = collection
+        .parse()
+        .map_err(|e: UnknownCollection| ApiError::NotFound(e.to_string()))?;
+    let request = parse_request(collection, body, run.id)?;
+    let version = collection
+        .dispatch(RunRequest {
+            api,
+            caller,
+            request,
+            run,
+        })
+        .await?;
+    if collection == Collection::Users {
+        api.settle_caches().await;
+    }
+    Ok(version)
+}
+
+/// A command as the body states it, before it is parsed into the collection's command type.
+pub(crate) struct Request {
+    command_type: String,
+    fields: Fields,
+    /// Only on user commands: hashed into the credentials table, never seen by the aggregate.
+    password: Option<String>,
+}
+
+/// Reads the body's command type and fields, with the user extras taken out (`routes::users`).
+pub(crate) fn parse_request(
+    collection: Collection,
+    body: &[u8],
+    id: Uuid,
+) -> Result<Request, ApiError> {
+    let (command_type, mut fields) = parse_object(body)?;
+    let password = match collection {
+        Collection::Users => users::take_extras(&command_type, &mut fields, id)?,
+        _ => None,
+    };
+    Ok(Request {
+        command_type,
+        fields,
+        password,
+    })
+}
+
+impl Request {
+    /// The command of aggregate `A` and the password that comes with it.
+    pub(crate) fn into_command<A: BusAggregate>(
+        self,
+    ) -> Result<(A::Body, Option<String>), ApiError> {
+        Ok((into_command(self.command_type, self.fields)?, self.password))
+    }
+}
+
+/// Runs one request on the aggregate its collection names.
+struct RunRequest<'a> {
+    api: &'a CommandApi,
+    caller: &'a Caller,
+    request: Request,
+    run: Run<'a>,
+}
+
+impl<'a> PerAggregate for RunRequest<'a> {
+    type Output = LocalBoxFuture<'a, Result<u64, ApiError>>;
+
+    fn run<A: BusAggregate>(self) -> Self::Output {
+        Box::pin(async move {
+            let (body, password) = self.request.into_command::<A>()?;
+            let hash = match password {
+                Some(password) => Some(self.api.identity.hash_password(password).await?),
                 None => None,
             };
             // Changing one's own password keeps the session it was changed from.
-            let own = caller.0.sub == run.id;
+            let caller = &self.caller.0;
+            let own = caller.sub == self.run.id;
             let credential = hash.as_deref().map(|password_hash| Credential {
                 password_hash,
-                keep_session: own.then_some(caller.0.sid),
+                keep_session: own.then_some(caller.sid),
             });
             let run = Run {
                 alongside: AlongsideEvents {
                     credential,
-                    ..run.alongside
+                    ..self.run.alongside
                 },
-                ..run
+                ..self.run
             };
-            let version = run.on(&bus.users, request.command).await?;
-            api.settle_caches().await;
-            Ok(version)
-        }
-        other => Err(ApiError::NotFound(format!(
-            "no command collection `{other}`"
-        ))),
+            run.on(self.api.bus.store::<A>(), body).await
+        })
     }
 }
 
@@ -154,11 +212,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn on<A, C>(self, store: &AggregateStore<A>, body: C) -> Result<u64, ApiError>
-    where
-        A: Aggregate<Command = Command<C>, Error = DomainError> + Clone + 'static,
-        C: Clone,
-    {
+    async fn on<A: BusAggregate>(
+        self,
+        store: &AggregateStore<A>,
+        body: A::Body,
+    ) -> Result<u64, ApiError> {
         let metadata = self.metadata;
         let command = Command::new(metadata.tenant_id, metadata.actor.clone(), self.at, body);
         let id = self.id.to_string();

@@ -1,27 +1,24 @@
 //! User commands carry two things the aggregate must not see: the user's own id on
 //! registration (the path's id) and a password, which is hashed into the credentials table and
 //! never enters an event.
-use aggregates::user::UserCommand;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::body::{into_command, parse_object};
+use crate::body::Fields;
 use crate::error::FieldError;
 use crate::ApiError;
 
-pub struct UserRequest {
-    pub command: UserCommand,
-    pub password: Option<String>,
-}
-
-pub fn parse(body: &[u8], user_id: Uuid) -> Result<UserRequest, ApiError> {
-    let (command_type, mut fields) = parse_object(body)?;
+/// Takes the password out of a user command's fields and puts the path's id into a
+/// registration's, so what is left is the aggregate's command.
+pub fn take_extras(
+    command_type: &str,
+    fields: &mut Fields,
+    user_id: Uuid,
+) -> Result<Option<String>, ApiError> {
     let password = match fields.remove("password") {
         None if command_type == "ChangePassword" => return Err(invalid("password", "is required")),
         None => None,
-        Some(Value::String(p))
-            if matches!(command_type.as_str(), "RegisterUser" | "ChangePassword") =>
-        {
+        Some(Value::String(p)) if matches!(command_type, "RegisterUser" | "ChangePassword") => {
             Some(checked_password(p)?)
         }
         Some(_) => {
@@ -40,8 +37,7 @@ pub fn parse(body: &[u8], user_id: Uuid) -> Result<UserRequest, ApiError> {
             Some(_) => return Err(invalid("user_id", "must be the id in the path")),
         }
     }
-    let command = into_command(command_type, fields)?;
-    Ok(UserRequest { command, password })
+    Ok(password)
 }
 
 fn checked_password(password: String) -> Result<String, ApiError> {

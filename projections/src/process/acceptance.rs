@@ -1,11 +1,12 @@
 //! What follows an accepted quote (a contract draft, an Active account) and keeps each
 //! account's list of active contracts in step with its contracts.
-use aggregates::account::AccountCommand;
-use aggregates::contract::{ContractCommand, ContractEvent, QuoteLine};
-use aggregates::quote::{LineItem, QuoteEvent, QuoteTotals};
+use aggregates::account::{Account, AccountCommand};
+use aggregates::contract::{Contract, ContractCommand, ContractEvent, QuoteLine};
+use aggregates::quote::{LineItem, Quote, QuoteEvent, QuoteTotals};
 use aggregates::{RuleCode, Text};
 use async_trait::async_trait;
 use chrono::{Months, NaiveDate};
+use cqrs_es::Aggregate;
 use event_store::StoredEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -42,7 +43,7 @@ impl Projection for QuoteAcceptance {
     }
 
     fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == "Quote"
+        aggregate_type == Quote::TYPE
     }
 
     async fn apply(
@@ -64,14 +65,13 @@ impl Projection for QuoteAcceptance {
         let draft = contract_from_quote(quote_id, account_id, &title, &lines, &totals, accepted_on)
             .ok_or_else(|| ProjectionError::inconsistent(event, "no end date a year on"))?;
         self.draft_contract(event, draft).await?;
-        let bus = &self.issuer.bus;
         let order = Order {
             aggregate_id: account_id,
             name: "ActivateAccount",
             body: AccountCommand::ActivateAccount { quote_id },
             settled: ACCOUNT_REFUSALS,
         };
-        self.issuer.issue(&bus.accounts, event, order).await
+        self.issuer.issue::<Account>(event, order).await
     }
 }
 
@@ -97,10 +97,7 @@ impl QuoteAcceptance {
                 body: draft.clone(),
                 settled: ACCOUNT_REFUSALS,
             };
-            outcome = self
-                .issuer
-                .issue(&self.issuer.bus.contracts, event, order)
-                .await;
+            outcome = self.issuer.issue::<Contract>(event, order).await;
             match &outcome {
                 Err(error) if error.is_refusal(RuleCode::ContractExists) => continue,
                 _ => break,
@@ -166,7 +163,7 @@ impl Projection for ContractAccounts {
     }
 
     fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == "Contract"
+        aggregate_type == Contract::TYPE
     }
 
     async fn apply(
@@ -200,9 +197,7 @@ impl Projection for ContractAccounts {
             body,
             settled: ACCOUNT_REFUSALS,
         };
-        self.issuer
-            .issue(&self.issuer.bus.accounts, event, order)
-            .await
+        self.issuer.issue::<Account>(event, order).await
     }
 }
 

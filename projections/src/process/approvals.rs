@@ -1,10 +1,11 @@
 //! The approval flow: a submission that needs approval requests one; the outcome goes back to
 //! the quote or contract.
-use aggregates::approval::{ApprovalCommand, ApprovalEvent, Subject, SubjectType};
-use aggregates::contract::{ContractCommand, ContractEvent};
-use aggregates::quote::{QuoteCommand, QuoteEvent};
+use aggregates::approval::{Approval, ApprovalCommand, ApprovalEvent, Subject, SubjectType};
+use aggregates::contract::{Contract, ContractCommand, ContractEvent};
+use aggregates::quote::{Quote, QuoteCommand, QuoteEvent};
 use aggregates::RuleCode;
 use async_trait::async_trait;
+use cqrs_es::Aggregate;
 use event_store::{history, StoredEvent};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
@@ -47,7 +48,7 @@ impl Projection for ApprovalFlow {
     }
 
     fn handles(&self, aggregate_type: &str) -> bool {
-        matches!(aggregate_type, "Quote" | "Contract" | "Approval")
+        [Quote::TYPE, Contract::TYPE, Approval::TYPE].contains(&aggregate_type)
     }
 
     async fn apply(
@@ -56,8 +57,8 @@ impl Projection for ApprovalFlow {
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
         match event.aggregate_type.as_str() {
-            "Quote" => self.on_quote(conn, event).await,
-            "Contract" => self.on_contract(event).await,
+            Quote::TYPE => self.on_quote(conn, event).await,
+            Contract::TYPE => self.on_contract(event).await,
             _ => self.on_approval(event).await,
         }
     }
@@ -129,8 +130,9 @@ impl ApprovalFlow {
         ];
         let requested: Option<String> = sqlx::query_scalar(
             "select aggregate_id from events \
-             where aggregate_type = 'Approval' and aggregate_id = any($1) and sequence = 1",
+             where aggregate_type = $1 and aggregate_id = any($2) and sequence = 1",
         )
+        .bind(Approval::TYPE)
         .bind(&candidates[..])
         .fetch_optional(&mut *conn)
         .await?;
@@ -142,9 +144,7 @@ impl ApprovalFlow {
             reason: reason.chars().take(REASON_MAX).collect(),
         };
         let order = order(approval_id, "CancelApproval", body, APPROVAL_CLOSED);
-        self.issuer
-            .issue(&self.issuer.bus.approvals, withdrawn, order)
-            .await
+        self.issuer.issue::<Approval>(withdrawn, order).await
     }
 
     async fn on_contract(&self, event: &StoredEvent) -> Result<(), ProjectionError> {
@@ -187,9 +187,7 @@ impl ApprovalFlow {
             body,
             settled: &[],
         };
-        self.issuer
-            .issue(&self.issuer.bus.approvals, event, order)
-            .await
+        self.issuer.issue::<Approval>(event, order).await
     }
 
     async fn on_approval(&self, event: &StoredEvent) -> Result<(), ProjectionError> {
@@ -220,7 +218,6 @@ impl ApprovalFlow {
     ) -> Result<(), ProjectionError> {
         let approval_id = aggregate_uuid(event)?;
         let reason = rejection.map(|r| r.chars().take(REASON_MAX).collect::<String>());
-        let bus = &self.issuer.bus;
         match subject.subject_type {
             SubjectType::Quote => {
                 let (name, body) = match reason {
@@ -237,7 +234,7 @@ impl ApprovalFlow {
                     ),
                 };
                 let order = order(subject.id, name, body, QUOTE_SETTLED);
-                self.issuer.issue(&bus.quotes, event, order).await
+                self.issuer.issue::<Quote>(event, order).await
             }
             SubjectType::Contract => {
                 let (name, body) = match reason {
@@ -254,7 +251,7 @@ impl ApprovalFlow {
                     ),
                 };
                 let order = order(subject.id, name, body, CONTRACT_SETTLED);
-                self.issuer.issue(&bus.contracts, event, order).await
+                self.issuer.issue::<Contract>(event, order).await
             }
         }
     }

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use aggregates::{Actor, Command, DomainError, RuleCode};
-use cqrs_es::Aggregate;
-use event_store::{AggregateStore, CommandBus, EventMetadata, StoreError, StoredEvent};
+use event_store::{BusAggregate, CommandBus, EventMetadata, StoreError, StoredEvent};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::PgPool;
@@ -86,7 +85,7 @@ pub fn settled_refusal(error: &StoreError, settled: &[RuleCode]) -> Option<RuleC
 /// Sends one process manager's commands, as `Actor::system(process)`.
 #[derive(Clone)]
 pub struct Issuer {
-    pub bus: Arc<CommandBus>,
+    bus: Arc<CommandBus>,
     pub ids: ProcessIds,
     clock: Arc<dyn Clock>,
     process: &'static str,
@@ -130,21 +129,17 @@ impl Issuer {
             cause = %cause.message_id(),
         )
     )]
-    pub async fn issue<A, C>(
+    pub async fn issue<A: BusAggregate>(
         &self,
-        store: &AggregateStore<A>,
         cause: &StoredEvent,
-        order: Order<'_, C>,
-    ) -> Result<(), ProjectionError>
-    where
-        A: Aggregate<Command = Command<C>, Error = DomainError> + Clone + 'static,
-        C: Clone + Send + Sync,
-    {
+        order: Order<'_, A::Body>,
+    ) -> Result<(), ProjectionError> {
         let at = self.clock.now().await?;
         let actor = Actor::system(self.process);
         let metadata = self.metadata(cause, order.name, actor.clone(), at);
         let command = Command::new(cause.tenant_id, actor, at, order.body);
         let id = order.aggregate_id.to_string();
+        let store = self.bus.store::<A>();
         match store.execute(&id, command, None, &metadata).await {
             Ok(version) => {
                 tracing::info!(version, "command issued");

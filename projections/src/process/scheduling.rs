@@ -1,11 +1,12 @@
 //! Turns events into durable timers: rows of `scheduled_commands` that the timer worker runs
 //! when they fall due. Written in the checkpoint's transaction, so a schedule exists exactly
 //! when its event counts as processed.
-use aggregates::approval::ApprovalEvent;
-use aggregates::contract::ContractEvent;
-use aggregates::quote::QuoteEvent;
+use aggregates::approval::{Approval, ApprovalEvent};
+use aggregates::contract::{Contract, ContractEvent};
+use aggregates::quote::{Quote, QuoteEvent};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::Aggregate;
 use event_store::history::stream_range;
 use event_store::StoredEvent;
 use sqlx::types::Json;
@@ -38,7 +39,7 @@ impl Projection for TimerScheduling {
     }
 
     fn handles(&self, aggregate_type: &str) -> bool {
-        matches!(aggregate_type, "Quote" | "Contract" | "Approval")
+        [Quote::TYPE, Contract::TYPE, Approval::TYPE].contains(&aggregate_type)
     }
 
     async fn apply(
@@ -47,8 +48,8 @@ impl Projection for TimerScheduling {
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
         let timer = match event.aggregate_type.as_str() {
-            "Quote" => quote_timer(event)?,
-            "Approval" => approval_timer(event)?,
+            Quote::TYPE => quote_timer(event)?,
+            Approval::TYPE => approval_timer(event)?,
             _ => contract_timer(conn, event).await?,
         };
         match timer {

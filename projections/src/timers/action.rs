@@ -1,6 +1,10 @@
 //! What a timer does when it fires. Stored as JSON in `scheduled_commands.command`; our own small
 //! enum rather than the aggregates' command enums, so the stored form is ours to keep stable.
+use aggregates::approval::Approval;
+use aggregates::contract::Contract;
+use aggregates::quote::Quote;
 use aggregates::RuleCode;
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,9 +32,9 @@ impl TimerAction {
     /// The aggregate type the command runs against.
     pub fn aggregate_type(self) -> &'static str {
         match self {
-            Self::ExpireQuote {} => "Quote",
-            Self::EscalateLevel {} => "Approval",
-            Self::ActivateContract {} | Self::ExpireContract {} => "Contract",
+            Self::ExpireQuote {} => Quote::TYPE,
+            Self::EscalateLevel {} => Approval::TYPE,
+            Self::ActivateContract {} | Self::ExpireContract {} => Contract::TYPE,
         }
     }
 

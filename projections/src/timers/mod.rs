@@ -11,12 +11,12 @@ mod action;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregates::approval::ApprovalCommand;
-use aggregates::contract::ContractCommand;
-use aggregates::quote::QuoteCommand;
+use aggregates::approval::{Approval, ApprovalCommand};
+use aggregates::contract::{Contract, ContractCommand};
+use aggregates::quote::{Quote, QuoteCommand};
 use aggregates::{Actor, Command};
 use chrono::{DateTime, Utc};
-use event_store::{Clock, CommandBus, EventMetadata, StoreError};
+use event_store::{BusAggregate, Clock, CommandBus, EventMetadata, StoreError};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
@@ -149,10 +149,37 @@ impl TimerWorker {
         }
     }
 
-    /// The timer's command, decided at `now` by the system. Correlation and causation are the
-    /// scheduling event's (as for a process manager's command); the request id is derived from
-    /// the timer's id and attempt.
+    /// The timer's command, decided at `now` by the system.
     async fn execute(&self, timer: &Scheduled, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        match timer.command.0 {
+            TimerAction::ExpireQuote {} => {
+                self.send::<Quote>(timer, now, QuoteCommand::ExpireQuote {})
+                    .await
+            }
+            TimerAction::EscalateLevel {} => {
+                self.send::<Approval>(timer, now, ApprovalCommand::EscalateLevel {})
+                    .await
+            }
+            TimerAction::ActivateContract {} => {
+                self.send::<Contract>(timer, now, ContractCommand::ActivateContract {})
+                    .await
+            }
+            TimerAction::ExpireContract {} => {
+                self.send::<Contract>(timer, now, ContractCommand::ExpireContract {})
+                    .await
+            }
+        }
+    }
+
+    /// Runs `body` on the timer's aggregate as `Actor::system("timer")`. Correlation and
+    /// causation are the scheduling event's (as for a process manager's command); the request
+    /// id is derived from the timer's id and attempt.
+    async fn send<A: BusAggregate>(
+        &self,
+        timer: &Scheduled,
+        now: DateTime<Utc>,
+        body: A::Body,
+    ) -> Result<u64, StoreError> {
         let actor = Actor::system(TIMER_PROCESS);
         let metadata = EventMetadata {
             tenant_id: timer.tenant_id,
@@ -163,29 +190,11 @@ impl TimerWorker {
             recorded_at: now,
             client: None,
         };
-        let tenant = timer.tenant_id;
-        let id = timer.aggregate_id.as_str();
-        let bus = &self.bus;
-        match timer.command.0 {
-            TimerAction::ExpireQuote {} => {
-                let command = Command::new(tenant, actor, now, QuoteCommand::ExpireQuote {});
-                bus.quotes.execute(id, command, None, &metadata).await
-            }
-            TimerAction::EscalateLevel {} => {
-                let command = Command::new(tenant, actor, now, ApprovalCommand::EscalateLevel {});
-                bus.approvals.execute(id, command, None, &metadata).await
-            }
-            TimerAction::ActivateContract {} => {
-                let body = ContractCommand::ActivateContract {};
-                let command = Command::new(tenant, actor, now, body);
-                bus.contracts.execute(id, command, None, &metadata).await
-            }
-            TimerAction::ExpireContract {} => {
-                let body = ContractCommand::ExpireContract {};
-                let command = Command::new(tenant, actor, now, body);
-                bus.contracts.execute(id, command, None, &metadata).await
-            }
-        }
+        let command = Command::new(timer.tenant_id, actor, now, body);
+        self.bus
+            .store::<A>()
+            .execute(&timer.aggregate_id, command, None, &metadata)
+            .await
     }
 }
 

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregates::approval::ApprovalCommand;
-use aggregates::contract::ContractCommand;
-use aggregates::quote::QuoteCommand;
-use aggregates::user::UserCommand;
+use aggregates::approval::{Approval, ApprovalCommand};
+use aggregates::contract::{Contract, ContractCommand};
+use aggregates::quote::{Quote, QuoteCommand};
+use aggregates::user::{User, UserCommand};
 use aggregates::{Actor, Command, Role};
 use chrono::{DateTime, Utc};
 use event_store::clock::AdjustableClock;
@@ -139,7 +139,7 @@ impl ProcessStack {
         let at = self.now().await;
         let command = Command::new(self.stack.tenant_id, actor.clone(), at, body);
         self.bus
-            .quotes
+            .store::<Quote>()
             .execute(&id.to_string(), command, None, &self.metadata(actor, at))
             .await
             .expect("quote command accepted")
@@ -149,7 +149,7 @@ impl ProcessStack {
         let at = self.now().await;
         let command = Command::new(self.stack.tenant_id, actor.clone(), at, body);
         self.bus
-            .approvals
+            .store::<Approval>()
             .execute(&id.to_string(), command, None, &self.metadata(actor, at))
             .await
             .expect("approval command accepted")
@@ -159,7 +159,7 @@ impl ProcessStack {
         let at = self.now().await;
         let command = Command::new(self.stack.tenant_id, actor.clone(), at, body);
         self.bus
-            .contracts
+            .store::<Contract>()
             .execute(&id.to_string(), command, None, &self.metadata(actor, at))
             .await
             .expect("contract command accepted")
@@ -170,7 +170,7 @@ impl ProcessStack {
         let at = self.now().await;
         let command = Command::new(self.stack.tenant_id, actor.clone(), at, body);
         self.bus
-            .users
+            .store::<User>()
             .execute(&id.to_string(), command, None, &self.metadata(&actor, at))
             .await
             .expect("user command accepted");

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use aggregates::account::{AccountCommand, Tier};
+use aggregates::account::{Account, AccountCommand, Tier};
 use aggregates::{Actor, Command, Role};
 use chrono::{DateTime, Utc};
 use event_store::history::stream_range;
@@ -343,7 +343,7 @@ impl AccountStore {
             client: Some("projections-test".to_owned()),
         };
         self.bus
-            .accounts
+            .store::<Account>()
             .execute(
                 &id.to_string(),
                 Command::new(self.tenant_id, actor, now, body),

@@ -2,8 +2,14 @@
 //! sees only that account, its quotes, contracts, approvals and users, and the event history of
 //! exactly those streams; everyone else sees the whole tenant. Enforced in SQL by every resolver
 //! that reads such rows.
+use aggregates::account::Account;
+use aggregates::approval::Approval;
+use aggregates::contract::Contract;
+use aggregates::quote::Quote;
+use aggregates::user::User;
 use aggregates::Role;
 use auth::Claims;
+use cqrs_es::Aggregate;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -62,17 +68,21 @@ impl AccountScope {
             Self::Account(id) => id,
         };
         query
-            .push(" and ((aggregate_type = 'Account' and aggregate_id = ")
+            .push(" and ((aggregate_type = ")
+            .push_bind(Account::TYPE)
+            .push(" and aggregate_id = ")
             .push_bind(account.to_string())
             .push(")");
         for (aggregate_type, table) in [
-            ("Quote", "quotes"),
-            ("Contract", "contracts"),
-            ("User", "users"),
+            (Quote::TYPE, "quotes"),
+            (Contract::TYPE, "contracts"),
+            (User::TYPE, "users"),
         ] {
             query
+                .push(" or (aggregate_type = ")
+                .push_bind(aggregate_type)
                 .push(format_args!(
-                    " or (aggregate_type = '{aggregate_type}' and aggregate_id in \
+                    " and aggregate_id in \
                      (select id::text from read.{table} where account_id = "
                 ))
                 .push_bind(account)
@@ -80,8 +90,10 @@ impl AccountScope {
         }
         // An approval belongs to the account of the quote or contract it decides.
         query
+            .push(" or (aggregate_type = ")
+            .push_bind(Approval::TYPE)
             .push(
-                " or (aggregate_type = 'Approval' and aggregate_id in (select id::text from \
+                " and aggregate_id in (select id::text from \
                  read.approvals where subject_id in (select id from read.quotes where account_id = ",
             )
             .push_bind(account)
