@@ -433,20 +433,24 @@ pub async fn parked_count(
 mod tests {
     use super::*;
 
-    fn first(backoff: ExponentialBuilder, pauses: usize) -> Vec<Duration> {
-        backoff.build().take(pauses).collect()
+    /// Rounded to milliseconds: backon doubles in floating point, a few nanoseconds off.
+    fn ms(pause: Duration) -> u64 {
+        (pause.as_secs_f64() * 1_000.0).round() as u64
+    }
+
+    fn first_ms(backoff: ExponentialBuilder, pauses: usize) -> Vec<u64> {
+        backoff.build().take(pauses).map(ms).collect()
     }
 
     #[test]
     fn pauses_double_up_to_their_caps() {
-        let ms = Duration::from_millis;
-        let quick_ends = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000].map(ms);
-        assert_eq!(first(QUICK_ENDS, 7), quick_ends);
-        let transient = [200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000].map(ms);
-        assert_eq!(first(TRANSIENT_FAILURES, 9), transient);
-        assert_eq!(first(TRANSIENT_FAILURES, 1_000)[999], ms(30_000));
-        assert_eq!(requeue_pause(0), ms(20));
-        assert_eq!(requeue_pause(3), ms(160));
-        assert_eq!(requeue_pause(40), ms(500));
+        let quick_ends = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000];
+        assert_eq!(first_ms(QUICK_ENDS, 7), quick_ends);
+        let transient = [200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000];
+        assert_eq!(first_ms(TRANSIENT_FAILURES, 9), transient);
+        assert_eq!(first_ms(TRANSIENT_FAILURES, 1_000)[999], 30_000);
+        assert_eq!(ms(requeue_pause(0)), 20);
+        assert_eq!(ms(requeue_pause(3)), 160);
+        assert_eq!(ms(requeue_pause(40)), 500);
     }
 }
