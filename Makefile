@@ -45,9 +45,9 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	command -v cargo-deny >/dev/null || cargo install --locked cargo-deny --version $(CARGO_DENY_VERSION)
-	cargo deny check bans licenses sources
+	cargo deny check --hide-inclusion-graph bans licenses sources
 	@if ls -d $(ADVISORY_DBS)/*/crates >/dev/null 2>&1; then \
-	    cargo deny --offline check advisories; \
+	    cargo deny --offline check --hide-inclusion-graph advisories; \
 	else \
 	    echo "cargo deny: advisories not checked (no advisory database in $(ADVISORY_DBS))"; \
 	fi
