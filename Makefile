@@ -36,9 +36,22 @@ test: stack
 fuzz: stack build
 	bash tests/fuzz/run.sh
 
+# cargo-deny is built from source when missing (minutes, once per machine). Advisories
+# need RustSec's database, which is fetched from the network: they are checked only where a
+# checked-out copy is present (cargo-deny keeps it in $CARGO_HOME/advisory-dbs).
+CARGO_DENY_VERSION := 0.20.2
+ADVISORY_DBS := $(or $(CARGO_HOME),$(HOME)/.cargo)/advisory-dbs
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	command -v cargo-deny >/dev/null || cargo install --locked cargo-deny --version $(CARGO_DENY_VERSION)
+	cargo deny check --hide-inclusion-graph bans licenses sources
+	@if ls -d $(ADVISORY_DBS)/*/crates >/dev/null 2>&1; then \
+	    cargo deny --offline check --hide-inclusion-graph advisories; \
+	else \
+	    echo "cargo deny: advisories not checked (no advisory database in $(ADVISORY_DBS))"; \
+	fi
 
 bench: stack
 	$(ENV) && cargo bench --bench throughput && cargo bench --bench graphql_latency \

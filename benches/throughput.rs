@@ -34,7 +34,7 @@ async fn main() {
     let tenant = stack.create_tenant("bench").await;
     let ceilings: Vec<(usize, f64)> = [8, 32]
         .into_iter()
-        .map(|c| (c, pgbench_inserts(&stack.database_url, c)))
+        .map(|c| (c, pgbench_inserts(&stack.database.url, c)))
         .collect();
     println!(
         "b2b write-path benchmark: {COMMANDS_PER_WINDOW} commands per window, {USERS} users, \

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use event_store::{StoredEvent, Topology};
 use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
@@ -39,34 +40,52 @@ pub struct ProjectorConfig {
 
 type Projections = [Arc<dyn Projection>];
 
+/// Pauses between sessions that ended soon after they started: a broker or database that is
+/// away is not hammered.
+const QUICK_ENDS: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_secs(1))
+    .with_max_delay(Duration::from_secs(30))
+    .without_max_times();
+
+/// A session that ran this long was healthy: the next failure starts the backoff over.
+const HEALTHY_SESSION: Duration = Duration::from_secs(60);
+
+/// Pauses while a failure is transient (the database is away), retrying the event in place.
+const TRANSIENT_FAILURES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(200))
+    .with_max_delay(Duration::from_secs(30))
+    .without_max_times();
+
+/// Pauses before requeueing a failed event, by its deliveries so far: a poison message does not
+/// spin, and blocks its queue only briefly before the delivery limit parks it.
+const REQUEUES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(20))
+    .with_max_delay(Duration::from_millis(500))
+    .without_max_times();
+
 /// Runs the projector until the task is dropped, reconnecting with backoff after any failure.
 pub async fn run(pool: PgPool, config: ProjectorConfig, projections: Vec<Arc<dyn Projection>>) {
-    let mut failures = 0;
-    loop {
+    let (pool, config, projections) = (&pool, &config, &projections[..]);
+    let session = || async move {
         let started = Instant::now();
-        if let Err(error) = consume(&pool, &config, &projections).await {
+        if let Err(error) = consume(pool, config, projections).await {
             tracing::warn!(%error, group = %config.group, "projector stopped; reconnecting");
         }
-        // A session that ran for a while was healthy: start the backoff over.
-        failures = if started.elapsed() > Duration::from_secs(60) {
-            0
+        if started.elapsed() > HEALTHY_SESSION {
+            Ok(())
         } else {
-            failures + 1
-        };
-        sleep(backoff(
-            failures,
-            Duration::from_millis(500),
-            Duration::from_secs(30),
-        ))
-        .await;
+            Err(EndedQuickly)
+        }
+    };
+    loop {
+        // The backoff never runs out, so this returns only after a healthy session.
+        let _healthy = session.retry(QUICK_ENDS).await;
+        sleep(Duration::from_millis(500)).await;
     }
 }
 
-/// `base` doubled per failure, capped.
-fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
-    base.saturating_mul(2u32.saturating_pow(failures.min(16)))
-        .min(cap)
-}
+/// A session that ended before it had run for [`HEALTHY_SESSION`].
+struct EndedQuickly;
 
 #[tracing::instrument(name = "projector", skip_all, fields(group = %config.group))]
 async fn consume(
@@ -278,35 +297,28 @@ async fn project_with_retry(
     event: &StoredEvent,
     delivery: &Delivery,
 ) -> Outcome {
-    let mut attempt = 0;
-    loop {
-        match project(pool, projections, std::slice::from_ref(event)).await {
-            Ok(()) => return Outcome::Ack,
-            Err(error) if error.is_transient() => {
-                tracing::warn!(%error, attempt, "transient failure; retrying the event");
-                sleep(backoff(
-                    attempt,
-                    Duration::from_millis(200),
-                    Duration::from_secs(30),
-                ))
-                .await;
-                attempt += 1;
-            }
-            Err(error) => {
-                tracing::error!(%error, cause = ?error, "cannot project the event; requeueing it");
-                // Spaces the redeliveries out a little, so a poison message does not spin,
-                // while keeping the time it blocks its queue before being parked short.
-                let count = delivery_count(delivery);
-                sleep(backoff(
-                    count,
-                    Duration::from_millis(20),
-                    Duration::from_millis(500),
-                ))
-                .await;
-                return Outcome::Requeue;
-            }
+    let projected = (|| project(pool, projections, std::slice::from_ref(event)))
+        .retry(TRANSIENT_FAILURES)
+        .when(ProjectionError::is_transient)
+        .notify(|error, pause| {
+            tracing::warn!(%error, ?pause, "transient failure; retrying the event");
+        })
+        .await;
+    match projected {
+        Ok(()) => Outcome::Ack,
+        Err(error) => {
+            tracing::error!(%error, cause = ?error, "cannot project the event; requeueing it");
+            sleep(requeue_pause(delivery_count(delivery))).await;
+            Outcome::Requeue
         }
     }
+}
+
+fn requeue_pause(deliveries: u32) -> Duration {
+    REQUEUES
+        .build()
+        .nth(deliveries as usize)
+        .expect("the backoff never runs out")
 }
 
 /// Applies the events to every projection they feed, in one transaction. An error drops the
@@ -421,12 +433,24 @@ pub async fn parked_count(
 mod tests {
     use super::*;
 
+    /// Rounded to milliseconds: backon doubles in floating point, a few nanoseconds off.
+    fn ms(pause: Duration) -> u64 {
+        (pause.as_secs_f64() * 1_000.0).round() as u64
+    }
+
+    fn first_ms(backoff: ExponentialBuilder, pauses: usize) -> Vec<u64> {
+        backoff.build().take(pauses).map(ms).collect()
+    }
+
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let base = Duration::from_millis(100);
-        let cap = Duration::from_secs(5);
-        assert_eq!(backoff(0, base, cap), base);
-        assert_eq!(backoff(3, base, cap), Duration::from_millis(800));
-        assert_eq!(backoff(40, base, cap), cap);
+    fn pauses_double_up_to_their_caps() {
+        let quick_ends = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000];
+        assert_eq!(first_ms(QUICK_ENDS, 7), quick_ends);
+        let transient = [200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000];
+        assert_eq!(first_ms(TRANSIENT_FAILURES, 9), transient);
+        assert_eq!(first_ms(TRANSIENT_FAILURES, 1_000)[999], 30_000);
+        assert_eq!(ms(requeue_pause(0)), 20);
+        assert_eq!(ms(requeue_pause(3)), 160);
+        assert_eq!(ms(requeue_pause(40)), 500);
     }
 }

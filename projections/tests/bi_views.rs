@@ -3,7 +3,6 @@
 //! tenant A (a row in `read.bi_logins`) reads A's rows only, whatever `app.tenant_id` it sets,
 //! and can write nothing. Read-model rows are inserted directly as the superuser.
 //! Needs `deploy/local/stack.sh up` and `source deploy/local/env.sh`.
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 
@@ -12,6 +11,7 @@ use futures::FutureExt;
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
+use test_support::TestDatabase;
 use uuid::Uuid;
 
 /// Every table and view in schema `read` that carries tenant rows.
@@ -82,44 +82,19 @@ fn month(y: i32, m: u32) -> NaiveDate {
 
 /// A fresh, migrated database; `admin` is the superuser login (reads past row-level security).
 struct Db {
-    name: String,
-    url: String,
     admin: PgPool,
+    database: TestDatabase,
 }
 
 impl Db {
     async fn new() -> Self {
-        let base_url = env("DATABASE_URL");
-        let name = format!("bi_views_test_{}", Uuid::new_v4().simple());
-        let server = PgPool::connect(&base_url).await.expect("reach Postgres");
-        server
-            .execute(format!("create database \"{name}\"").as_str())
-            .await
-            .expect("create test database");
-        server.close().await;
-        let (server_url, _) = base_url
-            .rsplit_once('/')
-            .expect("DATABASE_URL names a database");
-        let url = format!("{server_url}/{name}");
-        event_store::db::migrate(&url).await.expect("migrate");
+        let database = TestDatabase::migrated("bi_views_test").await;
         let admin = PgPoolOptions::new()
             .max_connections(2)
-            .connect(&url)
+            .connect(&database.url)
             .await
             .expect("connect as admin");
-        Self { name, url, admin }
-    }
-
-    async fn remove(self) {
-        self.admin.close().await;
-        let server = PgPool::connect(&env("DATABASE_URL"))
-            .await
-            .expect("reach Postgres");
-        server
-            .execute(format!("drop database if exists \"{}\" with (force)", self.name).as_str())
-            .await
-            .expect("drop test database");
-        server.close().await;
+        Self { admin, database }
     }
 
     async fn exec(&self, sql: &str) {
@@ -127,19 +102,6 @@ impl Db {
             .execute(&self.admin)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-}
-
-/// Runs `body`, then `cleanup` whether or not `body` panicked, then re-raises any panic.
-async fn with_cleanup<B, C>(body: B, cleanup: C)
-where
-    B: Future<Output = ()>,
-    C: Future<Output = ()>,
-{
-    let outcome = AssertUnwindSafe(body).catch_unwind().await;
-    cleanup.await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
     }
 }
 
@@ -670,8 +632,6 @@ async fn views_answer_the_bi_questions_per_tenant() {
     .await
     .expect("tenant B's rows");
     assert_eq!(b_rows, 3 + 2 + 1 + 1 + 1, "tenant B has its own answers");
-    drop(conn);
-    db.remove().await;
 }
 
 /// A row of `read.sla_breaches`: approval, level, role, due at, breached at, approval status,
@@ -746,7 +706,7 @@ async fn bi_login_reads_only_its_tenant_and_writes_nothing() {
             "tenant A has rows everywhere: {truth:?}"
         );
 
-        let options = PgConnectOptions::from_str(&db.url)
+        let options = PgConnectOptions::from_str(&db.database.url)
             .expect("a database URL")
             .username(&login)
             .password(&password);
@@ -865,27 +825,20 @@ async fn bi_login_reads_only_its_tenant_and_writes_nothing() {
         );
         admin.execute("reset role").await.expect("reset role");
     };
-    let cleanup = async {
-        db.exec(&format!(
-            "delete from read.bi_logins where login = '{login}'"
-        ))
-        .await;
-        let server = PgPool::connect(&env("DATABASE_URL"))
-            .await
-            .expect("reach Postgres");
-        // Sessions of the login end with the database; then the cluster-wide role goes.
-        server
-            .execute(format!("drop database if exists \"{}\" with (force)", db.name).as_str())
-            .await
-            .expect("drop test database");
-        server
-            .execute(format!("drop role if exists {login}").as_str())
-            .await
-            .expect("drop the test login");
-        server.close().await;
-    };
-    with_cleanup(checks, cleanup).await;
-    db.admin.close().await;
+    let outcome = AssertUnwindSafe(checks).catch_unwind().await;
+    // Sessions of the login end with the database; then the cluster-wide role goes, whether or
+    // not the checks passed.
+    drop(db);
+    let mut server = PgConnection::connect(&env("DATABASE_URL"))
+        .await
+        .expect("reach Postgres");
+    server
+        .execute(format!("drop role if exists {login}").as_str())
+        .await
+        .expect("drop the test login");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// Like [`visible`], for the tables only (b2b_app has no grant on the BI views).

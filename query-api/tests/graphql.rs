@@ -13,6 +13,7 @@ use auth::{Claims, Identity, TokenKeys};
 use query_api::{configure, QueryApi, TenantTx};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use test_support::TestDatabase;
 use uuid::Uuid;
 
 mod support;
@@ -50,8 +51,7 @@ impl Tenant {
 }
 
 struct World {
-    admin_url: String,
-    db_name: String,
+    database: TestDatabase,
     /// Superuser: seeds rows, bypassing RLS.
     owner: PgPool,
     /// The application role, as the binary connects.
@@ -66,8 +66,7 @@ struct World {
 impl World {
     async fn new() -> Self {
         let support::Database {
-            admin_url,
-            name: db_name,
+            database,
             owner,
             app_pool,
         } = support::create_database("query_api").await;
@@ -75,8 +74,7 @@ impl World {
         let b = seed_tenant(&owner, "tenant-b", &TENANT_B).await;
         let identity = support::identity(&app_pool, SECRET);
         Self {
-            admin_url,
-            db_name,
+            database,
             owner,
             app_pool,
             identity,
@@ -205,7 +203,7 @@ impl World {
     }
 
     async fn teardown(self) {
-        support::drop_database(&self.admin_url, &self.db_name, [self.app_pool, self.owner]).await;
+        support::drop_database(self.database, [self.app_pool, self.owner]).await;
     }
 }
 

@@ -15,6 +15,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use query_api::{configure, QueryApi};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use test_support::TestDatabase;
 use uuid::Uuid;
 
 mod support;
@@ -22,8 +23,7 @@ mod support;
 const SECRET: &[u8] = b"query-api-history-secret";
 
 struct World {
-    admin_url: String,
-    db_name: String,
+    database: TestDatabase,
     owner: PgPool,
     app_pool: PgPool,
     identity: Identity,
@@ -51,15 +51,13 @@ enum Who<'a> {
 impl World {
     async fn new() -> Self {
         let support::Database {
-            admin_url,
-            name: db_name,
+            database,
             owner,
             app_pool,
         } = support::create_database("query_api_history").await;
         let identity = support::identity(&app_pool, SECRET);
         Self {
-            admin_url,
-            db_name,
+            database,
             owner,
             app_pool,
             identity,
@@ -150,7 +148,7 @@ impl World {
     }
 
     async fn teardown(self) {
-        support::drop_database(&self.admin_url, &self.db_name, [self.app_pool, self.owner]).await;
+        support::drop_database(self.database, [self.app_pool, self.owner]).await;
     }
 }
 

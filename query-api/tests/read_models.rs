@@ -8,6 +8,7 @@ use auth::{Claims, Identity};
 use query_api::{build_schema, configure, QueryApi, TenantTx};
 use serde_json::{json, Value};
 use sqlx::{Executor, PgPool};
+use test_support::TestDatabase;
 use uuid::Uuid;
 
 mod support;
@@ -15,8 +16,7 @@ mod support;
 const SECRET: &[u8] = b"query-api-read-models-secret";
 
 struct World {
-    admin_url: String,
-    db_name: String,
+    database: TestDatabase,
     owner: PgPool,
     app_pool: PgPool,
     identity: Identity,
@@ -30,15 +30,13 @@ struct World {
 impl World {
     async fn new() -> Self {
         let support::Database {
-            admin_url,
-            name: db_name,
+            database,
             owner,
             app_pool,
         } = support::create_database("query_api_rm").await;
         let identity = support::identity(&app_pool, SECRET);
         Self {
-            admin_url,
-            db_name,
+            database,
             owner,
             app_pool,
             identity,
@@ -92,7 +90,7 @@ impl World {
     }
 
     async fn teardown(self) {
-        support::drop_database(&self.admin_url, &self.db_name, [self.app_pool, self.owner]).await;
+        support::drop_database(self.database, [self.app_pool, self.owner]).await;
     }
 
     /// A quote of tenant A (or B) with `total`, drafted `days_ago`, and one line per `lines`.

@@ -8,6 +8,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
+use test_support::TestDatabase;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
@@ -18,7 +19,8 @@ pub const TEST_JWT_SECRET: &str = "test-suite-signing-key-0123456789abcdef";
 
 /// One test's private slice of the stack: its own database and RabbitMQ name prefix.
 pub struct TestStack {
-    pub database_url: String,
+    /// Dropped with the stack.
+    pub database: TestDatabase,
     pub amqp_url: String,
     pub amqp_prefix: String,
     /// Superuser connection to the test database, for checking what was stored.
@@ -27,31 +29,17 @@ pub struct TestStack {
 
 impl TestStack {
     pub async fn new() -> Self {
-        let admin_url = env("DATABASE_URL", "postgres://b2b:b2b@127.0.0.1:55432/b2b");
-        let name = format!("b2b_test_{}", Uuid::new_v4().simple());
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&admin_url)
-            .await
-            .expect("the local stack is up: run `make test`");
-        sqlx::query(&format!("create database {name}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let database_url = match admin_url.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("DATABASE_URL has no database name"),
-        };
+        // `b2b migrate` below migrates it, as an operator would.
+        let database = TestDatabase::create("b2b_test").await;
         let stack = Self {
             db: PgPoolOptions::new()
                 .max_connections(4)
-                .connect(&database_url)
+                .connect(&database.url)
                 .await
                 .unwrap(),
-            database_url,
             amqp_url: env("AMQP_URL", "amqp://b2b:b2b@127.0.0.1:55672/%2f"),
-            amqp_prefix: format!("t{}", &name[9..21]),
+            amqp_prefix: format!("t{}", &database.name[9..21]),
+            database,
         };
         let status = stack
             .command(&["migrate"])
@@ -68,7 +56,7 @@ impl TestStack {
         let mut command = Command::new(env!("CARGO_BIN_EXE_b2b"));
         command
             .args(args)
-            .env("DATABASE_URL", &self.database_url)
+            .env("DATABASE_URL", &self.database.url)
             .env("AMQP_URL", &self.amqp_url)
             .env("AMQP_PREFIX", &self.amqp_prefix)
             .env("BIND_ADDR", "127.0.0.1:0")

@@ -21,15 +21,16 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use projections::{ProjectorConfig, READ_MODELS};
 use rust_decimal::Decimal;
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
+use test_support::TestDatabase;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct TestStack {
-    pub db_name: String,
-    pub db_url: String,
+    /// Dropped with the stack.
+    pub database: TestDatabase,
     /// Acts as `b2b_app`, like the services.
     pub pool: PgPool,
     /// The login role (a superuser): reads past row-level security, moves the relay checkpoint.
@@ -44,25 +45,11 @@ pub struct TestStack {
 impl TestStack {
     pub async fn new(partitions: u16) -> Self {
         init_tracing();
-        let base_url = env("DATABASE_URL");
-        let db_name = format!("projections_test_{}", Uuid::new_v4().simple());
-        let server = sqlx::PgPool::connect(&base_url)
-            .await
-            .expect("reach Postgres");
-        server
-            .execute(format!("create database \"{db_name}\"").as_str())
-            .await
-            .expect("create test database");
-        server.close().await;
-        let (server_url, _) = base_url
-            .rsplit_once('/')
-            .expect("DATABASE_URL names a database");
-        let db_url = format!("{server_url}/{db_name}");
-        event_store::db::migrate(&db_url).await.expect("migrate");
-        let pool = event_store::db::connect(&db_url, Some("b2b_app"), 5)
+        let database = TestDatabase::migrated("projections_test").await;
+        let pool = event_store::db::connect(&database.url, Some("b2b_app"), 5)
             .await
             .expect("connect");
-        let admin = event_store::db::connect(&db_url, None, 2)
+        let admin = event_store::db::connect(&database.url, None, 2)
             .await
             .expect("connect as admin");
         let topology = Topology {
@@ -71,8 +58,7 @@ impl TestStack {
             groups: vec![READ_MODELS.to_owned()],
         };
         Self {
-            db_name,
-            db_url,
+            database,
             pool,
             admin,
             amqp_url: env("AMQP_URL"),
@@ -277,15 +263,6 @@ impl TestStack {
         self.pool.close().await;
         self.admin.close().await;
         self.delete_broker_objects().await;
-        let server = sqlx::PgPool::connect(&env("DATABASE_URL"))
-            .await
-            .expect("reach Postgres");
-        let drop = format!("drop database if exists \"{}\" with (force)", self.db_name);
-        server
-            .execute(drop.as_str())
-            .await
-            .expect("drop test database");
-        server.close().await;
     }
 
     async fn delete_broker_objects(&self) {

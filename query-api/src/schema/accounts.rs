@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::list::{self, connection, Key, Listing, PageRequest};
 use super::scope::{scoped_by_id, AccountScope};
+use super::stored::stored_enum;
 use super::OrderDirection;
 use crate::{QueryError, TenantTx};
 
@@ -15,77 +16,19 @@ const COLUMNS: &str = "id, name, legal_name, country, billing_email, currency, t
     credit_limit, api_quota_per_minute, status_reason, active_contracts, version, \
     opened_at, opened_by, updated_at, updated_by";
 
-/// Where an account is in its lifecycle. Stored in the read model as the domain's variant
-/// name (`Active`), exposed in GraphQL's enum style (`ACTIVE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-pub enum AccountStatus {
-    Prospect,
-    Active,
-    Suspended,
-    Closed,
-}
+stored_enum!(
+    /// Where an account is in its lifecycle.
+    AccountStatus,
+    "read.accounts.status",
+    [Prospect, Active, Suspended, Closed]
+);
 
-impl AccountStatus {
-    fn as_stored(self) -> &'static str {
-        match self {
-            Self::Prospect => "Prospect",
-            Self::Active => "Active",
-            Self::Suspended => "Suspended",
-            Self::Closed => "Closed",
-        }
-    }
-}
-
-impl TryFrom<String> for AccountStatus {
-    type Error = QueryError;
-
-    fn try_from(stored: String) -> Result<Self, Self::Error> {
-        match stored.as_str() {
-            "Prospect" => Ok(Self::Prospect),
-            "Active" => Ok(Self::Active),
-            "Suspended" => Ok(Self::Suspended),
-            "Closed" => Ok(Self::Closed),
-            _ => Err(QueryError::UnexpectedValue {
-                column: "read.accounts.status",
-                value: stored,
-            }),
-        }
-    }
-}
-
-/// The account's tier (it selects the volume-discount table quotes use).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-pub enum Tier {
-    Standard,
-    Gold,
-    Enterprise,
-}
-
-impl Tier {
-    fn as_stored(self) -> &'static str {
-        match self {
-            Self::Standard => "Standard",
-            Self::Gold => "Gold",
-            Self::Enterprise => "Enterprise",
-        }
-    }
-}
-
-impl TryFrom<String> for Tier {
-    type Error = QueryError;
-
-    fn try_from(stored: String) -> Result<Self, Self::Error> {
-        match stored.as_str() {
-            "Standard" => Ok(Self::Standard),
-            "Gold" => Ok(Self::Gold),
-            "Enterprise" => Ok(Self::Enterprise),
-            _ => Err(QueryError::UnexpectedValue {
-                column: "read.accounts.tier",
-                value: stored,
-            }),
-        }
-    }
-}
+stored_enum!(
+    /// The account's tier (it selects the volume-discount table quotes use).
+    Tier,
+    "read.accounts.tier",
+    [Standard, Gold, Enterprise]
+);
 
 /// One row of `read.accounts`, as the API shows it (the tenant is implied by the caller).
 #[derive(Debug, Clone, SimpleObject, sqlx::FromRow)]

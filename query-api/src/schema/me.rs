@@ -4,8 +4,9 @@ use auth::Claims;
 use uuid::Uuid;
 
 /// A role inside the tenant, mirrored from `aggregates::Role` so the two cannot drift apart
-/// (the derive fails to compile when a variant is added on one side only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+/// (the derive fails to compile when a variant is added on one side only). Stored in the read
+/// models by its variant name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString, strum::IntoStaticStr)]
 #[graphql(remote = "aggregates::Role")]
 pub enum Role {
     TenantAdmin,

@@ -6,16 +6,23 @@
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $name:ident, $column:literal, [$($variant:ident),+ $(,)?]) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            async_graphql::Enum,
+            strum::EnumString,
+            strum::IntoStaticStr,
+        )]
         pub enum $name {
             $($variant),+
         }
 
         impl $name {
             pub fn as_stored(self) -> &'static str {
-                match self {
-                    $(Self::$variant => stringify!($variant)),+
-                }
+                self.into()
             }
         }
 
@@ -23,13 +30,12 @@ macro_rules! stored_enum {
             type Error = $crate::QueryError;
 
             fn try_from(stored: String) -> Result<Self, Self::Error> {
-                match stored.as_str() {
-                    $(stringify!($variant) => Ok(Self::$variant),)+
-                    _ => Err($crate::QueryError::UnexpectedValue {
+                stored
+                    .parse()
+                    .map_err(|_| $crate::QueryError::UnexpectedValue {
                         column: $column,
                         value: stored,
-                    }),
-                }
+                    })
             }
         }
     };
@@ -39,20 +45,9 @@ pub(crate) use stored_enum;
 /// A role name as the read models store it.
 pub fn role(stored: &str, column: &'static str) -> Result<super::Role, crate::QueryError> {
     stored
-        .parse::<aggregates::Role>()
-        .map(super::Role::from)
+        .parse::<super::Role>()
         .map_err(|_| crate::QueryError::UnexpectedValue {
             column,
             value: stored.to_owned(),
         })
-}
-
-pub fn role_name(role: super::Role) -> &'static str {
-    match role {
-        super::Role::TenantAdmin => "TenantAdmin",
-        super::Role::Manager => "Manager",
-        super::Role::Operator => "Operator",
-        super::Role::Viewer => "Viewer",
-        super::Role::Partner => "Partner",
-    }
 }

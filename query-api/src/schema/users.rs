@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::list::{self, connection, Key, Listing, PageRequest};
 use super::scope::AccountScope;
-use super::stored::{role, role_name};
+use super::stored::role;
 use super::{OrderDirection, Role};
 use crate::{QueryError, TenantTx};
 
@@ -133,7 +133,7 @@ impl Listing for UserListing {
         if let Some(wanted) = self.filter.role {
             query
                 .push(" and ")
-                .push_bind(role_name(wanted))
+                .push_bind(<&str>::from(wanted))
                 .push(" = any(roles)");
         }
         if let Some(active) = self.filter.active {

@@ -3,63 +3,37 @@
 //! production).
 use aggregates::Role;
 use auth::{Identity, IdentityPolicy, TokenKeys};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::PgPool;
+use test_support::TestDatabase;
 use uuid::Uuid;
-
-const DEFAULT_URL: &str = "postgres://b2b:b2b@127.0.0.1:55432/b2b";
 
 /// A database of one test: its owner's pool (seeds rows past row-level security) and a pool of
 /// the application role, as the binary connects.
 pub struct Database {
-    pub admin_url: String,
-    pub name: String,
+    pub database: TestDatabase,
     pub owner: PgPool,
     pub app_pool: PgPool,
 }
 
 pub async fn create_database(prefix: &str) -> Database {
-    let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.into());
-    let name = format!("{prefix}_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url)
-        .await
-        .expect("stack is up");
-    admin
-        .execute(format!(r#"create database "{name}""#).as_str())
-        .await
-        .unwrap();
-    let url = with_database(&admin_url, &name);
-    event_store::db::migrate(&url).await.unwrap();
-    let owner = PgPool::connect(&url).await.unwrap();
-    let app_pool = event_store::db::connect(&url, Some("b2b_app"), 5)
+    let database = TestDatabase::migrated(prefix).await;
+    let owner = PgPool::connect(&database.url).await.unwrap();
+    let app_pool = event_store::db::connect(&database.url, Some("b2b_app"), 5)
         .await
         .unwrap();
     Database {
-        admin_url,
-        name,
+        database,
         owner,
         app_pool,
     }
 }
 
-/// `url` with its database name replaced, query parameters kept.
-fn with_database(url: &str, db_name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (server, _) = base.rsplit_once('/').expect("a database URL has a path");
-    match query {
-        Some(q) => format!("{server}/{db_name}?{q}"),
-        None => format!("{server}/{db_name}"),
-    }
-}
-
-pub async fn drop_database(admin_url: &str, name: &str, pools: [PgPool; 2]) {
+/// Closes the test's pools, then drops its database.
+pub async fn drop_database(database: TestDatabase, pools: [PgPool; 2]) {
     for pool in pools {
         pool.close().await;
     }
-    let mut admin = PgConnection::connect(admin_url).await.unwrap();
-    let drop = format!(r#"drop database "{name}" with (force)"#);
-    admin.execute(drop.as_str()).await.unwrap();
+    drop(database);
 }
 
 pub fn identity(app_pool: &PgPool, secret: &[u8]) -> Identity {
