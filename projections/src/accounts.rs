@@ -2,42 +2,34 @@
 use aggregates::account::{Account, AccountEvent, AccountStatus};
 use aggregates::Text;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use cqrs_es::Aggregate;
 use event_store::StoredEvent;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
-use crate::stamp::decode;
-use crate::{Projection, ProjectionError};
+use crate::read_model::ReadModel;
+use crate::stamp::Stamp;
+use crate::ProjectionError;
 
 /// Maintains `read.accounts` from Account events. Replayable: see [`Projection`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AccountsProjection;
 
 #[async_trait]
-impl Projection for AccountsProjection {
-    fn name(&self) -> &'static str {
-        "accounts"
-    }
+impl ReadModel for AccountsProjection {
+    const NAME: &'static str = "accounts";
+    const TABLES: &'static [&'static str] = &["accounts"];
+    type Aggregate = Account;
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Account::TYPE
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["accounts"]
-    }
-
-    async fn apply(
+    async fn apply_change(
         &self,
         conn: &mut PgConnection,
+        stamp: &Stamp,
         event: &StoredEvent,
+        change: AccountEvent,
     ) -> Result<(), ProjectionError> {
-        let stamp = Stamp::of(event)?;
-        match decode::<AccountEvent>(event)? {
+        match change {
             AccountEvent::AccountOpened {
                 name,
                 legal_name,
@@ -54,35 +46,10 @@ impl Projection for AccountsProjection {
                     currency: currency.as_str(),
                     tier: tier.as_str(),
                 };
-                open(conn, &stamp, event.tenant_id, &opened).await
+                open(conn, stamp, event.tenant_id, &opened).await
             }
-            change => update(conn, &stamp, &change, event).await,
+            change => update(conn, stamp, &change, event).await,
         }
-    }
-}
-
-/// What every change records besides its own columns: which account, the stream version the
-/// row now reflects, and when and by whom it changed.
-struct Stamp {
-    id: Uuid,
-    version: i64,
-    at: DateTime<Utc>,
-    by: Option<Uuid>,
-}
-
-impl Stamp {
-    fn of(event: &StoredEvent) -> Result<Self, ProjectionError> {
-        let id = event
-            .aggregate_id
-            .parse()
-            .map_err(|_| ProjectionError::inconsistent(event, "an account id must be a UUID"))?;
-        Ok(Self {
-            id,
-            version: event.sequence,
-            at: event.recorded_at,
-            // Events our own processes cause carry no user.
-            by: event.meta_uuid("user_id"),
-        })
     }
 }
 

@@ -3,16 +3,16 @@
 use aggregates::approval::{Approval, ApprovalEvent, Level, Subject};
 use aggregates::Money;
 use async_trait::async_trait;
-use cqrs_es::Aggregate;
 use event_store::StoredEvent;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
-use crate::stamp::{decode, one_row, Stamp};
+use crate::read_model::ReadModel;
+use crate::stamp::{one_row, Stamp};
 use crate::users::role_name;
-use crate::{Projection, ProjectionError};
+use crate::ProjectionError;
 
 /// Maintains `read.approvals` and `read.approval_levels` from Approval events. Replayable: see
 /// [`Projection`].
@@ -20,27 +20,19 @@ use crate::{Projection, ProjectionError};
 pub struct ApprovalsProjection;
 
 #[async_trait]
-impl Projection for ApprovalsProjection {
-    fn name(&self) -> &'static str {
-        "approvals"
-    }
+impl ReadModel for ApprovalsProjection {
+    const NAME: &'static str = "approvals";
+    const TABLES: &'static [&'static str] = &["approvals", "approval_levels"];
+    type Aggregate = Approval;
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Approval::TYPE
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["approvals", "approval_levels"]
-    }
-
-    async fn apply(
+    async fn apply_change(
         &self,
         conn: &mut PgConnection,
+        stamp: &Stamp,
         event: &StoredEvent,
+        change: ApprovalEvent,
     ) -> Result<(), ProjectionError> {
         use ApprovalEvent as E;
-        let stamp = Stamp::of(event)?;
-        let change = decode::<ApprovalEvent>(event)?;
         if let E::ApprovalRequested {
             subject,
             amount,
@@ -54,13 +46,13 @@ impl Projection for ApprovalsProjection {
                 requester_id: *requester_id,
                 levels,
             };
-            return request_approval(conn, &stamp, &request).await;
+            return request_approval(conn, stamp, &request).await;
         }
-        for level_change in level_queries(&stamp, &change) {
+        for level_change in level_queries(stamp, &change) {
             let done = level_change.execute(&mut *conn).await?;
             one_row(done, event, "approval level")?;
         }
-        let done = approval_query(&stamp, &change).execute(conn).await?;
+        let done = approval_query(stamp, &change).execute(conn).await?;
         one_row(done, event, "approval")
     }
 }

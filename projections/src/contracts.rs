@@ -4,7 +4,6 @@ use aggregates::contract::{Contract, ContractEvent, Party};
 use aggregates::{CurrencyCode, Text};
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use cqrs_es::Aggregate;
 use event_store::StoredEvent;
 use rust_decimal::Decimal;
 use sqlx::postgres::PgArguments;
@@ -12,8 +11,9 @@ use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
-use crate::stamp::{decode, one_row, Stamp};
-use crate::{Projection, ProjectionError};
+use crate::read_model::ReadModel;
+use crate::stamp::{one_row, Stamp};
+use crate::ProjectionError;
 
 /// Maintains `read.contracts` and `read.contract_versions` from Contract events. Replayable:
 /// see [`Projection`].
@@ -21,34 +21,26 @@ use crate::{Projection, ProjectionError};
 pub struct ContractsProjection;
 
 #[async_trait]
-impl Projection for ContractsProjection {
-    fn name(&self) -> &'static str {
-        "contracts"
-    }
+impl ReadModel for ContractsProjection {
+    const NAME: &'static str = "contracts";
+    const TABLES: &'static [&'static str] = &["contracts", "contract_versions"];
+    type Aggregate = Contract;
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Contract::TYPE
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["contracts", "contract_versions"]
-    }
-
-    async fn apply(
+    async fn apply_change(
         &self,
         conn: &mut PgConnection,
+        stamp: &Stamp,
         event: &StoredEvent,
+        change: ContractEvent,
     ) -> Result<(), ProjectionError> {
         use ContractEvent as E;
-        let stamp = Stamp::of(event)?;
-        let change = decode::<ContractEvent>(event)?;
         if let Some(drafted) = Drafted::of(&change) {
-            return draft(conn, &stamp, &drafted).await;
+            return draft(conn, stamp, &drafted).await;
         }
-        let done = change_query(&stamp, &change).execute(&mut *conn).await?;
+        let done = change_query(stamp, &change).execute(&mut *conn).await?;
         one_row(done, event, "contract")?;
         if let E::ContractAmended { version, .. } = change {
-            record_version(conn, &stamp, version).await?;
+            record_version(conn, stamp, version).await?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ pub mod parked;
 pub mod process;
 mod projection;
 pub mod quotes;
+mod read_model;
 pub mod rebuild;
 mod stamp;
 pub mod status;

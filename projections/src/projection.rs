@@ -4,14 +4,13 @@ use sqlx::PgConnection;
 
 use crate::ProjectionError;
 
-/// A read model fed by events.
+/// What the consumer runs for each event: a read model (every [`crate::read_model::ReadModel`]
+/// is one, replayable, declaring its tables) or a reactor (a process manager: it issues
+/// commands, declares no tables and is never rebuilt).
 ///
-/// In esrs's terms this is a **replayable** handler: it has no side effects outside its own
-/// tables, applying the same stream from the start rebuilds the same rows, and it is safe to
-/// rebuild at any time. It is not transactional with the append (it runs after commit, from
-/// RabbitMQ) and not eventual-with-side-effects. The projector guarantees each event reaches
-/// `apply` once per projection and in stream order (see [`crate::checkpoint`]), so `apply` may
-/// do non-idempotent things like incrementing a counter.
+/// The projector guarantees each event reaches `apply` once per projection and in stream order
+/// (see [`crate::checkpoint`]), so `apply` may do non-idempotent things like incrementing a
+/// counter. It runs after the append's commit, from RabbitMQ, never inside it.
 #[async_trait]
 pub trait Projection: Send + Sync {
     /// Stable name, used as the checkpoint key; renaming it replays everything.

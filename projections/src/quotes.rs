@@ -9,7 +9,6 @@ use aggregates::quote::{Quote, QuoteEvent, QuoteTotals};
 use aggregates::CurrencyCode;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cqrs_es::Aggregate;
 use event_store::StoredEvent;
 use rust_decimal::Decimal;
 use sqlx::postgres::PgArguments;
@@ -17,8 +16,9 @@ use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
+use crate::read_model::ReadModel;
 use crate::stamp::{decode, one_row, Stamp};
-use crate::{Projection, ProjectionError};
+use crate::ProjectionError;
 
 /// Maintains `read.quotes` and `read.quote_lines` from Quote events. Replayable: see
 /// [`Projection`].
@@ -26,27 +26,23 @@ use crate::{Projection, ProjectionError};
 pub struct QuotesProjection;
 
 #[async_trait]
-impl Projection for QuotesProjection {
-    fn name(&self) -> &'static str {
-        "quotes"
+impl ReadModel for QuotesProjection {
+    const NAME: &'static str = "quotes";
+    const TABLES: &'static [&'static str] = &["quotes", "quote_lines"];
+    type Aggregate = Quote;
+
+    fn decode(event: &StoredEvent) -> Result<QuoteEvent, ProjectionError> {
+        Ok(decode::<QuoteEvent>(event)?.upcast(&event.event_version))
     }
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Quote::TYPE
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["quotes", "quote_lines"]
-    }
-
-    async fn apply(
+    async fn apply_change(
         &self,
         conn: &mut PgConnection,
+        stamp: &Stamp,
         event: &StoredEvent,
+        change: QuoteEvent,
     ) -> Result<(), ProjectionError> {
         use QuoteEvent as E;
-        let stamp = Stamp::of(event)?;
-        let change = decode::<QuoteEvent>(event)?.upcast(&event.event_version);
         match &change {
             E::QuoteDrafted {
                 account_id,
@@ -62,11 +58,11 @@ impl Projection for QuotesProjection {
                     tier: tier.as_str(),
                     valid_until: *valid_until,
                 };
-                return draft(conn, &stamp, &drafted).await;
+                return draft(conn, stamp, &drafted).await;
             }
             E::LineItemAdded { .. } | E::LineItemChanged { .. } | E::LineItemRemoved { .. } => {
-                change_line(conn, &stamp, &change, event).await?;
-                return reprice(conn, &stamp, event).await;
+                change_line(conn, stamp, &change, event).await?;
+                return reprice(conn, stamp, event).await;
             }
             E::QuoteDiscountSet { percent, reason } => {
                 let set = "update quotes set discount_percent = $2, discount_reason = $3 \
@@ -78,11 +74,11 @@ impl Projection for QuotesProjection {
                     .execute(&mut *conn)
                     .await?;
                 one_row(done, event, "quote")?;
-                return reprice(conn, &stamp, event).await;
+                return reprice(conn, stamp, event).await;
             }
             _ => {}
         }
-        let done = status_query(&stamp, &change).execute(conn).await?;
+        let done = status_query(stamp, &change).execute(conn).await?;
         one_row(done, event, "quote")
     }
 }

@@ -3,41 +3,33 @@
 use aggregates::user::{User, UserEvent};
 use aggregates::Role;
 use async_trait::async_trait;
-use cqrs_es::Aggregate;
 use event_store::StoredEvent;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 
-use crate::stamp::{decode, one_row, Stamp};
-use crate::{Projection, ProjectionError};
+use crate::read_model::ReadModel;
+use crate::stamp::{one_row, Stamp};
+use crate::ProjectionError;
 
 /// Maintains `read.users` from User events. Replayable: see [`Projection`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UsersProjection;
 
 #[async_trait]
-impl Projection for UsersProjection {
-    fn name(&self) -> &'static str {
-        "users"
-    }
+impl ReadModel for UsersProjection {
+    const NAME: &'static str = "users";
+    const TABLES: &'static [&'static str] = &["users"];
+    type Aggregate = User;
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == User::TYPE
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["users"]
-    }
-
-    async fn apply(
+    async fn apply_change(
         &self,
         conn: &mut PgConnection,
+        stamp: &Stamp,
         event: &StoredEvent,
+        change: UserEvent,
     ) -> Result<(), ProjectionError> {
-        let stamp = Stamp::of(event)?;
-        let change = decode::<UserEvent>(event)?;
-        let done = change_query(&stamp, &change).execute(conn).await?;
+        let done = change_query(stamp, &change).execute(conn).await?;
         one_row(done, event, "user")
     }
 }
