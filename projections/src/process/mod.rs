@@ -14,20 +14,24 @@
 //! retried). They are not replayable: a rebuild must not run them, since the commands already
 //! happened. [`TimerScheduling`] is **transactional with its checkpoint** (its rows commit with
 //! it) and replay-safe (it only inserts rows with derived ids).
-mod acceptance;
-mod approvals;
+mod approval_flow;
+mod contract_accounts;
 pub mod issue;
-mod scheduling;
+mod quote_acceptance;
+mod timer_scheduling;
 
 use std::sync::Arc;
 
 use event_store::{CommandBus, StoredEvent};
 use uuid::Uuid;
 
-pub use acceptance::{ContractAccounts, QuoteAcceptance};
-pub use approvals::ApprovalFlow;
+pub use approval_flow::ApprovalFlow;
+pub use contract_accounts::ContractAccounts;
 pub use issue::{Issuer, ProcessIds, NAMESPACE};
-pub use scheduling::TimerScheduling;
+pub use quote_acceptance::QuoteAcceptance;
+pub use timer_scheduling::TimerScheduling;
+
+use aggregates::RuleCode;
 
 use crate::{Projection, ProjectionError};
 use event_store::Clock;
@@ -60,3 +64,8 @@ pub(crate) fn aggregate_uuid(event: &StoredEvent) -> Result<Uuid, ProjectionErro
         .parse()
         .map_err(|_| ProjectionError::inconsistent(event, "the aggregate id is not a UUID"))
 }
+
+/// A closed or suspended account takes no contract and no activation: retrying cannot help,
+/// and the refusal is in the log.
+pub(crate) const ACCOUNT_REFUSALS: &[RuleCode] =
+    &[RuleCode::AccountClosed, RuleCode::AccountSuspended];

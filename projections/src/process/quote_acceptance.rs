@@ -1,7 +1,6 @@
-//! What follows an accepted quote (a contract draft, an Active account) and keeps each
-//! account's list of active contracts in step with its contracts.
+//! What follows an accepted quote: a contract drafted from it, and its account made Active.
 use aggregates::account::{Account, AccountCommand};
-use aggregates::contract::{Contract, ContractCommand, ContractEvent, QuoteLine};
+use aggregates::contract::{Contract, ContractCommand, QuoteLine};
 use aggregates::quote::{LineItem, Quote, QuoteEvent, QuoteTotals};
 use aggregates::{RuleCode, Text};
 use async_trait::async_trait;
@@ -12,12 +11,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::issue::{Issuer, Order};
-use super::{aggregate_uuid, decode};
+use super::{aggregate_uuid, decode, ACCOUNT_REFUSALS};
 use crate::{Projection, ProjectionError};
 
-/// A closed or suspended account takes no contract and no activation: retrying cannot help,
-/// and the refusal is in the log.
-const ACCOUNT_REFUSALS: &[RuleCode] = &[RuleCode::AccountClosed, RuleCode::AccountSuspended];
 /// Ids tried for a quote's contract before giving up: users cannot compute them, so a clash
 /// means the deployment's key leaked; the draft moves on to the next id rather than park.
 const CONTRACT_ID_CANDIDATES: u32 = 4;
@@ -138,66 +134,6 @@ fn quote_line(line: &LineItem) -> QuoteLine {
         quantity: line.quantity,
         unit_price: line.unit_price,
         volume_discount_percent: line.volume_discount_percent,
-    }
-}
-
-/// Contract activated (or reactivated by a renewal) → `RecordContractActivated` on its account;
-/// expired or terminated → `RecordContractEnded`. The account needs the list to refuse closing
-/// while contracts run.
-pub struct ContractAccounts {
-    issuer: Issuer,
-}
-
-impl ContractAccounts {
-    pub const NAME: &'static str = "process.contract-accounts";
-
-    pub fn new(issuer: Issuer) -> Self {
-        Self { issuer }
-    }
-}
-
-#[async_trait]
-impl Projection for ContractAccounts {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Contract::TYPE
-    }
-
-    async fn apply(
-        &self,
-        _: &mut PgConnection,
-        event: &StoredEvent,
-    ) -> Result<(), ProjectionError> {
-        let contract_id = aggregate_uuid(event)?;
-        let (account_id, name, body) = match decode(event)? {
-            ContractEvent::ContractActivated { account_id, .. }
-            | ContractEvent::ContractRenewed {
-                account_id,
-                reactivated: true,
-                ..
-            } => (
-                account_id,
-                "RecordContractActivated",
-                AccountCommand::RecordContractActivated { contract_id },
-            ),
-            ContractEvent::ContractExpired { account_id, .. }
-            | ContractEvent::ContractTerminated { account_id, .. } => (
-                account_id,
-                "RecordContractEnded",
-                AccountCommand::RecordContractEnded { contract_id },
-            ),
-            _ => return Ok(()),
-        };
-        let order = Order {
-            aggregate_id: account_id,
-            name,
-            body,
-            settled: ACCOUNT_REFUSALS,
-        };
-        self.issuer.issue::<Account>(event, order).await
     }
 }
 
