@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod config;
+mod http;
 mod projections_cli;
 mod startup;
 mod telemetry;

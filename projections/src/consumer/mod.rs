@@ -6,8 +6,8 @@
 //! queues run concurrently. What has arrived by the time a batch starts (up to the prefetch) is
 //! applied in one transaction and acknowledged with one multiple-ack; if the batch fails, its
 //! deliveries are redone one at a time (a transient failure retried in place, anything else
-//! requeued), so a poison message is parked alone. Single-active-consumer queues let several projector processes run
-//! as hot standbys.
+//! requeued), so a poison message is parked alone. Single-active-consumer queues let several
+//! projector processes run as hot standbys.
 use std::sync::Arc;
 use std::time::Duration;
 

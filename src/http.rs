@@ -1,0 +1,186 @@
+//! The HTTP servers: the APIs' server with its middleware (problem+json for every error,
+//! security headers, CORS, access log) and health probes, and the separate metrics server.
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::Server;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::startup::Parts;
+
+pub(crate) fn http_server(
+    config: &Config,
+    parts: Parts,
+    pool: PgPool,
+    commands: command_api::CommandApi,
+    queries: query_api::QueryApi,
+) -> anyhow::Result<Server> {
+    // Port 0 picks a free port; the real one is printed so scripts and tests can find it.
+    let listener = TcpListener::bind(&config.bind_addr)?;
+    let address = listener.local_addr()?;
+    println!("listening on http://{address}");
+    let probes = Probes {
+        pool,
+        amqp_url: config.amqp_url.clone(),
+    };
+    let cors_origins = config.cors_allowed_origins.clone();
+    let server = HttpServer::new(move || {
+        let mut app = App::new()
+            .wrap(cors(&cors_origins))
+            .wrap(problems_everywhere())
+            .wrap(security_headers())
+            .wrap(tracing_actix())
+            .app_data(web::Data::new(probes.clone()))
+            .route("/health/live", web::get().to(HttpResponse::Ok))
+            .route("/health/ready", web::get().to(ready));
+        if parts.command_api {
+            let commands = commands.clone();
+            app = app.configure(move |cfg| command_api::configure(cfg, commands));
+        }
+        if parts.query_api {
+            let queries = queries.clone();
+            app = app.configure(move |cfg| query_api::configure(cfg, queries));
+        }
+        app
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Errors answered before a route runs (no such route, 405, a refused CORS origin) come with
+/// a text or empty body; they get the problem+json body every route's error has. Bodies that
+/// are JSON already (problems, GraphQL errors) are left as they are.
+fn problems_everywhere<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|response: ServiceResponse<B>| {
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        if is_json {
+            return Ok(ErrorHandlerResponse::Response(
+                response.map_into_left_body(),
+            ));
+        }
+        let status = response.status();
+        let (request, old) = response.into_parts();
+        let mut problem = HttpResponse::build(status);
+        for (name, value) in old.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                problem.append_header((name.clone(), value.clone()));
+            }
+        }
+        let problem = problem
+            .content_type("application/problem+json")
+            .json(command_api::problem_for_status(status));
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(request, problem).map_into_right_body(),
+        ))
+    })
+}
+
+/// Headers every response carries: these APIs serve JSON to programs, never pages to frame or
+/// content to sniff, and nothing a shared cache should keep.
+fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
+}
+
+/// Browsers may call the APIs only from the configured origins (`CORS_ALLOWED_ORIGINS`).
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let allowed = origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin)
+        });
+    allowed
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            "authorization",
+            "content-type",
+            "if-match",
+            "idempotency-key",
+            "x-correlation-id",
+            "x-await-version",
+        ])
+        .expose_headers(["etag"])
+        .max_age(3600)
+}
+
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%r %s %Dms")
+}
+
+#[derive(Clone)]
+struct Probes {
+    pool: PgPool,
+    amqp_url: String,
+}
+
+/// Ready only when both Postgres and RabbitMQ answer.
+async fn ready(probes: web::Data<Probes>) -> HttpResponse {
+    let postgres = sqlx::query("select 1").execute(&probes.pool).await.is_ok();
+    let rabbitmq = tokio::time::timeout(
+        Duration::from_secs(2),
+        lapin::Connection::connect(&probes.amqp_url, lapin::ConnectionProperties::default()),
+    )
+    .await
+    .is_ok_and(|c| c.is_ok());
+    let body = serde_json::json!({ "postgres": postgres, "rabbitmq": rabbitmq });
+    if postgres && rabbitmq {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus text: gauges read from the database at scrape time.
+/// `/metrics` on its own address (`METRICS_ADDR`, loopback by default): operators scrape it;
+/// the API's clients never reach it.
+pub(crate) fn metrics_server(config: &Config, pool: PgPool) -> anyhow::Result<Server> {
+    let listener = TcpListener::bind(&config.metrics_addr)
+        .with_context(|| format!("binding METRICS_ADDR {}", config.metrics_addr))?;
+    // Logged, not printed: stdout's first line is the API's address, which scripts read.
+    tracing::info!(address = %listener.local_addr()?, "serving /metrics");
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(pool.clone()))
+            .route("/metrics", web::get().to(metrics))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Deployment-wide gauges from index lookups, never a scan of the store: the last position
+/// stored and how many of the events after the relay's checkpoint are still unpublished.
+async fn metrics(pool: web::Data<PgPool>) -> HttpResponse {
+    let stored: Result<i64, sqlx::Error> =
+        sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
+            .fetch_one(pool.get_ref())
+            .await;
+    let unpublished = event_store::relay::backlog(&pool).await;
+    match (stored, unpublished) {
+        (Ok(stored), Ok(unpublished)) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(format!(
+                "# HELP b2b_events_stored_position Global position of the last stored event.\n\
+                 # TYPE b2b_events_stored_position gauge\nb2b_events_stored_position {stored}\n\
+                 # HELP b2b_events_unpublished Stored events the relay has not published yet.\n\
+                 # TYPE b2b_events_unpublished gauge\nb2b_events_unpublished {unpublished}\n"
+            )),
+        _ => HttpResponse::ServiceUnavailable().finish(),
+    }
+}
