@@ -26,7 +26,10 @@ pub struct UserFacts {
     Serialize,
     Deserialize,
     schemars::JsonSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
 )]
+#[strum(parse_err_ty = DomainError, parse_err_fn = unknown_role)]
 pub enum Role {
     TenantAdmin,
     Manager,
@@ -35,22 +38,15 @@ pub enum Role {
     Partner,
 }
 
-impl std::str::FromStr for Role {
-    type Err = DomainError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "TenantAdmin" => Ok(Self::TenantAdmin),
-            "Manager" => Ok(Self::Manager),
-            "Operator" => Ok(Self::Operator),
-            "Viewer" => Ok(Self::Viewer),
-            "Partner" => Ok(Self::Partner),
-            other => Err(DomainError::invalid(
-                "roles",
-                format!("unknown role `{other}`"),
-            )),
-        }
+impl Role {
+    /// The name the wire, the read models and BI tools use.
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
+}
+
+fn unknown_role(name: &str) -> DomainError {
+    DomainError::invalid("roles", format!("unknown role `{name}`"))
 }
 
 /// Who issues a command: a signed-in user, or one of our own processes (a process manager or a
@@ -114,5 +110,28 @@ impl Actor {
                 "{action} is done by the system, not by a user"
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_and_print_by_their_wire_names_and_refuse_others() {
+        for role in [
+            Role::TenantAdmin,
+            Role::Manager,
+            Role::Operator,
+            Role::Viewer,
+            Role::Partner,
+        ] {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
+        }
+        assert_eq!(
+            "Boss".parse::<Role>(),
+            Err(DomainError::invalid("roles", "unknown role `Boss`"))
+        );
     }
 }

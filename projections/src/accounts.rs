@@ -91,7 +91,7 @@ async fn open(
     .bind(opened.billing_email)
     .bind(opened.currency)
     .bind(opened.tier)
-    .bind(status_name(AccountStatus::Prospect))
+    .bind(AccountStatus::Prospect.as_str())
     .bind(stamp.version)
     .bind(stamp.at)
     .bind(stamp.by)
@@ -199,16 +199,6 @@ fn stamped_query<'q>(sql: &'static str, stamp: &Stamp) -> PgQuery<'q> {
 /// clears it.
 fn status<'q>(stamp: &Stamp, to: AccountStatus, reason: Option<&'q Text>) -> PgQuery<'q> {
     stamped_query(stamped!("status = $5, status_reason = $6"), stamp)
-        .bind(status_name(to))
+        .bind(to.as_str())
         .bind(reason.map(Text::as_str))
-}
-
-/// The names the read model (and BI tools filtering on it) use for statuses.
-pub fn status_name(status: AccountStatus) -> &'static str {
-    match status {
-        AccountStatus::Prospect => "Prospect",
-        AccountStatus::Active => "Active",
-        AccountStatus::Suspended => "Suspended",
-        AccountStatus::Closed => "Closed",
-    }
 }

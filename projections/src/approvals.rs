@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use crate::read_model::ReadModel;
 use crate::stamp::{one_row, Stamp};
-use crate::users::role_name;
 use crate::ProjectionError;
 
 /// Maintains `read.approvals` and `read.approval_levels` from Approval events. Replayable: see
@@ -114,7 +113,7 @@ async fn request_approval(
         .bind(stamp.id)
         .bind(number)
         .bind(stamp.tenant_id)
-        .bind(role_name(level.role))
+        .bind(level.role.as_str())
         .bind(level.due_at)
         .execute(&mut *conn)
         .await?;
@@ -179,7 +178,7 @@ fn level_queries<'q>(stamp: &Stamp, change: &'q ApprovalEvent) -> Vec<PgQuery<'q
             ),
             *level,
         )
-        .bind(role_name(*to_role))
+        .bind(to_role.as_str())
         .bind(new_due_at)
         .bind(overdue_since)],
         _ => Vec::new(),

@@ -134,16 +134,5 @@ fn stamped_query<'q>(sql: &'static str, stamp: &Stamp) -> PgQuery<'q> {
 }
 
 fn role_names(roles: &[Role]) -> Vec<&'static str> {
-    roles.iter().copied().map(role_name).collect()
-}
-
-/// The names the read models (and BI tools filtering on them) use for roles.
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::TenantAdmin => "TenantAdmin",
-        Role::Manager => "Manager",
-        Role::Operator => "Operator",
-        Role::Viewer => "Viewer",
-        Role::Partner => "Partner",
-    }
+    roles.iter().copied().map(Role::as_str).collect()
 }

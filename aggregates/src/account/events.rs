@@ -6,7 +6,17 @@ use uuid::Uuid;
 use crate::{CountryCode, CurrencyCode, Email, Text};
 
 /// The tier selects the volume-discount table quotes use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    strum::IntoStaticStr,
+)]
 pub enum Tier {
     Standard,
     Gold,
@@ -15,11 +25,7 @@ pub enum Tier {
 
 impl Tier {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Standard => "Standard",
-            Self::Gold => "Gold",
-            Self::Enterprise => "Enterprise",
-        }
+        self.into()
     }
 }
 

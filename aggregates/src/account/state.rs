@@ -10,12 +10,19 @@ use uuid::Uuid;
 use super::{AccountCommand, AccountEvent, Services, Tier};
 use crate::{Command, CurrencyCode, DomainError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 pub enum AccountStatus {
     Prospect,
     Active,
     Suspended,
     Closed,
+}
+
+impl AccountStatus {
+    /// The name the read model (and BI tools filtering on it) use.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// What other aggregates' rules need to know about an account, looked up through their

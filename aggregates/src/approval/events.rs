@@ -6,7 +6,17 @@ use uuid::Uuid;
 use crate::{Money, Role, Text};
 
 /// What kind of aggregate an approval decides on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    strum::IntoStaticStr,
+)]
 pub enum SubjectType {
     Quote,
     Contract,
@@ -14,10 +24,7 @@ pub enum SubjectType {
 
 impl SubjectType {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Quote => "Quote",
-            Self::Contract => "Contract",
-        }
+        self.into()
     }
 }
 

@@ -7,7 +7,17 @@ use uuid::Uuid;
 use crate::{CurrencyCode, Email, Text};
 
 /// Who a signature binds: the account (customer) or the tenant itself (vendor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    strum::IntoStaticStr,
+)]
 pub enum Party {
     Customer,
     Vendor,
@@ -15,10 +25,7 @@ pub enum Party {
 
 impl Party {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Customer => "Customer",
-            Self::Vendor => "Vendor",
-        }
+        self.into()
     }
 }
 

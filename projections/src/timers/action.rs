@@ -7,7 +7,7 @@ use aggregates::RuleCode;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 pub enum TimerAction {
     /// On the quote's valid-until.
     ExpireQuote {},
@@ -21,12 +21,7 @@ pub enum TimerAction {
 
 impl TimerAction {
     pub fn name(self) -> &'static str {
-        match self {
-            Self::ExpireQuote {} => "ExpireQuote",
-            Self::EscalateLevel {} => "EscalateLevel",
-            Self::ActivateContract {} => "ActivateContract",
-            Self::ExpireContract {} => "ExpireContract",
-        }
+        self.into()
     }
 
     /// The aggregate type the command runs against.
