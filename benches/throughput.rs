@@ -229,8 +229,16 @@ async fn caught_up_after(stack: &TestStack) -> f64 {
     }
 }
 
-/// Waits until no checkpoint of any projection or process manager is behind its stream.
+/// Waits until no checkpoint of any projection or process manager is behind its stream (a
+/// process manager's stream ends at the last event it subscribes to).
 async fn every_consumer_caught_up(stack: &TestStack) {
+    let (mut names, mut keys) = (Vec::new(), Vec::new());
+    for (name, subscribed) in projections::process::subscriptions_by_process() {
+        for key in subscribed {
+            names.push(name);
+            keys.push(key);
+        }
+    }
     helpers::eventually_within(
         "every consumer to catch up",
         Duration::from_secs(600),
@@ -239,11 +247,26 @@ async fn every_consumer_caught_up(stack: &TestStack) {
                 "select count(*) from projection_checkpoints c \
                join (select aggregate_type, aggregate_id, max(sequence) as last from events \
                       group by 1, 2) e using (aggregate_type, aggregate_id) \
-              where c.last_sequence < e.last",
+              where c.projection not like 'process.%' and c.last_sequence < e.last",
             )
             .fetch_one(&stack.db)
             .await
             .unwrap();
+            let processes_behind: i64 = sqlx::query_scalar(
+                "select count(*) from projection_checkpoints c \
+               join (select s.projection, e.aggregate_type, e.aggregate_id, \
+                            max(e.sequence) as last \
+                       from events e join unnest($1::text[], $2::text[]) as s(projection, key) \
+                         on e.aggregate_type || '.' || e.event_type = s.key \
+                      group by 1, 2, 3) e using (projection, aggregate_type, aggregate_id) \
+              where c.last_sequence < e.last",
+            )
+            .bind(&names)
+            .bind(&keys)
+            .fetch_one(&stack.db)
+            .await
+            .unwrap();
+            let behind = behind + processes_behind;
             (behind == 0).then_some(())
         },
     )

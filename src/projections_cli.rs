@@ -88,6 +88,7 @@ fn topology(config: &Config) -> Topology {
         prefix: config.amqp_prefix.clone(),
         partitions: config.partitions,
         groups: vec![READ_MODELS.to_owned(), PROCESS_MANAGERS.to_owned()],
+        routing: projections::routing(),
     }
 }
 

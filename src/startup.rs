@@ -82,6 +82,7 @@ impl Application {
                 projections::READ_MODELS.to_owned(),
                 projections::PROCESS_MANAGERS.to_owned(),
             ],
+            routing: projections::routing(),
         };
         // One bus per process: the command API, the process managers and the timers share its
         // stream caches, and a relay here hears its commits.

@@ -1,8 +1,11 @@
 //! RabbitMQ names and declarations. Every event goes to one topic exchange; each consumer group
 //! gets a consistent-hash exchange on the aggregate id feeding `partitions` quorum queues, so one
 //! aggregate's events stay in one queue, in order, with a single active consumer.
+use std::collections::BTreeMap;
+
 use lapin::options::{
-    ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    ExchangeBindOptions, ExchangeDeclareOptions, ExchangeUnbindOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, ExchangeKind};
@@ -24,7 +27,14 @@ pub struct Topology {
     pub partitions: u16,
     /// Consumer groups whose queues must exist before the first event is published.
     pub groups: Vec<String>,
+    /// Per group, the routing keys (`<aggregate type>.<event type>`, `*` for either part) of the
+    /// events it is bound to, so that events none of its handlers act on never reach its queues.
+    /// A group not listed gets every event (`#`).
+    pub routing: BTreeMap<String, Vec<String>>,
 }
+
+/// The binding that routes every event.
+const EVERY_EVENT: &str = "#";
 
 impl Topology {
     pub fn events_exchange(&self) -> String {
@@ -100,15 +110,7 @@ impl Topology {
                 hash_args,
             )
             .await?;
-        channel
-            .exchange_bind(
-                exchange.clone().into(),
-                self.events_exchange().into(),
-                "#".into(),
-                ExchangeBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        self.bind_routing(channel, group, &exchange).await?;
         for partition in 0..self.partitions {
             let queue = self.group_queue(group, partition);
             let mut args = quorum_args(Some(&parked));
@@ -127,6 +129,44 @@ impl Topology {
                     exchange.clone().into(),
                     "1".into(),
                     QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Binds the group's exchange to the events it subscribes to. A group narrowed to some
+    /// events also drops the bind-everything binding an earlier version may have left; a key
+    /// it no longer lists stays bound (only more deliveries, which its handlers ignore).
+    async fn bind_routing(
+        &self,
+        channel: &Channel,
+        group: &str,
+        exchange: &str,
+    ) -> Result<(), lapin::Error> {
+        let keys = match self.routing.get(group) {
+            Some(keys) if !keys.is_empty() => keys.clone(),
+            _ => vec![EVERY_EVENT.to_owned()],
+        };
+        for key in &keys {
+            channel
+                .exchange_bind(
+                    exchange.into(),
+                    self.events_exchange().into(),
+                    key.as_str().into(),
+                    ExchangeBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        if !keys.iter().any(|key| key == EVERY_EVENT) {
+            channel
+                .exchange_unbind(
+                    exchange.into(),
+                    self.events_exchange().into(),
+                    EVERY_EVENT.into(),
+                    ExchangeUnbindOptions::default(),
                     FieldTable::default(),
                 )
                 .await?;

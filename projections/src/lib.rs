@@ -53,6 +53,22 @@ pub fn read_models() -> Vec<Arc<dyn Projection>> {
 }
 
 /// The read model named `name` (as in `b2b projections rebuild <name>`).
+/// Each consumer group's routing keys (see [`event_store::Topology::routing`]): the read models
+/// take every event of their aggregates, the process managers only the events they act on.
+pub fn routing() -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut read_models: Vec<String> = read_models()
+        .iter()
+        .flat_map(|projection| projection.routing_keys())
+        .collect();
+    read_models.sort_unstable();
+    read_models.dedup();
+    [
+        (READ_MODELS.to_owned(), read_models),
+        (PROCESS_MANAGERS.to_owned(), process::subscriptions()),
+    ]
+    .into()
+}
+
 pub fn read_model(name: &str) -> Option<Arc<dyn Projection>> {
     read_models().into_iter().find(|p| p.name() == name)
 }

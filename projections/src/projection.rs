@@ -19,6 +19,12 @@ pub trait Projection: Send + Sync {
     /// Whether events of this aggregate type feed this read model.
     fn handles(&self, aggregate_type: &str) -> bool;
 
+    /// The routing keys (`<aggregate type>.<event type>`, `*` for either part) of the events it
+    /// acts on. Its consumer group's queues are bound to its handlers' keys alone, so no other
+    /// event costs it a delivery; the checkpoint's catch-up still reads the skipped ones from
+    /// the store when a subscribed event arrives after them.
+    fn routing_keys(&self) -> Vec<String>;
+
     /// The tables `apply` writes, parents before children, by their unqualified names: `apply`
     /// names them without a schema so that a rebuild can point the same SQL at copies of them
     /// (see [`crate::rebuild`]). Empty for handlers that must never be rebuilt (process

@@ -55,6 +55,10 @@ impl<R: ReadModel> Projection for R {
         R::TABLES
     }
 
+    fn routing_keys(&self) -> Vec<String> {
+        vec![format!("{}.*", R::Aggregate::TYPE)]
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,

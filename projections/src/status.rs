@@ -80,7 +80,7 @@ pub async fn status(
                 .collect();
             status
                 .projections
-                .push(lag(pool, group, projection.name(), &handled).await?);
+                .push(lag(pool, group, projection.as_ref(), &handled).await?);
             status
                 .rebuilds
                 .extend(crate::rebuild::progress(pool, projection.as_ref()).await?);
@@ -135,25 +135,35 @@ pub(crate) async fn inspect(channel: &Channel, queue: &str) -> Result<(u32, u32)
 async fn lag(
     pool: &PgPool,
     group: &str,
-    projection: &str,
+    projection: &dyn Projection,
     aggregate_types: &[String],
 ) -> Result<ProjectionStatus, sqlx::Error> {
+    // Only the events it subscribes to can move its checkpoints: a stream whose newest events
+    // are of other types is not behind.
+    let subscribed: Vec<String> = projection
+        .routing_keys()
+        .iter()
+        .map(|key| key.replace(['*', '#'], "%"))
+        .collect();
     let (streams, streams_behind, events_behind): (i64, i64, i64) = sqlx::query_as(
         "with heads as ( \
              select aggregate_type, aggregate_id, max(sequence) as head from events \
-             where aggregate_type = any($2) group by aggregate_type, aggregate_id) \
+             where aggregate_type = any($2) \
+               and aggregate_type || '.' || event_type like any($3) \
+             group by aggregate_type, aggregate_id) \
          select count(c.last_sequence), \
                 count(*) filter (where h.head > coalesce(c.last_sequence, 0)), \
                 coalesce(sum(greatest(h.head - coalesce(c.last_sequence, 0), 0)), 0)::bigint \
          from heads h left join projection_checkpoints c on c.projection = $1 \
               and c.aggregate_type = h.aggregate_type and c.aggregate_id = h.aggregate_id",
     )
-    .bind(projection)
+    .bind(projection.name())
     .bind(aggregate_types)
+    .bind(&subscribed)
     .fetch_one(pool)
     .await?;
     Ok(ProjectionStatus {
-        projection: projection.to_owned(),
+        projection: projection.name().to_owned(),
         group: group.to_owned(),
         streams,
         streams_behind,

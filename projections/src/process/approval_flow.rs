@@ -35,6 +35,15 @@ pub struct ApprovalFlow {
 
 impl ApprovalFlow {
     pub const NAME: &'static str = "process.approvals";
+    /// The events it acts on: `(aggregate type, event type)`.
+    pub const SUBSCRIBES: &'static [(&'static str, &'static str)] = &[
+        (Quote::TYPE, "QuoteSubmitted"),
+        (Quote::TYPE, "QuoteWithdrawn"),
+        (Contract::TYPE, "ContractSubmitted"),
+        (Approval::TYPE, "ApprovalGranted"),
+        (Approval::TYPE, "ApprovalRejected"),
+        (Approval::TYPE, "ApprovalCancelled"),
+    ];
 
     pub fn new(issuer: Issuer) -> Self {
         Self { issuer }
@@ -49,6 +58,10 @@ impl Projection for ApprovalFlow {
 
     fn handles(&self, aggregate_type: &str) -> bool {
         [Quote::TYPE, Contract::TYPE, Approval::TYPE].contains(&aggregate_type)
+    }
+
+    fn routing_keys(&self) -> Vec<String> {
+        super::routing_keys(Self::SUBSCRIBES)
     }
 
     async fn apply(

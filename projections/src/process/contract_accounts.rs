@@ -20,6 +20,13 @@ pub struct ContractAccounts {
 
 impl ContractAccounts {
     pub const NAME: &'static str = "process.contract-accounts";
+    /// The events it acts on: `(aggregate type, event type)`.
+    pub const SUBSCRIBES: &'static [(&'static str, &'static str)] = &[
+        (Contract::TYPE, "ContractActivated"),
+        (Contract::TYPE, "ContractRenewed"),
+        (Contract::TYPE, "ContractExpired"),
+        (Contract::TYPE, "ContractTerminated"),
+    ];
 
     pub fn new(issuer: Issuer) -> Self {
         Self { issuer }
@@ -34,6 +41,10 @@ impl Projection for ContractAccounts {
 
     fn handles(&self, aggregate_type: &str) -> bool {
         aggregate_type == Contract::TYPE
+    }
+
+    fn routing_keys(&self) -> Vec<String> {
+        super::routing_keys(Self::SUBSCRIBES)
     }
 
     async fn apply(

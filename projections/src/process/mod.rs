@@ -69,3 +69,35 @@ pub(crate) fn aggregate_uuid(event: &StoredEvent) -> Result<Uuid, ProjectionErro
 /// and the refusal is in the log.
 pub(crate) const ACCOUNT_REFUSALS: &[RuleCode] =
     &[RuleCode::AccountClosed, RuleCode::AccountSuspended];
+
+/// Routing keys for `(aggregate type, event type)` pairs.
+fn routing_keys(subscribes: &[(&str, &str)]) -> Vec<String> {
+    subscribes
+        .iter()
+        .map(|(aggregate_type, event_type)| format!("{aggregate_type}.{event_type}"))
+        .collect()
+}
+
+/// Each process manager's name and routing keys.
+pub fn subscriptions_by_process() -> Vec<(&'static str, Vec<String>)> {
+    [
+        (ApprovalFlow::NAME, ApprovalFlow::SUBSCRIBES),
+        (QuoteAcceptance::NAME, QuoteAcceptance::SUBSCRIBES),
+        (ContractAccounts::NAME, ContractAccounts::SUBSCRIBES),
+        (TimerScheduling::NAME, TimerScheduling::SUBSCRIBES),
+    ]
+    .into_iter()
+    .map(|(name, subscribes)| (name, routing_keys(subscribes)))
+    .collect()
+}
+
+/// The routing keys of every process manager: what the [`PROCESS_MANAGERS`] group is bound to.
+pub fn subscriptions() -> Vec<String> {
+    let mut keys: Vec<String> = subscriptions_by_process()
+        .into_iter()
+        .flat_map(|(_, keys)| keys)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}

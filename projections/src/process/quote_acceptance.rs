@@ -26,6 +26,9 @@ pub struct QuoteAcceptance {
 
 impl QuoteAcceptance {
     pub const NAME: &'static str = "process.quote-acceptance";
+    /// The events it acts on: `(aggregate type, event type)`.
+    pub const SUBSCRIBES: &'static [(&'static str, &'static str)] =
+        &[(Quote::TYPE, "QuoteAccepted")];
 
     pub fn new(issuer: Issuer) -> Self {
         Self { issuer }
@@ -40,6 +43,10 @@ impl Projection for QuoteAcceptance {
 
     fn handles(&self, aggregate_type: &str) -> bool {
         aggregate_type == Quote::TYPE
+    }
+
+    fn routing_keys(&self) -> Vec<String> {
+        super::routing_keys(Self::SUBSCRIBES)
     }
 
     async fn apply(

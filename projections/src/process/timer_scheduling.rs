@@ -26,6 +26,19 @@ pub struct TimerScheduling {
 
 impl TimerScheduling {
     pub const NAME: &'static str = "process.timers";
+    /// The events it acts on: `(aggregate type, event type)`.
+    pub const SUBSCRIBES: &'static [(&'static str, &'static str)] = &[
+        (Quote::TYPE, "QuoteDrafted"),
+        (Approval::TYPE, "ApprovalRequested"),
+        (Approval::TYPE, "LevelApproved"),
+        (Approval::TYPE, "LevelEscalated"),
+        (Contract::TYPE, "ContractDrafted"),
+        (Contract::TYPE, "ContractDraftedFromQuote"),
+        (Contract::TYPE, "ContractApproved"),
+        (Contract::TYPE, "ContractSigned"),
+        (Contract::TYPE, "ContractActivated"),
+        (Contract::TYPE, "ContractRenewed"),
+    ];
 
     pub fn new(ids: ProcessIds) -> Self {
         Self { ids }
@@ -40,6 +53,10 @@ impl Projection for TimerScheduling {
 
     fn handles(&self, aggregate_type: &str) -> bool {
         [Quote::TYPE, Contract::TYPE, Approval::TYPE].contains(&aggregate_type)
+    }
+
+    fn routing_keys(&self) -> Vec<String> {
+        super::routing_keys(Self::SUBSCRIBES)
     }
 
     async fn apply(

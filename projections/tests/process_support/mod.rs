@@ -286,13 +286,17 @@ impl ProcessStack {
         .expect("read stream ids")
     }
 
-    /// Waits until every process manager's checkpoint is at the last event of every stream it
-    /// reads: everything delivered so far is processed.
+    /// Waits until the timer scheduling's checkpoint is at the last event it subscribes to of
+    /// every stream: everything delivered so far is processed.
     pub async fn processed_everything(&self) {
+        let subscribed: Vec<String> = projections::process::TimerScheduling::SUBSCRIBES
+            .iter()
+            .map(|(aggregate_type, event_type)| format!("{aggregate_type}.{event_type}"))
+            .collect();
         eventually("process managers caught up", || async {
             let behind: i64 = sqlx::query_scalar(
                 "select count(*) from (select aggregate_type, aggregate_id, max(sequence) as last \
-                 from events where aggregate_type in ('Quote', 'Approval', 'Contract') \
+                 from events where aggregate_type || '.' || event_type = any($1) \
                  group by 1, 2) s \
                  where exists (select 1 from projection_checkpoints c where c.projection = 'process.timers' \
                    and (c.aggregate_type, c.aggregate_id) = (s.aggregate_type, s.aggregate_id) \
@@ -300,6 +304,7 @@ impl ProcessStack {
                  or not exists (select 1 from projection_checkpoints c where c.projection = 'process.timers' \
                    and (c.aggregate_type, c.aggregate_id) = (s.aggregate_type, s.aggregate_id))",
             )
+            .bind(&subscribed)
             .fetch_one(&self.stack.admin)
             .await
             .expect("compare checkpoints");

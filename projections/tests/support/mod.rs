@@ -56,6 +56,7 @@ impl TestStack {
             prefix: format!("projections-test-{}", Uuid::new_v4().simple()),
             partitions,
             groups: vec![READ_MODELS.to_owned()],
+            routing: projections::routing(),
         };
         Self {
             database,
