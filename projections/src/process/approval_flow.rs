@@ -12,8 +12,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::issue::{Issuer, Order, ProcessIds};
+use super::Reactor;
 use super::{aggregate_uuid, decode};
-use crate::{Projection, ProjectionError};
+use crate::ProjectionError;
 
 /// Refusals that mean the quote already took (or can no longer take) this outcome.
 const QUOTE_SETTLED: &[RuleCode] = &[
@@ -34,9 +35,15 @@ pub struct ApprovalFlow {
 }
 
 impl ApprovalFlow {
-    pub const NAME: &'static str = "process.approvals";
-    /// The events it acts on: `(aggregate type, event type)`.
-    pub const SUBSCRIBES: &'static [(&'static str, &'static str)] = &[
+    pub fn new(issuer: Issuer) -> Self {
+        Self { issuer }
+    }
+}
+
+#[async_trait]
+impl Reactor for ApprovalFlow {
+    const NAME: &'static str = "process.approvals";
+    const SUBSCRIBES: &'static [(&'static str, &'static str)] = &[
         (Quote::TYPE, "QuoteSubmitted"),
         (Quote::TYPE, "QuoteWithdrawn"),
         (Contract::TYPE, "ContractSubmitted"),
@@ -45,26 +52,7 @@ impl ApprovalFlow {
         (Approval::TYPE, "ApprovalCancelled"),
     ];
 
-    pub fn new(issuer: Issuer) -> Self {
-        Self { issuer }
-    }
-}
-
-#[async_trait]
-impl Projection for ApprovalFlow {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn handles(&self, aggregate_type: &str) -> bool {
-        [Quote::TYPE, Contract::TYPE, Approval::TYPE].contains(&aggregate_type)
-    }
-
-    fn routing_keys(&self) -> Vec<String> {
-        super::routing_keys(Self::SUBSCRIBES)
-    }
-
-    async fn apply(
+    async fn react(
         &self,
         conn: &mut PgConnection,
         event: &StoredEvent,

@@ -8,8 +8,9 @@ use event_store::StoredEvent;
 use sqlx::PgConnection;
 
 use super::issue::{Issuer, Order};
+use super::Reactor;
 use super::{aggregate_uuid, decode, ACCOUNT_REFUSALS};
-use crate::{Projection, ProjectionError};
+use crate::ProjectionError;
 
 /// Contract activated (or reactivated by a renewal) → `RecordContractActivated` on its account;
 /// expired or terminated → `RecordContractEnded`. The account needs the list to refuse closing
@@ -19,35 +20,22 @@ pub struct ContractAccounts {
 }
 
 impl ContractAccounts {
-    pub const NAME: &'static str = "process.contract-accounts";
-    /// The events it acts on: `(aggregate type, event type)`.
-    pub const SUBSCRIBES: &'static [(&'static str, &'static str)] = &[
-        (Contract::TYPE, "ContractActivated"),
-        (Contract::TYPE, "ContractRenewed"),
-        (Contract::TYPE, "ContractExpired"),
-        (Contract::TYPE, "ContractTerminated"),
-    ];
-
     pub fn new(issuer: Issuer) -> Self {
         Self { issuer }
     }
 }
 
 #[async_trait]
-impl Projection for ContractAccounts {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
+impl Reactor for ContractAccounts {
+    const NAME: &'static str = "process.contract-accounts";
+    const SUBSCRIBES: &'static [(&'static str, &'static str)] = &[
+        (Contract::TYPE, "ContractActivated"),
+        (Contract::TYPE, "ContractRenewed"),
+        (Contract::TYPE, "ContractExpired"),
+        (Contract::TYPE, "ContractTerminated"),
+    ];
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Contract::TYPE
-    }
-
-    fn routing_keys(&self) -> Vec<String> {
-        super::routing_keys(Self::SUBSCRIBES)
-    }
-
-    async fn apply(
+    async fn react(
         &self,
         _: &mut PgConnection,
         event: &StoredEvent,

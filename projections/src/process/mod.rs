@@ -18,6 +18,7 @@ mod approval_flow;
 mod contract_accounts;
 pub mod issue;
 mod quote_acceptance;
+mod reactor;
 mod timer_scheduling;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub use approval_flow::ApprovalFlow;
 pub use contract_accounts::ContractAccounts;
 pub use issue::{Issuer, ProcessIds, NAMESPACE};
 pub use quote_acceptance::QuoteAcceptance;
+pub use reactor::{Reacting, Reactor};
 pub use timer_scheduling::TimerScheduling;
 
 use aggregates::RuleCode;
@@ -48,10 +50,14 @@ pub fn process_managers(
 ) -> Vec<Arc<dyn Projection>> {
     let issuer = |name| Issuer::new(bus.clone(), ids.clone(), clock.clone(), name);
     vec![
-        Arc::new(ApprovalFlow::new(issuer(ApprovalFlow::NAME))),
-        Arc::new(QuoteAcceptance::new(issuer(QuoteAcceptance::NAME))),
-        Arc::new(ContractAccounts::new(issuer(ContractAccounts::NAME))),
-        Arc::new(TimerScheduling::new(ids.clone())),
+        Arc::new(Reacting(ApprovalFlow::new(issuer(ApprovalFlow::NAME)))),
+        Arc::new(Reacting(QuoteAcceptance::new(issuer(
+            QuoteAcceptance::NAME,
+        )))),
+        Arc::new(Reacting(ContractAccounts::new(issuer(
+            ContractAccounts::NAME,
+        )))),
+        Arc::new(Reacting(TimerScheduling::new(ids.clone()))),
     ]
 }
 
@@ -70,14 +76,6 @@ pub(crate) fn aggregate_uuid(event: &StoredEvent) -> Result<Uuid, ProjectionErro
 pub(crate) const ACCOUNT_REFUSALS: &[RuleCode] =
     &[RuleCode::AccountClosed, RuleCode::AccountSuspended];
 
-/// Routing keys for `(aggregate type, event type)` pairs.
-fn routing_keys(subscribes: &[(&str, &str)]) -> Vec<String> {
-    subscribes
-        .iter()
-        .map(|(aggregate_type, event_type)| format!("{aggregate_type}.{event_type}"))
-        .collect()
-}
-
 /// Each process manager's name and routing keys.
 pub fn subscriptions_by_process() -> Vec<(&'static str, Vec<String>)> {
     [
@@ -87,7 +85,7 @@ pub fn subscriptions_by_process() -> Vec<(&'static str, Vec<String>)> {
         (TimerScheduling::NAME, TimerScheduling::SUBSCRIBES),
     ]
     .into_iter()
-    .map(|(name, subscribes)| (name, routing_keys(subscribes)))
+    .map(|(name, subscribes)| (name, reactor::routing_keys(subscribes)))
     .collect()
 }
 

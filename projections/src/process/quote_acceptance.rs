@@ -11,8 +11,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::issue::{Issuer, Order};
+use super::Reactor;
 use super::{aggregate_uuid, decode, ACCOUNT_REFUSALS};
-use crate::{Projection, ProjectionError};
+use crate::ProjectionError;
 
 /// Ids tried for a quote's contract before giving up: users cannot compute them, so a clash
 /// means the deployment's key leaked; the draft moves on to the next id rather than park.
@@ -25,31 +26,17 @@ pub struct QuoteAcceptance {
 }
 
 impl QuoteAcceptance {
-    pub const NAME: &'static str = "process.quote-acceptance";
-    /// The events it acts on: `(aggregate type, event type)`.
-    pub const SUBSCRIBES: &'static [(&'static str, &'static str)] =
-        &[(Quote::TYPE, "QuoteAccepted")];
-
     pub fn new(issuer: Issuer) -> Self {
         Self { issuer }
     }
 }
 
 #[async_trait]
-impl Projection for QuoteAcceptance {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
+impl Reactor for QuoteAcceptance {
+    const NAME: &'static str = "process.quote-acceptance";
+    const SUBSCRIBES: &'static [(&'static str, &'static str)] = &[(Quote::TYPE, "QuoteAccepted")];
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Quote::TYPE
-    }
-
-    fn routing_keys(&self) -> Vec<String> {
-        super::routing_keys(Self::SUBSCRIBES)
-    }
-
-    async fn apply(
+    async fn react(
         &self,
         _: &mut PgConnection,
         event: &StoredEvent,

@@ -14,8 +14,9 @@ use sqlx::PgConnection;
 
 use super::decode;
 use super::issue::ProcessIds;
+use super::Reactor;
 use crate::timers::TimerAction;
-use crate::{Projection, ProjectionError};
+use crate::ProjectionError;
 
 /// Quote drafted → expire at valid-until; approval requested / level approved / level escalated
 /// → escalate when the current level is due; contract approved or signed → activate on the
@@ -25,9 +26,15 @@ pub struct TimerScheduling {
 }
 
 impl TimerScheduling {
-    pub const NAME: &'static str = "process.timers";
-    /// The events it acts on: `(aggregate type, event type)`.
-    pub const SUBSCRIBES: &'static [(&'static str, &'static str)] = &[
+    pub fn new(ids: ProcessIds) -> Self {
+        Self { ids }
+    }
+}
+
+#[async_trait]
+impl Reactor for TimerScheduling {
+    const NAME: &'static str = "process.timers";
+    const SUBSCRIBES: &'static [(&'static str, &'static str)] = &[
         (Quote::TYPE, "QuoteDrafted"),
         (Approval::TYPE, "ApprovalRequested"),
         (Approval::TYPE, "LevelApproved"),
@@ -40,26 +47,7 @@ impl TimerScheduling {
         (Contract::TYPE, "ContractRenewed"),
     ];
 
-    pub fn new(ids: ProcessIds) -> Self {
-        Self { ids }
-    }
-}
-
-#[async_trait]
-impl Projection for TimerScheduling {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn handles(&self, aggregate_type: &str) -> bool {
-        [Quote::TYPE, Contract::TYPE, Approval::TYPE].contains(&aggregate_type)
-    }
-
-    fn routing_keys(&self) -> Vec<String> {
-        super::routing_keys(Self::SUBSCRIBES)
-    }
-
-    async fn apply(
+    async fn react(
         &self,
         conn: &mut PgConnection,
         event: &StoredEvent,

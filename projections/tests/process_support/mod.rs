@@ -17,7 +17,7 @@ use event_store::{Clock, CommandBus, EventMetadata, StoredEvent};
 use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
-use projections::process::ProcessIds;
+use projections::process::{ProcessIds, Reactor, TimerScheduling};
 use projections::timers::TimerConfig;
 use projections::{ProjectorConfig, PROCESS_MANAGERS};
 use rust_decimal::Decimal;
@@ -289,7 +289,7 @@ impl ProcessStack {
     /// Waits until the timer scheduling's checkpoint is at the last event it subscribes to of
     /// every stream: everything delivered so far is processed.
     pub async fn processed_everything(&self) {
-        let subscribed: Vec<String> = projections::process::TimerScheduling::SUBSCRIBES
+        let subscribed: Vec<String> = <TimerScheduling as Reactor>::SUBSCRIBES
             .iter()
             .map(|(aggregate_type, event_type)| format!("{aggregate_type}.{event_type}"))
             .collect();
