@@ -159,6 +159,9 @@ pub(crate) fn metrics_server(config: &Config, pool: PgPool) -> anyhow::Result<Se
             .route("/metrics", web::get().to(metrics))
     })
     .workers(1)
+    // Stopped with the process, not by the signal: a metrics server that ended on SIGTERM
+    // would read as a worker that stopped, and the process would exit as failed.
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)

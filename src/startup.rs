@@ -158,10 +158,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let (names, handles): (Vec<&str>, Vec<JoinHandle<()>>) = self.workers.into_iter().unzip();
         let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
+        // Never empty: the invalidation listener and the metrics server always run.
         let any_worker = async {
-            if handles.is_empty() {
-                return std::future::pending().await;
-            }
             let (outcome, index, _) = futures::future::select_all(handles).await;
             (names[index], outcome)
         };

@@ -15,7 +15,7 @@ use crate::{lockout, sessions, AuthError, Claims, TokenKeys};
 /// Longest tenant slug and e-mail a sign-in may name (a slug is at most 63 characters; an
 /// address at most 254, RFC 5321).
 pub const MAX_SLUG_CHARS: usize = 63;
-pub const MAX_EMAIL_CHARS: usize = 254;
+pub const MAX_EMAIL_CHARS: usize = aggregates::limits::EMAIL_MAX;
 
 /// How long things last and how much a caller may do.
 #[derive(Debug, Clone)]

@@ -43,7 +43,7 @@ pub async fn create_tenant(
     pool: &PgPool,
     new: NewTenant<'_>,
 ) -> Result<CreatedTenant, TenantError> {
-    let name = Text::parse("name", new.name, 200)?;
+    let name = Text::parse("name", new.name, aggregates::limits::NAME_MAX)?;
     let email = Email::parse("admin_email", new.admin_email)?;
     auth::check_password(new.admin_password)?;
     let tenant_id = Uuid::new_v4();

@@ -184,12 +184,23 @@ async fn catch_up(
         );
         return Err(ProjectionError::inconsistent(event, detail));
     }
-    tracing::info!(
-        projection = projection.name(),
-        from = last + 1,
-        to = event.sequence,
-        "catching up a stream from the event store"
-    );
+    // A reactor's group gets only the events it subscribes to, so for it a gap is the rule
+    // (the skipped events are not its): worth a line only for a read model, which gets all.
+    if projection.tables().is_empty() {
+        tracing::debug!(
+            projection = projection.name(),
+            from = last + 1,
+            to = event.sequence,
+            "reading the skipped events of a stream from the event store"
+        );
+    } else {
+        tracing::info!(
+            projection = projection.name(),
+            from = last + 1,
+            to = event.sequence,
+            "catching up a stream from the event store"
+        );
+    }
     for stored in &missing {
         projection.apply(conn, stored).await?;
     }

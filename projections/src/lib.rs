@@ -52,7 +52,6 @@ pub fn read_models() -> Vec<Arc<dyn Projection>> {
     ]
 }
 
-/// The read model named `name` (as in `b2b projections rebuild <name>`).
 /// Each consumer group's routing keys (see [`event_store::Topology::routing`]): the read models
 /// take every event of their aggregates, the process managers only the events they act on.
 pub fn routing() -> std::collections::BTreeMap<String, Vec<String>> {
@@ -69,6 +68,7 @@ pub fn routing() -> std::collections::BTreeMap<String, Vec<String>> {
     .into()
 }
 
+/// The read model named `name` (as in `b2b projections rebuild <name>`).
 pub fn read_model(name: &str) -> Option<Arc<dyn Projection>> {
     read_models().into_iter().find(|p| p.name() == name)
 }

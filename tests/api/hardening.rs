@@ -444,3 +444,27 @@ async fn metrics_are_served_apart_from_the_api() {
     assert!(text.contains("b2b_events_stored_position "), "{text}");
     assert!(text.contains("b2b_events_unpublished "), "{text}");
 }
+
+/// SIGTERM is an ordinary stop: every part winds down and the process exits 0 (a supervisor
+/// that restarts failed processes must not see a failure), for the whole `serve` and for a
+/// worker-only process.
+#[tokio::test]
+async fn sigterm_stops_a_process_cleanly() {
+    let stack = TestStack::new().await;
+    for args in [&["serve"][..], &["projector"][..]] {
+        let mut process = stack.spawn(args).await;
+        // Let the workers start (connections, listeners) before the signal.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let pid = process.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), process.child.wait())
+            .await
+            .expect("the process stopped")
+            .unwrap();
+        assert!(status.success(), "{args:?} exited with {status}");
+    }
+}

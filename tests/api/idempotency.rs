@@ -90,8 +90,11 @@ async fn receipts_older_than_a_day_are_swept_and_younger_ones_kept() {
             .send()
     };
     let (old, young) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut first_replies = Vec::new();
     for (key, id) in [("old", old), ("young", young)] {
-        assert_eq!(send(key, id).await.unwrap().status(), StatusCode::OK);
+        let reply = send(key, id).await.unwrap();
+        assert_eq!(reply.status(), StatusCode::OK);
+        first_replies.push(reply.json::<Value>().await.unwrap());
     }
     sqlx::query(
         "update idempotency_keys set created_at = now() - interval '25 hours' where key = 'old'",
@@ -112,6 +115,7 @@ async fn receipts_older_than_a_day_are_swept_and_younger_ones_kept() {
     .await;
     let replayed = send("young", young).await.unwrap();
     assert_eq!(replayed.status(), StatusCode::OK);
+    assert_eq!(replayed.json::<Value>().await.unwrap(), first_replies[1]);
     assert_eq!(
         stack.account_event_count().await,
         2,

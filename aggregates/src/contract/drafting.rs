@@ -6,7 +6,7 @@ use super::decide::EDITORS;
 use super::facts::Facts;
 use super::{ContractCommand, ContractEvent, ContractLine, QuoteLine};
 use crate::account::{AccountFacts, AccountStatus};
-use crate::limits::{REASON_MAX, TERMS_MAX, TITLE_MAX};
+use crate::limits::{DESCRIPTION_MAX, SKU_MAX, TERMS_MAX, TITLE_MAX};
 use crate::{Actor, CurrencyCode, DomainError, Money, RuleCode, Text};
 
 /// The validated fields both ways of drafting share.
@@ -143,8 +143,12 @@ fn parse_lines(lines: Vec<QuoteLine>) -> Result<Vec<ContractLine>, DomainError> 
                 ));
             }
             Ok(ContractLine {
-                sku: Text::parse(&field("sku"), &line.sku, TITLE_MAX)?,
-                description: Text::parse(&field("description"), &line.description, REASON_MAX)?,
+                sku: Text::parse(&field("sku"), &line.sku, SKU_MAX)?,
+                description: Text::parse(
+                    &field("description"),
+                    &line.description,
+                    DESCRIPTION_MAX,
+                )?,
                 quantity: line.quantity,
                 unit_price: line.unit_price,
                 volume_discount_percent: line.volume_discount_percent,

@@ -114,10 +114,16 @@ fn every_documented_name_reaches_its_commands_fields_in_the_parser() {
             "{collection}"
         );
         for name in documented_names(collection) {
-            // Known command, bad fields: the parser got past the name to the fields.
-            let result = parse(collection, &json!({ "type": name, "not_a_field": true }));
+            // Known command, bad fields: the parser got past the name (and, for the commands
+            // that carry one, the password taken out before it) to the fields.
+            let mut body = json!({ "type": name, "not_a_field": true });
+            if matches!(name.as_str(), "RegisterUser" | "ChangePassword") {
+                body["password"] = json!("a-long-enough-password");
+            }
+            let result = parse(collection, &body);
             assert!(
-                matches!(result, Err(ApiError::InvalidInput(_))),
+                matches!(&result, Err(ApiError::InvalidInput(e))
+                    if e.field != "type" && e.field != "password"),
                 "{collection} {name}: {result:?}"
             );
         }

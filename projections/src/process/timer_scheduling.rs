@@ -39,8 +39,6 @@ impl Reactor for TimerScheduling {
         (Approval::TYPE, "ApprovalRequested"),
         (Approval::TYPE, "LevelApproved"),
         (Approval::TYPE, "LevelEscalated"),
-        (Contract::TYPE, "ContractDrafted"),
-        (Contract::TYPE, "ContractDraftedFromQuote"),
         (Contract::TYPE, "ContractApproved"),
         (Contract::TYPE, "ContractSigned"),
         (Contract::TYPE, "ContractActivated"),

@@ -93,7 +93,8 @@ impl Replay<'_> {
             total,
             position: position.global_position,
             rate,
-            seconds_left: (rate > 0.0).then(|| left / rate),
+            // A tenant's replay reads only its events of the positions left: no estimate.
+            seconds_left: (rate > 0.0 && self.scope == RebuildScope::All).then(|| left / rate),
         }
     }
 }

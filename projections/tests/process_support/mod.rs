@@ -289,10 +289,10 @@ impl ProcessStack {
     /// Waits until the timer scheduling's checkpoint is at the last event it subscribes to of
     /// every stream: everything delivered so far is processed.
     pub async fn processed_everything(&self) {
-        let subscribed: Vec<String> = <TimerScheduling as Reactor>::SUBSCRIBES
-            .iter()
-            .map(|(aggregate_type, event_type)| format!("{aggregate_type}.{event_type}"))
-            .collect();
+        let (_, subscribed) = projections::process::subscriptions_by_process()
+            .into_iter()
+            .find(|(name, _)| *name == TimerScheduling::NAME)
+            .expect("the timer scheduling subscribes");
         eventually("process managers caught up", || async {
             let behind: i64 = sqlx::query_scalar(
                 "select count(*) from (select aggregate_type, aggregate_id, max(sequence) as last \

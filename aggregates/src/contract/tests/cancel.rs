@@ -27,7 +27,12 @@ async fn a_draft_or_negotiated_contract_is_cancelled_and_then_takes_no_command()
             expect_err(history.clone(), by(actor, cancel("x")), forbidden).await;
         }
         let gone = with(history, cancelled());
-        expect_err(gone.clone(), by(operator(), C::SubmitContract {}), |_| true).await;
+        expect_err(
+            gone.clone(),
+            by(operator(), C::SubmitContract {}),
+            rule(RuleCode::ContractNotSubmittable),
+        )
+        .await;
         expect_err(
             gone,
             by(operator(), cancel("again")),

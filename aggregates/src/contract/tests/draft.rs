@@ -201,7 +201,7 @@ async fn draft_from_quote_validates_the_copied_lines() {
         f(&mut line);
         vec![line]
     };
-    let cases: [(&'static str, Vec<QuoteLine>); 5] = [
+    let cases: [(&'static str, Vec<QuoteLine>); 7] = [
         ("lines", vec![]),
         ("lines[0].quantity", line(|l| l.quantity = Decimal::ZERO)),
         (
@@ -213,6 +213,12 @@ async fn draft_from_quote_validates_the_copied_lines() {
             line(|l| l.volume_discount_percent = money("100.5")),
         ),
         ("lines[0].sku", line(|l| l.sku = " ".into())),
+        // The quote's own limits, as the API document states them.
+        ("lines[0].sku", line(|l| l.sku = "S".repeat(65))),
+        (
+            "lines[0].description",
+            line(|l| l.description = "d".repeat(1001)),
+        ),
     ];
     for (field, lines) in cases {
         expect_err(
