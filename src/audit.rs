@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use crate::config::Config;
 
+/// As the owner: an audit reads every stream of every tenant, past row-level security.
 async fn connect(config: &Config) -> anyhow::Result<PgPool> {
-    Ok(event_store::db::connect(&config.database_url, config.database_role.as_deref(), 2).await?)
+    Ok(event_store::db::connect(&config.owner_database_url, 2).await?)
 }
 
 async fn tenant_id(pool: &PgPool, slug: &str) -> anyhow::Result<Uuid> {

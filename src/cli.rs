@@ -147,7 +147,7 @@ pub async fn run(action: Action, config: Config) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    event_store::db::migrate(&config.database_url).await?;
+    event_store::db::migrate(&config.owner_database_url).await?;
     println!("migrations applied");
     Ok(())
 }
@@ -156,7 +156,7 @@ async fn create_tenant(
     config: &Config,
     new: command_api::tenants::NewTenant<'_>,
 ) -> anyhow::Result<()> {
-    let pool = event_store::db::connect(&config.database_url, None, 1).await?;
+    let pool = event_store::db::connect(&config.owner_database_url, 1).await?;
     let created = command_api::tenants::create_tenant(&pool, new).await?;
     println!(
         "{}",
@@ -171,14 +171,14 @@ async fn create_tenant(
 async fn set_policy(config: &Config, slug: &str, file: &std::path::Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file)?;
     let policy: aggregates::TenantPolicy = serde_json::from_str(&text)?;
-    let pool = event_store::db::connect(&config.database_url, None, 1).await?;
+    let pool = event_store::db::connect(&config.owner_database_url, 1).await?;
     command_api::tenants::set_policy(&pool, slug, &policy).await?;
     println!("policy of tenant {slug} replaced");
     Ok(())
 }
 
 async fn show_policy(config: &Config, slug: &str) -> anyhow::Result<()> {
-    let pool = event_store::db::connect(&config.database_url, None, 1).await?;
+    let pool = event_store::db::connect(&config.owner_database_url, 1).await?;
     let policy = command_api::tenants::policy(&pool, slug).await?;
     println!("{}", serde_json::to_string_pretty(&policy)?);
     Ok(())

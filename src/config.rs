@@ -8,9 +8,13 @@ const LOCAL_JWT_SECRET: &str = "local-development-only-signing-key-change-me";
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The APIs' login (`b2b_api`): no owner, no superuser, row-level security applies.
     pub database_url: String,
-    /// Role the services switch to after connecting; empty to stay the login role.
-    pub database_role: Option<String>,
+    /// The relay's and projector's login (`b2b_worker`): as the APIs', plus every tenant's
+    /// events and timers.
+    pub worker_database_url: String,
+    /// The schema owner: migrations and the operator commands.
+    pub owner_database_url: String,
     pub amqp_url: String,
     /// Prefix of every RabbitMQ exchange and queue name.
     pub amqp_prefix: String,
@@ -48,11 +52,20 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        let role = var("DATABASE_ROLE", event_store::db::APP_ROLE);
         let app_env = app_env();
         Ok(Self {
-            database_url: var("DATABASE_URL", "postgres://b2b:b2b@127.0.0.1:55432/b2b"),
-            database_role: (!role.is_empty()).then_some(role),
+            database_url: var(
+                "DATABASE_URL",
+                "postgres://b2b_api:b2b_api@127.0.0.1:55432/b2b",
+            ),
+            worker_database_url: var(
+                "WORKER_DATABASE_URL",
+                "postgres://b2b_worker:b2b_worker@127.0.0.1:55432/b2b",
+            ),
+            owner_database_url: var(
+                "DATABASE_OWNER_URL",
+                "postgres://b2b:b2b@127.0.0.1:55432/b2b",
+            ),
             amqp_url: var("AMQP_URL", "amqp://b2b:b2b@127.0.0.1:55672/%2f"),
             amqp_prefix: var("AMQP_PREFIX", "b2b"),
             partitions: parse("PROJECTOR_PARTITIONS", "4")?,

@@ -170,13 +170,11 @@ pub(crate) fn metrics_server(config: &Config, pool: PgPool) -> anyhow::Result<Se
 /// Deployment-wide gauges from index lookups, never a scan of the store: the last position
 /// stored and how many of the events after the relay's checkpoint are still unpublished.
 async fn metrics(pool: web::Data<PgPool>) -> HttpResponse {
-    let stored: Result<i64, sqlx::Error> =
-        sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
-            .fetch_one(pool.get_ref())
-            .await;
-    let unpublished = event_store::relay::backlog(&pool).await;
-    match (stored, unpublished) {
-        (Ok(stored), Ok(unpublished)) => HttpResponse::Ok()
+    match event_store::relay::positions(&pool).await {
+        Ok(event_store::relay::Positions {
+            stored_position: stored,
+            unpublished,
+        }) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(format!(
                 "# HELP b2b_events_stored_position Global position of the last stored event.\n\
@@ -184,6 +182,6 @@ async fn metrics(pool: web::Data<PgPool>) -> HttpResponse {
                  # HELP b2b_events_unpublished Stored events the relay has not published yet.\n\
                  # TYPE b2b_events_unpublished gauge\nb2b_events_unpublished {unpublished}\n"
             )),
-        _ => HttpResponse::ServiceUnavailable().finish(),
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
     }
 }

@@ -102,7 +102,7 @@ async fn rebuild(
     let Some(projection) = projections::read_model(name) else {
         anyhow::bail!("no read model named {name}");
     };
-    let pool = event_store::db::connect(&config.database_url, None, 2).await?;
+    let pool = event_store::db::connect(&config.owner_database_url, 2).await?;
     let scope = match tenant {
         None => projections::RebuildScope::All,
         Some(tenant) => projections::RebuildScope::Tenant(tenant_id(&pool, tenant).await?),
@@ -146,7 +146,7 @@ async fn tenant_id(pool: &sqlx::PgPool, slug_or_id: &str) -> anyhow::Result<uuid
 
 /// Reads every tenant's checkpoints and the relay's, so as the login role too.
 async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
-    let pool = event_store::db::connect(&config.database_url, None, 2).await?;
+    let pool = event_store::db::connect(&config.owner_database_url, 2).await?;
     let groups = [
         (READ_MODELS, projections::read_models()),
         (PROCESS_MANAGERS, process_managers(&pool).await?),

@@ -63,6 +63,56 @@ impl Parts {
 /// A background task, named so that the one that stops can be reported.
 type Worker = (&'static str, JoinHandle<()>);
 
+/// The process's connections, by login: the APIs log in as `DATABASE_URL` (`b2b_api`), the
+/// relay and the projector as `WORKER_DATABASE_URL` (`b2b_worker`, which also reads every
+/// tenant's events and timers); `b2b serve` holds both. Neither may act past row-level security.
+struct Pools {
+    api: Option<PgPool>,
+    worker: Option<PgPool>,
+}
+
+impl Pools {
+    async fn connect(config: &Config, parts: Parts) -> anyhow::Result<Self> {
+        let api = match parts.serves_http() {
+            true => Some(service_pool("DATABASE_URL", &config.database_url).await?),
+            false => None,
+        };
+        let worker = match parts.relay || parts.projector {
+            true => Some(service_pool("WORKER_DATABASE_URL", &config.worker_database_url).await?),
+            false => None,
+        };
+        Ok(Self { api, worker })
+    }
+
+    fn any(&self) -> &PgPool {
+        self.api
+            .as_ref()
+            .or(self.worker.as_ref())
+            .expect("every process runs an API or a worker")
+    }
+
+    fn worker(&self) -> anyhow::Result<&PgPool> {
+        self.worker
+            .as_ref()
+            .context("no worker connections in this process")
+    }
+}
+
+/// A pool of a service login, refused when that login could act past row-level security.
+async fn service_pool(variable: &str, url: &str) -> anyhow::Result<PgPool> {
+    let pool = event_store::db::connect(url, 20)
+        .await
+        .with_context(|| format!("connecting to Postgres as {variable} says"))?;
+    if event_store::db::login_is_privileged(&pool).await? {
+        anyhow::bail!(
+            "{variable} logs in as a superuser, or as a role that owns the schema or may become \
+             its owner; services log in as b2b_api (DATABASE_URL) and b2b_worker \
+             (WORKER_DATABASE_URL), which own nothing; the owner is DATABASE_OWNER_URL"
+        );
+    }
+    Ok(pool)
+}
+
 pub struct Application {
     server: Option<Server>,
     workers: Vec<Worker>,
@@ -70,9 +120,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config, parts: Parts) -> anyhow::Result<Self> {
-        let pool =
-            event_store::db::connect(&config.database_url, config.database_role.as_deref(), 20)
-                .await?;
+        let pools = Pools::connect(config, parts).await?;
+        // What every service login may do: commands, the clock, invalidations, metrics.
+        let pool = pools.any().clone();
         let topology = Topology {
             prefix: config.amqp_prefix.clone(),
             partitions: config.partitions,
@@ -97,12 +147,13 @@ impl Application {
                 lease: config.relay_lease,
                 ..RelayConfig::new(config.amqp_url.clone(), topology.clone())
             };
-            let relay = relay::run(pool.clone(), relay, bus.committed());
+            let relay = relay::run(pools.worker()?.clone(), relay, bus.committed());
             workers.push(("relay", tokio::spawn(relay)));
         }
         if parts.projector {
-            let ids = ProcessIds::load(&pool).await?;
-            workers.extend(consumers(config, &topology, &pool, (&bus, ids), &clock));
+            let worker = pools.worker()?;
+            let ids = ProcessIds::load(worker).await?;
+            workers.extend(consumers(config, &topology, worker, (&bus, ids), &clock));
         }
         let identity = match parts.serves_http() {
             true => Some(identity(config, &pool)?),

@@ -51,13 +51,9 @@ impl std::fmt::Display for RequestLimit {
     }
 }
 
+/// As the token's tenant (`live_session`, migration 0021, sets it for its one query).
 const LIVE_SESSION: &str = "\
-select c.email, c.roles, c.account_id, s.expires_at,
-       case when 'Partner' = any(c.roles) then account_api_quota(c.tenant_id, c.account_id) end
-           as account_quota
-  from sessions s join user_credentials c on c.user_id = s.user_id
- where s.id = $1 and s.user_id = $2 and c.tenant_id = $3
-   and s.revoked_at is null and s.expires_at > now() and c.active";
+select email, roles, account_id, expires_at, account_quota from live_session($1, $2, $3)";
 
 /// A live session as stored: who its user is now.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -118,9 +114,9 @@ impl Admission {
         }
         let generation = self.generation.load(Ordering::Acquire);
         let admitted: Option<Admitted> = sqlx::query_as(LIVE_SESSION)
+            .bind(claims.tid)
             .bind(claims.sid)
             .bind(claims.sub)
-            .bind(claims.tid)
             .fetch_optional(&self.pool)
             .await?;
         if live && self.generation.load(Ordering::Acquire) == generation {

@@ -64,7 +64,7 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// `pool` acts as the application role.
+    /// `pool` logs in as a member of `b2b_app` (the APIs log in as `b2b_api`).
     pub fn new(pool: PgPool, keys: TokenKeys, policy: IdentityPolicy) -> Self {
         Self {
             admission: Arc::new(Admission::new(pool.clone())),
@@ -119,10 +119,10 @@ impl Identity {
             return Err(AuthError::SignInLocked { retry_after });
         }
         tokio::time::sleep(attempt.delay(&self.policy)).await;
-        let found: Option<(Uuid, String)> = sqlx::query_as(
-            "select c.user_id, c.password_hash from user_credentials c \
-             join tenants t on t.id = c.tenant_id \
-             where t.slug = $1 and c.email = $2 and c.active",
+        // No tenant is known yet: `sign_in_credentials` (migration 0021) answers for the one
+        // tenant and e-mail named.
+        let found: Option<(Uuid, Uuid, String)> = sqlx::query_as(
+            "select tenant_id, user_id, password_hash from sign_in_credentials($1, $2)",
         )
         .bind(tenant)
         .bind(&email)
@@ -130,7 +130,7 @@ impl Identity {
         .await?;
         let stored_hash = found.as_ref().map_or_else(
             || dummy_password_hash().to_owned(),
-            |(_, hash)| hash.clone(),
+            |(_, _, hash)| hash.clone(),
         );
         let password = password.to_owned();
         let _turn = self.hashing.enter().await?;
@@ -139,11 +139,11 @@ impl Identity {
             tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
                 .await
                 .map_err(|_| AuthError::Hashing)?;
-        let Some((user_id, _)) = found.filter(|_| password_ok) else {
+        let Some((tenant_id, user_id, _)) = found.filter(|_| password_ok) else {
             return Err(AuthError::InvalidCredentials);
         };
         lockout::clear(&self.pool, &source).await?;
-        self.open_session(user_id).await
+        self.open_session(tenant_id, user_id).await
     }
 
     /// A new password's hash, taking its turn with the sign-in checks: argon2 runs at most as
@@ -153,11 +153,12 @@ impl Identity {
         crate::passwords::hash_new_password(password).await
     }
 
-    /// Starts a session for a user whose credentials were checked.
-    pub async fn open_session(&self, user_id: Uuid) -> Result<Tokens, AuthError> {
-        let mut tx = self.pool.begin().await?;
-        let session_id = sessions::open(&mut tx, user_id, self.policy.session_lifetime).await?;
-        let refresh_token = sessions::issue_refresh_token(&mut tx, session_id).await?;
+    /// Starts a session for a user of `tenant_id` whose credentials were checked.
+    pub async fn open_session(&self, tenant_id: Uuid, user_id: Uuid) -> Result<Tokens, AuthError> {
+        let mut tx = event_store::db::begin_for_tenant(&self.pool, tenant_id).await?;
+        let lifetime = self.policy.session_lifetime;
+        let session_id = sessions::open(&mut tx, (tenant_id, user_id), lifetime).await?;
+        let refresh_token = sessions::issue_refresh_token(&mut tx, (tenant_id, session_id)).await?;
         let claims = sessions::claims(&mut tx, user_id, session_id)
             .await?
             .ok_or(AuthError::InvalidCredentials)?;
@@ -188,7 +189,8 @@ impl Identity {
             );
             return Err(AuthError::InvalidRefreshToken);
         }
-        let next = sessions::issue_refresh_token(&mut tx, found.session_id).await?;
+        let next =
+            sessions::issue_refresh_token(&mut tx, (found.tenant_id, found.session_id)).await?;
         let claims = sessions::claims(&mut tx, found.user_id, found.session_id)
             .await?
             .ok_or(AuthError::InvalidRefreshToken)?;
@@ -198,7 +200,9 @@ impl Identity {
 
     /// Ends the caller's session: its access and refresh tokens stop working at once.
     pub async fn sign_out(&self, caller: &Claims) -> Result<(), AuthError> {
-        sessions::revoke(&self.pool, caller.sid).await?;
+        let mut tx = event_store::db::begin_for_tenant(&self.pool, caller.tid).await?;
+        sessions::revoke(&mut *tx, caller.sid).await?;
+        tx.commit().await?;
         tracing::info!(user_id = %caller.sub, session_id = %caller.sid, "signed out");
         Ok(())
     }

@@ -11,11 +11,6 @@ use sqlx::PgPool;
 
 use crate::{AuthError, IdentityPolicy};
 
-/// The pair's period is still running and no lock of it has expired; otherwise counting
-/// starts afresh.
-const COUNTING: &str = "(f.window_started_at > now() - (select period from policy) \
-    and (f.locked_until is null or f.locked_until > now()))";
-
 /// Who is guessing: the client's address, the tenant slug and the e-mail as typed.
 pub(crate) struct Source<'a> {
     pub address: &'a str,
@@ -48,41 +43,21 @@ impl Attempt {
     }
 }
 
-/// Counts an attempt from `source`.
+/// Counts an attempt from `source`. Before any tenant is known, so through
+/// `count_sign_in_attempt` (migration 0021), which keeps the counts of every tenant.
 pub(crate) async fn count_attempt(
     pool: &PgPool,
     source: &Source<'_>,
     policy: &IdentityPolicy,
 ) -> Result<Attempt, AuthError> {
     let (seconds, on_this_email): (Option<i32>, i64) = sqlx::query_as(
-        "with policy as (select $3::integer as max_failures, \
-                                $4 * interval '1 second' as period), \
-         counted as (insert into sign_in_failures as f \
-             (tenant_slug, email, source, tenant_id, failures, window_started_at) \
-         values ($1, $2, $5, (select id from tenants where slug = $1), 1, now()) \
-         on conflict (tenant_slug, email, source) do update set \
-             failures = case when {COUNTING} then f.failures + 1 else 1 end, \
-             window_started_at = case when {COUNTING} then f.window_started_at else now() end, \
-             locked_until = case \
-                 when f.locked_until > now() then f.locked_until \
-                 when {COUNTING} and f.failures + 1 > (select max_failures from policy) \
-                 then now() + (select period from policy) \
-                 end \
-         returning locked_until, failures) \
-         select case when c.locked_until > now() \
-             then greatest(1, ceil(extract(epoch from c.locked_until - now())))::integer end, \
-             c.failures + (select coalesce(sum(o.failures), 0) from sign_in_failures o \
-                 where o.tenant_slug = $1 and o.email = $2 and o.source <> $5 \
-                   and o.window_started_at > now() - (select period from policy))::bigint \
-         from counted c"
-            .replace("{COUNTING}", COUNTING)
-            .as_str(),
+        "select locked_for, on_this_email from count_sign_in_attempt($1, $2, $3, $4, $5)",
     )
     .bind(source.tenant)
     .bind(source.email)
+    .bind(source.address)
     .bind(i32::try_from(policy.max_sign_in_failures).unwrap_or(i32::MAX))
     .bind(policy.lock_for.as_secs_f64())
-    .bind(source.address)
     .fetch_one(pool)
     .await?;
     Ok(Attempt {
@@ -94,14 +69,12 @@ pub(crate) async fn count_attempt(
 /// A success proves the source knows the password: its count starts again. Other sources'
 /// counts (and locks) stay.
 pub(crate) async fn clear(pool: &PgPool, source: &Source<'_>) -> Result<(), AuthError> {
-    sqlx::query(
-        "delete from sign_in_failures where tenant_slug = $1 and email = $2 and source = $3",
-    )
-    .bind(source.tenant)
-    .bind(source.email)
-    .bind(source.address)
-    .execute(pool)
-    .await?;
+    sqlx::query("select clear_sign_in_failures($1, $2, $3)")
+        .bind(source.tenant)
+        .bind(source.email)
+        .bind(source.address)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

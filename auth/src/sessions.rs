@@ -1,5 +1,7 @@
 //! Sessions and their refresh tokens. A session lives until it expires or is revoked (sign-out,
 //! refresh-token reuse, or the user's deactivation, which the 0007 trigger applies).
+//! Sessions, refresh tokens and credentials have row-level security: every statement here runs
+//! in a transaction acting for the session's tenant (`event_store::db::begin_for_tenant`).
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgExecutor};
@@ -10,15 +12,16 @@ use crate::{AuthError, Claims};
 
 pub(crate) async fn open(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    (tenant_id, user_id): (Uuid, Uuid),
     lifetime: Duration,
 ) -> Result<Uuid, AuthError> {
     let session_id = Uuid::new_v4();
     sqlx::query(
-        "insert into sessions (id, user_id, expires_at) \
-         values ($1, $2, now() + $3 * interval '1 second')",
+        "insert into sessions (id, tenant_id, user_id, expires_at) \
+         values ($1, $2, $3, now() + $4 * interval '1 second')",
     )
     .bind(session_id)
+    .bind(tenant_id)
     .bind(user_id)
     .bind(lifetime.as_secs_f64())
     .execute(conn)
@@ -29,14 +32,17 @@ pub(crate) async fn open(
 /// A new refresh token for the session; only its hash is stored.
 pub(crate) async fn issue_refresh_token(
     conn: &mut PgConnection,
-    session_id: Uuid,
+    (tenant_id, session_id): (Uuid, Uuid),
 ) -> Result<String, AuthError> {
     let (token, hash) = new_refresh_token();
-    sqlx::query("insert into refresh_tokens (token_hash, session_id) values ($1, $2)")
-        .bind(hash)
-        .bind(session_id)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "insert into refresh_tokens (token_hash, tenant_id, session_id) values ($1, $2, $3)",
+    )
+    .bind(hash)
+    .bind(tenant_id)
+    .bind(session_id)
+    .execute(conn)
+    .await?;
     Ok(token)
 }
 
@@ -61,24 +67,30 @@ pub(crate) async fn retire_refresh_token(
 pub(crate) struct RefreshingSession {
     pub session_id: Uuid,
     pub user_id: Uuid,
+    pub tenant_id: Uuid,
     pub already_used: bool,
     pub live: bool,
 }
 
+/// Looks the token up before its tenant is known (`refresh_token_session`, migration 0021: the
+/// one row whose hash the caller presents), then makes the transaction act for that tenant.
 pub(crate) async fn lock_by_refresh_token(
     conn: &mut PgConnection,
     token_hash: &[u8],
 ) -> Result<Option<RefreshingSession>, AuthError> {
-    let found = sqlx::query_as(
-        "select s.id as session_id, s.user_id, t.used_at is not null as already_used, \
-                s.revoked_at is null and s.expires_at > now() as live \
-         from refresh_tokens t join sessions s on s.id = t.session_id \
-         where t.token_hash = $1 \
-         for update of t, s",
+    let found: Option<RefreshingSession> = sqlx::query_as(
+        "select session_id, user_id, tenant_id, already_used, live \
+           from refresh_token_session($1)",
     )
     .bind(token_hash)
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    if let Some(session) = &found {
+        sqlx::query("select set_config('app.tenant_id', $1::text, true)")
+            .bind(session.tenant_id)
+            .execute(conn)
+            .await?;
+    }
     Ok(found)
 }
 

@@ -21,7 +21,13 @@ export B2B_RABBIT_DIST_PORT="${B2B_RABBIT_DIST_PORT:-55673}"
 # An unset APP_ENV means production (which needs its own JWT_SECRET); the local stack is local.
 export APP_ENV="${APP_ENV:-local}"
 
-export DATABASE_URL="${DATABASE_URL:-postgres://b2b:b2b@127.0.0.1:$B2B_PG_PORT/b2b}"
+# Services log in as roles that own nothing (migration 0021; stack.sh gives them these local
+# passwords): the APIs as b2b_api, the relay and projector as b2b_worker. Migrations and the
+# operator commands run as the schema owner b2b (a superuser on this stack, to create test
+# databases).
+export DATABASE_URL="${DATABASE_URL:-postgres://b2b_api:b2b_api@127.0.0.1:$B2B_PG_PORT/b2b}"
+export WORKER_DATABASE_URL="${WORKER_DATABASE_URL:-postgres://b2b_worker:b2b_worker@127.0.0.1:$B2B_PG_PORT/b2b}"
+export DATABASE_OWNER_URL="${DATABASE_OWNER_URL:-postgres://b2b:b2b@127.0.0.1:$B2B_PG_PORT/b2b}"
 export AMQP_URL="${AMQP_URL:-amqp://b2b:b2b@127.0.0.1:$B2B_AMQP_PORT/%2f}"
 
 # --- RabbitMQ node (read by rabbitmq-server and by the rabbitmqctl CLI) ---

@@ -61,7 +61,7 @@ private_b2b_cleanup() {
 private_b2b_init() {
     WORK=$1
     [ -x "$B2B_BIN" ] || die "no b2b binary at $B2B_BIN (cargo build, or set B2B_BIN)"
-    ADMIN_URL="$DATABASE_URL"
+    ADMIN_URL="$DATABASE_OWNER_URL"
     SUFFIX="$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     DB_NAME="b2b_${PRIVATE_B2B}_$SUFFIX"
     trap private_b2b_cleanup EXIT
@@ -74,7 +74,9 @@ private_b2b_init() {
     log "database $DB_NAME"
     # The b2b processes of this run: private database and broker names, local JWT key.
     B2B_ENV=(
-        DATABASE_URL="${ADMIN_URL%/*}/$DB_NAME"
+        DATABASE_URL="${DATABASE_URL%/*}/$DB_NAME"
+        WORKER_DATABASE_URL="${WORKER_DATABASE_URL%/*}/$DB_NAME"
+        DATABASE_OWNER_URL="${ADMIN_URL%/*}/$DB_NAME"
         AMQP_PREFIX="${PRIVATE_B2B:0:1}$SUFFIX"
         APP_ENV=local
         SIGN_IN_PER_ADDRESS_PER_MINUTE=1000000

@@ -3,7 +3,7 @@
 # processes (no Docker, no systemd). All state lives in $B2B_STACK_DIR.
 #   deploy/local/stack.sh up|down|status|reset
 #   deploy/local/stack.sh pg-restart               # fast shutdown and start (fault tests)
-#   deploy/local/stack.sh psql [ARGS...]          # as b2b on $DATABASE_URL
+#   deploy/local/stack.sh psql [ARGS...]          # as the owner b2b ($DATABASE_OWNER_URL)
 #   deploy/local/stack.sh rabbitmqctl [ARGS...]   # against this stack's node
 # Ports/paths: see env.sh. Must run as root (it installs packages and starts
 # Postgres as the `postgres` OS user).
@@ -183,11 +183,17 @@ pg_up_cmd() {
             || { tail -n 20 "$base/postgres.log" >&2; die "postgres did not start"; }
     fi
     # Idempotent; a few ms. SUPERUSER: tests create databases and need one for tamper tests.
+    # The services' logins own nothing and are no superusers; migration 0021 gives them their
+    # rights (and creates them where this script did not). Here they get local passwords.
     "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$base/run" -p "$B2B_PG_PORT" -U postgres -d postgres <<-'SQL'
 	SELECT 'CREATE ROLE b2b LOGIN SUPERUSER PASSWORD ''b2b'''
 	 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'b2b') \gexec
 	SELECT 'CREATE DATABASE b2b OWNER b2b'
 	 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'b2b') \gexec
+	SELECT format('CREATE ROLE %I LOGIN', login) FROM unnest(array['b2b_api', 'b2b_worker']) AS login
+	 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = login) \gexec
+	ALTER ROLE b2b_api LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD 'b2b_api';
+	ALTER ROLE b2b_worker LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD 'b2b_worker';
 	SQL
     echo "postgres up on 127.0.0.1:$B2B_PG_PORT (data $base/data)"
 }
@@ -224,7 +230,7 @@ case "$cmd" in
         rm -rf "$B2B_STACK_DIR"
         echo "removed $B2B_STACK_DIR" ;;
     pg-restart) lock; pg_down; pg_up_cmd ;;
-    psql)        exec "$PG_BIN/psql" -X "$DATABASE_URL" "$@" ;;
+    psql)        exec "$PG_BIN/psql" -X "$DATABASE_OWNER_URL" "$@" ;;
     rabbitmqctl) rabbit_installed || die "rabbitmq-server not installed (run: $0 up)"
                  rmqctl "$@" ;;
     *) sed -n '2,9p' "$0" >&2; exit 2 ;;

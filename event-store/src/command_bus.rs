@@ -78,7 +78,7 @@ where
     ) -> Result<u64, StoreError> {
         let tenant = metadata.tenant_id;
         let _turn = self.streams.turn(aggregate_id).await;
-        let mut state = self.streams.cached(aggregate_id).await?;
+        let mut state = self.streams.cached(aggregate_id, tenant).await?;
         let mut fresh = false;
         for attempt in 0..MAX_ATTEMPTS {
             let folded = state.clone().for_tenant(tenant)?;
@@ -96,7 +96,7 @@ where
                 other if fresh => return self.settle_without_events(other, alongside).await,
                 other => {
                     let before = state.version;
-                    state = self.streams.refresh(aggregate_id, state).await?;
+                    state = self.streams.refresh(aggregate_id, state, tenant).await?;
                     fresh = true;
                     if state.version == before {
                         return self.settle_without_events(other, alongside).await;
@@ -107,7 +107,13 @@ where
             let metadata_json = metadata.to_json();
             match self
                 .streams
-                .append(aggregate_id, &decided, events, &metadata_json, alongside)
+                .append(
+                    aggregate_id,
+                    &decided,
+                    events,
+                    (tenant, &metadata_json),
+                    alongside,
+                )
                 .await
             {
                 Ok(()) => {
@@ -115,7 +121,13 @@ where
                     return Ok(decided.version);
                 }
                 Err(AppendError::Conflict) => {
-                    state = self.streams.refresh(aggregate_id, state).await?;
+                    let before = state.version;
+                    state = self.streams.refresh(aggregate_id, state, tenant).await?;
+                    // The stream holds events this tenant cannot see: another tenant's, so to
+                    // this one it does not exist.
+                    if state.version == before {
+                        return Err(StoreError::NotFound(A::TYPE));
+                    }
                     if fresh {
                         backoff(attempt).await;
                     }

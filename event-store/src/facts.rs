@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
-use sqlx::PgPool;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryScalar;
+use sqlx::{FromRow, PgPool, Postgres};
 use uuid::Uuid;
 
 use aggregates::account::{Account, AccountFacts, AccountServices};
@@ -49,7 +51,7 @@ impl StoreFacts {
         A: Aggregate<Error = DomainError> + Clone + 'static,
     {
         match streams
-            .current(&id.to_string())
+            .current(&id.to_string(), tenant_id)
             .await
             .and_then(|f| f.for_tenant(tenant_id))
         {
@@ -57,6 +59,23 @@ impl StoreFacts {
             Ok(_) | Err(StoreError::NotFound(_)) => Ok(None),
             Err(error) => Err(lookup_failed(what, error)),
         }
+    }
+
+    /// One answer about the tenant's users, read in a transaction acting for the tenant
+    /// (`user_credentials` has row-level security).
+    async fn ask_tenant<T>(
+        &self,
+        tenant_id: Uuid,
+        query: QueryScalar<'_, Postgres, T, PgArguments>,
+    ) -> Result<T, sqlx::Error>
+    where
+        T: Send + Unpin,
+        (T,): for<'r> FromRow<'r, PgRow>,
+    {
+        let mut tx = crate::db::begin_read_only_for_tenant(self.users.pool(), tenant_id).await?;
+        let answer = query.fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(answer)
     }
 
     async fn account_facts(
@@ -103,11 +122,13 @@ impl PolicyCache {
         if let Some(policy) = self.cache.get(&tenant_id).filter(|_| live) {
             return Ok(policy);
         }
+        let mut tx = crate::db::begin_read_only_for_tenant(&self.pool, tenant_id).await?;
         let stored: Option<sqlx::types::Json<TenantPolicy>> =
             sqlx::query_scalar("select policy from tenant_policies where tenant_id = $1")
                 .bind(tenant_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
+        tx.commit().await?;
         let policy = stored.map(|json| json.0).unwrap_or_default();
         if live && self.generation.load(Ordering::Acquire) == generation {
             self.cache.insert(tenant_id, policy.clone());
@@ -202,27 +223,28 @@ impl UserServices for StoreFacts {
         email: &Email,
         except: Option<Uuid>,
     ) -> Result<bool, DomainError> {
-        sqlx::query_scalar(
+        let query = sqlx::query_scalar(
             "select exists (select 1 from user_credentials \
              where tenant_id = $1 and email = $2 and user_id is distinct from $3)",
         )
         .bind(tenant_id)
         .bind(email.as_str())
-        .bind(except)
-        .fetch_one(self.users.pool())
-        .await
-        .map_err(|e| lookup_failed("e-mail addresses", e))
+        .bind(except);
+        self.ask_tenant(tenant_id, query)
+            .await
+            .map_err(|e| lookup_failed("e-mail addresses", e))
     }
 
     async fn active_tenant_admins(&self, tenant_id: Uuid) -> Result<u32, DomainError> {
-        let count: i64 = sqlx::query_scalar(
+        let query = sqlx::query_scalar(
             "select count(*) from user_credentials \
              where tenant_id = $1 and active and 'TenantAdmin' = any(roles)",
         )
-        .bind(tenant_id)
-        .fetch_one(self.users.pool())
-        .await
-        .map_err(|e| lookup_failed("tenant admins", e))?;
+        .bind(tenant_id);
+        let count: i64 = self
+            .ask_tenant(tenant_id, query)
+            .await
+            .map_err(|e| lookup_failed("tenant admins", e))?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 

@@ -8,8 +8,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// How long a receipt answers for its key.
-const RETENTION: &str = "24 hours";
+// A receipt answers for its key 24 hours (`idempotency_cutoff`, migration 0021).
 
 /// One caller's key and the request it stands for; keys are scoped to tenant and user.
 pub struct Receipt {
@@ -35,24 +34,15 @@ impl Receipt {
     }
 
     /// The earlier answer for this key, if one is live. An expired receipt is removed in the
-    /// same statement, so the key is free again for the insert that follows.
+    /// same round trip, so the key is free again for the insert that follows.
     pub async fn earlier(&self, pool: &PgPool) -> Result<Option<Earlier>, sqlx::Error> {
-        let sql = format!(
-            "with expired as (
-                delete from idempotency_keys
-                 where tenant_id = $1 and user_id = $2 and key = $3
-                   and created_at < now() - interval '{RETENTION}'
-             )
-             select request_hash, response from idempotency_keys
-              where tenant_id = $1 and user_id = $2 and key = $3
-                and created_at >= now() - interval '{RETENTION}'"
-        );
-        let found: Option<(Vec<u8>, Option<Value>)> = sqlx::query_as(&sql)
-            .bind(self.tenant_id)
-            .bind(self.user_id)
-            .bind(&self.key)
-            .fetch_optional(pool)
-            .await?;
+        let found: Option<(Vec<u8>, Option<Value>)> =
+            sqlx::query_as("select request_hash, response from idempotency_receipt($1, $2, $3)")
+                .bind(self.tenant_id)
+                .bind(self.user_id)
+                .bind(&self.key)
+                .fetch_optional(pool)
+                .await?;
         Ok(found.map(|(hash, response)| match response {
             Some(reply) if hash == self.request_hash => Earlier::Reply(reply),
             _ => Earlier::OtherRequest,
@@ -67,7 +57,8 @@ impl Receipt {
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "insert into idempotency_keys (tenant_id, user_id, key, request_hash, status, response) \
-             values ($1, $2, $3, $4, 200, $5)",
+             select $1, $2, $3, $4, 200, $5 \
+               from (select set_config('app.tenant_id', $1::text, true)) as tenant",
         )
         .bind(self.tenant_id)
         .bind(self.user_id)
@@ -86,22 +77,17 @@ const SWEEP_BATCH: i64 = 5_000;
 
 /// Removes every receipt older than the retention, a batch at a time, and returns how many.
 /// `earlier` ignores (and frees) an expired key on its own; the sweep keeps keys that are never
-/// retried from piling up.
+/// retried from piling up. Receipts of every tenant, so through `sweep_idempotency_receipts`,
+/// which runs as the owner and deletes nothing but expired receipts.
 pub async fn sweep_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let sql = format!(
-        "delete from idempotency_keys where ctid = any(array( \
-             select ctid from idempotency_keys \
-              where created_at < now() - interval '{RETENTION}' limit $1))"
-    );
     let mut removed = 0;
     loop {
-        let batch = sqlx::query(&sql)
+        let batch: i64 = sqlx::query_scalar("select sweep_idempotency_receipts($1)")
             .bind(SWEEP_BATCH)
-            .execute(pool)
-            .await?
-            .rows_affected();
-        removed += batch;
-        if batch < SWEEP_BATCH as u64 {
+            .fetch_one(pool)
+            .await?;
+        removed += batch.unsigned_abs();
+        if batch < SWEEP_BATCH {
             return Ok(removed);
         }
     }

@@ -388,12 +388,25 @@ fn headers(event: &StoredEvent) -> FieldTable {
     headers
 }
 
-/// Events above the relay's checkpoint: not yet published, or published since it last moved
-/// (for status and metrics).
+/// Deployment-wide gauges of the store, from index lookups.
+#[derive(Debug, Clone, Copy, FromRow)]
+pub struct Positions {
+    /// The global position of the last stored event.
+    pub stored_position: i64,
+    /// Events above the relay's checkpoint: not yet published, or published since it last
+    /// moved.
+    pub unpublished: i64,
+}
+
+/// The store's gauges (for status and metrics). They span every tenant, so any login reads
+/// them through `event_positions` (migration 0021), which answers these two numbers only.
+pub async fn positions(pool: &PgPool) -> Result<Positions, sqlx::Error> {
+    sqlx::query_as("select stored_position, unpublished from event_positions()")
+        .fetch_one(pool)
+        .await
+}
+
+/// Events above the relay's checkpoint (see [`Positions::unpublished`]).
 pub async fn backlog(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "select count(*) from events e, relay_state r where e.global_position > r.global_position",
-    )
-    .fetch_one(pool)
-    .await
+    Ok(positions(pool).await?.unpublished)
 }

@@ -104,29 +104,36 @@ where
         &self.pool
     }
 
-    /// The cached state if there is one (possibly stale), else the stream read in full.
-    pub async fn cached(&self, id: &str) -> Result<Folded<A>, StoreError> {
+    /// The cached state if there is one (possibly stale), else the stream read in full as
+    /// `tenant` sees it. The cache is shared by every tenant; its entries name their owner.
+    pub async fn cached(&self, id: &str, tenant: Uuid) -> Result<Folded<A>, StoreError> {
         match self.cache.get(id) {
             Some(folded) => Ok(Folded::clone(&folded)),
-            None => self.refresh(id, Folded::empty()).await,
+            None => self.refresh(id, Folded::empty(), tenant).await,
         }
     }
 
     /// The current state: the cached one brought up to date with the events after it.
-    pub async fn current(&self, id: &str) -> Result<Folded<A>, StoreError> {
+    pub async fn current(&self, id: &str, tenant: Uuid) -> Result<Folded<A>, StoreError> {
         let known = self
             .cache
             .get(id)
             .map_or_else(Folded::empty, |f| Folded::clone(&f));
-        self.refresh(id, known).await
+        self.refresh(id, known, tenant).await
     }
 
-    /// Folds the events after `known.version` into it and caches the result.
-    pub async fn refresh(&self, id: &str, mut known: Folded<A>) -> Result<Folded<A>, StoreError> {
+    /// Folds the events after `known.version` into it and caches the result. Reads as
+    /// `tenant` (row-level security): another tenant's stream shows no events at all.
+    pub async fn refresh(
+        &self,
+        id: &str,
+        mut known: Folded<A>,
+        tenant: Uuid,
+    ) -> Result<Folded<A>, StoreError> {
         let rows: Vec<(i64, Uuid, String)> = sqlx::query_as(
-            "select sequence, tenant_id, payload::text from events \
-             where aggregate_type = $1 and aggregate_id = $2 and sequence > $3 order by sequence",
+            "select sequence, tenant_id, payload from stream_events($1, $2, $3, $4)",
         )
+        .bind(tenant)
         .bind(A::TYPE)
         .bind(id)
         .bind(known.version as i64)
@@ -160,11 +167,12 @@ where
         id: &str,
         decided: &Folded<A>,
         events: Vec<A::Event>,
-        metadata: &Value,
+        (tenant, metadata): (Uuid, &Value),
         alongside: &AlongsideEvents<'_>,
     ) -> Result<(), AppendError> {
         let from = decided.version - events.len() as u64;
         let statement = AppendStatement {
+            tenant,
             aggregate_type: A::TYPE,
             id,
             rows: EventRows::new(&events, from).map_err(AppendError::Storage)?,
@@ -175,7 +183,7 @@ where
         let result = match alongside.credential {
             None => statement.run(&mut *self.pool.acquire().await?).await,
             Some(credential) => {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = crate::db::begin_for_tenant(&self.pool, tenant).await?;
                 statement.run(&mut tx).await?;
                 store_credential(&mut tx, id, credential).await?;
                 tx.commit().await.map_err(AppendError::from)
@@ -184,7 +192,7 @@ where
         let result = match result {
             Err(AppendError::Storage(error)) => {
                 self.cache.invalidate(id);
-                self.resolve_unknown_outcome(id, from + 1, metadata, error)
+                self.resolve_unknown_outcome(id, from + 1, (tenant, metadata), error)
                     .await
             }
             other => other,
@@ -203,21 +211,25 @@ where
         &self,
         id: &str,
         first_sequence: u64,
-        metadata: &Value,
+        (tenant, metadata): (Uuid, &Value),
         error: String,
     ) -> Result<(), AppendError> {
         let request_id = metadata.get("request_id").and_then(Value::as_str);
         let deadline = tokio::time::Instant::now() + OUTCOME_DEADLINE;
         while tokio::time::Instant::now() < deadline {
-            let stored: Result<bool, _> = sqlx::query_scalar(
-                "select exists (select 1 from events where aggregate_type = $1 \
-                 and aggregate_id = $2 and sequence = $3 and metadata ->> 'request_id' = $4)",
-            )
-            .bind(A::TYPE)
-            .bind(id)
-            .bind(first_sequence as i64)
-            .bind(request_id)
-            .fetch_one(&self.pool)
+            let stored: Result<bool, sqlx::Error> = async {
+                let mut tx = crate::db::begin_read_only_for_tenant(&self.pool, tenant).await?;
+                sqlx::query_scalar(
+                    "select exists (select 1 from events where aggregate_type = $1 \
+                     and aggregate_id = $2 and sequence = $3 and metadata ->> 'request_id' = $4)",
+                )
+                .bind(A::TYPE)
+                .bind(id)
+                .bind(first_sequence as i64)
+                .bind(request_id)
+                .fetch_one(&mut *tx)
+                .await
+            }
             .await;
             match stored {
                 Ok(true) => {
@@ -293,24 +305,29 @@ impl EventRows {
 }
 
 /// The events, in sequence order (the insert trigger chains each to the one before), and the
-/// receipt, as one statement.
+/// receipt, as one statement. The statement names its tenant (row-level security) itself: both
+/// inserts take their rows from `tenant`, so the setting is made before either row is checked,
+/// and it costs no round trip of its own.
 const APPEND: &str = "\
-with appended as (
+with tenant as (
+    select set_config('app.tenant_id', $13::text, true)
+), appended as (
     insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                         payload, metadata)
     select $1, $2, e.sequence, e.event_type, e.event_version, e.payload, $7
-      from unnest($3::bigint[], $4::text[], $5::text[], $6::json[])
+      from tenant, unnest($3::bigint[], $4::text[], $5::text[], $6::json[])
            with ordinality as e(sequence, event_type, event_version, payload, n)
      order by e.n
     returning sequence
 ), receipt as (
     insert into idempotency_keys (tenant_id, user_id, key, request_hash, status, response)
-    select $8, $9, $10, $11, 200, $12 where $10::text is not null
+    select $8, $9, $10, $11, 200, $12 from tenant where $10::text is not null
 )
 select count(*) from appended";
 
 /// One command's append: its events and its receipt.
 struct AppendStatement<'a> {
+    tenant: Uuid,
     aggregate_type: &'a str,
     id: &'a str,
     rows: EventRows,
@@ -335,6 +352,7 @@ impl AppendStatement<'_> {
             .bind(receipt.map(|r| r.key.as_str()))
             .bind(receipt.map(|r| r.request_hash.as_slice()))
             .bind(receipt.map(|r| r.reply(self.version_after)))
+            .bind(self.tenant)
             .fetch_one(conn)
             .await?;
         debug_assert_eq!(appended as usize, rows.sequences.len());

@@ -829,7 +829,7 @@ async fn bi_login_reads_only_its_tenant_and_writes_nothing() {
     // Sessions of the login end with the database; then the cluster-wide role goes, whether or
     // not the checks passed.
     drop(db);
-    let mut server = PgConnection::connect(&env("DATABASE_URL"))
+    let mut server = PgConnection::connect(&env("DATABASE_OWNER_URL"))
         .await
         .expect("reach Postgres");
     server

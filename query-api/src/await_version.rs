@@ -159,6 +159,7 @@ async fn aggregate_type_of(
     aggregate_id: Uuid,
 ) -> Result<Option<String>, QueryError> {
     // Probes the primary key once per aggregate type, so appends need no index on the id alone.
+    let mut tx = event_store::db::begin_read_only_for_tenant(pool, tenant_id).await?;
     let found = sqlx::query_scalar(
         "select aggregate_type from events where aggregate_type = any($3) \
          and aggregate_id = $1 and sequence = 1 and tenant_id = $2 limit 1",
@@ -166,8 +167,9 @@ async fn aggregate_type_of(
     .bind(aggregate_id.to_string())
     .bind(tenant_id)
     .bind(AGGREGATE_TYPES)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(found)
 }
 

@@ -21,15 +21,11 @@ pub struct TenantTx {
 }
 
 impl TenantTx {
-    /// Begins a read-only transaction whose RLS tenant is `tenant_id`. `set_config(.., true)`
-    /// is transaction-local, so the setting can never leak to the next user of the pooled
+    /// Begins a read-only transaction whose RLS tenant is `tenant_id`, in one round trip. The
+    /// setting is transaction-local, so it can never leak to the next user of the pooled
     /// connection.
     pub async fn begin(pool: &PgPool, tenant_id: Uuid) -> Result<Self, QueryError> {
-        let mut tx = pool.begin_with("begin transaction read only").await?;
-        sqlx::query("select set_config('app.tenant_id', $1, true)")
-            .bind(tenant_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let tx = event_store::db::begin_read_only_for_tenant(pool, tenant_id).await?;
         Ok(Self {
             tx: Arc::new(Mutex::new(Some(tx))),
             statements: Arc::new(AtomicU64::new(0)),

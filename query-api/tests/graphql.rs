@@ -1,9 +1,9 @@
 //! query-api against a real Postgres: a fresh, migrated database per test, read-model rows for
 //! two tenants written as the superuser (which bypasses RLS), and the routes served by an actix
-//! test app on a `b2b_app` pool, as the binary serves them.
+//! test app on a `b2b_api` pool, as the binary serves them.
 //!
-//! Needs the local stack (`deploy/local/stack.sh up`); `DATABASE_URL` (a superuser) defaults to
-//! the one `deploy/local/env.sh` exports.
+//! Needs the local stack (`deploy/local/stack.sh up`); `DATABASE_OWNER_URL` (a superuser)
+//! defaults to the one `deploy/local/env.sh` exports.
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;

@@ -1,7 +1,7 @@
 //! `eventHistory`, `auditLog` and `asOf` against a real Postgres: events of two tenants
 //! appended as the superuser with chosen times and metadata (account events decided by the real
 //! `Account` aggregate, so `asOf` replays what the command side would have stored), read through
-//! the routes on a `b2b_app` pool. Needs the local stack (`deploy/local/stack.sh up`).
+//! the routes on a `b2b_api` pool. Needs the local stack (`deploy/local/stack.sh up`).
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

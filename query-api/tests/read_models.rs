@@ -1,6 +1,6 @@
 //! `users`, `quotes`, `quote`, `approvals`, `approval`, `contracts` and `contract` against a
 //! real Postgres: rows for two tenants seeded as the superuser (bypassing RLS), the routes
-//! served by an actix test app on a `b2b_app` pool, as the binary serves them.
+//! served by an actix test app on a `b2b_api` pool, as the binary serves them.
 //! Needs the local stack (`deploy/local/stack.sh up`).
 use actix_web::{test, App};
 use aggregates::Role;

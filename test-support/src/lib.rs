@@ -1,18 +1,26 @@
-//! What the test suites share: a fresh database per test on the server `DATABASE_URL` names,
-//! dropped when the test ends, whether it passed or panicked.
+//! What the test suites share: a fresh database per test on the server `DATABASE_OWNER_URL`
+//! names, dropped when the test ends, whether it passed or panicked, and the URLs of the
+//! services' logins for it (`DATABASE_URL`, `WORKER_DATABASE_URL`).
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-/// The local stack's server (`deploy/local/env.sh`), for a shell that did not source it.
-const LOCAL_SERVER: &str = "postgres://b2b:b2b@127.0.0.1:55432/b2b";
+/// The local stack's logins (`deploy/local/env.sh`), for a shell that did not source it.
+const LOCAL_OWNER: &str = "postgres://b2b:b2b@127.0.0.1:55432/b2b";
+const LOCAL_API: &str = "postgres://b2b_api:b2b_api@127.0.0.1:55432/b2b";
+const LOCAL_WORKER: &str = "postgres://b2b_worker:b2b_worker@127.0.0.1:55432/b2b";
 
 /// A database of one test. Dropping it drops the database, ending any session still in it.
 #[derive(Debug)]
 pub struct TestDatabase {
     /// `{prefix}_{a new uuid}`.
     pub name: String,
-    /// The server's URL with this database's name (query parameters kept).
+    /// The owner's URL (a superuser on the local stack) with this database's name (query
+    /// parameters kept).
     pub url: String,
+    /// The APIs' login (`b2b_api`) for this database.
+    pub api_url: String,
+    /// The relay's and projector's login (`b2b_worker`) for this database.
+    pub worker_url: String,
     /// Where `create database` and `drop database` are sent.
     server_url: String,
 }
@@ -20,7 +28,7 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// A new, empty database named `{prefix}_{a new uuid}`.
     pub async fn create(prefix: &str) -> Self {
-        let server_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| LOCAL_SERVER.into());
+        let server_url = env_or("DATABASE_OWNER_URL", LOCAL_OWNER);
         let name = format!("{prefix}_{}", Uuid::new_v4().simple());
         let mut server = PgConnection::connect(&server_url)
             .await
@@ -32,6 +40,8 @@ impl TestDatabase {
         server.close().await.expect("close the server connection");
         Self {
             url: with_database(&server_url, &name),
+            api_url: with_database(&env_or("DATABASE_URL", LOCAL_API), &name),
+            worker_url: with_database(&env_or("WORKER_DATABASE_URL", LOCAL_WORKER), &name),
             name,
             server_url,
         }
@@ -72,6 +82,10 @@ impl Drop for TestDatabase {
             );
         }
     }
+}
+
+fn env_or(variable: &str, default: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| default.into())
 }
 
 /// `url` with its database name replaced, query parameters kept.

@@ -56,7 +56,9 @@ impl TestStack {
         let mut command = Command::new(env!("CARGO_BIN_EXE_b2b"));
         command
             .args(args)
-            .env("DATABASE_URL", &self.database.url)
+            .env("DATABASE_URL", &self.database.api_url)
+            .env("WORKER_DATABASE_URL", &self.database.worker_url)
+            .env("DATABASE_OWNER_URL", &self.database.url)
             .env("AMQP_URL", &self.amqp_url)
             .env("AMQP_PREFIX", &self.amqp_prefix)
             .env("BIND_ADDR", "127.0.0.1:0")

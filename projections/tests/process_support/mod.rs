@@ -46,7 +46,7 @@ impl ProcessStack {
         let mut stack = TestStack::new(partitions).await;
         stack.topology.groups.push(PROCESS_MANAGERS.to_owned());
         stack.start_relay();
-        let pool = event_store::db::connect(&stack.database.url, Some("b2b_app"), 20)
+        let pool = event_store::db::connect(&stack.database.worker_url, 20)
             .await
             .expect("connect");
         let bus = Arc::new(CommandBus::new(pool.clone()));

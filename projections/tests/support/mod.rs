@@ -31,7 +31,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 pub struct TestStack {
     /// Dropped with the stack.
     pub database: TestDatabase,
-    /// Acts as `b2b_app`, like the services.
+    /// Logs in as `b2b_worker`, like the relay and the projector.
     pub pool: PgPool,
     /// The login role (a superuser): reads past row-level security, moves the relay checkpoint.
     pub admin: PgPool,
@@ -46,10 +46,10 @@ impl TestStack {
     pub async fn new(partitions: u16) -> Self {
         init_tracing();
         let database = TestDatabase::migrated("projections_test").await;
-        let pool = event_store::db::connect(&database.url, Some("b2b_app"), 5)
+        let pool = event_store::db::connect(&database.worker_url, 5)
             .await
             .expect("connect");
-        let admin = event_store::db::connect(&database.url, None, 2)
+        let admin = event_store::db::connect(&database.url, 2)
             .await
             .expect("connect as admin");
         let topology = Topology {

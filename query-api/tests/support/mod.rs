@@ -8,7 +8,7 @@ use test_support::TestDatabase;
 use uuid::Uuid;
 
 /// A database of one test: its owner's pool (seeds rows past row-level security) and a pool of
-/// the application role, as the binary connects.
+/// the APIs' login (`b2b_api`), as the binary connects.
 pub struct Database {
     pub database: TestDatabase,
     pub owner: PgPool,
@@ -18,7 +18,7 @@ pub struct Database {
 pub async fn create_database(prefix: &str) -> Database {
     let database = TestDatabase::migrated(prefix).await;
     let owner = PgPool::connect(&database.url).await.unwrap();
-    let app_pool = event_store::db::connect(&database.url, Some("b2b_app"), 5)
+    let app_pool = event_store::db::connect(&database.api_url, 5)
         .await
         .unwrap();
     Database {
@@ -71,5 +71,9 @@ pub async fn sign_in_as(
     .execute(owner)
     .await
     .unwrap();
-    identity.open_session(user).await.unwrap().access_token
+    identity
+        .open_session(tenant, user)
+        .await
+        .unwrap()
+        .access_token
 }
