@@ -5,6 +5,7 @@ mod accounts;
 mod audit;
 mod bad_input;
 mod cached_sessions;
+mod database_roles;
 mod domain_commands;
 mod event_store;
 mod exactly_once;
