@@ -23,7 +23,12 @@ begin
     exception when others then null;
     end;
     begin
-        grant b2b_app to b2b_api, b2b_worker;
+        if not pg_has_role('b2b_api', 'b2b_app', 'member') then
+            grant b2b_app to b2b_api;
+        end if;
+        if not pg_has_role('b2b_worker', 'b2b_app', 'member') then
+            grant b2b_app to b2b_worker;
+        end if;
     exception when others then null;
     end;
 end
@@ -73,6 +78,15 @@ begin
                    tenant);
 end
 $$;
+
+-- Under row-level security a filter calling a function that is not leakproof (`->>`) may no
+-- longer be an index condition, so the audit log's filter by user would read the tenant's whole
+-- history. It filters on this column instead (text equality is leakproof). Adding it rewrites
+-- `events` once; the hashes do not cover it.
+alter table events add column user_id text generated always as (metadata ->> 'user_id') stored;
+drop index events_tenant_user_commit_order;
+create index events_tenant_user_commit_order
+    on events (tenant_id, user_id, tx_id, global_position);
 
 -- The workers' cross-tenant reads, and nothing more: every event (the relay, in commit order)
 -- and every timer (the timer worker polls them all; the scheduling process manager writes them).

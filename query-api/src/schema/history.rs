@@ -205,10 +205,10 @@ fn push_audit(query: &mut QueryBuilder<'_, Postgres>, filter: &AuditFilter) {
     if let Some(to) = filter.to {
         query.push(" and recorded_at < ").push_bind(to);
     }
+    // The generated column (migration 0021), not `metadata ->> 'user_id'`: under row-level
+    // security only a leakproof comparison can use the tenant-user-commit-order index.
     if let Some(user_id) = filter.user_id {
-        query
-            .push(" and metadata ->> 'user_id' = ")
-            .push_bind(user_id.to_string());
+        query.push(" and user_id = ").push_bind(user_id.to_string());
     }
     if let Some(aggregate_type) = filter.aggregate_type {
         query
