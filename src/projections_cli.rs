@@ -92,7 +92,7 @@ fn topology(config: &Config) -> Topology {
     }
 }
 
-/// Runs as the login role: the rebuild creates, moves and drops tables it must own.
+/// Runs as the owner: the rebuild creates, moves and drops tables it must own.
 async fn rebuild(
     config: &Config,
     name: &str,
@@ -144,7 +144,7 @@ async fn tenant_id(pool: &sqlx::PgPool, slug_or_id: &str) -> anyhow::Result<uuid
     found.ok_or_else(|| anyhow::anyhow!("no tenant with slug or id {slug_or_id}"))
 }
 
-/// Reads every tenant's checkpoints and the relay's, so as the login role too.
+/// Reads every tenant's checkpoints and the relay's, so as the owner too.
 async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let pool = event_store::db::connect(&config.owner_database_url, 2).await?;
     let groups = [

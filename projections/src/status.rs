@@ -52,7 +52,7 @@ pub struct ProjectionStatus {
 }
 
 /// Collects the status of the given groups and their projections. `pool` must read `events`,
-/// the relay's checkpoint and `projection_checkpoints` of every tenant (the login role).
+/// the relay's checkpoint and `projection_checkpoints` of every tenant (the owner).
 pub async fn status(
     pool: &PgPool,
     amqp_url: &str,

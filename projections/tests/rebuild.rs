@@ -264,7 +264,7 @@ impl Mix {
     }
 }
 
-/// Keeps reading the read tables as the services do (as `b2b_app`, tenant set) until told to
+/// Keeps reading the read tables as the services do (in `b2b_app`, tenant set) until told to
 /// stop; returns how many reads succeeded, failing on the first that does not.
 fn keep_querying(
     pool: PgPool,

@@ -49,8 +49,8 @@ impl QueryApi {
     /// projector's normal lag, short enough that a client is not left hanging.
     pub const DEFAULT_AWAIT_TIMEOUT: Duration = Duration::from_secs(5);
 
-    /// `pool` must act as the application role (not the owner, not a superuser), or row-level
-    /// security does not apply. `await_targets` is usually `projections::projections_fed_by`.
+    /// `pool` must log in as a member of `b2b_app` (the binary's `b2b_api`), not the owner or a
+    /// superuser, or row-level security does not apply. `await_targets` is usually `projections::projections_fed_by`.
     pub fn new<F>(pool: PgPool, identity: Identity, await_targets: F) -> Self
     where
         F: Fn(&str) -> Vec<&'static str> + Send + Sync + 'static,

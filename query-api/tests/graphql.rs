@@ -54,7 +54,7 @@ struct World {
     database: TestDatabase,
     /// Superuser: seeds rows, bypassing RLS.
     owner: PgPool,
-    /// The application role, as the binary connects.
+    /// The APIs' login (`b2b_api`), as the binary connects.
     app_pool: PgPool,
     identity: Identity,
     /// Short by default, so a never-reached version fails the test fast.

@@ -33,7 +33,7 @@ pub struct TestStack {
     pub database: TestDatabase,
     /// Logs in as `b2b_worker`, like the relay and the projector.
     pub pool: PgPool,
-    /// The login role (a superuser): reads past row-level security, moves the relay checkpoint.
+    /// The owner (a superuser): reads past row-level security, moves the relay checkpoint.
     pub admin: PgPool,
     pub amqp_url: String,
     pub topology: Topology,
