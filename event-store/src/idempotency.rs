@@ -2,13 +2,12 @@
 //! events, so a key is recorded if and only if its command committed: a retry after any crash
 //! either finds the receipt and replays its reply, or finds nothing and runs the command (which
 //! then commits at most once, because a concurrent twin fails on the receipt's primary key).
+//! A receipt answers for its key for 24 hours (`idempotency_cutoff`, migration 0021).
 use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
-
-// A receipt answers for its key 24 hours (`idempotency_cutoff`, migration 0021).
 
 /// One caller's key and the request it stands for; keys are scoped to tenant and user.
 pub struct Receipt {
