@@ -7,9 +7,11 @@
 has CPU and memory requests and limits and the locked-down security context; every
 Deployment has both probes on ports it declares, a PodDisruptionBudget that selects its pods,
 and either an autoscaler (and then no fixed `replicas`) or at least two replicas; every Service
-selects pods. With `--complete` (an overlay) every ConfigMap, Secret and ServiceAccount a pod
-names must be in the output too. `compose` checks that every b2b process is a service of the
-Compose file and that every `depends_on` names a service.
+selects pods; the ports the containers declare are those that BIND_ADDR and METRICS_ADDR in
+the ConfigMap bind, and a NetworkPolicy lets them in. With `--complete` (an overlay) every
+ConfigMap, Secret and ServiceAccount a pod names must be in the output too. `compose` checks
+that every b2b process is a service of the Compose file and that every `depends_on` names a
+service.
 
 Prints each problem and exits 1 if there is any.
 """
@@ -74,9 +76,37 @@ def check_k8s(docs, complete):
             selects(service["spec"]["selector"], pod_labels(d)) for d in deployments
         )
     ]
+    problems += port_mismatches(deployments, by_kind)
     if complete:
         problems += missing_references(workloads, by_kind)
     return problems
+
+
+def port_mismatches(deployments, by_kind):
+    """The ports the containers declare are the ones the settings bind and the network lets in."""
+    settings = {
+        key: value
+        for config in by_kind.get("ConfigMap", [])
+        for key, value in config.get("data", {}).items()
+    }
+    bound = {
+        name: int(settings[key].rsplit(":", 1)[1])
+        for name, key in (("http", "BIND_ADDR"), ("metrics", "METRICS_ADDR"))
+    }
+    allowed = {
+        port["port"]
+        for policy in by_kind.get("NetworkPolicy", [])
+        for rule in policy["spec"].get("ingress", [])
+        for port in rule.get("ports", [])
+    }
+    for deployment in deployments:
+        for container in containers(deployment):
+            for port in container.get("ports", []):
+                number = port["containerPort"]
+                if bound.get(port["name"]) != number:
+                    yield f"{name(deployment)}: port {port['name']} is {number}, not bound"
+                if number not in allowed:
+                    yield f"{name(deployment)}: no NetworkPolicy lets port {number} in"
 
 
 def check_pod(workload):
