@@ -6,7 +6,7 @@
 #     check-jsonschema ships), then check_manifests.py (every process a service, dependencies);
 #   - deploy/k8s: the base and every overlay rendered by kustomize (kubectl's), validated by
 #     kubernetes-validate --strict against the oldest and the newest Kubernetes supported, then
-#     check_manifests.py (probes, resources, budgets, autoscalers, references).
+#     check_manifests.py (probes, resources, budgets, autoscalers, ports, references).
 # The tools, pinned in check-requirements.txt, are installed into $B2B_STACK_DIR/deploy-venv.
 # An overlay is rendered from a copy of deploy/k8s with its secrets.env.example as secrets.env,
 # so a real secrets.env is never read. Ends with "deploy: N passed, N failed".
