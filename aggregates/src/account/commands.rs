@@ -30,7 +30,7 @@ pub enum AccountCommand {
     /// In the account's currency.
     SetCreditLimit {
         #[schemars(with = "String", extend("format" = "decimal"))]
-        #[serde(with = "rust_decimal::serde::str")]
+        #[serde(deserialize_with = "crate::decimal::wire::deserialize")]
         amount: Decimal,
     },
     SetApiQuota {
