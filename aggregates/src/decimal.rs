@@ -1,4 +1,4 @@
-//! Decimals as clients send them, and the bounds of each decimal field.
+//! Numbers as clients send them: decimals, with the bounds of each decimal field, and counts.
 //!
 //! On the wire a decimal is a string of digits with an optional fraction (`"1250.00"`): no sign,
 //! exponent, separator or leading zero, so its digits as sent are its value and its scale. Each
@@ -94,6 +94,41 @@ pub mod wire_option {
     }
 }
 
+/// `#[serde(deserialize_with = "crate::decimal::whole_u32")]` for a count: any JSON number
+/// that is a whole number in range, `120` or `120.0` alike (JSON, and JSON Schema's `integer`,
+/// do not tell them apart).
+pub fn whole_u32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = u32;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a whole number from 0 to {}", u32::MAX)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::custom(format!("{v} is above {}", u32::MAX)))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::custom(format!("{v} is not from 0 to {}", u32::MAX)))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u32, E> {
+            if v.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&v) {
+                return Err(E::custom(format!(
+                    "{v} is not a whole number from 0 to {}",
+                    u32::MAX
+                )));
+            }
+            // Whole and in range: the cast is exact.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(v as u32)
+        }
+    }
+    deserializer.deserialize_any(Whole)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +145,17 @@ mod tests {
         }
         assert!(parse_wire(&"9".repeat(40)).is_err());
         assert_eq!(parse_wire("1.230").unwrap().scale(), 3);
+    }
+
+    #[test]
+    fn a_count_is_any_whole_json_number() {
+        let parse = |json: &str| whole_u32(&mut serde_json::Deserializer::from_str(json));
+        for (json, count) in [("120", 120), ("120.0", 120), ("1.2e2", 120), ("0", 0)] {
+            assert_eq!(parse(json).unwrap(), count, "{json}");
+        }
+        for json in ["-1", "1.5", "4294967296", "1e10", "\"5\"", "null"] {
+            assert!(parse(json).is_err(), "{json}");
+        }
     }
 
     #[test]

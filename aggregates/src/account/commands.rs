@@ -34,6 +34,7 @@ pub enum AccountCommand {
         amount: Decimal,
     },
     SetApiQuota {
+        #[serde(deserialize_with = "crate::decimal::whole_u32")]
         requests_per_minute: u32,
     },
     SuspendAccount {
