@@ -55,7 +55,7 @@ fn currency_pattern() -> String {
 /// A decimal in the wire form (`aggregates::decimal`) within `bounds`, as a pattern: digits
 /// without a leading zero up to `10^max_power`, at most `max_scale` of them after the point,
 /// and not zero when the bounds are `positive`.
-pub(super) fn decimal_pattern(bounds: &DecimalBounds) -> String {
+fn decimal_pattern(bounds: &DecimalBounds) -> String {
     let DecimalBounds {
         positive,
         max_power,
