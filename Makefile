@@ -33,7 +33,8 @@ test: stack
 	bash examples/run.sh
 
 # Schemathesis against the command API's own OpenAPI document: no 5xx, every response as
-# documented (tests/fuzz/; installs its pinned schemathesis into .stack/fuzz-venv).
+# documented, invalid data refused, valid data not refused as invalid, stateful chains through
+# the document's links (tests/fuzz/; installs its pinned schemathesis into .stack/fuzz-venv).
 fuzz: stack build
 	bash tests/fuzz/run.sh
 
