@@ -87,9 +87,9 @@ create table audit_checkpoints (
     events               bigint      not null,
     heads_root           bytea       not null,
     made_at              timestamptz not null,
-    -- Every event of the tenant in a transaction below this one is covered: where the next
-    -- checkpoint starts reading (commit order). Not signed: it only saves the worker a scan.
-    covered_below_tx     xid8        not null,
+    -- The events it covers are those committed in this snapshot: the next checkpoint reads
+    -- only the tenant's events this snapshot did not see. Not signed: it only saves a scan.
+    covered_snapshot     pg_snapshot not null,
     -- The signer's key, for information: verifiers check against a key they trust.
     public_key           bytea       not null,
     signature            bytea       not null,

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::chain::{trim_json, EventContent, Hash, V1};
@@ -169,12 +169,18 @@ fn io_error(error: impl std::fmt::Display) -> StoreError {
 
 /// Writes the proof (when the tenant has a checkpoint) and the matching events as NDJSON in
 /// commit order, in batches; returns how many events, and the checkpoint the proof carries.
+/// Everything is read in one snapshot, so the file holds every event its checkpoint covers
+/// (they were committed before the checkpoint was) and nothing half-committed.
 pub async fn export(
     pool: &PgPool,
     filter: &ExportFilter,
     out: &mut impl std::io::Write,
 ) -> Result<(u64, Option<Statement>), StoreError> {
-    let checkpoint = latest(&mut *pool.acquire().await?, filter.tenant_id).await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
+    let checkpoint = latest(&mut tx, filter.tenant_id).await?;
     let statement = checkpoint.as_ref().map(|c| c.signed.statement.clone());
     if let Some(checkpoint) = checkpoint {
         let proof = ExportProof {
@@ -200,7 +206,7 @@ pub async fn export(
     let mut after = CommitPosition::default();
     let mut written = 0;
     loop {
-        let batch = export_batch(pool, filter, after).await?;
+        let batch = export_batch(&mut tx, filter, after).await?;
         let full = batch.len() as i64 == EXPORT_BATCH;
         for (position, row) in batch {
             after = position;
@@ -226,7 +232,7 @@ struct ExportRow {
 }
 
 async fn export_batch(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     filter: &ExportFilter,
     after: CommitPosition,
 ) -> Result<Vec<(CommitPosition, ChainRow)>, StoreError> {
@@ -238,7 +244,6 @@ async fn export_batch(
             and ($3::timestamptz is null or e.recorded_at < $3) \
             and ($4::text is null or e.aggregate_type = $4) \
             and (e.tx_id, e.global_position) > ($5::text::xid8, $6) \
-            and e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
           order by e.tx_id, e.global_position limit $7"
     );
     let rows: Vec<ExportRow> = sqlx::query_as(&sql)
@@ -249,7 +254,7 @@ async fn export_batch(
         .bind(after.tx_id)
         .bind(after.global_position)
         .bind(EXPORT_BATCH)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     Ok(rows
         .into_iter()

@@ -21,8 +21,9 @@ use crate::StoreError;
 pub struct StoredCheckpoint {
     pub signed: SignedCheckpoint,
     pub heads: Heads,
-    /// Where the next checkpoint starts reading, in commit order.
-    covered_below_tx: i64,
+    /// The snapshot whose committed events it covers: the next checkpoint reads what it did
+    /// not see.
+    covered_snapshot: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -34,7 +35,7 @@ struct CheckpointRow {
     events: i64,
     made_at: DateTime<Utc>,
     heads_root: Vec<u8>,
-    covered_below_tx: i64,
+    covered_snapshot: String,
     public_key: Vec<u8>,
     signature: Vec<u8>,
 }
@@ -46,7 +47,7 @@ pub async fn latest(
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
     let row: Option<CheckpointRow> = sqlx::query_as(
         "select tenant_id, number, last_global_position, streams, events, made_at, heads_root, \
-                covered_below_tx::text::bigint as covered_below_tx, public_key, signature \
+                covered_snapshot::text as covered_snapshot, public_key, signature \
            from audit_checkpoints where tenant_id = $1 order by number desc limit 1",
     )
     .bind(tenant)
@@ -69,7 +70,7 @@ pub async fn latest(
             signature: row.signature,
         },
         heads,
-        covered_below_tx: row.covered_below_tx,
+        covered_snapshot: row.covered_snapshot,
     }))
 }
 
@@ -143,13 +144,12 @@ pub async fn make_checkpoint(
             return Ok(Outcome::Refused(problem.into()));
         }
     }
-    // Every transaction below this one has ended, so no event will appear below it later.
-    let below_tx: i64 =
-        sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            .fetch_one(&mut *tx)
-            .await?;
+    // What is committed now: the checkpoint covers exactly the tenant's events in it.
+    let snapshot: String = sqlx::query_scalar("select pg_current_snapshot()::text")
+        .fetch_one(&mut *tx)
+        .await?;
     let since = Since::after(previous.as_ref());
-    let extended = extend(&mut tx, tenant, &since, below_tx).await?;
+    let extended = extend(&mut tx, tenant, &since, &snapshot).await?;
     let (last_global_position, heads) = match extended {
         Extended::Nothing => {
             let number = previous.map(|previous| previous.signed.statement.number);
@@ -168,7 +168,7 @@ pub async fn make_checkpoint(
     store(
         &mut tx,
         &signed,
-        below_tx,
+        &snapshot,
         &changed_heads(&since.heads, &heads),
     )
     .await?;
@@ -180,7 +180,8 @@ pub async fn make_checkpoint(
 struct Since {
     number: i64,
     heads: Heads,
-    from_tx: i64,
+    /// The previous checkpoint's snapshot: what it covered.
+    snapshot: Option<String>,
     last_global_position: i64,
 }
 
@@ -190,13 +191,13 @@ impl Since {
             Some(previous) => Self {
                 number: previous.signed.statement.number + 1,
                 heads: previous.heads.clone(),
-                from_tx: previous.covered_below_tx,
+                snapshot: Some(previous.covered_snapshot.clone()),
                 last_global_position: previous.signed.statement.last_global_position,
             },
             None => Self {
                 number: 1,
                 heads: Heads::new(),
-                from_tx: 0,
+                snapshot: None,
                 last_global_position: 0,
             },
         }
@@ -212,23 +213,27 @@ enum Extended {
     },
 }
 
-/// The tenant's events committed in transactions from `since` up to `below_tx`, walked on from
-/// the signed heads.
+/// The tenant's events committed in `snapshot` that the previous checkpoint's did not see,
+/// walked on from the heads it signed. Their transactions all started at or after that
+/// snapshot's oldest running one, which bounds the scan of the tenant's commit-order index.
 async fn extend(
     conn: &mut PgConnection,
     tenant: Uuid,
     since: &Since,
-    below_tx: i64,
+    snapshot: &str,
 ) -> Result<Extended, StoreError> {
     let sql = format!(
         "select {CHAIN_COLUMNS}, p.hash as previous_hash from events e {PREDECESSOR} \
-          where e.tenant_id = $1 and e.tx_id >= $2::text::xid8 and e.tx_id < $3::text::xid8 \
+          where e.tenant_id = $1 \
+            and e.tx_id >= coalesce(pg_snapshot_xmin($2::text::pg_snapshot), '0'::xid8) \
+            and ($2::text is null or not pg_visible_in_snapshot(e.tx_id, $2::text::pg_snapshot)) \
+            and pg_visible_in_snapshot(e.tx_id, $3::text::pg_snapshot) \
           order by e.aggregate_type, e.aggregate_id, e.sequence"
     );
     let mut rows = sqlx::query_as::<_, ChainRow>(&sql)
         .bind(tenant)
-        .bind(since.from_tx)
-        .bind(below_tx)
+        .bind(since.snapshot.as_deref())
+        .bind(snapshot)
         .fetch(conn);
     let mut walk = Walk::extending(since.heads.clone());
     let mut last_global_position = since.last_global_position;
@@ -262,14 +267,14 @@ const HEADS_PER_INSERT: usize = 10_000;
 async fn store(
     conn: &mut PgConnection,
     signed: &SignedCheckpoint,
-    below_tx: i64,
+    snapshot: &str,
     changed: &Heads,
 ) -> Result<(), StoreError> {
     let statement = &signed.statement;
     sqlx::query(
         "insert into audit_checkpoints (tenant_id, number, last_global_position, streams, events, \
-                made_at, heads_root, covered_below_tx, public_key, signature) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8::text::xid8, $9, $10)",
+                made_at, heads_root, covered_snapshot, public_key, signature) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8::text::pg_snapshot, $9, $10)",
     )
     .bind(statement.tenant_id)
     .bind(statement.number)
@@ -278,7 +283,7 @@ async fn store(
     .bind(statement.events)
     .bind(statement.made_at)
     .bind(statement.heads_root.as_slice())
-    .bind(below_tx)
+    .bind(snapshot)
     .bind(&signed.public_key)
     .bind(&signed.signature)
     .execute(&mut *conn)
