@@ -16,32 +16,30 @@
 alter table events add column chain_version smallint not null default 1;
 alter table events alter column chain_version set default 2;
 
--- A length-prefixed field: no two different field lists give the same bytes.
-create function event_hash_field(value text) returns bytea language sql immutable as $$
-    select int4send(length(convert_to(value, 'UTF8'))) || convert_to(value, 'UTF8')
-$$;
-
 -- Version 2's exact bytes (the Rust verifier, `event_store::audit::chain`, computes the same):
--- previous hash, the version byte 2, the tenant (16 bytes), the aggregate type and id, the
--- sequence, the global position, `recorded_at` in microseconds since the Unix epoch (8-byte
--- big-endian integers), the event type and version, and the payload and metadata as stored with
--- surrounding JSON whitespace trimmed (so an export's JSON values reproduce them exactly).
+-- sha256 over the previous hash, the version byte 2, the tenant (16 bytes), the sha256 of the
+-- aggregate type and of the id, the sequence, the global position, `recorded_at` in
+-- microseconds since the Unix epoch (8-byte big-endian integers), the sha256 of the event type,
+-- of its version, and of the payload and the metadata as stored with surrounding JSON
+-- whitespace trimmed (so an export's JSON values reproduce them exactly). Text goes in as its
+-- own digest: fixed widths need no separators, and each argument is used once, so Postgres
+-- inlines the function into the trigger's one expression.
 create function event_hash_v2(
     previous bytea, tenant_id uuid, aggregate_type text, aggregate_id text, sequence bigint,
     global_position bigint, recorded_at timestamptz, event_type text, event_version text,
     payload json, metadata json
 ) returns bytea language sql immutable as $$
     select sha256(coalesce(previous, ''::bytea) || '\x02'::bytea || uuid_send(tenant_id)
-        || event_hash_field(aggregate_type) || event_hash_field(aggregate_id)
+        || sha256(convert_to(aggregate_type, 'UTF8')) || sha256(convert_to(aggregate_id, 'UTF8'))
         || int8send(sequence) || int8send(global_position)
         || int8send((extract(epoch from recorded_at) * 1000000)::bigint)
-        || event_hash_field(event_type) || event_hash_field(event_version)
-        || event_hash_field(btrim(payload::text, e' \t\n\r'))
-        || event_hash_field(btrim(metadata::text, e' \t\n\r')))
+        || sha256(convert_to(event_type, 'UTF8')) || sha256(convert_to(event_version, 'UTF8'))
+        || sha256(convert_to(btrim(payload::text, e' \t\n\r'), 'UTF8'))
+        || sha256(convert_to(btrim(metadata::text, e' \t\n\r'), 'UTF8')))
 $$;
 
--- An event's hash under its own chain version: the one definition the trigger and any SQL
--- check use. An unknown version hashes to null, which matches no stored hash.
+-- An event's hash under its own chain version, for checks in SQL (`event_hash(p.hash, e)`). An
+-- unknown version hashes to null, which matches no stored hash.
 create function event_hash(previous bytea, e events) returns bytea language sql immutable as $$
     select case e.chain_version
         when 1 then event_hash(previous, e.aggregate_type, e.aggregate_id, e.sequence,
@@ -73,7 +71,9 @@ begin
         end if;
     end if;
     new.chain_version := 2;
-    new.hash := event_hash(previous, new);
+    new.hash := event_hash_v2(previous, new.tenant_id, new.aggregate_type, new.aggregate_id,
+                              new.sequence, new.global_position, new.recorded_at,
+                              new.event_type, new.event_version, new.payload, new.metadata);
     return new;
 end
 $$;

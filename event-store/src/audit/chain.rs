@@ -62,26 +62,21 @@ impl EventContent<'_> {
         )
     }
 
-    /// `event_hash_v2` in migration 0022: fixed-width integers, length-prefixed text.
+    /// `event_hash_v2` in migration 0022: 8-byte big-endian integers, text as its digest.
     fn v2_fields(&self, digest: &mut Sha256) {
+        let text = |value: &str| Sha256::digest(value.as_bytes());
         digest.update([2u8]);
         digest.update(self.tenant_id.as_bytes());
-        field(digest, self.aggregate_type);
-        field(digest, self.aggregate_id);
+        digest.update(text(self.aggregate_type));
+        digest.update(text(self.aggregate_id));
         digest.update(self.sequence.to_be_bytes());
         digest.update(self.global_position.to_be_bytes());
         digest.update(self.recorded_at.timestamp_micros().to_be_bytes());
-        field(digest, self.event_type);
-        field(digest, self.event_version);
-        field(digest, trim_json(self.payload));
-        field(digest, trim_json(self.metadata));
+        digest.update(text(self.event_type));
+        digest.update(text(self.event_version));
+        digest.update(text(trim_json(self.payload)));
+        digest.update(text(trim_json(self.metadata)));
     }
-}
-
-fn field(digest: &mut Sha256, value: &str) {
-    // Stored text is bounded far below 4 GiB (Postgres's own limit is 1 GB).
-    digest.update((value.len() as u32).to_be_bytes());
-    digest.update(value.as_bytes());
 }
 
 /// The JSON text without the whitespace JSON allows around a value (`btrim(…, e' \t\n\r')`).
