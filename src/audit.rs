@@ -99,7 +99,7 @@ async fn verify(
             bail!("tenant {}: {problem}", checkpoint.slug);
         }
     }
-    refuse_findings(&verification.findings)?;
+    refuse_findings("hash chain broken", &verification.findings)?;
     println!(
         "ok: {} events, every stream's hash chain intact; {} covered by signed checkpoints",
         verification.findings.events, verification.findings.covered
@@ -123,12 +123,15 @@ async fn verify(
     Ok(())
 }
 
-fn refuse_findings(findings: &Findings) -> anyhow::Result<()> {
-    if let Some(broken) = &findings.first_broken {
-        let others = findings.problems - 1;
-        bail!("hash chain broken: {broken} ({others} more problems found)");
+/// Fails naming the first bad event, and how many more problems there are.
+fn refuse_findings(refused: &str, findings: &Findings) -> anyhow::Result<()> {
+    let Some(broken) = &findings.first_broken else {
+        return Ok(());
+    };
+    match findings.problems - 1 {
+        0 => bail!("{refused}: {broken}"),
+        others => bail!("{refused}: {broken} ({others} more problems found)"),
     }
-    Ok(())
 }
 
 fn describe(statement: &Statement) -> String {
@@ -181,7 +184,7 @@ pub fn verify_export(file: &Path, public_key: &str) -> anyhow::Result<()> {
     let reader =
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let checked = audit::verify_export(std::io::BufReader::new(reader), &trusted)?;
-    refuse_findings(&checked.findings)?;
+    refuse_findings("export refused", &checked.findings)?;
     if !checked.scope.whole_streams() {
         bail!(
             "export refused: it was cut by time (--from/--to), so it cannot show that no event \
