@@ -5,7 +5,7 @@
 //! checkpoints is refused rather than signed, and the worker says so in its log.
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use ed25519_dalek::SigningKey;
 use futures::TryStreamExt;
 use sqlx::{PgConnection, PgPool};
@@ -148,12 +148,12 @@ pub async fn make_checkpoint(
     let snapshot: String = sqlx::query_scalar("select pg_current_snapshot()::text")
         .fetch_one(&mut *tx)
         .await?;
-    let since = Since::after(previous.as_ref());
+    let since = Since::after(previous);
     let extended = extend(&mut tx, tenant, &since, &snapshot).await?;
     let (last_global_position, heads) = match extended {
         Extended::Nothing => {
-            let number = previous.map(|previous| previous.signed.statement.number);
-            return Ok(Outcome::Current(number));
+            let latest = (since.number > 1).then_some(since.number - 1);
+            return Ok(Outcome::Current(latest));
         }
         Extended::Broken(broken) => return Ok(Outcome::Refused(Refusal::History(broken))),
         Extended::To {
@@ -161,8 +161,8 @@ pub async fn make_checkpoint(
             heads,
         } => (last_global_position, heads),
     };
-    let made_at = DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
-        .expect("now is a representable time");
+    // Postgres keeps microseconds: what is signed is what is stored.
+    let made_at = Utc::now().trunc_subsecs(6);
     let statement = Statement::over(tenant, since.number, last_global_position, &heads, made_at);
     let signed = SignedCheckpoint::sign(statement.clone(), key);
     store(
@@ -186,12 +186,12 @@ struct Since {
 }
 
 impl Since {
-    fn after(previous: Option<&StoredCheckpoint>) -> Self {
+    fn after(previous: Option<StoredCheckpoint>) -> Self {
         match previous {
             Some(previous) => Self {
                 number: previous.signed.statement.number + 1,
-                heads: previous.heads.clone(),
-                snapshot: Some(previous.covered_snapshot.clone()),
+                heads: previous.heads,
+                snapshot: Some(previous.covered_snapshot),
                 last_global_position: previous.signed.statement.last_global_position,
             },
             None => Self {
