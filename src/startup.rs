@@ -70,6 +70,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config, parts: Parts) -> anyhow::Result<Self> {
+        // The relay's process, which every deployment runs, also signs audit checkpoints: it
+        // does not start without the key.
+        let audit_key = parts.relay.then(|| config.audit_key()).transpose()?;
         let pool =
             event_store::db::connect(&config.database_url, config.database_role.as_deref(), 20)
                 .await?;
@@ -99,6 +102,11 @@ impl Application {
             };
             let relay = relay::run(pool.clone(), relay, bus.committed());
             workers.push(("relay", tokio::spawn(relay)));
+        }
+        if let Some(key) = audit_key {
+            let every = config.audit_checkpoint_interval;
+            let checkpoints = event_store::audit::run_checkpoints(pool.clone(), key.clone(), every);
+            workers.push(("audit checkpoint worker", tokio::spawn(checkpoints)));
         }
         if parts.projector {
             let ids = ProcessIds::load(&pool).await?;
