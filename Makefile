@@ -7,7 +7,7 @@ ENV := source deploy/local/env.sh
 B2B := $(or $(CARGO_TARGET_DIR),target)/debug/b2b
 DEMO_PASSWORD ?= demo-password-123
 
-.PHONY: run test fuzz stack stack-down build lint bench
+.PHONY: run test fuzz check-deploy stack stack-down build lint bench
 
 stack:
 	bash $(STACK) up
@@ -27,14 +27,22 @@ run: stack build
 	@$(ENV) && LOG_FORMAT=pretty exec $(B2B) serve
 
 test: stack
+	$(MAKE) check-deploy
 	$(ENV) && cargo test --workspace --lib --bins --tests --no-fail-fast
 	$(MAKE) fuzz
 	bash examples/run.sh
 
 # Schemathesis against the command API's own OpenAPI document: no 5xx, every response as
-# documented (tests/fuzz/; installs its pinned schemathesis into .stack/fuzz-venv).
+# documented, invalid data refused, valid data not refused as invalid, stateful chains through
+# the document's links (tests/fuzz/; installs its pinned schemathesis into .stack/fuzz-venv).
 fuzz: stack build
 	bash tests/fuzz/run.sh
+
+# Offline checks of the Dockerfile, deploy/compose.yaml and the Kubernetes manifests in
+# deploy/k8s (hadolint, the Compose schema, kustomize + kubernetes-validate; deploy/check.sh
+# installs its pinned tools into .stack/deploy-venv). Seconds; no Docker engine or cluster.
+check-deploy:
+	bash deploy/check.sh
 
 # cargo-deny is built from source when missing (minutes, once per machine). Advisories
 # need RustSec's database, which is fetched from the network: they are checked only where a

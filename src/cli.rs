@@ -67,11 +67,33 @@ pub enum EventsCommand {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Checks every stream's hash chain; exits non-zero naming the first broken event.
+    /// Checks every stream's hash chain and each tenant's latest signed checkpoint; exits
+    /// non-zero naming the first bad event.
     Verify {
         /// Tenant slug; every tenant when omitted.
         #[arg(long)]
         tenant: Option<String>,
+        /// The key checkpoints must be signed with (base64 or PEM, or a file holding it);
+        /// the configured signing key's own when omitted.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Signs a checkpoint of each tenant's history now (the worker does it periodically).
+    Checkpoint {
+        /// Tenant slug; every tenant when omitted.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Prints the public key of the configured signing key (base64), for verifiers.
+    PublicKey,
+    /// Checks an export offline: its checkpoint's signature, every event's hash, and that it
+    /// holds every event up to its checkpoint. Needs no database or configuration.
+    VerifyExport {
+        /// The NDJSON file `b2b events export` wrote.
+        file: std::path::PathBuf,
+        /// The key the checkpoint must be signed with (base64 or PEM, or a file holding it).
+        #[arg(long)]
+        public_key: String,
     },
 }
 
@@ -103,7 +125,12 @@ pub enum TenantCommand {
     },
 }
 
-pub async fn run(action: Action, config: Config) -> anyhow::Result<()> {
+pub async fn run(action: Action) -> anyhow::Result<()> {
+    // An auditor checks an export offline, with no deployment's configuration at hand.
+    if let Action::Audit(AuditCommand::VerifyExport { file, public_key }) = &action {
+        return audit::verify_export(file, public_key);
+    }
+    let config = Config::from_env()?;
     let parts = match action {
         Action::Migrate => return migrate(&config).await,
         Action::Tenant(TenantCommand::Create {
@@ -130,9 +157,7 @@ pub async fn run(action: Action, config: Config) -> anyhow::Result<()> {
             to,
             aggregate_type,
         }) => return audit::export(&config, &tenant, from, to, aggregate_type).await,
-        Action::Audit(AuditCommand::Verify { tenant }) => {
-            return audit::verify(&config, tenant.as_deref()).await
-        }
+        Action::Audit(command) => return audit::run(command, &config).await,
         Action::Projections(command) => return projections_cli::run(command, &config).await,
         Action::Serve => Parts::ALL,
         Action::CommandApi => Parts::COMMAND_API,

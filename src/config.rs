@@ -3,8 +3,12 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use event_store::audit::keys::{self, SigningKey};
 
 const LOCAL_JWT_SECRET: &str = "local-development-only-signing-key-change-me";
+/// The audit checkpoints' Ed25519 seed for `APP_ENV=local` and `test` only: published here, so
+/// checkpoints signed with it prove nothing and no other deployment may use it.
+const LOCAL_AUDIT_SEED: [u8; 32] = *b"b2b-local-only-audit-signing-key";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -48,6 +52,10 @@ pub struct Config {
     pub test_faults: bool,
     /// How often the command API removes Idempotency-Key receipts past their 24 hours.
     pub receipt_sweep: Duration,
+    /// Signs audit checkpoints; none outside `APP_ENV=local`/`test` unless one is given.
+    pub audit_signing_key: Option<SigningKey>,
+    /// How often the checkpoint worker signs each tenant's new history.
+    pub audit_checkpoint_interval: Duration,
 }
 
 impl Config {
@@ -94,7 +102,6 @@ impl Config {
                 .map(str::to_owned)
                 .collect(),
             clock: var("B2B_CLOCK", "system"),
-            app_env,
             timer_poll_interval: Duration::from_millis(parse("TIMER_POLL_MS", "1000")?),
             identity: identity_policy()?,
             bus: event_store::BusOptions {
@@ -106,6 +113,24 @@ impl Config {
             relay_lease: Duration::from_millis(positive("RELAY_LEASE_MS", 5000)?),
             test_faults: test_faults()?,
             receipt_sweep: Duration::from_secs(positive("IDEMPOTENCY_SWEEP_SECONDS", 600)?),
+            audit_signing_key: audit_signing_key(&app_env)?,
+            audit_checkpoint_interval: Duration::from_secs(positive(
+                "AUDIT_CHECKPOINT_SECONDS",
+                60,
+            )?),
+            app_env,
+        })
+    }
+
+    /// The checkpoint signing key, which every process that signs checkpoints needs.
+    pub fn audit_key(&self) -> anyhow::Result<&SigningKey> {
+        self.audit_signing_key.as_ref().with_context(|| {
+            format!(
+                "AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE must be set outside APP_ENV=local or \
+                 test (APP_ENV is `{}`): the audit checkpoint worker (`b2b serve`, `b2b relay`) \
+                 and `b2b audit checkpoint` sign with it",
+                self.app_env
+            )
         })
     }
 }
@@ -193,4 +218,25 @@ fn jwt_secret(app_env: &str) -> anyhow::Result<Vec<u8>> {
         bail!("the built-in development signing key is refused outside APP_ENV=local");
     }
     Ok(secret)
+}
+
+/// `AUDIT_SIGNING_KEY`, or the contents of `AUDIT_SIGNING_KEY_FILE`: a PKCS#8 PEM Ed25519 key or
+/// a 32-byte seed in base64. Local and test runs fall back to the built-in key, which anywhere
+/// else is refused; elsewhere no key is no checkpoint worker (see `Config::audit_key`).
+fn audit_signing_key(app_env: &str) -> anyhow::Result<Option<SigningKey>> {
+    let built_in_allowed = matches!(app_env, "local" | "test");
+    let text = if let Ok(text) = std::env::var("AUDIT_SIGNING_KEY") {
+        text
+    } else if let Ok(path) = std::env::var("AUDIT_SIGNING_KEY_FILE") {
+        std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?
+    } else if built_in_allowed {
+        return Ok(Some(SigningKey::from_bytes(&LOCAL_AUDIT_SEED)));
+    } else {
+        return Ok(None);
+    };
+    let key = keys::signing_key(&text).context("AUDIT_SIGNING_KEY")?;
+    if key.to_bytes() == LOCAL_AUDIT_SEED && !built_in_allowed {
+        bail!("the built-in development audit key is refused outside APP_ENV=local or test");
+    }
+    Ok(Some(key))
 }

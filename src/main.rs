@@ -15,6 +15,5 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
     let cli = cli::Cli::parse();
-    let config = config::Config::from_env()?;
-    cli::run(cli.action, config).await
+    cli::run(cli.action).await
 }

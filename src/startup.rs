@@ -120,6 +120,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config, parts: Parts) -> anyhow::Result<Self> {
+        // The relay's process, which every deployment runs, also signs audit checkpoints: it
+        // does not start without the key.
+        let audit_key = parts.relay.then(|| config.audit_key()).transpose()?;
         let pools = Pools::connect(config, parts).await?;
         // What every service login may do: commands, the clock, invalidations, metrics.
         let pool = pools.any().clone();
@@ -149,6 +152,12 @@ impl Application {
             };
             let relay = relay::run(pools.worker()?.clone(), relay, bus.committed());
             workers.push(("relay", tokio::spawn(relay)));
+        }
+        if let Some(key) = audit_key {
+            let every = config.audit_checkpoint_interval;
+            let worker = pools.worker()?.clone();
+            let checkpoints = event_store::audit::run_checkpoints(worker, key.clone(), every);
+            workers.push(("audit checkpoint worker", tokio::spawn(checkpoints)));
         }
         if parts.projector {
             let worker = pools.worker()?;

@@ -16,6 +16,7 @@ mod actor;
 pub mod approval;
 mod command;
 pub mod contract;
+pub mod decimal;
 mod error;
 mod handle;
 mod money;

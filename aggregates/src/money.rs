@@ -2,7 +2,8 @@
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::{CurrencyCode, DomainError};
+use crate::decimal::DecimalBounds;
+use crate::{CurrencyCode, DomainError, RuleCode};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money {
@@ -29,19 +30,24 @@ impl Money {
         Self::new(amount, self.currency.clone())
     }
 
-    /// An amount a client sent: not negative, no more decimals than the currency has.
+    /// An amount a client sent: within `bounds` (the form the API document states), and with
+    /// no more decimals than the currency has, a rule between two fields (or the amount and the
+    /// aggregate's currency) that a schema cannot state.
     pub fn parse_amount(
         field: &str,
         amount: Decimal,
+        bounds: &DecimalBounds,
         currency: &CurrencyCode,
     ) -> Result<Self, DomainError> {
-        if amount < Decimal::ZERO {
-            return Err(DomainError::invalid(field, "must not be negative"));
-        }
+        let amount = bounds.check(field, amount)?;
         if amount.scale() > currency.minor_unit() {
-            return Err(DomainError::invalid(
-                field,
-                format!("has more decimals than {} allows", currency.as_str()),
+            return Err(DomainError::rule(
+                RuleCode::TooManyDecimals,
+                format!(
+                    "{field} has more decimals than {} allows ({})",
+                    currency.as_str(),
+                    currency.minor_unit()
+                ),
             ));
         }
         Ok(Self::new(amount, currency.clone()))
@@ -51,6 +57,7 @@ impl Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MONEY;
 
     fn eur(amount: &str) -> Money {
         Money::new(
@@ -74,8 +81,20 @@ mod tests {
     #[test]
     fn client_amounts_are_checked() {
         let eur_code = CurrencyCode::parse("c", "EUR").unwrap();
-        assert!(Money::parse_amount("a", "-1".parse().unwrap(), &eur_code).is_err());
-        assert!(Money::parse_amount("a", "1.001".parse().unwrap(), &eur_code).is_err());
-        assert!(Money::parse_amount("a", "1.00".parse().unwrap(), &eur_code).is_ok());
+        let parse =
+            |amount: &str| Money::parse_amount("a", amount.parse().unwrap(), &MONEY, &eur_code);
+        assert!(matches!(parse("-1"), Err(DomainError::InvalidField { .. })));
+        assert!(matches!(
+            parse("1.001"),
+            Err(DomainError::RuleViolated {
+                code: RuleCode::TooManyDecimals,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("1.00001"),
+            Err(DomainError::InvalidField { .. })
+        ));
+        assert!(parse("1.00").is_ok());
     }
 }

@@ -19,11 +19,15 @@ pub enum RuleCode {
     AccountSuspended,
     // Tenant policy.
     CurrencyNotAllowed,
+    // Money: an amount with more decimals than its currency has.
+    TooManyDecimals,
     // Users.
     UserExists,
     EmailInUse,
     LastTenantAdmin,
     NotAPartner,
+    PartnerNeedsAccount,
+    PartnerMovedByLinkOnly,
     NotAnApprover,
     UserDeactivated,
     UserNotDeactivated,
@@ -41,6 +45,7 @@ pub enum RuleCode {
     ValidUntilPassed,
     TooManyLines,
     UnknownLine,
+    UnitPriceTooHigh,
     DuplicateLineId,
     ApprovalAlreadySettled,
     // Approvals.
@@ -70,6 +75,9 @@ pub enum RuleCode {
     BeforeStartDate,
     BeforeEndDate,
     RenewalWindowClosed,
+    EndNotAfterStart,
+    RenewalNotLater,
+    EffectiveDateOutsideTerm,
 }
 
 impl RuleCode {
@@ -136,13 +144,17 @@ mod tests {
             "delegate_limit_too_low",
             "delegate_unknown",
             "duplicate_line_id",
+            "effective_date_outside_term",
             "email_in_use",
+            "end_not_after_start",
             "invalid_approval_chain",
             "last_tenant_admin",
             "level_not_overdue",
             "no_approval_chain",
             "not_a_partner",
             "not_an_approver",
+            "partner_moved_by_link_only",
+            "partner_needs_account",
             "quote_closed",
             "quote_exists",
             "quote_has_no_lines",
@@ -153,8 +165,11 @@ mod tests {
             "quote_not_sent",
             "quote_still_valid",
             "quote_validity_passed",
+            "renewal_not_later",
             "renewal_window_closed",
+            "too_many_decimals",
             "too_many_lines",
+            "unit_price_too_high",
             "unknown_line",
             "user_deactivated",
             "user_exists",

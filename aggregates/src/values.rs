@@ -130,6 +130,16 @@ impl CurrencyCode {
         &self.0
     }
 
+    /// Every code `parse` accepts, upper-case and in alphabetical order (the API document
+    /// lists them).
+    pub fn accepted_codes() -> Vec<Self> {
+        let letters = || (b'A'..=b'Z').map(char::from);
+        letters()
+            .flat_map(|a| letters().flat_map(move |b| letters().map(move |c| [a, b, c])))
+            .filter_map(|code| Self::parse("currency", &String::from_iter(code)).ok())
+            .collect()
+    }
+
     /// Digits after the decimal point for amounts in this currency (ISO 4217's exponent).
     pub fn minor_unit(&self) -> u32 {
         Currency::from_code(&self.0)
@@ -176,5 +186,15 @@ mod tests {
         assert_eq!(CurrencyCode::parse("c", "eur").unwrap().as_str(), "EUR");
         assert!(CurrencyCode::parse("c", "E1R").is_err());
         assert_eq!(CurrencyCode::parse("c", "JPY").unwrap().minor_unit(), 0);
+    }
+
+    #[test]
+    fn accepted_currencies_are_listed_and_bound_the_decimals_of_money() {
+        let codes = CurrencyCode::accepted_codes();
+        let listed = |code: &str| codes.iter().any(|c| c.as_str() == code);
+        assert!(listed("EUR") && listed("JPY") && listed("BHD"));
+        assert!(!listed("XAU") && !listed("XTS") && !listed("ZZZ"));
+        let most_decimals = codes.iter().map(CurrencyCode::minor_unit).max();
+        assert_eq!(most_decimals, Some(crate::limits::MONEY_MAX_SCALE));
     }
 }

@@ -22,6 +22,9 @@ pub enum StoreError {
     Unpublished(String),
     #[error("message broker failure: {0}")]
     Broker(#[from] lapin::Error),
+    /// A key, a checkpoint or an export that the audit tools cannot use.
+    #[error("{0}")]
+    Audit(String),
     #[error("database failure: {0}")]
     Database(#[from] sqlx::Error),
 }

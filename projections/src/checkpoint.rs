@@ -4,11 +4,13 @@
 //! rows are locked and advanced in the same transaction as the read-model changes, so a
 //! redelivered event is recognised and skipped, and an event that arrives after a gap (an
 //! earlier message was lost or parked) first pulls the missing events from the event store.
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 use event_store::history::stream_range;
 use event_store::StoredEvent;
 use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
 
 use crate::{rebuild, Projection, ProjectionError};
 
@@ -20,33 +22,34 @@ type StreamKey = (&'static str, String, String);
 /// returns how many (event, projection) applications it made. The batch's checkpoints are
 /// created, locked and read in two statements and advanced in one; an event already applied is
 /// skipped; one that arrives after a gap first pulls the missing events from the event store.
-/// The tenant (row-level security) is set per change of tenant, with `search_path` deciding
-/// which copy of the tables the projections write (the live `read` schema, or a rebuild's).
+/// Each projection then gets each tenant's events of the batch in one call (row-level security
+/// is set per tenant), with `search_path` deciding which copy of the tables it writes (the live
+/// `read` schema, or a rebuild's).
 pub async fn apply_batch(
     conn: &mut PgConnection,
     projections: &[&dyn Projection],
     events: &[StoredEvent],
     search_path: &str,
 ) -> Result<u64, ProjectionError> {
-    let fed: Vec<(&StoredEvent, &dyn Projection)> = events
+    let fed: Vec<(&StoredEvent, usize)> = events
         .iter()
         .flat_map(|e| {
             projections
                 .iter()
-                .filter(|p| p.handles(&e.aggregate_type))
-                .map(move |p| (e, *p))
+                .enumerate()
+                .filter(|(_, p)| p.handles(&e.aggregate_type))
+                .map(move |(at, _)| (e, at))
         })
         .collect();
-    if fed.is_empty() {
+    let Some((first, _)) = fed.first() else {
         return Ok(0);
-    }
+    };
     // Before the checkpoints are touched: `search_path` decides which copy of them is used.
-    let first_tenant = fed[0].0.tenant_id;
-    rebuild::enter(conn, first_tenant, search_path).await?;
-    let mut tenant = Some(first_tenant);
-    let mut last = lock(conn, fed.iter().map(|(e, p)| key(*p, e))).await?;
-    let mut applied = 0;
-    for (event, projection) in fed {
+    let mut tenant = Tenant::enter(conn, first.tenant_id, search_path).await?;
+    let mut last = lock(conn, fed.iter().map(|(e, at)| key(projections[*at], e))).await?;
+    let mut plan: Vec<Step> = Vec::with_capacity(fed.len());
+    for (event, at) in fed {
+        let projection = projections[at];
         let done = last.get_mut(&key(projection, event)).expect("locked above");
         if event.sequence <= *done {
             tracing::info!(
@@ -56,21 +59,77 @@ pub async fn apply_batch(
             );
             continue;
         }
-        if tenant != Some(event.tenant_id) {
-            rebuild::enter(conn, event.tenant_id, search_path).await?;
-            tenant = Some(event.tenant_id);
+        if event.sequence - *done == 1 {
+            plan.push((at, Cow::Borrowed(event)));
+        } else {
+            // The store is read as the event's tenant.
+            tenant.switch(conn, event.tenant_id).await?;
+            let missing = catch_up(conn, projection, event, *done).await?;
+            plan.extend(missing.into_iter().map(|e| (at, Cow::Owned(e))));
         }
-        applied += match event.sequence - *done {
-            1 => {
-                projection.apply(conn, event).await?;
-                1
-            }
-            _ => catch_up(conn, projection, event, *done).await? as u64,
-        };
         *done = event.sequence;
     }
+    let applied = apply_plan(conn, projections, plan, &mut tenant).await?;
     advance(conn, &last).await?;
     Ok(applied)
+}
+
+/// An event to apply and the index of the projection it goes to.
+type Step<'e> = (usize, Cow<'e, StoredEvent>);
+
+/// Hands each projection its events tenant by tenant (the batch's first tenant first), each
+/// stream's events in the order planned; streams never span tenants, so no stream's order
+/// changes.
+async fn apply_plan(
+    conn: &mut PgConnection,
+    projections: &[&dyn Projection],
+    mut plan: Vec<Step<'_>>,
+    tenant: &mut Tenant<'_>,
+) -> Result<u64, ProjectionError> {
+    let mut tenants: Vec<Uuid> = Vec::new();
+    for (_, event) in &plan {
+        if !tenants.contains(&event.tenant_id) {
+            tenants.push(event.tenant_id);
+        }
+    }
+    let rank = |id: &Uuid| tenants.iter().position(|t| t == id);
+    plan.sort_by_key(|(at, event)| (rank(&event.tenant_id), *at));
+    for run in plan.chunk_by(|(a, x), (b, y)| a == b && x.tenant_id == y.tenant_id) {
+        let (at, first) = &run[0];
+        tenant.switch(conn, first.tenant_id).await?;
+        let events: Vec<&StoredEvent> = run.iter().map(|(_, event)| event.as_ref()).collect();
+        projections[*at].apply_events(conn, &events).await?;
+    }
+    Ok(plan.len() as u64)
+}
+
+/// The tenant the transaction is set to (row-level security), and where the projections'
+/// tables are.
+struct Tenant<'a> {
+    current: Uuid,
+    search_path: &'a str,
+}
+
+impl<'a> Tenant<'a> {
+    async fn enter(
+        conn: &mut PgConnection,
+        tenant: Uuid,
+        search_path: &'a str,
+    ) -> Result<Self, sqlx::Error> {
+        rebuild::enter(conn, tenant, search_path).await?;
+        Ok(Self {
+            current: tenant,
+            search_path,
+        })
+    }
+
+    async fn switch(&mut self, conn: &mut PgConnection, tenant: Uuid) -> Result<(), sqlx::Error> {
+        if tenant != self.current {
+            rebuild::enter(conn, tenant, self.search_path).await?;
+            self.current = tenant;
+        }
+        Ok(())
+    }
 }
 
 fn key(projection: &dyn Projection, event: &StoredEvent) -> StreamKey {
@@ -155,15 +214,15 @@ async fn advance(
     Ok(())
 }
 
-/// Applies the stream's events after `last` up to the delivered one, read from the event store
-/// (the source of truth), and returns how many. A hole in the store's answer means the
-/// delivered event is not (or not yet) there: never apply past it.
+/// The stream's events after `last` up to the delivered one, read from the event store (the
+/// source of truth). A hole in the store's answer means the delivered event is not (or not yet)
+/// there: never apply past it.
 async fn catch_up(
     conn: &mut PgConnection,
     projection: &dyn Projection,
     event: &StoredEvent,
     last: i64,
-) -> Result<usize, ProjectionError> {
+) -> Result<Vec<StoredEvent>, ProjectionError> {
     let missing = stream_range(
         &mut *conn,
         &event.aggregate_type,
@@ -201,10 +260,7 @@ async fn catch_up(
             "catching up a stream from the event store"
         );
     }
-    for stored in &missing {
-        projection.apply(conn, stored).await?;
-    }
-    Ok(missing.len())
+    Ok(missing)
 }
 
 /// The last sequence `projection` applied of a stream (0 when none): a reader that wrote

@@ -2,51 +2,215 @@
 //! version (the draft is version 1, each amendment the next).
 use aggregates::contract::{Contract, ContractEvent, Party};
 use aggregates::{CurrencyCode, Text};
-use async_trait::async_trait;
-use chrono::NaiveDate;
-use event_store::StoredEvent;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
-use sqlx::{PgConnection, Postgres};
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::read_model::ReadModel;
-use crate::stamp::{one_row, Stamp};
-use crate::ProjectionError;
+use crate::read_model::{existing, Inconsistent, ReadModel};
+use crate::rows::{Row, WithChildren};
+use crate::stamp::Stamp;
 
 /// Maintains `read.contracts` and `read.contract_versions` from Contract events. Replayable:
-/// see [`Projection`].
+/// see [`ReadModel`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ContractsProjection;
 
-#[async_trait]
+/// A row of `read.contracts`.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub(crate) struct ContractRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    quote_id: Option<Uuid>,
+    title: String,
+    status: String,
+    value: Decimal,
+    currency: String,
+    start_date: NaiveDate,
+    end_date: NaiveDate,
+    terms: String,
+    version: i32,
+    term: i32,
+    customer_signatory: Option<String>,
+    customer_signatory_email: Option<String>,
+    customer_signed_at: Option<DateTime<Utc>>,
+    vendor_signatory: Option<String>,
+    vendor_signatory_email: Option<String>,
+    vendor_signed_at: Option<DateTime<Utc>>,
+    approval_id: Option<Uuid>,
+    activated_on: Option<NaiveDate>,
+    terminated_reason: Option<String>,
+    effective_date: Option<NaiveDate>,
+    expired_on: Option<NaiveDate>,
+    created_at: DateTime<Utc>,
+    created_by: Option<Uuid>,
+    updated_at: DateTime<Utc>,
+    updated_by: Option<Uuid>,
+    stream_version: i64,
+    cancelled_reason: Option<String>,
+}
+
+impl Row for ContractRow {
+    const TABLE: &'static str = "contracts";
+    const ENTITY: &'static str = "id";
+    const KEY: &'static str = "id";
+    type Key = ();
+
+    fn key(&self) {}
+}
+
+/// A row of `read.contract_versions`: the terms and value as they stood at that version.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub(crate) struct ContractVersionRow {
+    contract_id: Uuid,
+    version: i32,
+    tenant_id: Uuid,
+    terms: String,
+    value: Decimal,
+    amended_at: DateTime<Utc>,
+    amended_by: Option<Uuid>,
+}
+
+impl Row for ContractVersionRow {
+    const TABLE: &'static str = "contract_versions";
+    const ENTITY: &'static str = "contract_id";
+    const KEY: &'static str = "contract_id, version";
+    type Key = i32;
+
+    fn key(&self) -> i32 {
+        self.version
+    }
+}
+
+type ContractRows = WithChildren<ContractRow, ContractVersionRow>;
+
 impl ReadModel for ContractsProjection {
     const NAME: &'static str = "contracts";
-    const TABLES: &'static [&'static str] = &["contracts", "contract_versions"];
     type Aggregate = Contract;
+    type Entity = ContractRows;
 
-    async fn apply_change(
-        &self,
-        conn: &mut PgConnection,
+    fn fold(
+        rows: &mut ContractRows,
         stamp: &Stamp,
-        event: &StoredEvent,
         change: ContractEvent,
-    ) -> Result<(), ProjectionError> {
+    ) -> Result<(), Inconsistent> {
         use ContractEvent as E;
         if let Some(drafted) = Drafted::of(&change) {
-            return draft(conn, stamp, &drafted).await;
+            rows.row = Some(drafted.row(stamp));
+            rows.children.clear();
+            return record_version(rows, stamp);
         }
-        let done = change_query(stamp, &change).execute(&mut *conn).await?;
-        one_row(done, event, "contract")?;
-        if let E::ContractAmended { version, .. } = change {
-            record_version(conn, stamp, version).await?;
+        let contract = existing(&mut rows.row, "no such contract row")?;
+        let amended = matches!(change, E::ContractAmended { .. });
+        match change {
+            E::ContractDrafted { .. } | E::ContractDraftedFromQuote { .. } => {
+                unreachable!("handled above")
+            }
+            E::ContractAmended {
+                version,
+                terms,
+                value,
+            } => {
+                contract.status = "Negotiation".to_owned();
+                contract.version = i32::try_from(version).unwrap_or(i32::MAX);
+                if let Some(terms) = terms {
+                    contract.terms = terms.as_str().to_owned();
+                }
+                contract.value = value.unwrap_or(contract.value);
+            }
+            E::ContractSubmitted { .. } => contract.status = "PendingApproval".to_owned(),
+            E::ContractApproved { approval_id, .. } => {
+                contract.status = "Approved".to_owned();
+                contract.approval_id = Some(approval_id);
+            }
+            E::ContractRejected { approval_id, .. } => {
+                contract.status = "Negotiation".to_owned();
+                contract.approval_id = Some(approval_id);
+            }
+            E::ContractSigned {
+                party,
+                signatory_name,
+                signatory_email,
+                signed_at,
+            } => {
+                let (name, email, at) = match party {
+                    Party::Customer => (
+                        &mut contract.customer_signatory,
+                        &mut contract.customer_signatory_email,
+                        &mut contract.customer_signed_at,
+                    ),
+                    Party::Vendor => (
+                        &mut contract.vendor_signatory,
+                        &mut contract.vendor_signatory_email,
+                        &mut contract.vendor_signed_at,
+                    ),
+                };
+                *name = Some(signatory_name.as_str().to_owned());
+                *email = Some(signatory_email.as_str().to_owned());
+                *at = Some(signed_at);
+            }
+            E::ContractActivated { activated_on, .. } => {
+                contract.status = "Active".to_owned();
+                contract.activated_on = Some(activated_on);
+            }
+            E::ContractRenewed {
+                term,
+                new_end_date,
+                new_value,
+                ..
+            } => {
+                contract.status = "Active".to_owned();
+                contract.term = i32::try_from(term).unwrap_or(i32::MAX);
+                contract.end_date = new_end_date;
+                contract.value = new_value;
+            }
+            E::ContractTerminated {
+                reason,
+                effective_date,
+                ..
+            } => {
+                contract.status = "Terminated".to_owned();
+                contract.terminated_reason = Some(reason.as_str().to_owned());
+                contract.effective_date = Some(effective_date);
+            }
+            E::ContractExpired { end_date, .. } => {
+                contract.status = "Expired".to_owned();
+                contract.expired_on = Some(end_date);
+            }
+            E::ContractCancelled { reason } => {
+                contract.status = "Cancelled".to_owned();
+                contract.cancelled_reason = Some(reason.as_str().to_owned());
+            }
+        }
+        contract.stream_version = stamp.version;
+        contract.updated_at = stamp.at;
+        contract.updated_by = stamp.by;
+        if amended {
+            return record_version(rows, stamp);
         }
         Ok(())
     }
 }
 
-type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+/// Copies the contract's terms and value, as they now stand, into its current version's row.
+fn record_version(rows: &mut ContractRows, stamp: &Stamp) -> Result<(), Inconsistent> {
+    let contract = existing(&mut rows.row, "no such contract row")?;
+    if rows.children.iter().any(|v| v.version == contract.version) {
+        return Err(Inconsistent("the contract version is already recorded"));
+    }
+    let version = ContractVersionRow {
+        contract_id: contract.id,
+        version: contract.version,
+        tenant_id: contract.tenant_id,
+        terms: contract.terms.clone(),
+        value: contract.value,
+        amended_at: stamp.at,
+        amended_by: stamp.by,
+    };
+    rows.children.push(version);
+    Ok(())
+}
 
 /// What both kinds of drafting say.
 struct Drafted<'a> {
@@ -104,164 +268,40 @@ impl<'a> Drafted<'a> {
             _ => None,
         }
     }
-}
 
-/// Drafting (re)writes the row and its versions, so a rebuild over existing rows ends where
-/// one over empty tables would.
-async fn draft(
-    conn: &mut PgConnection,
-    stamp: &Stamp,
-    drafted: &Drafted<'_>,
-) -> Result<(), ProjectionError> {
-    sqlx::query(
-        "insert into contracts (id, tenant_id, account_id, quote_id, title, status, value, \
-             currency, start_date, end_date, terms, version, term, created_at, created_by, \
-             updated_at, updated_by, stream_version) \
-         values ($1, $5, $6, $7, $8, 'Draft', $9, $10, $11, $12, $13, 1, 1, $3, $4, $3, $4, $2) \
-         on conflict (id) do update set tenant_id = excluded.tenant_id, \
-             account_id = excluded.account_id, quote_id = excluded.quote_id, \
-             title = excluded.title, status = excluded.status, value = excluded.value, \
-             currency = excluded.currency, start_date = excluded.start_date, \
-             end_date = excluded.end_date, terms = excluded.terms, version = 1, term = 1, \
-             customer_signatory = null, customer_signatory_email = null, \
-             customer_signed_at = null, vendor_signatory = null, vendor_signatory_email = null, \
-             vendor_signed_at = null, approval_id = null, activated_on = null, \
-             terminated_reason = null, effective_date = null, expired_on = null, \
-             cancelled_reason = null, \
-             created_at = excluded.created_at, created_by = excluded.created_by, \
-             updated_at = excluded.updated_at, updated_by = excluded.updated_by, \
-             stream_version = excluded.stream_version",
-    )
-    .bind(stamp.id)
-    .bind(stamp.version)
-    .bind(stamp.at)
-    .bind(stamp.by)
-    .bind(stamp.tenant_id)
-    .bind(drafted.account_id)
-    .bind(drafted.quote_id)
-    .bind(drafted.title.as_str())
-    .bind(drafted.value)
-    .bind(drafted.currency.as_str())
-    .bind(drafted.start_date)
-    .bind(drafted.end_date)
-    .bind(drafted.terms.as_str())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("delete from contract_versions where contract_id = $1")
-        .bind(stamp.id)
-        .execute(&mut *conn)
-        .await?;
-    record_version(conn, stamp, 1).await
-}
-
-/// Copies the contract's terms and value, as they now stand, into the version's row.
-async fn record_version(
-    conn: &mut PgConnection,
-    stamp: &Stamp,
-    version: u32,
-) -> Result<(), ProjectionError> {
-    sqlx::query(
-        "insert into contract_versions (contract_id, version, tenant_id, terms, value, \
-             amended_at, amended_by) \
-         select id, $2, tenant_id, terms, value, $3, $4 from contracts where id = $1",
-    )
-    .bind(stamp.id)
-    .bind(i32::try_from(version).unwrap_or(i32::MAX))
-    .bind(stamp.at)
-    .bind(stamp.by)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// An update of the given columns that also stamps the row; `$1`..`$4` are the stamp, the
-/// change's own values start at `$5`.
-macro_rules! stamped {
-    ($set:literal) => {
-        concat!(
-            "update contracts set ",
-            $set,
-            ", stream_version = $2, updated_at = $3, updated_by = $4 where id = $1"
-        )
-    };
-}
-
-fn change_query<'q>(stamp: &Stamp, change: &'q ContractEvent) -> PgQuery<'q> {
-    use ContractEvent as E;
-    let q = |sql| {
-        sqlx::query(sql)
-            .bind(stamp.id)
-            .bind(stamp.version)
-            .bind(stamp.at)
-            .bind(stamp.by)
-    };
-    match change {
-        E::ContractAmended {
-            version,
-            terms,
-            value,
-        } => q(stamped!(
-            "status = 'Negotiation', version = $5, terms = coalesce($6, terms), \
-             value = coalesce($7, value)"
-        ))
-        .bind(i32::try_from(*version).unwrap_or(i32::MAX))
-        .bind(terms.as_ref().map(Text::as_str))
-        .bind(value),
-        E::ContractSubmitted { .. } => q(stamped!("status = 'PendingApproval'")),
-        E::ContractApproved { approval_id, .. } => {
-            q(stamped!("status = 'Approved', approval_id = $5")).bind(approval_id)
-        }
-        E::ContractRejected { approval_id, .. } => {
-            q(stamped!("status = 'Negotiation', approval_id = $5")).bind(approval_id)
-        }
-        E::ContractSigned {
-            party,
-            signatory_name,
-            signatory_email,
-            signed_at,
-        } => q(match party {
-            Party::Customer => stamped!(
-                "customer_signatory = $5, customer_signatory_email = $6, customer_signed_at = $7"
-            ),
-            Party::Vendor => stamped!(
-                "vendor_signatory = $5, vendor_signatory_email = $6, vendor_signed_at = $7"
-            ),
-        })
-        .bind(signatory_name.as_str())
-        .bind(signatory_email.as_str())
-        .bind(signed_at),
-        E::ContractActivated { activated_on, .. } => {
-            q(stamped!("status = 'Active', activated_on = $5")).bind(activated_on)
-        }
-        E::ContractRenewed {
-            term,
-            new_end_date,
-            new_value,
-            ..
-        } => q(stamped!(
-            "status = 'Active', term = $5, end_date = $6, value = $7"
-        ))
-        .bind(i32::try_from(*term).unwrap_or(i32::MAX))
-        .bind(new_end_date)
-        .bind(new_value),
-        E::ContractTerminated {
-            reason,
-            effective_date,
-            ..
-        } => q(stamped!(
-            "status = 'Terminated', terminated_reason = $5, effective_date = $6"
-        ))
-        .bind(reason.as_str())
-        .bind(effective_date),
-        E::ContractExpired { end_date, .. } => {
-            q(stamped!("status = 'Expired', expired_on = $5")).bind(end_date)
-        }
-        E::ContractCancelled { reason } => {
-            q(stamped!("status = 'Cancelled', cancelled_reason = $5")).bind(reason.as_str())
-        }
-        // `apply` routes drafting to `draft`; matching no row makes a misroute an error.
-        E::ContractDrafted { .. } | E::ContractDraftedFromQuote { .. } => {
-            sqlx::query("update contracts set id = id where false")
+    /// The draft's row: version 1 of the first term.
+    fn row(&self, stamp: &Stamp) -> ContractRow {
+        ContractRow {
+            id: stamp.id,
+            tenant_id: stamp.tenant_id,
+            account_id: self.account_id,
+            quote_id: self.quote_id,
+            title: self.title.as_str().to_owned(),
+            status: "Draft".to_owned(),
+            value: self.value,
+            currency: self.currency.as_str().to_owned(),
+            start_date: self.start_date,
+            end_date: self.end_date,
+            terms: self.terms.as_str().to_owned(),
+            version: 1,
+            term: 1,
+            customer_signatory: None,
+            customer_signatory_email: None,
+            customer_signed_at: None,
+            vendor_signatory: None,
+            vendor_signatory_email: None,
+            vendor_signed_at: None,
+            approval_id: None,
+            activated_on: None,
+            terminated_reason: None,
+            effective_date: None,
+            expired_on: None,
+            created_at: stamp.at,
+            created_by: stamp.by,
+            updated_at: stamp.at,
+            updated_by: stamp.by,
+            stream_version: stamp.version,
+            cancelled_reason: None,
         }
     }
 }

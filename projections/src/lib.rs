@@ -18,6 +18,7 @@ mod projection;
 pub mod quotes;
 mod read_model;
 pub mod rebuild;
+mod rows;
 mod stamp;
 pub mod status;
 pub mod timers;

@@ -8,8 +8,8 @@ use crate::ProjectionError;
 /// is one, replayable, declaring its tables) or a reactor (a process manager: it issues
 /// commands, declares no tables and is never rebuilt).
 ///
-/// The projector guarantees each event reaches `apply` once per projection and in stream order
-/// (see [`crate::checkpoint`]), so `apply` may do non-idempotent things like incrementing a
+/// The projector guarantees each event reaches `apply_events` once per projection and in stream
+/// order (see [`crate::checkpoint`]), so it may do non-idempotent things like incrementing a
 /// counter. It runs after the append's commit, from RabbitMQ, never inside it.
 #[async_trait]
 pub trait Projection: Send + Sync {
@@ -25,7 +25,7 @@ pub trait Projection: Send + Sync {
     /// the store when a subscribed event arrives after them.
     fn routing_keys(&self) -> Vec<String>;
 
-    /// The tables `apply` writes, parents before children, by their unqualified names: `apply`
+    /// The tables it writes, parents before children, by their unqualified names: it
     /// names them without a schema so that a rebuild can point the same SQL at copies of them
     /// (see [`crate::rebuild`]). Empty for handlers that must never be rebuilt (process
     /// managers: their side effects would run again).
@@ -33,12 +33,23 @@ pub trait Projection: Send + Sync {
         &[]
     }
 
-    /// Applies one event inside the caller's transaction, where the event's tenant and the
-    /// `search_path` (the live `read` schema, or a rebuild's) are already set. An event it cannot understand is an error, never a silent skip: skipping would
-    /// leave the read model wrong for good.
+    /// Applies events of one tenant inside the caller's transaction, where that tenant and
+    /// the `search_path` (the live `read` schema, or a rebuild's) are already set: each
+    /// stream's events in order, each event once (the caller's checkpoints see to that). An
+    /// event it cannot understand is an error, never a silent skip: skipping would leave the
+    /// read model wrong for good.
+    async fn apply_events(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<(), ProjectionError>;
+
+    /// Applies one event, as [`Projection::apply_events`] does.
     async fn apply(
         &self,
         conn: &mut PgConnection,
         event: &StoredEvent,
-    ) -> Result<(), ProjectionError>;
+    ) -> Result<(), ProjectionError> {
+        self.apply_events(conn, &[event]).await
+    }
 }

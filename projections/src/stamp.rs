@@ -53,19 +53,3 @@ where
     }
     Ok(decoded)
 }
-
-/// Fails unless exactly one row changed: no row means the entity was never created here (or
-/// belongs to another tenant), and the read model would silently diverge if we carried on.
-pub(crate) fn one_row(
-    done: sqlx::postgres::PgQueryResult,
-    event: &StoredEvent,
-    what: &str,
-) -> Result<(), ProjectionError> {
-    if done.rows_affected() != 1 {
-        return Err(ProjectionError::inconsistent(
-            event,
-            format!("no such {what} row"),
-        ));
-    }
-    Ok(())
-}

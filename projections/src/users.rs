@@ -2,137 +2,117 @@
 //! enters an event, so it never reaches this table either.
 use aggregates::user::{User, UserEvent};
 use aggregates::Role;
-use async_trait::async_trait;
-use event_store::StoredEvent;
-use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
-use sqlx::{PgConnection, Postgres};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use uuid::Uuid;
 
-use crate::read_model::ReadModel;
-use crate::stamp::{one_row, Stamp};
-use crate::ProjectionError;
+use crate::read_model::{existing, Inconsistent, ReadModel};
+use crate::rows::Row;
+use crate::stamp::Stamp;
 
-/// Maintains `read.users` from User events. Replayable: see [`Projection`].
+/// Maintains `read.users` from User events. Replayable: see [`ReadModel`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UsersProjection;
 
-#[async_trait]
+/// A row of `read.users`.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    email: String,
+    display_name: String,
+    roles: Vec<String>,
+    account_id: Option<Uuid>,
+    approval_limit: Option<Decimal>,
+    approval_limit_currency: Option<String>,
+    active: bool,
+    deactivation_reason: Option<String>,
+    version: i64,
+    registered_at: DateTime<Utc>,
+    registered_by: Option<Uuid>,
+    updated_at: DateTime<Utc>,
+    updated_by: Option<Uuid>,
+}
+
+impl Row for UserRow {
+    const TABLE: &'static str = "users";
+    const ENTITY: &'static str = "id";
+    const KEY: &'static str = "id";
+    type Key = ();
+
+    fn key(&self) {}
+}
+
 impl ReadModel for UsersProjection {
     const NAME: &'static str = "users";
-    const TABLES: &'static [&'static str] = &["users"];
     type Aggregate = User;
+    type Entity = Option<UserRow>;
 
-    async fn apply_change(
-        &self,
-        conn: &mut PgConnection,
+    fn fold(
+        row: &mut Option<UserRow>,
         stamp: &Stamp,
-        event: &StoredEvent,
         change: UserEvent,
-    ) -> Result<(), ProjectionError> {
-        let done = change_query(stamp, &change).execute(conn).await?;
-        one_row(done, event, "user")
-    }
-}
-
-type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
-
-/// An update of the given columns that also stamps the row; `$1`..`$4` are the stamp, the
-/// change's own values start at `$5`.
-macro_rules! stamped {
-    ($set:literal) => {
-        concat!(
-            "update users set ",
-            $set,
-            ", version = $2, updated_at = $3, updated_by = $4 where id = $1"
-        )
-    };
-}
-
-fn change_query<'q>(stamp: &Stamp, change: &'q UserEvent) -> PgQuery<'q> {
-    use UserEvent as E;
-    match change {
-        E::UserRegistered {
+    ) -> Result<(), Inconsistent> {
+        use UserEvent as E;
+        if let E::UserRegistered {
             email,
             display_name,
             roles,
             account_id,
             ..
-        } => register(
-            stamp,
-            email.as_str(),
-            display_name.as_str(),
-            roles,
-            *account_id,
-        ),
-        E::UserRolesChanged { to, account_id, .. } => {
-            stamped_query(stamped!("roles = $5, account_id = $6"), stamp)
-                .bind(role_names(to))
-                .bind(*account_id)
+        } = &change
+        {
+            *row = Some(UserRow {
+                id: stamp.id,
+                tenant_id: stamp.tenant_id,
+                email: email.as_str().to_owned(),
+                display_name: display_name.as_str().to_owned(),
+                roles: role_names(roles),
+                account_id: *account_id,
+                approval_limit: None,
+                approval_limit_currency: None,
+                active: true,
+                deactivation_reason: None,
+                version: stamp.version,
+                registered_at: stamp.at,
+                registered_by: stamp.by,
+                updated_at: stamp.at,
+                updated_by: stamp.by,
+            });
+            return Ok(());
         }
-        E::PartnerAccountLinked { account_id, .. } => {
-            stamped_query(stamped!("account_id = $5"), stamp).bind(*account_id)
+        let user = existing(row, "no such user row")?;
+        match change {
+            E::UserRegistered { .. } => unreachable!("handled above"),
+            E::UserRolesChanged { to, account_id, .. } => {
+                user.roles = role_names(&to);
+                user.account_id = account_id;
+            }
+            E::PartnerAccountLinked { account_id, .. } => user.account_id = Some(account_id),
+            E::ApprovalLimitSet { amount, currency } => {
+                user.approval_limit = Some(amount);
+                user.approval_limit_currency = Some(currency.as_str().to_owned());
+            }
+            E::UserEmailChanged { to, .. } => user.email = to.as_str().to_owned(),
+            // Nothing of a password is shown; the row only records that the user changed.
+            E::PasswordChanged { .. } => {}
+            E::UserDeactivated { reason } => {
+                user.active = false;
+                user.deactivation_reason = Some(reason.as_str().to_owned());
+            }
+            E::UserReactivated {} => {
+                user.active = true;
+                user.deactivation_reason = None;
+            }
         }
-        E::ApprovalLimitSet { amount, currency } => stamped_query(
-            stamped!("approval_limit = $5, approval_limit_currency = $6"),
-            stamp,
-        )
-        .bind(*amount)
-        .bind(currency.as_str()),
-        E::UserEmailChanged { to, .. } => {
-            stamped_query(stamped!("email = $5"), stamp).bind(to.as_str())
-        }
-        // Nothing of a password is shown; the row only records that the user changed.
-        E::PasswordChanged { .. } => stamped_query(stamped!("active = active"), stamp),
-        E::UserDeactivated { reason } => {
-            stamped_query(stamped!("active = false, deactivation_reason = $5"), stamp)
-                .bind(reason.as_str())
-        }
-        E::UserReactivated {} => {
-            stamped_query(stamped!("active = true, deactivation_reason = null"), stamp)
-        }
+        user.version = stamp.version;
+        user.updated_at = stamp.at;
+        user.updated_by = stamp.by;
+        Ok(())
     }
 }
 
-/// Registration (re)writes the whole row: when a rebuild replays a stream over rows that are
-/// still there, the result is the same as on an empty table.
-fn register<'q>(
-    stamp: &Stamp,
-    email: &'q str,
-    display_name: &'q str,
-    roles: &[Role],
-    account_id: Option<uuid::Uuid>,
-) -> PgQuery<'q> {
-    sqlx::query(
-        "insert into users (id, tenant_id, email, display_name, roles, account_id, active, \
-             version, registered_at, registered_by, updated_at, updated_by) \
-         values ($1, $5, $6, $7, $8, $9, true, $2, $3, $4, $3, $4) \
-         on conflict (id) do update set tenant_id = excluded.tenant_id, email = excluded.email, \
-             display_name = excluded.display_name, roles = excluded.roles, \
-             account_id = excluded.account_id, approval_limit = null, \
-             approval_limit_currency = null, active = true, deactivation_reason = null, \
-             version = excluded.version, registered_at = excluded.registered_at, \
-             registered_by = excluded.registered_by, updated_at = excluded.updated_at, \
-             updated_by = excluded.updated_by",
-    )
-    .bind(stamp.id)
-    .bind(stamp.version)
-    .bind(stamp.at)
-    .bind(stamp.by)
-    .bind(stamp.tenant_id)
-    .bind(email)
-    .bind(display_name)
-    .bind(role_names(roles))
-    .bind(account_id)
-}
-
-fn stamped_query<'q>(sql: &'static str, stamp: &Stamp) -> PgQuery<'q> {
-    sqlx::query(sql)
-        .bind(stamp.id)
-        .bind(stamp.version)
-        .bind(stamp.at)
-        .bind(stamp.by)
-}
-
-fn role_names(roles: &[Role]) -> Vec<&'static str> {
-    roles.iter().copied().map(Role::as_str).collect()
+fn role_names(roles: &[Role]) -> Vec<String> {
+    roles.iter().map(|role| role.as_str().to_owned()).collect()
 }

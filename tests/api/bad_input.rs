@@ -182,6 +182,81 @@ async fn each_class_of_bad_input_gets_its_status_and_problem_and_appends_nothing
     );
 }
 
+/// A field the document calls invalid by itself is a 400 naming it; what only a rule between
+/// fields or against the aggregate refuses is a 422 with the rule's code, never a 400 (a client
+/// built from the document sends it); a count written `120.0` is the integer it is. Refusals
+/// append nothing.
+#[tokio::test]
+async fn a_field_is_400_and_a_rule_between_fields_or_against_state_is_422() {
+    let (stack, server, token, id) = setup().await;
+    let api = Api::new(&server);
+    let before = crate::helpers::event_count(&stack.db).await;
+    let send = |collection: &'static str, id: Uuid, body: Value| {
+        api.command(&token, collection, id).json(&body).send()
+    };
+
+    for amount in [
+        "-1",
+        "+1",
+        "01.00",
+        "1e3",
+        "1_000",
+        "1.0001",
+        "1000000000000000001",
+    ] {
+        let refused = send(
+            "accounts",
+            id,
+            json!({"type": "SetCreditLimit", "amount": amount}),
+        )
+        .await
+        .unwrap();
+        let body = problem(refused, StatusCode::BAD_REQUEST).await;
+        assert_eq!(body["errors"][0]["field"], "amount", "{amount}: {body}");
+    }
+    let cent_fraction = json!({"type": "SetCreditLimit", "amount": "1.001"});
+    let body = problem(
+        send("accounts", id, cent_fraction).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["type"], "/problems/rule-violated/too_many_decimals");
+
+    let backwards = json!({"type": "DraftContract", "account_id": id, "title": "Support",
+        "value": "100.00", "currency": "EUR", "start_date": "2030-06-01",
+        "end_date": "2030-01-01", "terms": "Net 30"});
+    let body = problem(
+        send("contracts", Uuid::new_v4(), backwards).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["type"], "/problems/rule-violated/end_not_after_start");
+
+    let linked_viewer = json!({"type": "RegisterUser", "email": "v@strict.test",
+        "display_name": "V", "roles": ["Viewer"], "account_id": id});
+    let body = problem(
+        send("users", Uuid::new_v4(), linked_viewer).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["type"], "/problems/rule-violated/not_a_partner");
+    assert_eq!(
+        crate::helpers::event_count(&stack.db).await,
+        before,
+        "no refusal may append an event"
+    );
+
+    let whole = json!({"type": "SetApiQuota", "requests_per_minute": 120.0});
+    let taken = send("accounts", id, whole).await.unwrap();
+    assert_eq!(
+        taken.status(),
+        StatusCode::OK,
+        "{}",
+        taken.text().await.unwrap()
+    );
+    assert_eq!(crate::helpers::event_count(&stack.db).await, before + 1);
+}
+
 #[tokio::test]
 async fn a_matching_if_match_runs_the_command() {
     let (stack, server, token, id) = setup().await;

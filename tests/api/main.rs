@@ -3,6 +3,8 @@
 //! set of RabbitMQ names per test.
 mod accounts;
 mod audit;
+mod audit_export;
+mod audit_signing;
 mod bad_input;
 mod cached_sessions;
 mod database_roles;

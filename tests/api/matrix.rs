@@ -490,7 +490,16 @@ fn command_cases(fx: &Fx) -> Vec<Case> {
         cases.push(case(who, "users", New, body, expect));
     }
     let unlinked = register_user("nolink@matrixa.test", "Partner", None);
-    cases.push(case(Admin, "users", New, unlinked, Invalid("account_id")));
+    cases.push(case(
+        Admin,
+        "users",
+        New,
+        unlinked,
+        Rule("partner_needs_account"),
+    ));
+    let mut mixed = register_user("mixed@matrixa.test", "Partner", None);
+    mixed["roles"] = json!(["Partner", "Viewer"]);
+    cases.push(case(Admin, "users", New, mixed, Invalid("roles")));
     let taken = register_user("manager@matrixa.test", "Viewer", None);
     cases.push(case(
         Admin,

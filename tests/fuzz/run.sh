@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes the command HTTP API against its own OpenAPI document with schemathesis:
-# no 5xx, and every response matches GET /api/v1/openapi.json. Checks and limits are in
-# schemathesis.toml beside this file.
+# Fuzzes the command HTTP API against its own OpenAPI document with schemathesis: no 5xx,
+# every response matches GET /api/v1/openapi.json, what it calls invalid is refused and what it
+# calls valid is not refused as invalid; the stateful phase chains commands through its links.
+# Checks and limits are in schemathesis.toml beside this file.
 #
 #   bash tests/fuzz/run.sh                      # uses the debug b2b (build it first)
 #   B2B_BIN=/path/to/b2b bash tests/fuzz/run.sh

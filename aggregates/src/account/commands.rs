@@ -30,10 +30,11 @@ pub enum AccountCommand {
     /// In the account's currency.
     SetCreditLimit {
         #[schemars(with = "String", extend("format" = "decimal"))]
-        #[serde(with = "rust_decimal::serde::str")]
+        #[serde(deserialize_with = "crate::decimal::wire::deserialize")]
         amount: Decimal,
     },
     SetApiQuota {
+        #[serde(deserialize_with = "crate::decimal::whole_u32")]
         requests_per_minute: u32,
     },
     SuspendAccount {

@@ -3,7 +3,7 @@
 use super::facts::{Facts, Services};
 use super::{Account, AccountCommand, AccountEvent, AccountStatus, Tier};
 use crate::handle::Decide;
-use crate::limits::{NAME_MAX, REASON_MAX};
+use crate::limits::{MONEY, NAME_MAX, QUOTA_MAX, REASON_MAX};
 use crate::{
     Actor, Command, CountryCode, CurrencyCode, DomainError, Email, Money, Role, RuleCode, Text,
 };
@@ -11,8 +11,6 @@ use crate::{
 /// Who may edit an account's details, and who may change its commercial terms and status.
 const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
 const OWNERS: &[Role] = &[Role::TenantAdmin, Role::Manager];
-
-const QUOTA_MAX: u32 = 1_000_000;
 
 impl Decide for Account {
     type Facts = Facts;
@@ -130,7 +128,8 @@ impl Account {
                     .currency
                     .as_ref()
                     .expect("an open account has a currency");
-                let Money { amount, currency } = Money::parse_amount("amount", amount, currency)?;
+                let Money { amount, currency } =
+                    Money::parse_amount("amount", amount, &MONEY, currency)?;
                 Ok(vec![E::CreditLimitSet { amount, currency }])
             }
             C::SetApiQuota {

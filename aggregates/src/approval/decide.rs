@@ -9,7 +9,7 @@ use super::facts::{Facts, Services};
 use super::state::{number, ApprovalStatus, LevelState, Request};
 use super::{Approval, ApprovalCommand, ApprovalEvent, Level, Subject, SubjectType};
 use crate::handle::{gathered, Decide};
-use crate::limits::REASON_MAX;
+use crate::limits::{MONEY, REASON_MAX};
 use crate::{Actor, Command, CurrencyCode, DomainError, Money, Role, RuleCode, Text, UserFacts};
 
 /// Roles a chain may name; anything else in a tenant's policy is a configuration mistake.
@@ -87,7 +87,7 @@ impl Asked {
             version,
         };
         let currency = CurrencyCode::parse("currency", currency)?;
-        let amount = Money::parse_amount("amount", amount, &currency)?;
+        let amount = Money::parse_amount("amount", amount, &MONEY, &currency)?;
         for (field, id) in [("subject_id", subject.id), ("requester_id", requester_id)] {
             if id.is_nil() {
                 return Err(DomainError::invalid(field, "must not be the nil UUID"));

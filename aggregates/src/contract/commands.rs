@@ -16,7 +16,7 @@ pub enum ContractCommand {
         title: String,
         /// In `currency`.
         #[schemars(with = "String", extend("format" = "decimal"))]
-        #[serde(with = "rust_decimal::serde::str")]
+        #[serde(deserialize_with = "crate::decimal::wire::deserialize")]
         value: Decimal,
         currency: String,
         start_date: NaiveDate,
@@ -43,7 +43,7 @@ pub enum ContractCommand {
     AmendContract {
         terms: Option<String>,
         #[schemars(with = "Option<String>", extend("format" = "decimal"))]
-        #[serde(default, with = "rust_decimal::serde::str_option")]
+        #[serde(default, deserialize_with = "crate::decimal::wire_option::deserialize")]
         value: Option<Decimal>,
     },
     SubmitContract {},
@@ -65,7 +65,7 @@ pub enum ContractCommand {
     RenewContract {
         new_end_date: NaiveDate,
         #[schemars(with = "String", extend("format" = "decimal"))]
-        #[serde(with = "rust_decimal::serde::str")]
+        #[serde(deserialize_with = "crate::decimal::wire::deserialize")]
         new_value: Decimal,
     },
     /// Ends an active contract.

@@ -9,7 +9,7 @@ use super::facts::{Facts, Services};
 use super::state::{ContractStatus, Details};
 use super::{Contract, ContractCommand, ContractEvent, Party};
 use crate::handle::Decide;
-use crate::limits::{NAME_MAX, REASON_MAX, TERMS_MAX};
+use crate::limits::{MONEY, NAME_MAX, REASON_MAX, TERMS_MAX};
 use crate::{Actor, Command, DomainError, Email, Money, Role, RuleCode, TenantPolicy, Text};
 
 /// Who drafts, amends, submits, signs and terminates contracts.
@@ -95,7 +95,7 @@ impl Details {
             .map(|t| Text::parse("terms", &t, TERMS_MAX))
             .transpose()?;
         let value = value
-            .map(|v| Money::parse_amount("value", v, &self.currency))
+            .map(|v| Money::parse_amount("value", v, &MONEY, &self.currency))
             .transpose()?
             .map(|m| m.amount);
         if terms.is_none() && value.is_none() {

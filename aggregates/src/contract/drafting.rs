@@ -6,7 +6,7 @@ use super::decide::EDITORS;
 use super::facts::Facts;
 use super::{ContractCommand, ContractEvent, ContractLine, QuoteLine};
 use crate::account::{AccountFacts, AccountStatus};
-use crate::limits::{DESCRIPTION_MAX, SKU_MAX, TERMS_MAX, TITLE_MAX};
+use crate::limits::{DESCRIPTION_MAX, MONEY, SKU_MAX, TERMS_MAX, TITLE_MAX};
 use crate::{Actor, CurrencyCode, DomainError, Money, RuleCode, Text};
 
 /// The validated fields both ways of drafting share.
@@ -95,11 +95,11 @@ impl Draft {
     ) -> Result<Self, DomainError> {
         let title = Text::parse("title", title, TITLE_MAX)?;
         let currency = CurrencyCode::parse("currency", currency)?;
-        let value = Money::parse_amount(value_field, value, &currency)?;
+        let value = Money::parse_amount(value_field, value, &MONEY, &currency)?;
         if end_date <= start_date {
-            return Err(DomainError::invalid(
-                "end_date",
-                "must be after the start date",
+            return Err(DomainError::rule(
+                RuleCode::EndNotAfterStart,
+                "the end date must be after the start date",
             ));
         }
         let terms = Text::parse("terms", terms, TERMS_MAX)?;

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use super::decide::EDITORS;
 use super::state::{ContractStatus, Details};
 use super::ContractEvent;
-use crate::limits::REASON_MAX;
+use crate::limits::{MONEY, REASON_MAX};
 use crate::{Actor, DomainError, Money, Role, RuleCode, Text};
 
 /// Renewal sets a new value without another approval, so it is kept to those who approve.
@@ -58,7 +58,7 @@ impl Details {
         new_value: Decimal,
     ) -> Result<Vec<ContractEvent>, DomainError> {
         actor.require_any(RENEWERS, "RenewContract")?;
-        let new_value = Money::parse_amount("new_value", new_value, &self.currency)?;
+        let new_value = Money::parse_amount("new_value", new_value, &MONEY, &self.currency)?;
         match self.status {
             ContractStatus::Active => {}
             ContractStatus::Expired => {
@@ -81,10 +81,10 @@ impl Details {
             }
         }
         if new_end_date <= self.end_date || new_end_date <= today {
-            return Err(DomainError::invalid(
-                "new_end_date",
+            return Err(DomainError::rule(
+                RuleCode::RenewalNotLater,
                 format!(
-                    "must be after the current end date ({}) and in the future",
+                    "the new end date must be after the current one ({}) and in the future",
                     self.end_date
                 ),
             ));
@@ -131,10 +131,11 @@ impl Details {
             }
         }
         if effective_date < today || effective_date > self.end_date {
-            return Err(DomainError::invalid(
-                "effective_date",
+            return Err(DomainError::rule(
+                RuleCode::EffectiveDateOutsideTerm,
                 format!(
-                    "must be between today and the end date ({}), both included",
+                    "the effective date must be between today and the end date ({}), both \
+                     included",
                     self.end_date
                 ),
             ));

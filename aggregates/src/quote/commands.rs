@@ -22,20 +22,20 @@ pub enum QuoteCommand {
         sku: String,
         description: String,
         #[schemars(with = "String", extend("format" = "decimal"))]
-        #[serde(with = "rust_decimal::serde::str")]
+        #[serde(deserialize_with = "crate::decimal::wire::deserialize")]
         quantity: Decimal,
         #[schemars(with = "String", extend("format" = "decimal"))]
-        #[serde(with = "rust_decimal::serde::str")]
+        #[serde(deserialize_with = "crate::decimal::wire::deserialize")]
         unit_price: Decimal,
     },
     /// Changes the fields that are present; at least one must be.
     ChangeLineItem {
         line_id: Uuid,
         #[schemars(with = "Option<String>", extend("format" = "decimal"))]
-        #[serde(default, with = "rust_decimal::serde::str_option")]
+        #[serde(default, deserialize_with = "crate::decimal::wire_option::deserialize")]
         quantity: Option<Decimal>,
         #[schemars(with = "Option<String>", extend("format" = "decimal"))]
-        #[serde(default, with = "rust_decimal::serde::str_option")]
+        #[serde(default, deserialize_with = "crate::decimal::wire_option::deserialize")]
         unit_price: Option<Decimal>,
         description: Option<String>,
     },
@@ -44,7 +44,7 @@ pub enum QuoteCommand {
     },
     SetQuoteDiscount {
         #[schemars(with = "String", extend("format" = "decimal"))]
-        #[serde(with = "rust_decimal::serde::str")]
+        #[serde(deserialize_with = "crate::decimal::wire::deserialize")]
         percent: Decimal,
         reason: String,
     },

@@ -6,15 +6,13 @@ use super::decide::{parse_reason, Ctx};
 use super::facts::Facts;
 use super::state::QuoteState;
 use super::{LineItem, QuoteEvent};
-use crate::limits::{DESCRIPTION_MAX, SKU_MAX};
+use crate::limits::{DESCRIPTION_MAX, PERCENT, QUANTITY, SKU_MAX, UNIT_PRICE};
 use crate::{DomainError, Money, RuleCode, Text};
 
 const MAX_LINES: usize = 200;
-/// Quantity and price bounds keep pricing exact (see `pricing`), far above real orders.
-const QUANTITY_MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
-const QUANTITY_DECIMALS: u32 = 3;
+/// Quantity (`limits::QUANTITY`) and price bounds keep pricing exact (see `pricing`), far above
+/// real orders.
 const UNIT_PRICE_MAX_MINOR_UNITS: i64 = 1_000_000_000;
-const PERCENT_DECIMALS: u32 = 2;
 
 impl QuoteState {
     pub(super) fn add_line(
@@ -29,7 +27,7 @@ impl QuoteState {
         self.require_editable(cx.actor, "AddLineItem")?;
         let sku = Text::parse("sku", sku, SKU_MAX)?;
         let description = Text::parse("description", description, DESCRIPTION_MAX)?;
-        let quantity = parse_quantity(quantity)?;
+        let quantity = QUANTITY.check("quantity", quantity)?;
         let unit_price = self.parse_unit_price(unit_price)?;
         if self.lines.iter().any(|l| l.line_id == line_id) {
             return Err(DomainError::rule(
@@ -68,7 +66,9 @@ impl QuoteState {
                 "give at least one field to change",
             ));
         }
-        let quantity = quantity.map(parse_quantity).transpose()?;
+        let quantity = quantity
+            .map(|q| QUANTITY.check("quantity", q))
+            .transpose()?;
         let unit_price = unit_price.map(|p| self.parse_unit_price(p)).transpose()?;
         let description = description
             .map(|d| Text::parse("description", &d, DESCRIPTION_MAX))
@@ -111,7 +111,7 @@ impl QuoteState {
         reason: &str,
     ) -> Result<Vec<QuoteEvent>, DomainError> {
         self.require_editable(cx.actor, "SetQuoteDiscount")?;
-        let percent = parse_percent("percent", percent)?;
+        let percent = PERCENT.check("percent", percent)?;
         let reason = parse_reason(reason)?;
         Ok(vec![QuoteEvent::QuoteDiscountSet { percent, reason }])
     }
@@ -125,13 +125,19 @@ impl QuoteState {
             })
     }
 
+    /// Within `limits::UNIT_PRICE` (400), then within the quote's currency: its decimals and
+    /// at most `UNIT_PRICE_MAX_MINOR_UNITS` of its minor unit (422).
     fn parse_unit_price(&self, unit_price: Decimal) -> Result<Decimal, DomainError> {
-        let Money { amount, .. } = Money::parse_amount("unit_price", unit_price, &self.currency)?;
+        let Money { amount, .. } =
+            Money::parse_amount("unit_price", unit_price, &UNIT_PRICE, &self.currency)?;
         let max = Decimal::new(UNIT_PRICE_MAX_MINOR_UNITS, self.currency.minor_unit());
         if amount > max {
-            return Err(DomainError::invalid(
-                "unit_price",
-                format!("must be at most {max}"),
+            return Err(DomainError::rule(
+                RuleCode::UnitPriceTooHigh,
+                format!(
+                    "a unit price in {} is at most {max}",
+                    self.currency.as_str()
+                ),
             ));
         }
         Ok(amount)
@@ -143,39 +149,4 @@ impl QuoteState {
         let percent = facts.policy()?.volume_discount(self.tier, quantity);
         Ok(percent.clamp(Decimal::ZERO, Decimal::ONE_HUNDRED))
     }
-}
-
-fn parse_quantity(quantity: Decimal) -> Result<Decimal, DomainError> {
-    if quantity <= Decimal::ZERO {
-        return Err(DomainError::invalid(
-            "quantity",
-            "must be greater than zero",
-        ));
-    }
-    if quantity.scale() > QUANTITY_DECIMALS {
-        return Err(DomainError::invalid(
-            "quantity",
-            format!("must have at most {QUANTITY_DECIMALS} decimals"),
-        ));
-    }
-    if quantity > QUANTITY_MAX {
-        return Err(DomainError::invalid(
-            "quantity",
-            format!("must be at most {QUANTITY_MAX}"),
-        ));
-    }
-    Ok(quantity)
-}
-
-fn parse_percent(field: &str, percent: Decimal) -> Result<Decimal, DomainError> {
-    if percent < Decimal::ZERO || percent > Decimal::ONE_HUNDRED {
-        return Err(DomainError::invalid(field, "must be between 0 and 100"));
-    }
-    if percent.scale() > PERCENT_DECIMALS {
-        return Err(DomainError::invalid(
-            field,
-            format!("must have at most {PERCENT_DECIMALS} decimals"),
-        ));
-    }
-    Ok(percent)
 }

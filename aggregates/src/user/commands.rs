@@ -33,7 +33,7 @@ pub enum UserCommand {
     },
     SetApprovalLimit {
         #[schemars(with = "String", extend("format" = "decimal"))]
-        #[serde(with = "rust_decimal::serde::str")]
+        #[serde(deserialize_with = "crate::decimal::wire::deserialize")]
         amount: Decimal,
         currency: String,
     },

@@ -9,7 +9,7 @@ use super::state::Profile;
 use super::{User, UserCommand, UserEvent};
 use crate::account::AccountStatus;
 use crate::handle::{gathered, Decide};
-use crate::limits::{NAME_MAX, REASON_MAX};
+use crate::limits::{MONEY, NAME_MAX, REASON_MAX};
 use crate::{Actor, Command, CurrencyCode, DomainError, Email, Money, Role, RuleCode, Text};
 
 /// Who manages users.
@@ -114,8 +114,8 @@ impl Profile {
             // Partner is exclusive, so the roles stay as they are; moving the partner is
             // LinkPartnerAccount's job.
             if account_id.is_some_and(|id| Some(id) != self.account_id) {
-                return Err(DomainError::invalid(
-                    "account_id",
+                return Err(DomainError::rule(
+                    RuleCode::PartnerMovedByLinkOnly,
                     "use LinkPartnerAccount to move a partner to another account",
                 ));
             }
@@ -162,7 +162,7 @@ impl Profile {
     ) -> Result<Vec<UserEvent>, DomainError> {
         ctx.actor.require_any(ADMINS, "SetApprovalLimit")?;
         let currency = CurrencyCode::parse("currency", currency)?;
-        let limit = Money::parse_amount("amount", amount, &currency)?;
+        let limit = Money::parse_amount("amount", amount, &MONEY, &currency)?;
         if self.roles.iter().all(|r| NEVER_APPROVE.contains(r)) {
             return Err(DomainError::rule(
                 RuleCode::NotAnApprover,
@@ -276,7 +276,8 @@ fn parse_roles(roles: Vec<Role>) -> Result<Vec<Role>, DomainError> {
     Ok(roles.into_iter().collect())
 }
 
-/// The account a user with `roles` is linked to: exactly one for a Partner, none otherwise.
+/// The account a user with `roles` is linked to: exactly one for a Partner, none otherwise. A
+/// rule between two fields, so a refusal is a rule's (422), not a field's.
 fn partner_link(
     ctx: &Ctx<'_>,
     roles: &[Role],
@@ -284,12 +285,12 @@ fn partner_link(
 ) -> Result<Option<Uuid>, DomainError> {
     match (roles.contains(&Role::Partner), account_id) {
         (false, None) => Ok(None),
-        (false, Some(_)) => Err(DomainError::invalid(
-            "account_id",
+        (false, Some(_)) => Err(DomainError::rule(
+            RuleCode::NotAPartner,
             "only Partner users are linked to an account",
         )),
-        (true, None) => Err(DomainError::invalid(
-            "account_id",
+        (true, None) => Err(DomainError::rule(
+            RuleCode::PartnerNeedsAccount,
             "a Partner must be linked to an account",
         )),
         (true, Some(id)) => {

@@ -7,7 +7,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
 use super::components::{component_ref, error_responses};
-use super::field_rules::state_text_rules;
+use super::field_rules::state_field_rules;
 use super::{schema_ref, SCHEMA_REF_PREFIX};
 
 /// One command collection: its path segment, aggregate type, and commands in wire form.
@@ -58,9 +58,19 @@ fn collection<C: JsonSchema + CommandSet>(
 ) -> CollectionCommands {
     let tagged = C::json_schema(generator).to_value();
     let variants = tagged["oneOf"].as_array().cloned().unwrap_or_default();
-    let mut commands: Vec<_> = variants.iter().map(flatten_variant).collect();
+    let commands: Vec<_> = variants.iter().map(flatten_variant).collect();
+    for system in C::SYSTEM_ONLY {
+        assert!(
+            commands.iter().any(|(command, _)| command == system),
+            "{system} is listed as system-only but is no {aggregate} command"
+        );
+    }
+    let mut commands: Vec<_> = commands
+        .into_iter()
+        .filter(|(command, _)| !C::SYSTEM_ONLY.contains(&command.as_str()))
+        .collect();
     for (name, schema) in &mut commands {
-        state_text_rules(schema);
+        state_field_rules(schema);
         if let Some((_, fields)) = C::AT_LEAST_ONE_OF.iter().find(|(c, _)| c == name) {
             schema["anyOf"] = fields
                 .iter()
@@ -68,19 +78,10 @@ fn collection<C: JsonSchema + CommandSet>(
                 .collect();
         }
     }
-    for system in C::SYSTEM_ONLY {
-        assert!(
-            commands.iter().any(|(command, _)| command == system),
-            "{system} is listed as system-only but is no {aggregate} command"
-        );
-    }
     CollectionCommands {
         name: collection.as_str(),
         aggregate,
-        commands: commands
-            .into_iter()
-            .filter(|(command, _)| !C::SYSTEM_ONLY.contains(&command.as_str()))
-            .collect(),
+        commands,
     }
 }
 
@@ -152,7 +153,35 @@ fn describe_user_extras(users: &mut CollectionCommands) {
     }
 }
 
-pub(super) fn command_operation(collection: &CollectionCommands) -> Value {
+/// The `Accepted` response of a collection's operation, with a link to the next command on the
+/// same aggregate at the version this one left: stateful clients and fuzzers chain commands
+/// through it (create, then change) instead of guessing ids.
+fn accepted(
+    accepted_response: &Value,
+    operation_id: &str,
+    collection: &CollectionCommands,
+) -> Value {
+    let mut response = accepted_response.clone();
+    response["links"] = json!({ "NextCommand": {
+        "operationId": operation_id,
+        "description": format!(
+            "Another command on the same {}, at the version this one left (`If-Match`).",
+            collection.aggregate
+        ),
+        "parameters": {
+            "path.id": "$response.body#/id",
+            "header.If-Match": "$response.header.ETag",
+        },
+    }});
+    response
+}
+
+/// `accepted_response` is the document's `Accepted` response, which each operation repeats with
+/// its own links.
+pub(super) fn command_operation(
+    collection: &CollectionCommands,
+    accepted_response: &Value,
+) -> Value {
     let names: Vec<&str> = collection
         .commands
         .iter()
@@ -165,11 +194,20 @@ pub(super) fn command_operation(collection: &CollectionCommands) -> Value {
     let mut responses = error_responses(&[
         "400", "401", "403", "404", "408", "409", "413", "415", "422", "429",
     ]);
-    responses.insert("200".into(), component_ref("responses", "Accepted"));
-    let parameters = ["AggregateId", "IfMatch", "IdempotencyKey", "CorrelationId"]
-        .map(|p| component_ref("parameters", p));
+    let operation_id = format!("run{}Command", collection.aggregate);
+    responses.insert(
+        "200".into(),
+        accepted(accepted_response, &operation_id, collection),
+    );
+    // The users' ids are checked for the nil UUID, which no user may have.
+    let id = match collection.name {
+        "users" => "UserId",
+        _ => "AggregateId",
+    };
+    let parameters =
+        [id, "IfMatch", "IdempotencyKey", "CorrelationId"].map(|p| component_ref("parameters", p));
     json!({
-        "operationId": format!("run{}Command", collection.aggregate),
+        "operationId": operation_id,
         "summary": format!("Run one command on a {}", collection.aggregate),
         "description": format!(
             "The `id` is chosen by the client when the {} is created. Commands: {}.",

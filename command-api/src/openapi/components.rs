@@ -33,11 +33,21 @@ fn parameters() -> Value {
                 Another tenant's id answers 404.",
             "schema": { "type": "string", "format": "uuid" },
         },
+        "UserId": {
+            "name": "id", "in": "path", "required": true,
+            "description": "The user's id, chosen by the client when it registers the user; \
+                never the nil UUID. Another tenant's id answers 404.",
+            "schema": {
+                "type": "string",
+                "format": "uuid",
+                "not": { "const": "00000000-0000-0000-0000-000000000000" },
+            },
+        },
         "IfMatch": {
             "name": "If-Match", "in": "header", "required": false,
             "description": "Run only if the aggregate is at this version (the `ETag` of an \
                 earlier answer); otherwise 409.",
-            "schema": { "type": "string", "pattern": "^(W/)?\"?[0-9]+\"?$" },
+            "schema": { "type": "string", "pattern": "^(W/)?\"?0*[0-9]{1,19}\"?$" },
             "example": "\"3\"",
         },
         "IdempotencyKey": {
@@ -99,14 +109,19 @@ fn responses(refs: &ResponseRefs) -> Value {
             type, a missing or invalid field (`errors` names it), or an invalid header."),
         "401": unauthorized,
         "403": problem("A role or attribute rule denies the command."),
-        "404": problem("No such aggregate in the caller's tenant, or no such collection."),
+        "404": problem("No such aggregate in the caller's tenant, or no such collection; \
+            also when an `account_id` in the body names none: ids are the \
+            client's to choose, so an id that names nothing is well formed, and 404, not 400."),
         "409": problem("Version conflict: `If-Match` did not hold, or a concurrent writer won \
             after retries."),
         "408": problem("The body did not arrive within 10 seconds."),
         "413": problem(&format!("The body is larger than {MAX_BODY_BYTES} bytes.")),
         "415": problem("The body is not `application/json`."),
         "422": problem("A business rule was violated (`type` ends in the rule's code), or an \
-            `Idempotency-Key` was reused for a different request."),
+            `Idempotency-Key` was reused for a different request. Rules between fields or \
+            against the aggregate's state are business rules, which a schema cannot state: a \
+            command the document calls valid may still be refused here (the end date not after \
+            the start, more decimals than the currency has, a quote that is not a draft)."),
         "429": too_many,
     })
 }

@@ -15,7 +15,6 @@ use serde_json::{json, Map, Value};
 use self::auth::auth_paths;
 use self::commands::{collections, command_operation, CollectionCommands};
 use self::components::{components, ResponseRefs};
-use self::field_rules::add_decimal_patterns;
 use crate::error::Problem;
 use crate::routes::commands::Accepted;
 
@@ -52,17 +51,16 @@ fn build() -> Value {
             add_schema(&mut schemas, &name, schema);
         }
     }
-    let mut document = json!({
+    let components = components(schemas, &refs);
+    json!({
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": info(),
         "servers": [{ "url": "/" }],
         "tags": tags(&collections),
-        "paths": paths(&collections, auth),
-        "components": components(schemas, &refs),
-    });
-    add_decimal_patterns(&mut document);
-    document
+        "paths": paths(&collections, auth, &components["responses"]["Accepted"]),
+        "components": components,
+    })
 }
 
 fn tags(collections: &[CollectionCommands]) -> Vec<Value> {
@@ -108,12 +106,12 @@ fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("{SCHEMA_REF_PREFIX}{name}") })
 }
 
-fn paths(collections: &[CollectionCommands], auth: Map<String, Value>) -> Value {
+fn paths(collections: &[CollectionCommands], auth: Map<String, Value>, accepted: &Value) -> Value {
     let mut paths = auth;
     for collection in collections {
         paths.insert(
             format!("/api/v1/{}/{{id}}", collection.name),
-            json!({ "post": command_operation(collection) }),
+            json!({ "post": command_operation(collection, accepted) }),
         );
     }
     paths.insert("/api/v1/openapi.json".into(), openapi_path());

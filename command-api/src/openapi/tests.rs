@@ -1,7 +1,9 @@
 use std::collections::BTreeSet;
 
 use actix_web::{body, ResponseError};
-use aggregates::CommandSet;
+use aggregates::decimal::parse_wire;
+use aggregates::limits::{DECIMAL_FIELDS, QUOTA_MAX};
+use aggregates::{CommandSet, CurrencyCode};
 use event_store::{BusAggregate, Collection, PerAggregate};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -163,7 +165,14 @@ fn examples() -> Vec<(Collection, Vec<(Value, bool)>)> {
         valid(json!({"type": "SetCreditLimit", "amount": "1250.00"})),
         invalid(json!({"type": "SetCreditLimit", "amount": 1250})),
         invalid(json!({"type": "SetCreditLimit", "amount": "lots"})),
+        invalid(json!({"type": "SetCreditLimit", "amount": "-1"})),
+        invalid(json!({"type": "SetCreditLimit", "amount": "+1"})),
+        invalid(json!({"type": "SetCreditLimit", "amount": "01.50"})),
+        invalid(json!({"type": "SetCreditLimit", "amount": "1e3"})),
         invalid(json!({"type": "SetApiQuota", "requests_per_minute": -1})),
+        invalid(json!({"type": "SetApiQuota", "requests_per_minute": 1.5})),
+        // JSON Schema's integers include 120.0, and so does the parser.
+        valid(json!({"type": "SetApiQuota", "requests_per_minute": 120.0})),
         valid(json!({"type": "UpdateAccountDetails", "name": null, "country": "FR"})),
         valid(json!({"type": "ReinstateAccount"})),
         invalid(json!({"type": "LaunchRocket"})),
@@ -361,5 +370,149 @@ fn text_rules_are_stated_as_the_aggregates_enforce_them() {
             !open.is_valid(&account(field, value.clone())),
             "{field} {value}"
         );
+    }
+}
+
+/// The schema of `field` in the `command` component.
+fn field_validator(command: &str, field: &str) -> jsonschema::Validator {
+    validator(&document()["components"]["schemas"][command]["properties"][field])
+}
+
+/// Every decimal field's pattern accepts exactly what the wire form and the field's bounds do,
+/// on the edges of each bound: digits around `10^max_power`, fractions around `max_scale`,
+/// zeros, signs, leading zeros and other spellings `rust_decimal` alone would take.
+#[test]
+fn decimal_patterns_state_the_bounds_the_aggregates_check() {
+    let fields = [
+        ("SetCreditLimit", "amount"),
+        ("DraftContract", "value"),
+        ("RenewContract", "new_value"),
+        ("AddLineItem", "unit_price"),
+        ("AddLineItem", "quantity"),
+        ("SetQuoteDiscount", "percent"),
+    ];
+    assert_eq!(fields.len(), DECIMAL_FIELDS.len());
+    for (command, field) in fields {
+        let (_, bounds) = DECIMAL_FIELDS.iter().find(|(f, _)| *f == field).unwrap();
+        let schema = field_validator(command, field);
+        let k = bounds.max_power as usize;
+        let integers = [
+            "0".to_owned(),
+            "00".into(),
+            "01".into(),
+            "1".into(),
+            "9".repeat(k),
+            "9".repeat(k + 1),
+            format!("1{}", "0".repeat(k)),
+            format!("1{}1", "0".repeat(k - 1)),
+            format!("2{}", "0".repeat(k)),
+            String::new(),
+        ];
+        let fractions = [
+            "", ".", ".0", ".00", ".000", ".0000", ".5", ".05", ".005", ".0005", ".1234", ".x",
+        ];
+        for integer in &integers {
+            for fraction in fractions {
+                for sign in ["", "-", "+", " "] {
+                    let raw = format!("{sign}{integer}{fraction}");
+                    let accepted = parse_wire(&raw).is_ok_and(|v| bounds.check(field, v).is_ok());
+                    assert_eq!(
+                        schema.is_valid(&json!(raw)),
+                        accepted,
+                        "{command}.{field} {raw:?}"
+                    );
+                }
+            }
+        }
+        for other in ["1e3", "1_000", "1,5", "0x10", "١"] {
+            assert!(!schema.is_valid(&json!(other)), "{field} {other}");
+        }
+    }
+}
+
+/// The currency pattern is the list `CurrencyCode::parse` accepts, in any case and spacing.
+#[test]
+fn the_currency_pattern_is_the_accepted_currencies() {
+    let schema = field_validator("OpenAccount", "currency");
+    let letters = || ('A'..='Z').chain('a'..='c');
+    for a in letters() {
+        for b in letters() {
+            for c in letters() {
+                let code = String::from_iter([a, b, c]);
+                assert_eq!(
+                    schema.is_valid(&json!(code)),
+                    CurrencyCode::parse("currency", &code).is_ok(),
+                    "{code}"
+                );
+            }
+        }
+    }
+    for (raw, valid) in [
+        (" eur ", true),
+        ("\u{3000}Usd\n", true),
+        ("EURO", false),
+        ("E UR", false),
+    ] {
+        assert_eq!(schema.is_valid(&json!(raw)), valid, "{raw:?}");
+        assert_eq!(
+            CurrencyCode::parse("currency", raw).is_ok(),
+            valid,
+            "{raw:?}"
+        );
+    }
+}
+
+/// Rules on one field that the aggregates or the sign-in check: Partner stands alone among the
+/// roles, quotas are bounded, no user has the nil id, sign-in text has no control character.
+#[test]
+fn single_field_rules_are_stated() {
+    let roles = field_validator("RegisterUser", "roles");
+    for (value, valid) in [
+        (json!(["Partner"]), true),
+        (json!(["Partner", "Partner"]), true),
+        (json!(["Manager", "Operator"]), true),
+        (json!(["Partner", "Viewer"]), false),
+        (json!([]), false),
+    ] {
+        assert_eq!(roles.is_valid(&value), valid, "{value}");
+    }
+    let quota = field_validator("SetApiQuota", "requests_per_minute");
+    for (value, valid) in [
+        (0, false),
+        (1, true),
+        (QUOTA_MAX, true),
+        (QUOTA_MAX + 1, false),
+    ] {
+        assert_eq!(quota.is_valid(&json!(value)), valid, "{value}");
+    }
+    let user_id = validator(&document()["components"]["parameters"]["UserId"]["schema"]);
+    assert!(!user_id.is_valid(&json!(Uuid::nil())));
+    assert!(user_id.is_valid(&json!(Uuid::from_u128(1))));
+    let users = &document()["paths"]["/api/v1/users/{id}"]["post"]["parameters"];
+    assert!(users.to_string().contains("#/components/parameters/UserId"));
+    let login = validator(&json!({ "$ref": "#/components/schemas/LoginRequest" }));
+    let sign_in = |tenant: &str| json!({ "tenant": tenant, "email": "a@b.test", "password": "p" });
+    assert!(login.is_valid(&sign_in("acme")));
+    assert!(!login.is_valid(&sign_in("ac\u{85}me")));
+}
+
+/// Each command's answer links to the next command on the same aggregate at its new version, so
+/// a stateful client (or fuzzer) chains commands without guessing ids.
+#[test]
+fn accepted_commands_link_to_the_next_command_on_the_aggregate() {
+    for collection in Collection::ALL {
+        let path = format!("/api/v1/{collection}/{{id}}");
+        let operation = &document()["paths"][path]["post"];
+        let link = &operation["responses"]["200"]["links"]["NextCommand"];
+        assert_eq!(
+            link["operationId"], operation["operationId"],
+            "{collection}"
+        );
+        assert_eq!(link["parameters"]["path.id"], "$response.body#/id");
+        assert_eq!(
+            link["parameters"]["header.If-Match"],
+            "$response.header.ETag"
+        );
+        assert!(operation["responses"]["200"]["headers"]["ETag"].is_object());
     }
 }

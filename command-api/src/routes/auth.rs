@@ -8,13 +8,23 @@ use crate::body::JsonBody;
 use crate::request::client_address;
 use crate::{ApiError, Caller, CommandApi};
 
+/// What sign-in refuses in a tenant slug or e-mail besides length: a control character
+/// (Unicode's `Cc`, as `char::is_control`).
+const NO_CONTROL_CHARACTERS: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The tenant's slug.
-    #[schemars(length(max = auth::MAX_SLUG_CHARS))]
+    #[schemars(
+        length(max = auth::MAX_SLUG_CHARS),
+        extend("pattern" = NO_CONTROL_CHARACTERS)
+    )]
     tenant: String,
-    #[schemars(length(max = auth::MAX_EMAIL_CHARS))]
+    #[schemars(
+        length(max = auth::MAX_EMAIL_CHARS),
+        extend("pattern" = NO_CONTROL_CHARACTERS)
+    )]
     email: String,
     #[schemars(length(max = auth::MAX_PASSWORD_CHARS))]
     password: String,

@@ -41,12 +41,15 @@ impl<R: Reactor> Projection for Reacting<R> {
         routing_keys(R::SUBSCRIBES)
     }
 
-    async fn apply(
+    async fn apply_events(
         &self,
         conn: &mut PgConnection,
-        event: &StoredEvent,
+        events: &[&StoredEvent],
     ) -> Result<(), ProjectionError> {
-        self.0.react(conn, event).await
+        for event in events {
+            self.0.react(conn, event).await?;
+        }
+        Ok(())
     }
 }
 

@@ -123,7 +123,7 @@ async fn credit_limit_is_in_account_currency_and_validated() {
         }],
     )
     .await;
-    for bad in [Decimal::new(-1, 0), Decimal::new(1001, 3)] {
+    for bad in [Decimal::new(-1, 0), Decimal::new(10_001, 4)] {
         expect_err(
             vec![opened()],
             by(admin(), C::SetCreditLimit { amount: bad }),
@@ -131,6 +131,26 @@ async fn credit_limit_is_in_account_currency_and_validated() {
         )
         .await;
     }
+    // A form any currency may have, but more decimals than the account's currency has.
+    expect_err(
+        vec![opened()],
+        by(
+            admin(),
+            C::SetCreditLimit {
+                amount: Decimal::new(1001, 3),
+            },
+        ),
+        |e| {
+            matches!(
+                e,
+                DomainError::RuleViolated {
+                    code: RuleCode::TooManyDecimals,
+                    ..
+                }
+            )
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -89,13 +89,23 @@ async fn request_rejects_each_invalid_field() {
     let cases = [
         ("currency", with("10", "euro", id(500), id(REQUESTER))),
         ("amount", with("-1", "EUR", id(500), id(REQUESTER))),
-        ("amount", with("1.001", "EUR", id(500), id(REQUESTER))),
-        ("amount", with("1.5", "JPY", id(500), id(REQUESTER))),
+        ("amount", with("1.0001", "EUR", id(500), id(REQUESTER))),
         ("subject_id", with("10", "EUR", Uuid::nil(), id(REQUESTER))),
         ("requester_id", with("10", "EUR", id(500), Uuid::nil())),
     ];
     for (field, command) in cases {
         expect_err(vec![], by(timer(), command), invalid(field)).await;
+    }
+    for command in [
+        with("1.001", "EUR", id(500), id(REQUESTER)),
+        with("1.5", "JPY", id(500), id(REQUESTER)),
+    ] {
+        expect_err(
+            vec![],
+            by(timer(), command),
+            rule(RuleCode::TooManyDecimals),
+        )
+        .await;
     }
 }
 

@@ -59,10 +59,8 @@ async fn draft_rejects_each_invalid_field() {
         ("title", " "),
         ("title", long_title.as_str()),
         ("value", "-1"),
-        ("value", "1.001"),
+        ("value", "1.0001"),
         ("currency", "euro"),
-        ("end_date", START),
-        ("end_date", "2025-02-28"),
         ("terms", ""),
     ];
     for (field, value) in cases {
@@ -73,6 +71,14 @@ async fn draft_rejects_each_invalid_field() {
             invalid(field),
         )
         .await;
+    }
+    // Rules between two fields: the end against the start, the value against the currency.
+    for (field, value, code) in [
+        ("end_date", START, RuleCode::EndNotAfterStart),
+        ("end_date", "2025-02-28", RuleCode::EndNotAfterStart),
+        ("value", "1.001", RuleCode::TooManyDecimals),
+    ] {
+        expect_err(vec![], by(operator(), draft_with(field, value)), rule(code)).await;
     }
 }
 

@@ -151,7 +151,7 @@ async fn a_renewal_ends_later_and_in_the_future_at_a_valid_value() {
     expect_err(
         active(),
         at(manager.clone(), "2026-01-15", renew(END, "1")),
-        invalid("new_end_date"),
+        rule(RuleCode::RenewalNotLater),
     )
     .await;
     // Renewed 20 days after expiry, a new end 10 days after the old one is already past.
@@ -162,7 +162,7 @@ async fn a_renewal_ends_later_and_in_the_future_at_a_valid_value() {
             &days_after(END, 20),
             renew(&days_after(END, 10), "1"),
         ),
-        invalid("new_end_date"),
+        rule(RuleCode::RenewalNotLater),
     )
     .await;
     expect_err(
@@ -242,7 +242,7 @@ async fn termination_takes_effect_between_today_and_the_end_date() {
         expect_err(
             active(),
             at(operator(), "2025-06-01", terminate("x", effective)),
-            invalid("effective_date"),
+            rule(RuleCode::EffectiveDateOutsideTerm),
         )
         .await;
     }

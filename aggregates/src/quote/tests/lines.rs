@@ -83,8 +83,8 @@ async fn add_line_rejects_each_invalid_field() {
         ("quantity", add(1, "1.0001", "1.00")),
         ("quantity", add(1, "1000000.001", "1.00")),
         ("unit_price", add(1, "1", "-0.01")),
-        ("unit_price", add(1, "1", "1.001")),
-        ("unit_price", add(1, "1", "10000000.01")),
+        ("unit_price", add(1, "1", "1.0001")),
+        ("unit_price", add(1, "1", "1000000000.01")),
         (
             "sku",
             C::AddLineItem {
@@ -108,6 +108,13 @@ async fn add_line_rejects_each_invalid_field() {
     ];
     for (field, command) in cases {
         expect_err(vec![drafted()], by(operator(), command), invalid(field)).await;
+    }
+    // A price any currency may have, but not the quote's (EUR): rules against its state.
+    for (command, code) in [
+        (add(1, "1", "1.001"), RuleCode::TooManyDecimals),
+        (add(1, "1", "10000000.01"), RuleCode::UnitPriceTooHigh),
+    ] {
+        expect_err(vec![drafted()], by(operator(), command), rule(code)).await;
     }
 }
 

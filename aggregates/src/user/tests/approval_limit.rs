@@ -27,11 +27,18 @@ async fn set_approval_limit_rejects_bad_money() {
     let manager = registered(vec![Role::Manager], None);
     for (command, field) in [
         (limit("-1", "EUR"), "amount"),
-        (limit("1.001", "EUR"), "amount"),
-        (limit("1.5", "JPY"), "amount"),
+        (limit("1.0001", "EUR"), "amount"),
         (limit("1", "euro"), "currency"),
     ] {
         expect_err(vec![manager.clone()], by(admin(), command), invalid(field)).await;
+    }
+    for command in [limit("1.001", "EUR"), limit("1.5", "JPY")] {
+        expect_err(
+            vec![manager.clone()],
+            by(admin(), command),
+            rule(RuleCode::TooManyDecimals),
+        )
+        .await;
     }
 }
 

@@ -111,7 +111,7 @@ async fn a_partner_is_registered_with_exactly_one_account() {
     expect_err(
         vec![],
         by(admin(), register_command(vec![Role::Partner], None)),
-        invalid("account_id"),
+        rule(RuleCode::PartnerNeedsAccount),
     )
     .await;
 }
@@ -124,7 +124,7 @@ async fn only_partners_have_an_account() {
             admin(),
             register_command(vec![Role::Operator], Some(ACCOUNT)),
         ),
-        invalid("account_id"),
+        rule(RuleCode::NotAPartner),
     )
     .await;
 }

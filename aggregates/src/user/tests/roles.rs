@@ -131,7 +131,7 @@ async fn becoming_a_partner_needs_an_account_and_leaving_drops_it() {
                 account_id: None,
             },
         ),
-        invalid("account_id"),
+        rule(RuleCode::PartnerNeedsAccount),
     )
     .await;
     expect_err(
@@ -171,7 +171,7 @@ async fn becoming_a_partner_needs_an_account_and_leaving_drops_it() {
                 account_id: Some(ACCOUNT),
             },
         ),
-        invalid("account_id"),
+        rule(RuleCode::NotAPartner),
     )
     .await;
 }
@@ -187,7 +187,7 @@ async fn a_partner_is_moved_with_link_partner_account_not_change_roles() {
     expect_err(
         vec![partner()],
         by(admin(), keep(Some(OTHER_ACCOUNT))),
-        invalid("account_id"),
+        rule(RuleCode::PartnerMovedByLinkOnly),
     )
     .await;
 }
