@@ -40,8 +40,10 @@ COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certifi
 COPY --from=builder /build/target/release/b2b /usr/local/bin/b2b
 COPY --chmod=0755 deploy/container/healthcheck.sh /usr/local/bin/b2b-healthcheck
 # In a container the APIs and /metrics must listen beyond loopback: the network around the
-# container (published ports, NetworkPolicy) decides who reaches them. DATABASE_URL, AMQP_URL
-# and JWT_SECRET (or JWT_SECRET_FILE) have no usable default here and must be given.
+# container (published ports, NetworkPolicy) decides who reaches them. The Postgres logins
+# (DATABASE_URL for the APIs, WORKER_DATABASE_URL for relay and projector, DATABASE_OWNER_URL
+# for migrate and the operator commands), AMQP_URL and JWT_SECRET (or JWT_SECRET_FILE) have no
+# usable default here and must be given.
 ENV BIND_ADDR=0.0.0.0:8080 \
     METRICS_ADDR=0.0.0.0:9464
 EXPOSE 8080 9464

@@ -8,8 +8,8 @@
 #     kubernetes-validate --strict against the oldest and the newest Kubernetes supported, then
 #     check_manifests.py (probes, resources, budgets, autoscalers, ports, references).
 # The tools, pinned in check-requirements.txt, are installed into $B2B_STACK_DIR/deploy-venv.
-# An overlay is rendered from a copy of deploy/k8s with its secrets.env.example as secrets.env,
-# so a real secrets.env is never read. Ends with "deploy: N passed, N failed".
+# An overlay is rendered from a copy of deploy/k8s with each `X.env.example` as `X.env`, so a
+# real secrets file is never read. Ends with "deploy: N passed, N failed".
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -76,7 +76,9 @@ if check "k8s/base: kustomize" kubectl kustomize "$WORK/k8s/base" -o "$WORK/base
 fi
 for overlay in "$WORK"/k8s/overlays/*/; do
     name="k8s/overlays/$(basename "$overlay")"
-    cp "$overlay/secrets.env.example" "$overlay/secrets.env"
+    for example in "$overlay"/*.env.example; do
+        cp "$example" "${example%.example}"
+    done
     rendered="$WORK/$(basename "$overlay").yaml"
     if check "$name: kustomize" kubectl kustomize "$overlay" -o "$rendered"; then
         check "$name: kubernetes-validate ${KUBERNETES_VERSIONS[*]}, resources" \

@@ -166,6 +166,10 @@ def missing_references(workloads, by_kind):
                     wanted.add(("ConfigMap", source["configMapRef"]["name"]))
                 if "secretRef" in source:
                     wanted.add(("Secret", source["secretRef"]["name"]))
+            for variable in container.get("env", []):
+                secret = variable.get("valueFrom", {}).get("secretKeyRef")
+                if secret:
+                    wanted.add(("Secret", secret["name"]))
         for kind, wanted_name in sorted(wanted - present):
             yield f"{name(workload)} names {kind} {wanted_name}, which is not rendered"
 

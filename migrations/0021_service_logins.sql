@@ -88,9 +88,11 @@ drop index events_tenant_user_commit_order;
 create index events_tenant_user_commit_order
     on events (tenant_id, user_id, tx_id, global_position);
 
--- The workers' cross-tenant reads, and nothing more: every event (the relay, in commit order)
--- and every timer (the timer worker polls them all; the scheduling process manager writes them).
+-- The workers' cross-tenant reads, and nothing more: every event (the relay, in commit order;
+-- the audit checkpoint worker, tenant by tenant, which lists the tenants to sign) and every
+-- timer (the timer worker polls them all; the scheduling process manager writes them).
 create policy all_tenants on events for select to b2b_worker using (true);
+create policy all_tenants on tenants for select to b2b_worker using (true);
 alter table scheduled_commands enable row level security;
 create policy all_tenants on scheduled_commands to b2b_worker using (true) with check (true);
 

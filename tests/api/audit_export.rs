@@ -60,6 +60,8 @@ async fn verify_export(stack: &TestStack, file: &Path, key: &str) -> (bool, Stri
     let output = stack
         .command(&["audit", "verify-export", path, "--public-key", key])
         .env_remove("DATABASE_URL")
+        .env_remove("WORKER_DATABASE_URL")
+        .env_remove("DATABASE_OWNER_URL")
         .env_remove("AMQP_URL")
         .env_remove("JWT_SECRET")
         .env("APP_ENV", "production")
