@@ -7,7 +7,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::read_model::{existing, Inconsistent, ReadModel};
-use crate::rows::{Row, WithChildren};
+use crate::rows::{stored, Row, WithChildren};
 use crate::stamp::Stamp;
 
 /// Maintains `read.approvals` and `read.approval_levels` from Approval events. Replayable: see
@@ -105,7 +105,7 @@ impl ReadModel for ApprovalsProjection {
                 approved.approved_at = Some(stamp.at);
                 approved.comment = comment.map(|c| c.as_str().to_owned());
                 if let Some(due_at) = next_due_at {
-                    level_row(&mut rows.children, level.saturating_add(1))?.due_at = due_at;
+                    level_row(&mut rows.children, level.saturating_add(1))?.due_at = stored(due_at);
                 }
                 let next = level_number(level).saturating_add(1);
                 approval.current_level = (next <= approval.level_count).then_some(next);
@@ -132,10 +132,10 @@ impl ReadModel for ApprovalsProjection {
             } => {
                 let escalated = level_row(&mut rows.children, level)?;
                 escalated.role = to_role.as_str().to_owned();
-                escalated.due_at = new_due_at;
+                escalated.due_at = stored(new_due_at);
                 escalated.delegated_to = None;
                 escalated.escalated = true;
-                escalated.breached_at = escalated.breached_at.or(Some(overdue_since));
+                escalated.breached_at = escalated.breached_at.or(Some(stored(overdue_since)));
             }
         }
         approval.version = stamp.version;
@@ -182,7 +182,7 @@ fn requested(stamp: &Stamp, change: ApprovalEvent) -> ApprovalRows {
             level: number,
             tenant_id: stamp.tenant_id,
             role: level.role.as_str().to_owned(),
-            due_at: level.due_at,
+            due_at: stored(level.due_at),
             approved_by: None,
             approved_at: None,
             comment: None,

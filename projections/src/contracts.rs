@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::read_model::{existing, Inconsistent, ReadModel};
-use crate::rows::{Row, WithChildren};
+use crate::rows::{stored, Row, WithChildren};
 use crate::stamp::Stamp;
 
 /// Maintains `read.contracts` and `read.contract_versions` from Contract events. Replayable:
@@ -148,7 +148,7 @@ impl ReadModel for ContractsProjection {
                 };
                 *name = Some(signatory_name.as_str().to_owned());
                 *email = Some(signatory_email.as_str().to_owned());
-                *at = Some(signed_at);
+                *at = Some(stored(signed_at));
             }
             E::ContractActivated { activated_on, .. } => {
                 contract.status = "Active".to_owned();

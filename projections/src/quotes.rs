@@ -13,7 +13,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::read_model::{existing, Inconsistent, ReadModel};
-use crate::rows::{Row, WithChildren};
+use crate::rows::{stored, Row, WithChildren};
 use crate::stamp::Stamp;
 
 /// Maintains `read.quotes` and `read.quote_lines` from Quote events. Replayable: see
@@ -174,7 +174,7 @@ fn drafted(stamp: &Stamp, change: QuoteEvent) -> Result<QuoteRows, Inconsistent>
         currency: currency.as_str().to_owned(),
         tier: tier.as_str().to_owned(),
         status: "Draft".to_owned(),
-        valid_until,
+        valid_until: stored(valid_until),
         subtotal: zero,
         line_discounts: zero,
         quote_discount: zero,

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection};
@@ -137,6 +138,13 @@ async fn load_rows<R: Row>(
             Ok((row.try_get("entity__")?, R::from_row(row)?))
         })
         .collect()
+}
+
+/// A time from an event's payload as a `timestamptz` column holds it: to the microsecond,
+/// truncated (as sqlx binds it). Written as JSON with its nanoseconds, Postgres would round
+/// instead, and a row would differ by a microsecond from what the event says.
+pub(crate) fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
 }
 
 /// Rows to write and rows to delete, per table, in the order tables were first touched.
