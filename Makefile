@@ -63,4 +63,4 @@ lint:
 
 bench: stack
 	$(ENV) && cargo bench --bench throughput && cargo bench --bench graphql_latency \
-	    && cargo bench --bench sign_in
+	    && cargo bench --bench sign_in && cargo bench --bench as_of

@@ -35,6 +35,9 @@ use crate::topology::{long_string, HASH_HEADER};
 use crate::{StoreError, StoredEvent, Topology};
 use sqlx::FromRow;
 
+/// How long closing a finished session may take before the relay moves on without it.
+const BROKER_CLOSE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub amqp_url: String,
@@ -165,16 +168,25 @@ struct Leader<'a> {
 
 impl Leader<'_> {
     /// Publishes until something fails or the lease is lost; returns why it stopped.
+    ///
+    /// Every wait on the broker is bounded: a broker that restarts or stalls mid-handshake
+    /// must end this session (and let the outer loop open a fresh one), never hang it.
     async fn lead(&mut self) -> StoreError {
-        let (connection, channel) =
-            match open_channel(&self.config.amqp_url, &self.config.topology).await {
-                Ok(opened) => opened,
-                Err(error) => return error,
-            };
+        let opened = tokio::time::timeout(
+            self.lease.length,
+            open_channel(&self.config.amqp_url, &self.config.topology),
+        );
+        let (connection, channel) = match opened.await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(error)) => return error,
+            Err(_) => return StoreError::Unpublished("the broker did not open a channel".into()),
+        };
         let error = self.publish_until_error(&channel).await;
-        // With auto-recovery on, an abandoned connection would keep reconnecting.
-        if let Err(error) = connection.close(200, "relay session ended".into()).await {
-            tracing::debug!(%error, "closing the old broker connection");
+        let closing = connection.close(200, "relay session ended".into());
+        match tokio::time::timeout(BROKER_CLOSE, closing).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "closing the old broker connection"),
+            Err(_) => tracing::debug!("the old broker connection did not close in time"),
         }
         error
     }
@@ -211,20 +223,15 @@ impl Leader<'_> {
         if batch.is_empty() {
             return Ok(0);
         }
-        let exchange = self.config.topology.events_exchange();
-        let mut confirms = Vec::with_capacity(batch.len());
-        for event in &batch {
-            // A leader that was paused past its lease must not publish on.
-            if !self.lease.held() {
-                return Err(StoreError::Unpublished(
-                    "the relay lease ran out before the batch was published".into(),
-                ));
-            }
-            confirms.push((event, publish(channel, &exchange, event).await?));
-        }
-        for (event, confirm) in confirms {
-            check_confirm(event, confirm.await?)?;
-        }
+        // Confirms that never come (a broker restarting under the channel) end the session
+        // when the lease would run out anyway.
+        let confirmed = tokio::time::timeout_at(
+            self.lease.valid_until,
+            publish_confirmed(channel, &self.config.topology, &self.lease, &batch),
+        );
+        confirmed.await.map_err(|_| {
+            StoreError::Unpublished("the relay lease ran out before the batch was confirmed".into())
+        })??;
         self.lease.renew(self.pool, self.cursor.watermark()).await?;
         tracing::debug!(
             count = batch.len(),
@@ -308,6 +315,30 @@ impl Cursor {
     }
 }
 
+/// Publishes `batch` and waits for the broker to confirm every event.
+async fn publish_confirmed(
+    channel: &Channel,
+    topology: &Topology,
+    lease: &Lease,
+    batch: &[StoredEvent],
+) -> Result<(), StoreError> {
+    let exchange = topology.events_exchange();
+    let mut confirms = Vec::with_capacity(batch.len());
+    for event in batch {
+        // A leader that was paused past its lease must not publish on.
+        if !lease.held() {
+            return Err(StoreError::Unpublished(
+                "the relay lease ran out before the batch was published".into(),
+            ));
+        }
+        confirms.push((event, publish(channel, &exchange, event).await?));
+    }
+    for (event, confirm) in confirms {
+        check_confirm(event, confirm.await?)?;
+    }
+    Ok(())
+}
+
 fn check_confirm(event: &StoredEvent, confirmation: Confirmation) -> Result<(), StoreError> {
     match confirmation {
         Confirmation::Ack(None) => Ok(()),
@@ -327,8 +358,9 @@ async fn open_channel(
     amqp_url: &str,
     topology: &Topology,
 ) -> Result<(Connection, Channel), StoreError> {
+    // No auto-recovery: the leader opens a fresh session after any failure, and lapin's
+    // recovery can leave publishes and confirms waiting on a connection that never returns.
     let properties = ConnectionProperties::default()
-        .enable_auto_recover()
         .with_connection_name(format!("b2b-relay.{}", topology.prefix).into());
     let connection = Connection::connect(amqp_url, properties).await?;
     let channel = connection.create_channel().await?;

@@ -198,6 +198,8 @@ async fn the_api_login_sees_no_tenants_rows_after_reset_role_and_one_tenants_whe
         "select * from scheduled_commands",
         "delete from read.accounts",
         "delete from projection_checkpoints",
+        "select * from audit_checkpoints",
+        "select * from audit_checkpoint_heads",
     ] {
         let refused = conn.execute(statement).await.unwrap_err();
         assert!(
@@ -237,6 +239,38 @@ async fn the_worker_login_reads_every_tenants_events_and_no_ones_credentials_or_
     {
         assert_eq!(count(&mut conn, table, "true").await, 0, "{table}");
     }
+
+    // Signed checkpoints: the worker's, one tenant at a time, like the other tenant tables.
+    let (signed, stdout, stderr) = stack.b2b(&["audit", "checkpoint"]).await;
+    assert!(signed, "{stdout}{stderr}");
+    for table in ["audit_checkpoints", "audit_checkpoint_heads"] {
+        assert_eq!(count(&mut conn, table, "true").await, 0, "{table}");
+    }
+    let (a, b) = (&tenants[0], &tenants[1]);
+    sqlx::query("select set_config('app.tenant_id', $1, false)")
+        .bind(a.id.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for table in ["audit_checkpoints", "audit_checkpoint_heads"] {
+        let own = owner_count(&stack, table, "tenant_id", a.id).await;
+        assert!(own > 0, "{table} has no row of A");
+        assert_eq!(count(&mut conn, table, "true").await, own, "{table}: A's");
+    }
+    let forged = sqlx::query(
+        "insert into audit_checkpoint_heads \
+                (tenant_id, aggregate_type, aggregate_id, checkpoint_number, sequence, hash) \
+         select $1, aggregate_type, aggregate_id || 'x', checkpoint_number, sequence, hash \
+           from audit_checkpoint_heads limit 1",
+    )
+    .bind(b.id)
+    .execute(&mut conn)
+    .await
+    .expect_err("a checkpoint head written into B");
+    assert!(
+        forged.to_string().contains("row-level security"),
+        "{forged}"
+    );
     conn.close().await.unwrap();
 }
 

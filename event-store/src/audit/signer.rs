@@ -129,6 +129,12 @@ pub async fn make_checkpoint(
     tenant: Uuid,
 ) -> Result<Outcome, StoreError> {
     let mut tx = pool.begin().await?;
+    // The worker's login sees only the tenant its transaction names in the checkpoint tables
+    // (row-level security, migration 0023); the owner's commands see every tenant anyway.
+    sqlx::query("select set_config('app.tenant_id', $1, true)")
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await?;
     let locked: bool =
         sqlx::query_scalar("select pg_try_advisory_xact_lock($1, hashtext($2::text))")
             .bind(LOCK_CLASS)
