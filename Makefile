@@ -7,7 +7,7 @@ ENV := source deploy/local/env.sh
 B2B := $(or $(CARGO_TARGET_DIR),target)/debug/b2b
 DEMO_PASSWORD ?= demo-password-123
 
-.PHONY: run test fuzz check-deploy stack stack-down build lint bench
+.PHONY: run test fuzz check-deploy stack stack-down build lint bench cluster-up cluster-down test-cluster
 
 stack:
 	bash $(STACK) up
@@ -64,3 +64,18 @@ lint:
 bench: stack
 	$(ENV) && cargo bench --bench throughput && cargo bench --bench graphql_latency \
 	    && cargo bench --bench sign_in && cargo bench --bench as_of
+
+# The local multi-node topology (deploy/cluster/cluster.sh: three clustered RabbitMQ nodes, a
+# Postgres primary and streaming standby, two of each b2b process, HAProxy in front; data in
+# .cluster/), and its fault test (tests/cluster.rs), which CI runs after `make test`.
+CLUSTER := deploy/cluster/cluster.sh
+
+cluster-up: build
+	bash $(CLUSTER) up
+
+cluster-down:
+	bash $(CLUSTER) down
+
+test-cluster: cluster-up
+	set -a && source <(bash $(CLUSTER) env) && set +a \
+	    && cargo test --test cluster -- --ignored --test-threads 1 --nocapture

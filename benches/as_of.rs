@@ -61,7 +61,10 @@ async fn main() {
             );
             let sent = Instant::now();
             let reply = api.graphql(token, &query, None).await;
-            assert!(reply["data"]["asOf"]["version"].as_i64().is_some(), "{reply}");
+            assert!(
+                reply["data"]["asOf"]["version"].as_i64().is_some(),
+                "{reply}"
+            );
             sent.elapsed().as_secs_f64() * 1000.0
         }
     };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Offline checks of the container and deployment files (part of `make test`); no Docker engine
 # and no cluster needed:
-#   - hadolint on the Dockerfile, shellcheck on the image's health check and this script;
+#   - hadolint on the Dockerfile, shellcheck on the image's health check, this script and
+#     the local stack and cluster scripts;
 #   - deploy/compose.yaml against the Compose Specification's JSON schema (the copy
 #     check-jsonschema ships), then check_manifests.py (every process a service, dependencies);
 #   - deploy/k8s: the base and every overlay rendered by kustomize (kubectl's), validated by
@@ -63,7 +64,8 @@ check_rendering() {
 
 ROOT="$(dirname "$HERE")"
 check "hadolint Dockerfile" hadolint --no-color "$ROOT/Dockerfile"
-check "shellcheck" shellcheck -x "$HERE/container/healthcheck.sh" "$HERE/check.sh"
+check "shellcheck" shellcheck -x "$HERE/container/healthcheck.sh" "$HERE/check.sh" \
+    "$HERE/local/stack.sh" "$HERE/cluster/cluster.sh"
 check "compose.yaml: Compose Specification schema" \
     check-jsonschema --builtin-schema vendor.compose-spec "$HERE/compose.yaml"
 check "compose.yaml: services" python "$HERE/check_manifests.py" compose "$HERE/compose.yaml"

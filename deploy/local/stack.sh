@@ -3,6 +3,7 @@
 # processes (no Docker, no systemd). All state lives in $B2B_STACK_DIR.
 #   deploy/local/stack.sh up|down|status|reset
 #   deploy/local/stack.sh pg-restart               # fast shutdown and start (fault tests)
+#   deploy/local/stack.sh pg-up|pg-down|rabbit-up|rabbit-down   # one server alone
 #   deploy/local/stack.sh psql [ARGS...]          # as the owner b2b ($DATABASE_OWNER_URL)
 #   deploy/local/stack.sh rabbitmqctl [ARGS...]   # against this stack's node
 # Ports/paths: see env.sh. Must run as root (it installs packages and starts
@@ -230,8 +231,13 @@ case "$cmd" in
         rm -rf "$B2B_STACK_DIR"
         echo "removed $B2B_STACK_DIR" ;;
     pg-restart) lock; pg_down; pg_up_cmd ;;
+    # One server alone (deploy/cluster/cluster.sh builds its nodes from these).
+    pg-up)       lock; pg_up_cmd ;;
+    pg-down)     lock; pg_down ;;
+    rabbit-up)   lock; rabbit_up_cmd ;;
+    rabbit-down) lock; rabbit_down ;;
     psql)        exec "$PG_BIN/psql" -X "$DATABASE_OWNER_URL" "$@" ;;
     rabbitmqctl) rabbit_installed || die "rabbitmq-server not installed (run: $0 up)"
                  rmqctl "$@" ;;
-    *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac

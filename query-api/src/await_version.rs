@@ -28,6 +28,16 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How often a signalled waiter looks anyway, in case an announcement was lost (a projector
 /// that crashed between its commit and its announcement).
 const FALLBACK_CHECK: Duration = Duration::from_millis(250);
+/// How often a signalled waiter looks when the checkpoints are read from a standby: the
+/// announcement comes from the primary, and the standby replays the commit a moment later.
+const STANDBY_CHECK: Duration = Duration::from_millis(10);
+
+/// Where the checkpoints are read: the primary, or a streaming standby that follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    Primary,
+    Standby,
+}
 
 /// Wakes the requests waiting for a stream when a projector announces it, and caps how many
 /// may wait at once.
@@ -102,11 +112,19 @@ impl FromStr for AwaitVersion {
     }
 }
 
+/// Where [`wait_for`] looks: the aggregate's type on the primary (a stream just created may
+/// not have reached a standby yet), the checkpoints where the request's reads will run.
+pub struct Pools<'a> {
+    pub primary: &'a PgPool,
+    pub reads: &'a PgPool,
+    pub read_from: ReadFrom,
+}
+
 /// Waits until the read models fed by the target's aggregate have reached its version.
-/// Runs on the pool, outside the request's transaction, so the wait holds no snapshot and the
+/// Runs on the pools, outside the request's transaction, so the wait holds no snapshot and the
 /// transaction that follows (read committed) sees what the projectors committed meanwhile.
 pub async fn wait_for(
-    pool: &PgPool,
+    pools: Pools<'_>,
     tenant_id: Uuid,
     target: AwaitVersion,
     projections_fed_by: &AwaitTargets,
@@ -122,15 +140,19 @@ pub async fn wait_for(
         ))
     };
     // An id of another tenant is "unknown" here, exactly like one that does not exist.
-    let aggregate_type = aggregate_type_of(pool, tenant_id, target.aggregate_id)
+    let aggregate_type = aggregate_type_of(pools.primary, tenant_id, target.aggregate_id)
         .await?
         .ok_or_else(stale)?;
     let projections = projections_fed_by(&aggregate_type);
     let checks = Checks {
-        pool,
+        pool: pools.reads,
         aggregate_type: &aggregate_type,
         target,
         projections: &projections,
+        recheck: match pools.read_from {
+            ReadFrom::Primary => FALLBACK_CHECK,
+            ReadFrom::Standby => STANDBY_CHECK,
+        },
     };
     let waited = match signals {
         Some(signals) => {
@@ -179,6 +201,8 @@ struct Checks<'a> {
     aggregate_type: &'a str,
     target: AwaitVersion,
     projections: &'a [&'static str],
+    /// The longest a signalled waiter goes without looking.
+    recheck: Duration,
 }
 
 impl Checks<'_> {
@@ -200,7 +224,7 @@ impl Checks<'_> {
     }
 
     /// Checks when the stream is announced (registered before each check, so an announcement
-    /// between the check and the wait is not missed), or after `FALLBACK_CHECK`.
+    /// between the check and the wait is not missed), or after `recheck`.
     async fn on_signal(&self, signals: &ProjectedSignals) -> Result<(), QueryError> {
         let notify = signals.subscribe(self.target.aggregate_id);
         loop {
@@ -212,7 +236,7 @@ impl Checks<'_> {
             }
             tokio::select! {
                 _ = announced => {}
-                _ = tokio::time::sleep(FALLBACK_CHECK) => {}
+                _ = tokio::time::sleep(self.recheck) => {}
             }
         }
     }

@@ -84,7 +84,7 @@ pub(crate) async fn execute(
     if let Err(refusal) = await_requested_version(&req, &state.api, claims.tid).await {
         return answer_unexecuted(refusal);
     }
-    let tx = TenantTx::begin(&state.api.pool, claims.tid).await?;
+    let tx = TenantTx::begin(&state.api.read_pool, claims.tid).await?;
     let response = schema::execute(&state.schema, request, claims, &tx).await;
     if let Err(error) = tx.finish(response.is_ok()).await {
         // The reads are done and were consistent; ending a read-only transaction badly loses
@@ -124,8 +124,13 @@ async fn await_requested_version(
     };
     // A header that is not even text parses as "" and is refused as malformed like any other.
     let target: AwaitVersion = raw.to_str().unwrap_or_default().parse()?;
+    let pools = await_version::Pools {
+        primary: &api.pool,
+        reads: &api.read_pool,
+        read_from: api.read_from,
+    };
     await_version::wait_for(
-        &api.pool,
+        pools,
         tenant_id,
         target,
         &api.await_targets,

@@ -38,6 +38,9 @@ pub type AwaitTargets = Arc<dyn Fn(&str) -> Vec<&'static str> + Send + Sync>;
 #[derive(Clone)]
 pub struct QueryApi {
     pool: PgPool,
+    /// Where the request's reads run: `pool`, or a streaming standby's.
+    read_pool: PgPool,
+    read_from: await_version::ReadFrom,
     identity: Identity,
     await_targets: AwaitTargets,
     await_timeout: Duration,
@@ -56,6 +59,8 @@ impl QueryApi {
         F: Fn(&str) -> Vec<&'static str> + Send + Sync + 'static,
     {
         Self {
+            read_pool: pool.clone(),
+            read_from: await_version::ReadFrom::Primary,
             pool,
             identity,
             await_targets: Arc::new(await_targets),
@@ -68,6 +73,15 @@ impl QueryApi {
     /// waiters (see [`await_version`]).
     pub fn with_await_signals(mut self, signals: Arc<await_version::ProjectedSignals>) -> Self {
         self.await_signals = Some(signals);
+        self
+    }
+
+    /// Runs the GraphQL reads (and `X-Await-Version`'s checkpoint checks) on `standby`, a
+    /// streaming standby of the primary; admission stays on the primary. Read-your-writes
+    /// holds: a waiter looks at the standby's checkpoints until its replay reaches the version.
+    pub fn with_standby_reads(mut self, standby: PgPool) -> Self {
+        self.read_pool = standby;
+        self.read_from = await_version::ReadFrom::Standby;
         self
     }
 
