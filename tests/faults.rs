@@ -20,22 +20,26 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const ACCOUNTS: usize = 50;
 const COMMANDS: usize = 500;
 
-/// rabbitmqctl against the local stack's node.
+/// rabbitmqctl against the local stack's node. Each command here is idempotent, and on a
+/// loaded machine the CLI can time out reaching the node: a few tries before failing.
 async fn rabbitmqctl(args: &[&str]) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/stack.sh");
-    let output = tokio::process::Command::new("bash")
-        .arg(script)
-        .arg("rabbitmqctl")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let output = tokio::process::Command::new("bash")
+            .arg(script)
+            .arg("rabbitmqctl")
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        if output.status.success() {
+            return String::from_utf8(output.stdout).unwrap();
+        }
+        failures.push(String::from_utf8_lossy(&output.stderr).into_owned());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("rabbitmqctl {args:?} failed: {failures:?}");
 }
 
 /// The local stack's script, for what the faults need of it.
