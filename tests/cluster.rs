@@ -34,6 +34,9 @@ struct Cluster {
     primary: PgPool,
     dir: String,
     script: String,
+    /// HAProxy's statistics page.
+    stats_url: String,
+    rabbit_nodes: Vec<String>,
 }
 
 impl Cluster {
@@ -52,6 +55,11 @@ impl Cluster {
             primary: PgPool::connect(&var("DATABASE_OWNER_URL")).await.unwrap(),
             dir: var("B2B_CLUSTER_DIR"),
             script: var("B2B_CLUSTER_SCRIPT"),
+            stats_url: var("B2B_CLUSTER_STATS_URL"),
+            rabbit_nodes: var("B2B_CLUSTER_RABBIT_NODES")
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
@@ -93,12 +101,16 @@ impl Cluster {
         }
     }
 
-    /// The relay process holding the lease: the one whose log names the leader's id.
-    async fn active_relay(&self) -> &'static str {
-        let leader: Uuid = sqlx::query_scalar("select leader from relay_state")
+    async fn relay_leader(&self) -> Uuid {
+        sqlx::query_scalar("select leader from relay_state")
             .fetch_one(&self.primary)
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The relay process holding the lease: the one whose log names the leader's id.
+    async fn active_relay(&self) -> &'static str {
+        let leader = self.relay_leader().await;
         for relay in ["relay-1", "relay-2"] {
             let log = std::fs::read_to_string(format!("{}/logs/{relay}.log", self.dir))
                 .unwrap_or_default();
@@ -153,6 +165,30 @@ impl Cluster {
         }
     }
 
+    /// HAProxy's view of one server (`UP`, `DOWN`, ...).
+    async fn balancer_status(&self, server: &str) -> String {
+        let csv = reqwest::get(format!("{};csv", self.stats_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        csv.lines()
+            .map(|line| line.split(',').collect::<Vec<_>>())
+            .find(|fields| fields.get(1) == Some(&server))
+            .and_then(|fields| fields.get(17).map(|status| status.to_string()))
+            .unwrap_or_else(|| panic!("{server} not in HAProxy's statistics"))
+    }
+
+    /// Quorum queues whose leader is `node`.
+    async fn queues_led_by(&self, node: &str) -> usize {
+        self.script(&["rabbitmqctl", "-q", "list_queues", "name", "leader"])
+            .await
+            .lines()
+            .filter(|line| line.split_whitespace().nth(1) == Some(node))
+            .count()
+    }
+
     /// Messages in the parked queues, across the cluster.
     async fn parked(&self) -> i64 {
         let queues = self
@@ -164,6 +200,23 @@ impl Cluster {
             .filter_map(|line| line.split_whitespace().nth(1)?.parse::<i64>().ok())
             .sum()
     }
+}
+
+/// Polls `done` until it holds (within a minute); returns the seconds it took.
+async fn until<F, Fut>(mut done: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !done().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed().as_secs_f64()
 }
 
 /// How a keyed command went: its version, and the answers before it that were not b2b's.
@@ -238,21 +291,39 @@ async fn a_node_a_replica_the_active_relay_and_the_standby_fail_under_load_and_n
         })
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<_>>();
+    // Each fault, and how long until the cluster had routed around it.
     let faults = async {
         let pause = || tokio::time::sleep(Duration::from_secs(2));
         let mut log = Vec::new();
         pause().await;
+        let node = &cluster.rabbit_nodes[1];
+        let led = cluster.queues_led_by(node).await;
         cluster.script(&["kill", "rabbit-2"]).await;
-        log.push("killed rabbit-2");
+        let took = until(|| async { cluster.queues_led_by(node).await == 0 }).await;
+        log.push(format!(
+            "rabbit-2 killed: its {led} queue leaders moved in {took:.1} s"
+        ));
         pause().await;
         cluster.script(&["kill", "command-api-1"]).await;
-        log.push("killed command-api-1");
+        let took = until(|| async {
+            cluster
+                .balancer_status("command-api-1")
+                .await
+                .starts_with("DOWN")
+        })
+        .await;
+        log.push(format!(
+            "command-api-1 killed: HAProxy took it out in {took:.1} s"
+        ));
         pause().await;
-        let relay = cluster.active_relay().await;
+        let (relay, leader) = (cluster.active_relay().await, cluster.relay_leader().await);
         cluster.script(&["kill", relay]).await;
-        log.push(relay);
+        let took = until(|| async { cluster.relay_leader().await != leader }).await;
+        log.push(format!(
+            "{relay} (active) killed: the standby relay led in {took:.1} s"
+        ));
         cluster.script(&["restart", "postgres-standby"]).await;
-        log.push("restarted postgres-standby");
+        log.push("postgres-standby restarted".to_owned());
         cluster.script(&["start", "rabbit-2"]).await;
         cluster.script(&["start", "command-api-1"]).await;
         cluster.script(&["start", relay]).await;
@@ -303,10 +374,11 @@ async fn a_node_a_replica_the_active_relay_and_the_standby_fail_under_load_and_n
 
     let unanswered: usize = deliveries.iter().map(|(_, d)| d.unanswered).sum();
     println!(
-        "cluster: {KEYED} keyed commands acknowledged in {:.1} s ({:.0}/s) through {faults:?}; \
+        "cluster: {KEYED} keyed commands acknowledged in {:.1} s ({:.0}/s) through faults ({}); \
          lost 0, doubled 0, parked 0; attempts HAProxy could not hand to b2b: {unanswered}",
         elapsed.as_secs_f64(),
-        KEYED as f64 / elapsed.as_secs_f64()
+        KEYED as f64 / elapsed.as_secs_f64(),
+        faults.join("; ")
     );
 }
 

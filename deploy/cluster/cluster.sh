@@ -269,6 +269,7 @@ env_file() {
     echo "B2B_CLUSTER_COMMAND_URL=http://127.0.0.1:$LB_COMMAND"
     echo "B2B_CLUSTER_QUERY_URL=http://127.0.0.1:$LB_QUERY"
     echo "B2B_CLUSTER_STANDBY_URL=postgres://b2b:b2b@127.0.0.1:$PG_STANDBY/b2b"
+    echo "B2B_CLUSTER_STATS_URL=http://127.0.0.1:$LB_STATS/"
     echo "B2B_CLUSTER_SCRIPT=$HERE/cluster.sh"
     local nodes=()
     for n in "${RABBITS[@]}"; do nodes+=("$(rabbit_node "$n")"); done
