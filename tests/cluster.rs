@@ -5,6 +5,7 @@
 //! acknowledged command is stored once, the read models equal a fold of the events, nothing is
 //! parked, and HAProxy answered every request. Ignored by `make test` (no cluster there).
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -22,7 +23,6 @@ use helpers::{open_account, Api, Tenant, PASSWORD};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const ACCOUNTS: usize = 40;
-const KEYED: usize = 1_200;
 const CONCURRENCY: usize = 8;
 /// Commands written while the projectors are stopped, for the throughput figures.
 const BACKLOG: usize = 4_000;
@@ -180,13 +180,44 @@ impl Cluster {
             .unwrap_or_else(|| panic!("{server} not in HAProxy's statistics"))
     }
 
-    /// Quorum queues whose leader is `node`.
-    async fn queues_led_by(&self, node: &str) -> usize {
-        self.script(&["rabbitmqctl", "-q", "list_queues", "name", "leader"])
+    /// Each quorum queue's leader, of the queues whose leader runs (`--online`: a queue
+    /// whose leader is down is left out rather than waited for).
+    async fn queue_leaders(&self) -> Vec<String> {
+        self.script(&[
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "--online",
+            "name",
+            "leader",
+        ])
+        .await
+        .lines()
+        .filter_map(|line| Some(line.split_whitespace().nth(1)?.to_owned()))
+        .collect()
+    }
+
+    /// The RabbitMQ node leading the most queues, as `cluster.sh` names it (`rabbit-N`), and
+    /// its node name.
+    async fn busiest_rabbit(&self) -> (String, String) {
+        let leaders = self.queue_leaders().await;
+        let (index, node) = self
+            .rabbit_nodes
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, node)| leaders.iter().filter(|l| l == node).count())
+            .unwrap();
+        (format!("rabbit-{}", index + 1), node.clone())
+    }
+
+    /// The account's version in the read model (0 before it is projected).
+    async fn projected_version(&self, account: Uuid) -> i64 {
+        sqlx::query_scalar::<_, i64>("select version from read.accounts where id = $1")
+            .bind(account)
+            .fetch_optional(&self.primary)
             .await
-            .lines()
-            .filter(|line| line.split_whitespace().nth(1) == Some(node))
-            .count()
+            .unwrap()
+            .unwrap_or(0)
     }
 
     /// Messages in the parked queues, across the cluster.
@@ -275,9 +306,22 @@ async fn a_node_a_replica_the_active_relay_and_the_standby_fail_under_load_and_n
         let key = format!("open-{n}");
         deliver(&cluster.commands, &token, *id, &key, &open_account("Node")).await;
     }
+    // Written to while the faults happen, to see when events flow again.
+    let beacon = Uuid::new_v4();
+    deliver(
+        &cluster.commands,
+        &token,
+        beacon,
+        "beacon",
+        &open_account("Beacon"),
+    )
+    .await;
 
+    // The load runs until the last fault has been dealt with.
+    let faulting = AtomicBool::new(true);
     let started = Instant::now();
-    let load = futures::stream::iter(0..KEYED)
+    let load = futures::stream::iter(0..)
+        .take_while(|_| futures::future::ready(faulting.load(Ordering::Relaxed)))
         .map(|n| {
             let (api, token, id) = (&cluster.commands, &token, ids[n % ACCOUNTS]);
             let body = match n % 2 {
@@ -291,17 +335,35 @@ async fn a_node_a_replica_the_active_relay_and_the_standby_fail_under_load_and_n
         })
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<_>>();
+    let load = async {
+        let deliveries = load.await;
+        (deliveries, started.elapsed())
+    };
     // Each fault, and how long until the cluster had routed around it.
     let faults = async {
         let pause = || tokio::time::sleep(Duration::from_secs(2));
         let mut log = Vec::new();
         pause().await;
-        let node = &cluster.rabbit_nodes[1];
-        let led = cluster.queues_led_by(node).await;
-        cluster.script(&["kill", "rabbit-2"]).await;
-        let took = until(|| async { cluster.queues_led_by(node).await == 0 }).await;
+        let (rabbit, node) = cluster.busiest_rabbit().await;
+        let led = cluster
+            .queue_leaders()
+            .await
+            .iter()
+            .filter(|l| **l == node)
+            .count();
+        cluster.script(&["kill", &rabbit]).await;
+        // From the kill until an event written after it is in the read models: new queue
+        // leaders elected, the relay and the projectors reconnected through HAProxy.
+        let took = until(|| async {
+            let key = Uuid::new_v4().to_string();
+            let quota = json!({"type": "SetApiQuota", "requests_per_minute": 5});
+            let written = deliver(&cluster.commands, &token, beacon, &key, &quota).await;
+            cluster.projected_version(beacon).await >= written.version as i64
+        })
+        .await;
         log.push(format!(
-            "rabbit-2 killed: its {led} queue leaders moved in {took:.1} s"
+            "{rabbit} killed (it led {led} queues): events reached the read models again \
+             {took:.1} s later"
         ));
         pause().await;
         cluster.script(&["kill", "command-api-1"]).await;
@@ -324,13 +386,14 @@ async fn a_node_a_replica_the_active_relay_and_the_standby_fail_under_load_and_n
         ));
         cluster.script(&["restart", "postgres-standby"]).await;
         log.push("postgres-standby restarted".to_owned());
-        cluster.script(&["start", "rabbit-2"]).await;
+        cluster.script(&["start", &rabbit]).await;
         cluster.script(&["start", "command-api-1"]).await;
         cluster.script(&["start", relay]).await;
+        faulting.store(false, Ordering::Relaxed);
         log
     };
-    let (deliveries, faults) = futures::join!(load, faults);
-    let elapsed = started.elapsed();
+    let ((deliveries, elapsed), faults) = futures::join!(load, faults);
+    let commands = deliveries.len();
 
     // Every acknowledged command once: each stream holds its open plus one event per
     // acknowledged command, at versions 1..=n, each version acknowledged once.
@@ -364,7 +427,7 @@ async fn a_node_a_replica_the_active_relay_and_the_standby_fail_under_load_and_n
     cluster
         .wait_until_projected(tenant.id, Duration::from_secs(90))
         .await;
-    assert_read_models_fold_the_events(&cluster.primary, tenant.id).await;
+    assert_read_models_fold_the_events(&cluster.primary, tenant.id, ACCOUNTS + 1).await;
     assert_eq!(cluster.parked().await, 0, "parked messages");
 
     // The query API reads the standby, and still reads its writes.
@@ -374,16 +437,16 @@ async fn a_node_a_replica_the_active_relay_and_the_standby_fail_under_load_and_n
 
     let unanswered: usize = deliveries.iter().map(|(_, d)| d.unanswered).sum();
     println!(
-        "cluster: {KEYED} keyed commands acknowledged in {:.1} s ({:.0}/s) through faults ({}); \
-         lost 0, doubled 0, parked 0; attempts HAProxy could not hand to b2b: {unanswered}",
+        "cluster: {commands} keyed commands acknowledged in {:.1} s ({:.0}/s) through faults \
+         ({}); lost 0, doubled 0, parked 0; attempts HAProxy could not hand to b2b: {unanswered}",
         elapsed.as_secs_f64(),
-        KEYED as f64 / elapsed.as_secs_f64(),
+        commands as f64 / elapsed.as_secs_f64(),
         faults.join("; ")
     );
 }
 
 /// The account read model, row for row, equals what its events say.
-async fn assert_read_models_fold_the_events(db: &PgPool, tenant: Uuid) {
+async fn assert_read_models_fold_the_events(db: &PgPool, tenant: Uuid, accounts: usize) {
     type Row = (String, String, Option<i32>, i64);
     let folded: Vec<Row> = sqlx::query_as(
         "select aggregate_id, \
@@ -407,7 +470,7 @@ async fn assert_read_models_fold_the_events(db: &PgPool, tenant: Uuid) {
     .fetch_all(db)
     .await
     .unwrap();
-    assert_eq!(projected.len(), ACCOUNTS);
+    assert_eq!(projected.len(), accounts);
     assert_eq!(projected, folded);
 }
 
@@ -463,7 +526,7 @@ async fn projection_throughput_with_one_and_with_two_projectors() {
             .await;
         let events = (ACCOUNTS + BACKLOG) as f64;
         figures.push((projectors.len(), events / took.as_secs_f64().max(0.001)));
-        assert_read_models_fold_the_events(&cluster.primary, tenant.id).await;
+        assert_read_models_fold_the_events(&cluster.primary, tenant.id, ACCOUNTS).await;
     }
     cluster.script(&["start", "projector-2"]).await;
     for (projectors, rate) in figures {
