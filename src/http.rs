@@ -12,13 +12,19 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use sqlx::PgPool;
 
-use crate::config::Config;
+use crate::config::{Config, SecretUrl};
 use crate::startup::Parts;
+use crate::supervisor::Health;
+use secrecy::ExposeSecret;
+
+/// How long in-flight requests may run on after the server stops taking connections; the
+/// supervisor's own budget (under 10 s from the signal) cuts them off in any case.
+const SHUTDOWN_TIMEOUT_SECONDS: u64 = 8;
 
 pub(crate) fn http_server(
     config: &Config,
     parts: Parts,
-    pool: PgPool,
+    probes: Probes,
     commands: command_api::CommandApi,
     queries: query_api::QueryApi,
 ) -> anyhow::Result<Server> {
@@ -26,10 +32,6 @@ pub(crate) fn http_server(
     let listener = TcpListener::bind(&config.bind_addr)?;
     let address = listener.local_addr()?;
     println!("listening on http://{address}");
-    let probes = Probes {
-        pool,
-        amqp_url: config.amqp_url.clone(),
-    };
     let cors_origins = config.cors_allowed_origins.clone();
     let server = HttpServer::new(move || {
         let mut app = App::new()
@@ -50,6 +52,9 @@ pub(crate) fn http_server(
         }
         app
     })
+    // The supervisor handles the signals: it fails readiness and drains before stopping us.
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECONDS)
     .listen(listener)?
     .run();
     Ok(server)
@@ -122,23 +127,44 @@ fn tracing_actix() -> actix_web::middleware::Logger {
     actix_web::middleware::Logger::new("%r %s %Dms")
 }
 
+/// What `/health/ready` looks at.
 #[derive(Clone)]
-struct Probes {
+pub(crate) struct Probes {
     pool: PgPool,
-    amqp_url: String,
+    amqp_url: SecretUrl,
+    health: Health,
 }
 
-/// Ready only when both Postgres and RabbitMQ answer.
+impl Probes {
+    pub(crate) fn new(pool: PgPool, config: &Config, health: Health) -> Self {
+        Self {
+            pool,
+            amqp_url: config.amqp_url.clone(),
+            health,
+        }
+    }
+}
+
+/// Ready only when both Postgres and RabbitMQ answer and the process is not stopping (on a
+/// signal, or because a worker ended: `stopping` then names it).
 async fn ready(probes: web::Data<Probes>) -> HttpResponse {
     let postgres = sqlx::query("select 1").execute(&probes.pool).await.is_ok();
     let rabbitmq = tokio::time::timeout(
         Duration::from_secs(2),
-        lapin::Connection::connect(&probes.amqp_url, lapin::ConnectionProperties::default()),
+        lapin::Connection::connect(
+            probes.amqp_url.expose_secret(),
+            lapin::ConnectionProperties::default(),
+        ),
     )
     .await
     .is_ok_and(|c| c.is_ok());
-    let body = serde_json::json!({ "postgres": postgres, "rabbitmq": rabbitmq });
-    if postgres && rabbitmq {
+    let stopping = probes.health.stopping();
+    let body = serde_json::json!({
+        "postgres": postgres,
+        "rabbitmq": rabbitmq,
+        "stopping": stopping,
+    });
+    if postgres && rabbitmq && stopping.is_none() {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

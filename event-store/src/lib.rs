@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod broker;
 pub mod clock;
 pub mod collection;
 pub mod command_bus;

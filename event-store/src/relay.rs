@@ -26,6 +26,7 @@ use lapin::{Confirmation, PublisherConfirm};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use std::collections::BTreeMap;
@@ -59,12 +60,19 @@ impl RelayConfig {
     }
 }
 
-/// Runs the relay until the task is dropped: waits as a standby, leads while it holds the
-/// lease, and starts over after any failure. `committed` wakes it when a command commits in
-/// this process; commits elsewhere are found by polling.
-pub async fn run(pool: PgPool, config: RelayConfig, committed: Arc<Notify>) {
+/// Runs the relay until `stop` is cancelled (or the task is dropped): waits as a standby, leads
+/// while it holds the lease, and starts over after any failure. `committed` wakes it when a
+/// command commits in this process; commits elsewhere are found by polling. On `stop` a leader
+/// finishes the batch it is publishing, moves its checkpoint and hands the lease back, so a
+/// standby takes over at once rather than after the lease runs out.
+pub async fn run(
+    pool: PgPool,
+    config: RelayConfig,
+    committed: Arc<Notify>,
+    stop: CancellationToken,
+) {
     let me = Uuid::new_v4();
-    loop {
+    while !stop.is_cancelled() {
         match Lease::acquire(&pool, me, config.lease).await {
             Ok(Some((lease, from))) => {
                 tracing::info!(relay = %me, "relay holds the lease and is publishing");
@@ -72,17 +80,24 @@ pub async fn run(pool: PgPool, config: RelayConfig, committed: Arc<Notify>) {
                     pool: &pool,
                     config: &config,
                     committed: &committed,
+                    stop: &stop,
                     lease,
                     cursor: Cursor::from_watermark(from),
                 };
-                let error = leader.lead().await;
-                tracing::warn!(relay = %me, %error, "relay stopped leading");
+                match leader.lead().await {
+                    Some(error) => tracing::warn!(relay = %me, %error, "relay stopped leading"),
+                    None => leader.lease.release(&pool).await,
+                }
             }
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "relay could not reach the lease"),
         }
-        tokio::time::sleep(config.lease / 5).await;
+        tokio::select! {
+            _ = tokio::time::sleep(config.lease / 5) => {}
+            _ = stop.cancelled() => {}
+        }
     }
+    tracing::info!(relay = %me, "relay stopped");
 }
 
 /// The lease as this instance knows it: held until `valid_until` on its own clock, which is
@@ -131,6 +146,18 @@ impl Lease {
         self.renewed_at.elapsed() > self.length / 3
     }
 
+    /// Gives the lease up (on an orderly stop), so a standby need not wait for it to run out.
+    async fn release(&self, pool: &PgPool) {
+        let released =
+            sqlx::query("update relay_state set lease_until = clock_timestamp() where leader = $1")
+                .bind(self.holder)
+                .execute(pool)
+                .await;
+        if let Err(error) = released {
+            tracing::warn!(%error, "could not hand the relay lease back; it runs out by itself");
+        }
+    }
+
     /// Renews the lease and, when given, moves the checkpoint, in one fenced statement.
     async fn renew(&mut self, pool: &PgPool, watermark: i64) -> Result<(), StoreError> {
         let sent = Instant::now();
@@ -159,17 +186,19 @@ struct Leader<'a> {
     pool: &'a PgPool,
     config: &'a RelayConfig,
     committed: &'a Notify,
+    stop: &'a CancellationToken,
     lease: Lease,
     cursor: Cursor,
 }
 
 impl Leader<'_> {
-    /// Publishes until something fails or the lease is lost; returns why it stopped.
-    async fn lead(&mut self) -> StoreError {
+    /// Publishes until something fails, the lease is lost, or `stop`; returns why it stopped
+    /// (nothing for `stop`).
+    async fn lead(&mut self) -> Option<StoreError> {
         let (connection, channel) =
             match open_channel(&self.config.amqp_url, &self.config.topology).await {
                 Ok(opened) => opened,
-                Err(error) => return error,
+                Err(error) => return Some(error),
             };
         let error = self.publish_until_error(&channel).await;
         // With auto-recovery on, an abandoned connection would keep reconnecting.
@@ -179,29 +208,32 @@ impl Leader<'_> {
         error
     }
 
-    async fn publish_until_error(&mut self, channel: &Channel) -> StoreError {
+    /// Between batches only: a batch begun is published, confirmed and checkpointed.
+    async fn publish_until_error(&mut self, channel: &Channel) -> Option<StoreError> {
         let mut pause = Duration::from_millis(1);
-        loop {
+        while !self.stop.is_cancelled() {
             match self.publish_batch(channel).await {
                 Ok(0) => {}
                 Ok(_) => {
                     pause = Duration::from_millis(1);
                     continue;
                 }
-                Err(error) => return error,
+                Err(error) => return Some(error),
             }
             if self.lease.due() {
                 if let Err(error) = self.lease.renew(self.pool, self.cursor.watermark()).await {
-                    return error;
+                    return Some(error);
                 }
             }
             tokio::select! {
+                _ = self.stop.cancelled() => {}
                 _ = self.committed.notified() => {}
                 _ = tokio::time::sleep(pause) => {
                     pause = (pause * 2).min(self.config.max_poll_interval);
                 }
             }
         }
+        None
     }
 
     /// Publishes the next batch (new events, and gaps that filled) and returns how many

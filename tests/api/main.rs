@@ -22,4 +22,5 @@ mod projections_cli;
 mod read_your_writes;
 mod scenario;
 mod sessions;
+mod supervision;
 mod tenant_policy;
