@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::Server;
-use actix_web::dev::ServiceResponse;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::middleware::{from_fn, ErrorHandlerResponse, ErrorHandlers, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
 use crate::config::{Config, SecretUrl};
@@ -39,6 +40,8 @@ pub(crate) fn http_server(
             .wrap(problems_everywhere())
             .wrap(security_headers())
             .wrap(tracing_actix())
+            // Outermost: the status counted is the one the client gets.
+            .wrap(from_fn(count_request))
             .app_data(web::Data::new(probes.clone()))
             .route("/health/live", web::get().to(HttpResponse::Ok))
             .route("/health/ready", web::get().to(ready));
@@ -171,17 +174,22 @@ async fn ready(probes: web::Data<Probes>) -> HttpResponse {
     }
 }
 
-/// Prometheus text: gauges read from the database at scrape time.
 /// `/metrics` on its own address (`METRICS_ADDR`, loopback by default): operators scrape it;
-/// the API's clients never reach it.
-pub(crate) fn metrics_server(config: &Config, pool: PgPool) -> anyhow::Result<Server> {
+/// the API's clients never reach it. Prometheus text: what this process recorded, plus
+/// deployment-wide gauges read at scrape time.
+pub(crate) fn metrics_server(
+    config: &Config,
+    pool: PgPool,
+    recorder: PrometheusHandle,
+) -> anyhow::Result<Server> {
     let listener = TcpListener::bind(&config.metrics_addr)
         .with_context(|| format!("binding METRICS_ADDR {}", config.metrics_addr))?;
     // Logged, not printed: stdout's first line is the API's address, which scripts read.
     tracing::info!(address = %listener.local_addr()?, "serving /metrics");
+    let scrape = Scrape { pool, recorder };
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(web::Data::new(pool.clone()))
+            .app_data(web::Data::new(scrape.clone()))
             .route("/metrics", web::get().to(metrics))
     })
     .workers(1)
@@ -193,21 +201,69 @@ pub(crate) fn metrics_server(config: &Config, pool: PgPool) -> anyhow::Result<Se
     Ok(server)
 }
 
-/// Deployment-wide gauges from index lookups, never a scan of the store: the last position
-/// stored and how many of the events after the relay's checkpoint are still unpublished.
-async fn metrics(pool: web::Data<PgPool>) -> HttpResponse {
-    match event_store::relay::positions(&pool).await {
-        Ok(event_store::relay::Positions {
-            stored_position: stored,
-            unpublished,
-        }) => HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4")
-            .body(format!(
-                "# HELP b2b_events_stored_position Global position of the last stored event.\n\
-                 # TYPE b2b_events_stored_position gauge\nb2b_events_stored_position {stored}\n\
-                 # HELP b2b_events_unpublished Stored events the relay has not published yet.\n\
-                 # TYPE b2b_events_unpublished gauge\nb2b_events_unpublished {unpublished}\n"
-            )),
-        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+#[derive(Clone)]
+struct Scrape {
+    pool: PgPool,
+    recorder: PrometheusHandle,
+}
+
+/// The deployment-wide gauges come from index lookups, never a scan of the store: the last
+/// position stored and how many of the events after the relay's checkpoint are still
+/// unpublished; each projection's lag in events is the former minus what it last applied here.
+async fn metrics(scrape: web::Data<Scrape>) -> HttpResponse {
+    let Ok(positions) = event_store::relay::positions(&scrape.pool).await else {
+        return HttpResponse::ServiceUnavailable().finish();
+    };
+    let stored = positions.stored_position;
+    metrics::gauge!("b2b_events_stored_position").set(stored as f64);
+    metrics::gauge!("b2b_events_unpublished").set(positions.unpublished as f64);
+    for (group, projection, applied) in projections::applied_positions() {
+        let labels = [("group", group), ("projection", projection.to_owned())];
+        metrics::gauge!("b2b_projection_lag_events", &labels).set((stored - applied).max(0) as f64);
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(scrape.recorder.render())
+}
+
+/// Counts and times every request by its route's pattern (`/api/v1/{collection}/{id}`, never
+/// the path itself, so ids do not make new series) and the status the client got.
+async fn count_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let method = method_label(request.method());
+    let answered = next.call(request).await;
+    let (route, status) = match &answered {
+        Ok(response) => (
+            response.request().match_pattern(),
+            response.status().as_u16(),
+        ),
+        Err(error) => (None, error.as_response_error().status_code().as_u16()),
+    };
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.unwrap_or_else(|| "unmatched".to_owned())),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("b2b_http_requests_total", &labels).increment(1);
+    metrics::histogram!("b2b_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    answered
+}
+
+/// Methods a client invents would each make new series: they count as `other`.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "other",
     }
 }

@@ -124,6 +124,8 @@ impl Application {
         // The relay's process, which every deployment runs, also signs audit checkpoints: it
         // does not start without the key.
         let audit_key = parts.relay.then(|| config.audit_key()).transpose()?;
+        // Before any worker starts, or what it records first goes nowhere.
+        let recorder = crate::telemetry::install_metrics()?;
         let pools = Pools::connect(config, parts).await?;
         // The relay and the consumers cannot work without the broker: say so now, by name,
         // rather than retry in the background while looking healthy.
@@ -182,14 +184,23 @@ impl Application {
         });
         let invalidations = Arc::new(invalidations);
         workers.spawn_until_stopped("invalidation listener", invalidations.clone().run());
-        let metrics = metrics_server(config, pool.clone())?;
+        let upkeep = recorder.clone();
+        let metrics = metrics_server(config, pool.clone(), recorder)?;
         let stop = workers.stop_token();
         workers.spawn("metrics server", async move {
             let handle = metrics.handle();
+            // Histogram samples are folded into their buckets here, not only when scraped.
+            let upkeep = async {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    upkeep.run_upkeep();
+                }
+            };
             tokio::select! {
                 served = metrics => if let Err(error) = served {
                     tracing::error!(%error, "the metrics server stopped");
                 },
+                () = upkeep => {}
                 () = stop.cancelled() => handle.stop(true).await,
             }
         });

@@ -76,6 +76,7 @@ pub async fn run(
         match Lease::acquire(&pool, me, config.lease).await {
             Ok(Some((lease, from))) => {
                 tracing::info!(relay = %me, "relay holds the lease and is publishing");
+                metrics::gauge!("b2b_relay_leader").set(1.0);
                 let mut leader = Leader {
                     pool: &pool,
                     config: &config,
@@ -84,7 +85,9 @@ pub async fn run(
                     lease,
                     cursor: Cursor::from_watermark(from),
                 };
-                match leader.lead().await {
+                let stopped = leader.lead().await;
+                metrics::gauge!("b2b_relay_leader").set(0.0);
+                match stopped {
                     Some(error) => tracing::warn!(relay = %me, %error, "relay stopped leading"),
                     None => leader.lease.release(&pool).await,
                 }
@@ -258,6 +261,8 @@ impl Leader<'_> {
             check_confirm(event, confirm.await?)?;
         }
         self.lease.renew(self.pool, self.cursor.watermark()).await?;
+        metrics::counter!("b2b_relay_published_total").increment(batch.len() as u64);
+        metrics::histogram!("b2b_relay_batch_size").record(batch.len() as f64);
         tracing::debug!(
             count = batch.len(),
             gaps = self.cursor.gaps.len(),

@@ -17,6 +17,7 @@ mod idempotency;
 mod isolation;
 mod limits;
 mod matrix;
+mod metrics;
 mod openapi;
 mod projections_cli;
 mod read_your_writes;

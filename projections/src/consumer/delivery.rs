@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use tokio::time::sleep;
 use uuid::Uuid;
 
-use super::Projections;
+use super::{measure, Projections};
 use crate::checkpoint;
 use crate::rebuild;
 use crate::{Projection, ProjectionError};
@@ -31,14 +31,18 @@ pub(super) const REQUEUES: ExponentialBuilder = ExponentialBuilder::new()
 
 /// Applies a batch in one transaction and acknowledges it at once; when that fails, settles
 /// each delivery on its own.
-pub(super) async fn handle_batch(pool: &PgPool, projections: &Projections, batch: Vec<Delivery>) {
+pub(super) async fn handle_batch(
+    (pool, group): (&PgPool, &str),
+    projections: &Projections,
+    batch: Vec<Delivery>,
+) {
     let events: Option<Vec<StoredEvent>> = batch
         .iter()
         .map(|d| serde_json::from_slice(&d.data).ok())
         .collect();
     let Some(events) = events.filter(|_| batch.len() > 1) else {
         for delivery in batch {
-            handle_delivery(pool, projections, delivery).await;
+            handle_delivery((pool, group), projections, delivery).await;
         }
         return;
     };
@@ -47,6 +51,7 @@ pub(super) async fn handle_batch(pool: &PgPool, projections: &Projections, batch
     // (the process managers' commands above all).
     match project(pool, projections, &events).await {
         Ok(()) => {
+            measure::applied(group, projections, &events);
             let last = batch.last().expect("a batch has deliveries");
             let multiple = BasicAckOptions { multiple: true };
             if let Err(error) = last.acker.ack(multiple).await {
@@ -56,7 +61,7 @@ pub(super) async fn handle_batch(pool: &PgPool, projections: &Projections, batch
         Err(error) => {
             tracing::warn!(%error, size = batch.len(), "batch failed; applying it one by one");
             for delivery in batch {
-                handle_delivery(pool, projections, delivery).await;
+                handle_delivery((pool, group), projections, delivery).await;
             }
         }
     }
@@ -78,17 +83,28 @@ pub(super) enum Outcome {
     fields(message_id, tenant, aggregate_id, sequence, correlation_id)
 )]
 
-pub(super) async fn handle_delivery(pool: &PgPool, projections: &Projections, delivery: Delivery) {
+pub(super) async fn handle_delivery(
+    (pool, group): (&PgPool, &str),
+    projections: &Projections,
+    delivery: Delivery,
+) {
     let outcome = match serde_json::from_slice::<StoredEvent>(&delivery.data) {
         Ok(event) => {
             record_event(&event);
-            project_with_retry(pool, projections, &event, &delivery).await
+            let outcome = project_with_retry(pool, projections, &event, &delivery).await;
+            if outcome == Outcome::Ack {
+                measure::applied(group, projections, std::slice::from_ref(&event));
+            }
+            outcome
         }
         Err(error) => {
             tracing::error!(%error, "message body is not a stored event; parking it");
             Outcome::Park
         }
     };
+    if outcome != Outcome::Ack {
+        measure::settled_badly(group, outcome == Outcome::Park);
+    }
     settle(&delivery, outcome).await;
 }
 

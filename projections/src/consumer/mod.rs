@@ -25,6 +25,9 @@ use uuid::Uuid;
 use crate::{Projection, ProjectionError};
 
 mod delivery;
+mod measure;
+
+pub use measure::applied_positions;
 
 use delivery::handle_batch;
 
@@ -101,13 +104,8 @@ async fn consume(
         .await?;
     let queues = (0..topology.partitions).map(|partition| {
         let queue = topology.group_queue(&config.group, partition);
-        consume_queue(
-            connection,
-            queue,
-            config.prefetch,
-            (pool, projections),
-            stop,
-        )
+        let target = (pool, config.group.as_str(), projections);
+        consume_queue(connection, queue, config.prefetch, target, stop)
     });
     // The first queue to fail ends them all; dropping the connection hands every unacked
     // delivery back to the broker, and the caller reconnects.
@@ -189,7 +187,7 @@ async fn consume_queue(
     connection: &Connection,
     queue: String,
     prefetch: u16,
-    (pool, projections): (&PgPool, &Projections),
+    (pool, group, projections): (&PgPool, &str, &Projections),
     stop: &CancellationToken,
 ) -> Result<(), ProjectionError> {
     // A channel per queue, so its prefetch and its failures are its own.
@@ -232,7 +230,7 @@ async fn consume_queue(
                 false => None,
             };
         }
-        handle_batch(pool, projections, std::mem::take(&mut batch)).await;
+        handle_batch((pool, group), projections, std::mem::take(&mut batch)).await;
     }
     Err(ProjectionError::ConsumerCancelled(queue))
 }
