@@ -8,10 +8,13 @@ use actix_web::dev::Server;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, ErrorHandlerResponse, ErrorHandlers, Next};
+use actix_web::HttpMessage;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
+use event_store::trace::{RequestTrace, TraceContext, TRACEPARENT};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
+use tracing::Instrument;
 
 use crate::config::{Config, SecretUrl};
 use crate::startup::Parts;
@@ -42,6 +45,7 @@ pub(crate) fn http_server(
             .wrap(tracing_actix())
             // Outermost: the status counted is the one the client gets.
             .wrap(from_fn(count_request))
+            .wrap(from_fn(trace_request))
             .app_data(web::Data::new(probes.clone()))
             .route("/health/live", web::get().to(HttpResponse::Ok))
             .route("/health/ready", web::get().to(ready));
@@ -121,8 +125,9 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
             "idempotency-key",
             "x-correlation-id",
             "x-await-version",
+            "traceparent",
         ])
-        .expose_headers(["etag"])
+        .expose_headers(["etag", "traceparent"])
         .max_age(3600)
 }
 
@@ -251,6 +256,53 @@ async fn count_request(
     metrics::histogram!("b2b_http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     answered
+}
+
+/// Every request runs in a span of its own (`http.request`) with its request and correlation
+/// ids and its W3C trace context: a child of the client's `traceparent` when it sent a valid
+/// one, else a new trace. The handlers store the same ids with the events they append, and the
+/// response carries the span's `traceparent` back.
+async fn trace_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let parent = request
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse);
+    let trace = parent.map_or_else(TraceContext::root, |p| p.child());
+    let request_id = uuid::Uuid::new_v4();
+    // As the command API takes it; a malformed one is refused there, and traced as the id.
+    let correlation_id = request
+        .headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<uuid::Uuid>().ok())
+        .unwrap_or(request_id);
+    request
+        .extensions_mut()
+        .insert(RequestTrace { request_id, trace });
+    let span = tracing::info_span!(
+        "http.request",
+        method = %request.method(),
+        path = %request.path(),
+        %request_id,
+        %correlation_id,
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+        parent_span_id = parent.map(|p| p.span_id()),
+        status = tracing::field::Empty,
+    );
+    let answered = next.call(request).instrument(span.clone()).await;
+    let mut response = answered?;
+    span.record("status", response.status().as_u16());
+    if let Ok(value) = header::HeaderValue::from_str(&trace.to_string()) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static(TRACEPARENT), value);
+    }
+    Ok(response)
 }
 
 /// Methods a client invents would each make new series: they count as `other`.

@@ -26,6 +26,7 @@ pub mod metadata;
 pub mod relay;
 pub mod streams;
 pub mod topology;
+pub mod trace;
 
 pub use clock::Clock;
 pub use collection::{BusAggregate, Collection, PerAggregate, UnknownCollection};

@@ -417,7 +417,8 @@ fn headers(event: &StoredEvent) -> FieldTable {
         "global_position".into(),
         AMQPValue::LongLongInt(event.global_position),
     );
-    for key in ["correlation_id", "causation_id"] {
+    // The trace context rides along, so the consumers' spans continue the request's trace.
+    for key in ["correlation_id", "causation_id", crate::trace::TRACEPARENT] {
         if let Some(value) = event.meta(key) {
             headers.insert(key.into(), long_string(value));
         }

@@ -25,3 +25,4 @@ mod scenario;
 mod sessions;
 mod supervision;
 mod tenant_policy;
+mod trace_context;

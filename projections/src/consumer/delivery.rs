@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use event_store::trace::{TraceContext, TRACEPARENT};
 use event_store::StoredEvent;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
@@ -52,6 +53,9 @@ pub(super) async fn handle_batch(
     match project(pool, projections, &events).await {
         Ok(()) => {
             measure::applied(group, projections, &events);
+            for delivery in &batch {
+                log_batched(delivery);
+            }
             let last = batch.last().expect("a batch has deliveries");
             let multiple = BasicAckOptions { multiple: true };
             if let Err(error) = last.acker.ack(multiple).await {
@@ -67,6 +71,18 @@ pub(super) async fn handle_batch(
     }
 }
 
+/// A span per event applied within a batch, continuing its trace like a single delivery's.
+#[tracing::instrument(
+    name = "projector.batched",
+    level = "debug",
+    skip_all,
+    fields(trace_id, span_id, parent_span_id)
+)]
+fn log_batched(delivery: &Delivery) {
+    record_trace(delivery);
+    tracing::debug!(delivery_tag = delivery.delivery_tag, "applied in a batch");
+}
+
 /// How a delivery is settled with the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -80,9 +96,17 @@ pub(super) enum Outcome {
 #[tracing::instrument(
     name = "projector.delivery",
     skip_all,
-    fields(message_id, tenant, aggregate_id, sequence, correlation_id)
+    fields(
+        message_id,
+        tenant,
+        aggregate_id,
+        sequence,
+        correlation_id,
+        trace_id,
+        span_id,
+        parent_span_id
+    )
 )]
-
 pub(super) async fn handle_delivery(
     (pool, group): (&PgPool, &str),
     projections: &Projections,
@@ -91,6 +115,7 @@ pub(super) async fn handle_delivery(
     let outcome = match serde_json::from_slice::<StoredEvent>(&delivery.data) {
         Ok(event) => {
             record_event(&event);
+            record_trace(&delivery);
             let outcome = project_with_retry(pool, projections, &event, &delivery).await;
             if outcome == Outcome::Ack {
                 measure::applied(group, projections, std::slice::from_ref(&event));
@@ -117,6 +142,25 @@ pub(super) fn record_event(event: &StoredEvent) {
     if let Some(correlation_id) = event.meta("correlation_id") {
         span.record("correlation_id", correlation_id);
     }
+}
+
+/// Continues the trace the relay carried in the `traceparent` header: this span is a child of
+/// the span that stored the event.
+pub(super) fn record_trace(delivery: &Delivery) {
+    let Some(parent) = trace_of(delivery) else {
+        return;
+    };
+    let span = tracing::Span::current();
+    span.record("trace_id", parent.trace_id());
+    span.record("span_id", parent.child().span_id());
+    span.record("parent_span_id", parent.span_id());
+}
+
+/// The trace context in a delivery's headers, if it carries a valid one.
+pub(super) fn trace_of(delivery: &Delivery) -> Option<TraceContext> {
+    let headers = delivery.properties.headers().as_ref()?;
+    let value = headers.inner().get(TRACEPARENT)?.as_long_string()?;
+    TraceContext::parse(&value.to_string())
 }
 
 /// Projects one event, retrying in place while the failure is transient (the database is

@@ -199,6 +199,7 @@ impl TimerWorker {
             request_id: Uuid::new_v5(&timer.id, &timer.attempts.to_be_bytes()),
             recorded_at: now,
             client: None,
+            traceparent: None,
         };
         let command = Command::new(timer.tenant_id, actor, now, body);
         self.bus

@@ -324,6 +324,7 @@ impl AccountStore {
             request_id: Uuid::new_v4(),
             recorded_at: now,
             client: Some("projections-test".to_owned()),
+            traceparent: None,
         };
         self.bus
             .store::<Account>()
