@@ -11,10 +11,11 @@ use uuid::Uuid;
 
 use crate::cli::AuditCommand;
 use crate::config::Config;
+use secrecy::ExposeSecret;
 
 /// As the owner: an audit reads every stream of every tenant, past row-level security.
 async fn connect(config: &Config) -> anyhow::Result<PgPool> {
-    Ok(event_store::db::connect(&config.owner_database_url, 2).await?)
+    Ok(event_store::db::connect(config.owner_database_url.expose_secret(), 2).await?)
 }
 
 async fn tenant_id(pool: &PgPool, slug: &str) -> anyhow::Result<Uuid> {

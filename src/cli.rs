@@ -1,7 +1,8 @@
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 
 use crate::audit;
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use crate::projections_cli::{self, ProjectionsCommand};
 use crate::startup::{Application, Parts};
 
@@ -14,6 +15,8 @@ use crate::startup::{Application, Parts};
 pub struct Cli {
     #[command(subcommand)]
     pub action: Action,
+    #[command(flatten)]
+    pub settings: Settings,
 }
 
 #[derive(Subcommand)]
@@ -125,12 +128,12 @@ pub enum TenantCommand {
     },
 }
 
-pub async fn run(action: Action) -> anyhow::Result<()> {
+pub async fn run(action: Action, settings: Settings) -> anyhow::Result<()> {
     // An auditor checks an export offline, with no deployment's configuration at hand.
     if let Action::Audit(AuditCommand::VerifyExport { file, public_key }) = &action {
         return audit::verify_export(file, public_key);
     }
-    let config = Config::from_env()?;
+    let config = Config::from_settings(settings)?;
     let parts = match action {
         Action::Migrate => return migrate(&config).await,
         Action::Tenant(TenantCommand::Create {
@@ -172,7 +175,7 @@ pub async fn run(action: Action) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    event_store::db::migrate(&config.owner_database_url).await?;
+    event_store::db::migrate(config.owner_database_url.expose_secret()).await?;
     println!("migrations applied");
     Ok(())
 }
@@ -181,7 +184,7 @@ async fn create_tenant(
     config: &Config,
     new: command_api::tenants::NewTenant<'_>,
 ) -> anyhow::Result<()> {
-    let pool = event_store::db::connect(&config.owner_database_url, 1).await?;
+    let pool = event_store::db::connect(config.owner_database_url.expose_secret(), 1).await?;
     let created = command_api::tenants::create_tenant(&pool, new).await?;
     println!(
         "{}",
@@ -196,15 +199,26 @@ async fn create_tenant(
 async fn set_policy(config: &Config, slug: &str, file: &std::path::Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file)?;
     let policy: aggregates::TenantPolicy = serde_json::from_str(&text)?;
-    let pool = event_store::db::connect(&config.owner_database_url, 1).await?;
+    let pool = event_store::db::connect(config.owner_database_url.expose_secret(), 1).await?;
     command_api::tenants::set_policy(&pool, slug, &policy).await?;
     println!("policy of tenant {slug} replaced");
     Ok(())
 }
 
 async fn show_policy(config: &Config, slug: &str) -> anyhow::Result<()> {
-    let pool = event_store::db::connect(&config.owner_database_url, 1).await?;
+    let pool = event_store::db::connect(config.owner_database_url.expose_secret(), 1).await?;
     let policy = command_api::tenants::policy(&pool, slug).await?;
     println!("{}", serde_json::to_string_pretty(&policy)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // Flags of the configuration are global: none may clash with a subcommand's own.
+        super::Cli::command().debug_assert();
+    }
 }

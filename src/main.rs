@@ -7,13 +7,14 @@ mod config;
 mod http;
 mod projections_cli;
 mod startup;
+mod supervisor;
 mod telemetry;
 
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init();
     let cli = cli::Cli::parse();
-    cli::run(cli.action).await
+    telemetry::init(&cli.settings.rust_log, &cli.settings.log_format);
+    cli::run(cli.action, cli.settings).await
 }

@@ -7,6 +7,7 @@ use event_store::Topology;
 use projections::{ParkedAction, PROCESS_MANAGERS, READ_MODELS};
 
 use crate::config::Config;
+use secrecy::ExposeSecret;
 
 #[derive(Subcommand)]
 pub enum ProjectionsCommand {
@@ -103,7 +104,7 @@ async fn rebuild(
     let Some(projection) = projections::read_model(name) else {
         anyhow::bail!("no read model named {name}");
     };
-    let pool = event_store::db::connect(&config.owner_database_url, 2).await?;
+    let pool = event_store::db::connect(config.owner_database_url.expose_secret(), 2).await?;
     let scope = match tenant {
         None => projections::RebuildScope::All,
         Some(tenant) => projections::RebuildScope::Tenant(tenant_id(&pool, tenant).await?),
@@ -147,12 +148,18 @@ async fn tenant_id(pool: &sqlx::PgPool, slug_or_id: &str) -> anyhow::Result<uuid
 
 /// Reads every tenant's checkpoints and the relay's, so as the owner too.
 async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
-    let pool = event_store::db::connect(&config.owner_database_url, 2).await?;
+    let pool = event_store::db::connect(config.owner_database_url.expose_secret(), 2).await?;
     let groups = [
         (READ_MODELS, projections::read_models()),
         (PROCESS_MANAGERS, process_managers(&pool).await?),
     ];
-    let status = projections::status(&pool, &config.amqp_url, &topology(config), &groups).await?;
+    let status = projections::status(
+        &pool,
+        config.amqp_url.expose_secret(),
+        &topology(config),
+        &groups,
+    )
+    .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
@@ -177,7 +184,7 @@ async fn parked(config: &Config, group: Group, command: ParkedCommand) -> anyhow
         ParkedCommand::Drop { limit } => (ParkedAction::Drop, limit),
     };
     let ids = projections::handle_parked(
-        &config.amqp_url,
+        config.amqp_url.expose_secret(),
         &topology(config),
         group.name(),
         action,

@@ -1,6 +1,7 @@
 //! Builds the processes: which parts one runs (the HTTP server from `http`, the background
 //! workers), and how it runs until something stops.
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use anyhow::Context;
@@ -9,11 +10,12 @@ use event_store::{Clock, CommandBus, Invalidation, Invalidations, Topology};
 use projections::process::ProcessIds;
 use projections::timers::TimerConfig;
 use query_api::await_version::ProjectedSignals;
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
-use tokio::task::JoinHandle;
 
-use crate::config::Config;
-use crate::http::{http_server, metrics_server};
+use crate::config::{Config, SecretUrl};
+use crate::http::{http_server, metrics_server, Probes};
+use crate::supervisor::{self, Health, Workers};
 
 /// Which parts one process runs. `projector` is every event consumer: the read models, the
 /// process managers and the timer worker.
@@ -60,9 +62,6 @@ impl Parts {
     }
 }
 
-/// A background task, named so that the one that stops can be reported.
-type Worker = (&'static str, JoinHandle<()>);
-
 /// The process's connections, by login: the APIs log in as `DATABASE_URL` (`b2b_api`), the
 /// relay and the projector as `WORKER_DATABASE_URL` (`b2b_worker`, which also reads every
 /// tenant's events and timers); `b2b serve` holds both. Neither may act past row-level security.
@@ -99,8 +98,8 @@ impl Pools {
 }
 
 /// A pool of a service login, refused when that login could act past row-level security.
-async fn service_pool(variable: &str, url: &str) -> anyhow::Result<PgPool> {
-    let pool = event_store::db::connect(url, 20)
+async fn service_pool(variable: &str, url: &SecretUrl) -> anyhow::Result<PgPool> {
+    let pool = event_store::db::connect(url.expose_secret(), 20)
         .await
         .with_context(|| format!("connecting to Postgres as {variable} says"))?;
     if event_store::db::login_is_privileged(&pool).await? {
@@ -115,7 +114,9 @@ async fn service_pool(variable: &str, url: &str) -> anyhow::Result<PgPool> {
 
 pub struct Application {
     server: Option<Server>,
-    workers: Vec<Worker>,
+    workers: Workers,
+    health: Health,
+    drain: Duration,
 }
 
 impl Application {
@@ -123,7 +124,14 @@ impl Application {
         // The relay's process, which every deployment runs, also signs audit checkpoints: it
         // does not start without the key.
         let audit_key = parts.relay.then(|| config.audit_key()).transpose()?;
+        // Before any worker starts, or what it records first goes nowhere.
+        let recorder = crate::telemetry::install_metrics()?;
         let pools = Pools::connect(config, parts).await?;
+        // The relay and the consumers cannot work without the broker: say so now, by name,
+        // rather than retry in the background while looking healthy.
+        if parts.relay || parts.projector {
+            event_store::broker::check(config.amqp_url.expose_secret()).await?;
+        }
         // What every service login may do: commands, the clock, invalidations, metrics.
         let pool = pools.any().clone();
         let topology = Topology {
@@ -144,25 +152,26 @@ impl Application {
         // moves it for all of them.
         let clock =
             event_store::clock::clock_from_setting(&config.clock, &config.app_env, pool.clone())?;
-        let mut workers = Vec::new();
+        let mut workers = Workers::new(config.test_panic_worker.clone());
         if parts.relay {
             let relay = RelayConfig {
                 lease: config.relay_lease,
-                ..RelayConfig::new(config.amqp_url.clone(), topology.clone())
+                ..RelayConfig::new(config.amqp_url.expose_secret().to_owned(), topology.clone())
             };
-            let relay = relay::run(pools.worker()?.clone(), relay, bus.committed());
-            workers.push(("relay", tokio::spawn(relay)));
+            let stop = workers.stop_token();
+            let relay = relay::run(pools.worker()?.clone(), relay, bus.committed(), stop);
+            workers.spawn("relay", relay);
         }
         if let Some(key) = audit_key {
             let every = config.audit_checkpoint_interval;
             let worker = pools.worker()?.clone();
             let checkpoints = event_store::audit::run_checkpoints(worker, key.clone(), every);
-            workers.push(("audit checkpoint worker", tokio::spawn(checkpoints)));
+            workers.spawn_until_stopped("audit checkpoint worker", checkpoints);
         }
         if parts.projector {
             let worker = pools.worker()?;
             let ids = ProcessIds::load(worker).await?;
-            workers.extend(consumers(config, &topology, worker, (&bus, ids), &clock));
+            consumers(config, &topology, worker, (&bus, ids), &clock, &mut workers);
         }
         let identity = match parts.serves_http() {
             true => Some(identity(config, &pool)?),
@@ -174,23 +183,32 @@ impl Application {
             move |change| signals.hear(change)
         });
         let invalidations = Arc::new(invalidations);
-        workers.push((
-            "invalidation listener",
-            tokio::spawn(invalidations.clone().run()),
-        ));
-        let metrics = metrics_server(config, pool.clone())?;
-        workers.push((
-            "metrics server",
-            tokio::spawn(async move {
-                if let Err(error) = metrics.await {
-                    tracing::error!(%error, "the metrics server stopped");
+        workers.spawn_until_stopped("invalidation listener", invalidations.clone().run());
+        let upkeep = recorder.clone();
+        let metrics = metrics_server(config, pool.clone(), recorder)?;
+        let stop = workers.stop_token();
+        workers.spawn("metrics server", async move {
+            let handle = metrics.handle();
+            // Histogram samples are folded into their buckets here, not only when scraped.
+            let upkeep = async {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    upkeep.run_upkeep();
                 }
-            }),
-        ));
+            };
+            tokio::select! {
+                served = metrics => if let Err(error) = served {
+                    tracing::error!(%error, "the metrics server stopped");
+                },
+                () = upkeep => {}
+                () = stop.cancelled() => handle.stop(true).await,
+            }
+        });
         if parts.command_api {
             let sweep = event_store::idempotency::run_sweeper(pool.clone(), config.receipt_sweep);
-            workers.push(("idempotency sweeper", tokio::spawn(sweep)));
+            workers.spawn_until_stopped("idempotency sweeper", sweep);
         }
+        let health = Health::default();
         let server = match identity {
             Some(identity) => {
                 let commands = command_api::CommandApi::new(pool.clone(), identity.clone(), bus)
@@ -205,44 +223,23 @@ impl Application {
                 )
                 .with_await_timeout(config.await_timeout)
                 .with_await_signals(signals);
-                Some(http_server(config, parts, pool, commands, queries)?)
+                let probes = Probes::new(pool, config, health.clone());
+                Some(http_server(config, parts, probes, commands, queries)?)
             }
             None => None,
         };
-        Ok(Self { server, workers })
+        Ok(Self {
+            server,
+            workers,
+            health,
+            drain: config.shutdown_drain,
+        })
     }
 
-    /// Runs until the server stops (or, for worker-only processes, Ctrl-C / SIGTERM), or until
-    /// any worker stops: workers run forever, so one that ends (a panic, say) ends the process
-    /// with its name, for the supervisor to restart it whole rather than run on without it.
+    /// Runs until SIGTERM or SIGINT (then stops in order and returns `Ok`) or until any worker
+    /// ends (then stops the same way and returns the error naming it); see [`supervisor`].
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let (names, handles): (Vec<&str>, Vec<JoinHandle<()>>) = self.workers.into_iter().unzip();
-        let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
-        // Never empty: the invalidation listener and the metrics server always run.
-        let any_worker = async {
-            let (outcome, index, _) = futures::future::select_all(handles).await;
-            (names[index], outcome)
-        };
-        let serving = async {
-            match self.server {
-                Some(server) => server.await,
-                None => {
-                    shutdown_signal().await;
-                    Ok(())
-                }
-            }
-        };
-        let stopped = tokio::select! {
-            served = serving => served.context("the HTTP server failed"),
-            (name, outcome) = any_worker => match outcome {
-                Ok(()) => Err(anyhow::anyhow!("the {name} stopped")),
-                Err(error) => Err(anyhow::anyhow!("the {name} failed: {error}")),
-            },
-        };
-        for abort in aborts {
-            abort.abort();
-        }
-        stopped
+        supervisor::run(self.server, self.workers, &self.health, self.drain).await
     }
 }
 
@@ -253,9 +250,10 @@ fn consumers(
     pool: &PgPool,
     (bus, ids): (&Arc<CommandBus>, ProcessIds),
     clock: &Arc<dyn Clock>,
-) -> Vec<Worker> {
+    workers: &mut Workers,
+) {
     let consumer = |group: &str| projections::ProjectorConfig {
-        amqp_url: config.amqp_url.clone(),
+        amqp_url: config.amqp_url.expose_secret().to_owned(),
         topology: topology.clone(),
         group: group.to_owned(),
         prefetch: 64,
@@ -264,31 +262,27 @@ fn consumers(
         pool.clone(),
         consumer(projections::READ_MODELS),
         projections::read_models(),
+        workers.stop_token(),
     );
+    workers.spawn("read-model projector", read_models);
     let processes = projections::run(
         pool.clone(),
         consumer(projections::PROCESS_MANAGERS),
         projections::process_managers(bus.clone(), ids, clock.clone()),
+        workers.stop_token(),
     );
+    workers.spawn("process managers", processes);
     let timer_config = TimerConfig {
         poll_interval: config.timer_poll_interval,
         ..TimerConfig::default()
     };
-    let timers = projections::timers::run(pool.clone(), bus.clone(), clock.clone(), timer_config);
-    vec![
-        ("read-model projector", tokio::spawn(read_models)),
-        ("process managers", tokio::spawn(processes)),
-        ("timer worker", tokio::spawn(timers)),
-    ]
-}
-
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    let timers = projections::timers::run(
+        pool.clone(),
+        bus.clone(),
+        clock.clone(),
+        (timer_config, workers.stop_token()),
+    );
+    workers.spawn("timer worker", timers);
 }
 
 /// The caches of this process, told of every change by one listener.
@@ -316,7 +310,7 @@ fn invalidations(
 
 fn identity(config: &Config, pool: &PgPool) -> anyhow::Result<auth::Identity> {
     let ttl = chrono::Duration::from_std(config.access_token_ttl)?;
-    let keys = auth::TokenKeys::new(&config.jwt_secret, ttl);
+    let keys = auth::TokenKeys::new(config.jwt_secret.expose_secret(), ttl);
     Ok(auth::Identity::new(
         pool.clone(),
         keys,

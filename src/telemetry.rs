@@ -1,15 +1,100 @@
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 /// Logs go to stderr (stdout carries command output such as exports). JSON unless
-/// `LOG_FORMAT=pretty`.
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `LOG_FORMAT=pretty`; `RUST_LOG` filters (an invalid filter falls back to `info`).
+pub fn init(filter: &str, format: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").as_deref() == Ok("pretty") {
+    if format == "pretty" {
         builder.init();
     } else {
         builder.json().with_current_span(true).init();
     }
+}
+
+/// Latency buckets (seconds) of the HTTP histogram: from a cached read to a slow command.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Batch-size buckets: one event up to a relay batch (512) or a rebuild's.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 512.0, 1000.0];
+
+/// Installs the process-wide Prometheus recorder every `metrics::counter!` and the like report
+/// to, and describes each metric; `/metrics` renders it. Only long-running processes install it
+/// (the operator commands' metrics would go nowhere).
+pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), BATCH_BUCKETS)?
+        .install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "b2b_http_requests_total",
+        "HTTP requests answered, by method, route pattern and status."
+    );
+    describe_histogram!(
+        "b2b_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method, route pattern and status."
+    );
+    describe_counter!(
+        "b2b_commands_total",
+        "Commands run through the command bus (API, process managers, timers), by aggregate \
+         type, command and outcome."
+    );
+    describe_counter!(
+        "b2b_events_appended_total",
+        "Events this process appended, by aggregate type."
+    );
+    describe_gauge!(
+        "b2b_events_stored_position",
+        "Global position of the last stored event."
+    );
+    describe_gauge!(
+        "b2b_events_unpublished",
+        "Stored events the relay has not published yet."
+    );
+    describe_gauge!(
+        "b2b_relay_leader",
+        "1 while this process's relay holds the lease and publishes, else 0."
+    );
+    describe_counter!(
+        "b2b_relay_published_total",
+        "Events this process's relay published and RabbitMQ confirmed."
+    );
+    describe_histogram!("b2b_relay_batch_size", "Events per relay batch.");
+    describe_histogram!(
+        "b2b_projector_batch_size",
+        "Events per applied consumer batch, by group."
+    );
+    describe_gauge!(
+        "b2b_projection_lag_seconds",
+        "Age of the newest event of the last batch applied, when it was applied, by group and \
+         projection."
+    );
+    describe_gauge!(
+        "b2b_projection_lag_events",
+        "Events stored after the newest one this process applied, by group and projection."
+    );
+    describe_counter!(
+        "b2b_projection_events_applied_total",
+        "Events in the batches applied, by group and projection."
+    );
+    describe_counter!(
+        "b2b_projector_parked_total",
+        "Deliveries this process parked as poison, by group."
+    );
+    describe_counter!(
+        "b2b_projector_requeued_total",
+        "Deliveries this process requeued after a failure, by group."
+    );
+    describe_counter!("b2b_sign_ins_total", "Sign-in attempts, by outcome.");
 }

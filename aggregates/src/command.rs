@@ -16,6 +16,9 @@ pub struct Command<C> {
 
 /// The commands of one aggregate, as the command API sees them.
 pub trait CommandSet {
+    /// The command's name, as the API's `type` field and the metrics state it.
+    fn name(&self) -> &'static str;
+
     /// The commands only the system sends (process managers and timers): a user who sends
     /// one is refused (403), and the public API document leaves them out.
     const SYSTEM_ONLY: &'static [&'static str];

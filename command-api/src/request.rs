@@ -1,5 +1,7 @@
 //! What every command request carries besides its body: the signed-in caller and the ids that
 //! tie its events to the request.
+use actix_web::HttpMessage;
+use event_store::trace::RequestTrace;
 use std::net::IpAddr;
 
 use actix_web::http::header;
@@ -43,12 +45,16 @@ pub struct RequestIds {
     pub request_id: Uuid,
     pub correlation_id: Uuid,
     pub client: Option<String>,
+    /// The request span's W3C trace context, when the server traces requests.
+    pub traceparent: Option<String>,
 }
 
 impl RequestIds {
-    /// A client may pass its own correlation id to tie several requests together.
+    /// A client may pass its own correlation id to tie several requests together. The
+    /// request id and trace context are the request span's, when the server set them.
     pub fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
-        let request_id = Uuid::new_v4();
+        let traced = req.extensions().get::<RequestTrace>().copied();
+        let request_id = traced.map_or_else(Uuid::new_v4, |t| t.request_id);
         let correlation_id = header_uuid(req, "x-correlation-id")?.unwrap_or(request_id);
         let client = req
             .headers()
@@ -59,6 +65,7 @@ impl RequestIds {
             request_id,
             correlation_id,
             client,
+            traceparent: traced.map(|t| t.trace.to_string()),
         })
     }
 }

@@ -19,7 +19,7 @@ use aggregates::approval::{Approval, ApprovalCommand};
 use aggregates::contract::{Contract, ContractCommand};
 use aggregates::quote::{Quote, QuoteCommand};
 use aggregates::user::{User, UserCommand};
-use aggregates::DomainError;
+use aggregates::{Command, CommandSet, DomainError};
 
 const MAX_ATTEMPTS: u32 = 10;
 
@@ -30,10 +30,36 @@ pub struct AggregateStore<A: Aggregate> {
     committed: Arc<Notify>,
 }
 
+/// A command's name, for the metrics: the variant of the aggregate's command enum.
+pub trait CommandName {
+    fn command_name(&self) -> &'static str;
+}
+
+impl<C: CommandSet> CommandName for Command<C> {
+    fn command_name(&self) -> &'static str {
+        self.body.name()
+    }
+}
+
+/// The `outcome` label of `b2b_commands_total`: a few fixed values, never an error's text.
+fn outcome_label(outcome: &Result<u64, StoreError>) -> &'static str {
+    match outcome {
+        Ok(_) => "ok",
+        Err(StoreError::Rejected(DomainError::Forbidden(_))) => "forbidden",
+        Err(StoreError::Rejected(DomainError::LookupFailed(_))) => "failed",
+        Err(StoreError::Rejected(_)) => "rejected",
+        Err(StoreError::NotFound(_)) => "not_found",
+        Err(StoreError::VersionMismatch { .. }) => "version_mismatch",
+        Err(StoreError::KeyTaken) => "key_taken",
+        Err(StoreError::Contended(_)) => "contended",
+        Err(_) => "failed",
+    }
+}
+
 impl<A> AggregateStore<A>
 where
     A: Aggregate<Error = DomainError> + Clone + 'static,
-    A::Command: Clone,
+    A::Command: Clone + CommandName,
 {
     pub fn new(streams: Arc<Streams<A>>, services: A::Services, committed: Arc<Notify>) -> Self {
         Self {
@@ -76,6 +102,28 @@ where
         metadata: &EventMetadata,
         alongside: &AlongsideEvents<'_>,
     ) -> Result<u64, StoreError> {
+        let name = command.command_name();
+        let outcome = self
+            .run(aggregate_id, command, expected_version, metadata, alongside)
+            .await;
+        metrics::counter!(
+            "b2b_commands_total",
+            "aggregate_type" => A::TYPE,
+            "command" => name,
+            "outcome" => outcome_label(&outcome),
+        )
+        .increment(1);
+        outcome
+    }
+
+    async fn run(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        expected_version: Option<u64>,
+        metadata: &EventMetadata,
+        alongside: &AlongsideEvents<'_>,
+    ) -> Result<u64, StoreError> {
         let tenant = metadata.tenant_id;
         let _turn = self.streams.turn(aggregate_id).await;
         let mut state = self.streams.cached(aggregate_id, tenant).await?;
@@ -105,6 +153,7 @@ where
                 }
             };
             let metadata_json = metadata.to_json();
+            let appended = events.len() as u64;
             match self
                 .streams
                 .append(
@@ -118,6 +167,8 @@ where
             {
                 Ok(()) => {
                     self.committed.notify_one();
+                    metrics::counter!("b2b_events_appended_total", "aggregate_type" => A::TYPE)
+                        .increment(appended);
                     return Ok(decided.version);
                 }
                 Err(AppendError::Conflict) => {

@@ -3,31 +3,65 @@
 //! superusers and cannot become the owner (migration 0021). Every tenant table they read has
 //! row-level security on `app.tenant_id`, which a transaction sets for the tenant it acts for.
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
+use crate::StoreError;
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-pub async fn migrate(owner_url: &str) -> Result<(), sqlx::Error> {
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(owner_url)
-        .await?;
-    MIGRATOR.run(&pool).await?;
+/// How long the first connection may take before the server counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub async fn migrate(owner_url: &str) -> Result<(), StoreError> {
+    let pool = connect(owner_url, 1).await?;
+    MIGRATOR.run(&pool).await.map_err(sqlx::Error::from)?;
     pool.close().await;
     Ok(())
 }
 
-/// A pool of connections as the URL's login.
-pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+/// A pool of connections as the URL's login. One connection is opened first, within
+/// [`CONNECT_TIMEOUT`]: a server that is down, a wrong host or a refused login is reported at
+/// once, naming the server and the cause, instead of as a pool timeout after seconds.
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(database_url)?;
-    PgPoolOptions::new()
+    check_login(&options).await?;
+    Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
+        .await?)
+}
+
+/// Opens and closes one connection as the pool would.
+async fn check_login(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let unreachable = |cause: String| StoreError::Unreachable {
+        service: "Postgres",
+        address: format!("{}:{}", options.get_host(), options.get_port()),
+        cause,
+    };
+    let connection = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
         .await
+        .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|error| unreachable(connect_cause(&error, options.get_username())))?;
+    // Closing politely is a courtesy; the login has been proven either way.
+    let _ = connection.close().await;
+    Ok(())
+}
+
+/// Why a connection failed, in the words an operator searches for: the socket error
+/// ("connection refused"), or the server's own reason for refusing the login.
+fn connect_cause(error: &sqlx::Error, user: &str) -> String {
+    match error {
+        // An OS error's kind reads as "connection refused"; others (a name that does not
+        // resolve) say more in their own words.
+        sqlx::Error::Io(io) if io.raw_os_error().is_some() => io.kind().to_string(),
+        sqlx::Error::Database(db) => format!("login as {user} refused: {}", db.message()),
+        sqlx::Error::Tls(tls) => format!("TLS failed: {tls}"),
+        other => other.to_string(),
+    }
 }
 
 /// Whether the pool's login could act past row-level security: a superuser, a role that

@@ -27,4 +27,12 @@ pub enum StoreError {
     Audit(String),
     #[error("database failure: {0}")]
     Database(#[from] sqlx::Error),
+    /// A server that does not answer, or refuses the login, at startup: named with its
+    /// address, so an operator sees which one and why at once.
+    #[error("cannot connect to {service} at {address}: {cause}")]
+    Unreachable {
+        service: &'static str,
+        address: String,
+        cause: String,
+    },
 }

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod broker;
 pub mod clock;
 pub mod collection;
 pub mod command_bus;
@@ -25,6 +26,7 @@ pub mod metadata;
 pub mod relay;
 pub mod streams;
 pub mod topology;
+pub mod trace;
 
 pub use clock::Clock;
 pub use collection::{BusAggregate, Collection, PerAggregate, UnknownCollection};

@@ -16,6 +16,9 @@ pub struct EventMetadata {
     pub request_id: Uuid,
     pub recorded_at: DateTime<Utc>,
     pub client: Option<String>,
+    /// The W3C trace context of the span that made the change (`crate::trace`), so the relay
+    /// and the consumers continue the request's trace.
+    pub traceparent: Option<String>,
 }
 
 impl EventMetadata {
@@ -51,6 +54,9 @@ impl EventMetadata {
         }
         if let Some(client) = &self.client {
             map.insert("client".to_owned(), client.clone());
+        }
+        if let Some(traceparent) = &self.traceparent {
+            map.insert(crate::trace::TRACEPARENT.to_owned(), traceparent.clone());
         }
         map
     }

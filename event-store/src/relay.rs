@@ -26,6 +26,7 @@ use lapin::{Confirmation, PublisherConfirm};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use std::collections::BTreeMap;
@@ -62,30 +63,47 @@ impl RelayConfig {
     }
 }
 
-/// Runs the relay until the task is dropped: waits as a standby, leads while it holds the
-/// lease, and starts over after any failure. `committed` wakes it when a command commits in
-/// this process; commits elsewhere are found by polling.
-pub async fn run(pool: PgPool, config: RelayConfig, committed: Arc<Notify>) {
+/// Runs the relay until `stop` is cancelled (or the task is dropped): waits as a standby, leads
+/// while it holds the lease, and starts over after any failure. `committed` wakes it when a
+/// command commits in this process; commits elsewhere are found by polling. On `stop` a leader
+/// finishes the batch it is publishing, moves its checkpoint and hands the lease back, so a
+/// standby takes over at once rather than after the lease runs out.
+pub async fn run(
+    pool: PgPool,
+    config: RelayConfig,
+    committed: Arc<Notify>,
+    stop: CancellationToken,
+) {
     let me = Uuid::new_v4();
-    loop {
+    while !stop.is_cancelled() {
         match Lease::acquire(&pool, me, config.lease).await {
             Ok(Some((lease, from))) => {
                 tracing::info!(relay = %me, "relay holds the lease and is publishing");
+                metrics::gauge!("b2b_relay_leader").set(1.0);
                 let mut leader = Leader {
                     pool: &pool,
                     config: &config,
                     committed: &committed,
+                    stop: &stop,
                     lease,
                     cursor: Cursor::from_watermark(from),
                 };
-                let error = leader.lead().await;
-                tracing::warn!(relay = %me, %error, "relay stopped leading");
+                let stopped = leader.lead().await;
+                metrics::gauge!("b2b_relay_leader").set(0.0);
+                match stopped {
+                    Some(error) => tracing::warn!(relay = %me, %error, "relay stopped leading"),
+                    None => leader.lease.release(&pool).await,
+                }
             }
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "relay could not reach the lease"),
         }
-        tokio::time::sleep(config.lease / 5).await;
+        tokio::select! {
+            _ = tokio::time::sleep(config.lease / 5) => {}
+            _ = stop.cancelled() => {}
+        }
     }
+    tracing::info!(relay = %me, "relay stopped");
 }
 
 /// The lease as this instance knows it: held until `valid_until` on its own clock, which is
@@ -134,6 +152,18 @@ impl Lease {
         self.renewed_at.elapsed() > self.length / 3
     }
 
+    /// Gives the lease up (on an orderly stop), so a standby need not wait for it to run out.
+    async fn release(&self, pool: &PgPool) {
+        let released =
+            sqlx::query("update relay_state set lease_until = clock_timestamp() where leader = $1")
+                .bind(self.holder)
+                .execute(pool)
+                .await;
+        if let Err(error) = released {
+            tracing::warn!(%error, "could not hand the relay lease back; it runs out by itself");
+        }
+    }
+
     /// Renews the lease and, when given, moves the checkpoint, in one fenced statement.
     async fn renew(&mut self, pool: &PgPool, watermark: i64) -> Result<(), StoreError> {
         let sent = Instant::now();
@@ -162,24 +192,30 @@ struct Leader<'a> {
     pool: &'a PgPool,
     config: &'a RelayConfig,
     committed: &'a Notify,
+    stop: &'a CancellationToken,
     lease: Lease,
     cursor: Cursor,
 }
 
 impl Leader<'_> {
-    /// Publishes until something fails or the lease is lost; returns why it stopped.
+    /// Publishes until something fails, the lease is lost, or `stop`; returns why it stopped
+    /// (nothing for `stop`).
     ///
     /// Every wait on the broker is bounded: a broker that restarts or stalls mid-handshake
     /// must end this session (and let the outer loop open a fresh one), never hang it.
-    async fn lead(&mut self) -> StoreError {
+    async fn lead(&mut self) -> Option<StoreError> {
         let opened = tokio::time::timeout(
             self.lease.length,
             open_channel(&self.config.amqp_url, &self.config.topology),
         );
         let (connection, channel) = match opened.await {
             Ok(Ok(opened)) => opened,
-            Ok(Err(error)) => return error,
-            Err(_) => return StoreError::Unpublished("the broker did not open a channel".into()),
+            Ok(Err(error)) => return Some(error),
+            Err(_) => {
+                return Some(StoreError::Unpublished(
+                    "the broker did not open a channel".into(),
+                ))
+            }
         };
         let error = self.publish_until_error(&channel).await;
         let closing = connection.close(200, "relay session ended".into());
@@ -191,29 +227,32 @@ impl Leader<'_> {
         error
     }
 
-    async fn publish_until_error(&mut self, channel: &Channel) -> StoreError {
+    /// Between batches only: a batch begun is published, confirmed and checkpointed.
+    async fn publish_until_error(&mut self, channel: &Channel) -> Option<StoreError> {
         let mut pause = Duration::from_millis(1);
-        loop {
+        while !self.stop.is_cancelled() {
             match self.publish_batch(channel).await {
                 Ok(0) => {}
                 Ok(_) => {
                     pause = Duration::from_millis(1);
                     continue;
                 }
-                Err(error) => return error,
+                Err(error) => return Some(error),
             }
             if self.lease.due() {
                 if let Err(error) = self.lease.renew(self.pool, self.cursor.watermark()).await {
-                    return error;
+                    return Some(error);
                 }
             }
             tokio::select! {
+                _ = self.stop.cancelled() => {}
                 _ = self.committed.notified() => {}
                 _ = tokio::time::sleep(pause) => {
                     pause = (pause * 2).min(self.config.max_poll_interval);
                 }
             }
         }
+        None
     }
 
     /// Publishes the next batch (new events, and gaps that filled) and returns how many
@@ -233,6 +272,8 @@ impl Leader<'_> {
             StoreError::Unpublished("the relay lease ran out before the batch was confirmed".into())
         })??;
         self.lease.renew(self.pool, self.cursor.watermark()).await?;
+        metrics::counter!("b2b_relay_published_total").increment(batch.len() as u64);
+        metrics::histogram!("b2b_relay_batch_size").record(batch.len() as f64);
         tracing::debug!(
             count = batch.len(),
             gaps = self.cursor.gaps.len(),
@@ -412,7 +453,8 @@ fn headers(event: &StoredEvent) -> FieldTable {
         "global_position".into(),
         AMQPValue::LongLongInt(event.global_position),
     );
-    for key in ["correlation_id", "causation_id"] {
+    // The trace context rides along, so the consumers' spans continue the request's trace.
+    for key in ["correlation_id", "causation_id", crate::trace::TRACEPARENT] {
         if let Some(value) = event.meta(key) {
             headers.insert(key.into(), long_string(value));
         }

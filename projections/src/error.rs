@@ -83,7 +83,11 @@ pub(crate) fn transient_command(error: &event_store::StoreError) -> bool {
         E::Rejected(aggregates::DomainError::LookupFailed(_)) => true,
         E::Rejected(_) | E::NotFound(_) | E::VersionMismatch { .. } | E::KeyTaken => false,
         E::Audit(_) => false,
-        E::Contended(_) | E::Storage(_) | E::Unpublished(_) | E::Broker(_) => true,
+        E::Contended(_)
+        | E::Storage(_)
+        | E::Unpublished(_)
+        | E::Broker(_)
+        | E::Unreachable { .. } => true,
         E::Database(error) => transient_sql(error),
     }
 }

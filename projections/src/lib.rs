@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 pub use accounts::AccountsProjection;
 pub use approvals::ApprovalsProjection;
-pub use consumer::{parked_count, run, ProjectorConfig};
+pub use consumer::{applied_positions, parked_count, run, ProjectorConfig};
 pub use contracts::ContractsProjection;
 pub use error::ProjectionError;
 pub use parked::{handle_parked, ParkedAction};

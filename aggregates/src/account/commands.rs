@@ -6,7 +6,7 @@ use super::Tier;
 
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"ChangeTier": {"tier": "Gold"}}`); the HTTP layer maps its `{"type": ...}` form onto this.
-#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema, strum::IntoStaticStr)]
 #[serde(deny_unknown_fields)]
 pub enum AccountCommand {
     OpenAccount {
@@ -58,6 +58,10 @@ pub enum AccountCommand {
 }
 
 impl crate::CommandSet for AccountCommand {
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     const AT_LEAST_ONE_OF: &'static [(&'static str, &'static [&'static str])] = &[(
         "UpdateAccountDetails",
         &["name", "legal_name", "country", "billing_email"],

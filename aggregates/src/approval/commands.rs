@@ -6,7 +6,7 @@ use super::SubjectType;
 
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"ApproveLevel": {"comment": "ok"}}`); the HTTP layer maps its `{"type": ...}` form onto this.
-#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema, strum::IntoStaticStr)]
 #[serde(deny_unknown_fields)]
 pub enum ApprovalCommand {
     /// Issued by the approval process when a quote or contract is submitted; the chain of levels
@@ -42,6 +42,10 @@ pub enum ApprovalCommand {
 }
 
 impl crate::CommandSet for ApprovalCommand {
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     const SYSTEM_ONLY: &'static [&'static str] = &["RequestApproval", "EscalateLevel"];
 }
 

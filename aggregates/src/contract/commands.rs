@@ -8,7 +8,7 @@ use super::Party;
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"SignContract": {"party": "Customer", ...}}`); the HTTP layer maps its `{"type": ...}`
 /// form onto this. Money travels as decimal strings, dates as ISO 8601 (`2025-01-31`).
-#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema, strum::IntoStaticStr)]
 #[serde(deny_unknown_fields)]
 pub enum ContractCommand {
     DraftContract {
@@ -100,6 +100,10 @@ pub struct QuoteLine {
 }
 
 impl crate::CommandSet for ContractCommand {
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     const AT_LEAST_ONE_OF: &'static [(&'static str, &'static [&'static str])] =
         &[("AmendContract", &["terms", "value"])];
     const SYSTEM_ONLY: &'static [&'static str] = &[

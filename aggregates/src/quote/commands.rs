@@ -6,7 +6,7 @@ use uuid::Uuid;
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"SubmitQuote": {}}`); the HTTP layer maps its `{"type": ...}` form onto this. Every decimal
 /// (money, quantities, percentages) travels as a string so no float ever touches it.
-#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema, strum::IntoStaticStr)]
 #[serde(deny_unknown_fields)]
 pub enum QuoteCommand {
     /// Currency and tier come from the account, not from the client.
@@ -73,6 +73,10 @@ pub enum QuoteCommand {
 }
 
 impl crate::CommandSet for QuoteCommand {
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     const AT_LEAST_ONE_OF: &'static [(&'static str, &'static [&'static str])] =
         &[("ChangeLineItem", &["quantity", "unit_price", "description"])];
     const SYSTEM_ONLY: &'static [&'static str] =

@@ -7,7 +7,7 @@ use crate::Role;
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"ChangeRoles": {"roles": ["Manager"]}}`); the HTTP layer maps its `{"type": ...}` form
 /// onto this.
-#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema, strum::IntoStaticStr)]
 #[serde(deny_unknown_fields)]
 pub enum UserCommand {
     RegisterUser {
@@ -50,6 +50,10 @@ pub enum UserCommand {
 }
 
 impl crate::CommandSet for UserCommand {
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     const SYSTEM_ONLY: &'static [&'static str] = &[];
 }
 

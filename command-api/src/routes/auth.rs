@@ -4,6 +4,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use auth::AuthError;
+
 use crate::body::JsonBody;
 use crate::request::client_address;
 use crate::{ApiError, Caller, CommandApi};
@@ -68,11 +70,27 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let client = client_address(&req, &api.trusted_proxies)
         .ok_or_else(|| ApiError::Internal("a sign-in without a peer address".into()))?;
-    let tokens = api
+    let signed_in = api
         .identity
         .sign_in(client, &body.tenant, &body.email, &body.password)
-        .await?;
-    Ok(HttpResponse::Ok().json(TokenPair::from(tokens)))
+        .await;
+    metrics::counter!("b2b_sign_ins_total", "outcome" => sign_in_outcome(&signed_in)).increment(1);
+    Ok(HttpResponse::Ok().json(TokenPair::from(signed_in?)))
+}
+
+/// The `outcome` label of `b2b_sign_ins_total`: a few fixed values.
+fn sign_in_outcome<T>(signed_in: &Result<T, AuthError>) -> &'static str {
+    match signed_in {
+        Ok(_) => "ok",
+        Err(AuthError::InvalidCredentials) => "invalid_credentials",
+        Err(AuthError::SignInLocked { .. }) => "locked",
+        Err(AuthError::SignInsFromAddress { .. } | AuthError::TooManyRequests { .. }) => {
+            "throttled"
+        }
+        Err(AuthError::SignInsBusy { .. }) => "busy",
+        Err(AuthError::InvalidInput { .. }) => "invalid_input",
+        Err(_) => "failed",
+    }
 }
 
 #[tracing::instrument(skip_all)]

@@ -59,6 +59,7 @@ pub async fn execute(
         request_id: ids.request_id,
         recorded_at: Utc::now(),
         client: ids.client,
+        traceparent: ids.traceparent,
     };
     let faults = FaultPoints::of(&api, &req);
     faults.reach("before-append");

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use event_store::trace::{TraceContext, TRACEPARENT};
 use event_store::StoredEvent;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
@@ -11,7 +12,7 @@ use sqlx::PgPool;
 use tokio::time::sleep;
 use uuid::Uuid;
 
-use super::Projections;
+use super::{measure, Projections};
 use crate::checkpoint;
 use crate::rebuild;
 use crate::{Projection, ProjectionError};
@@ -31,14 +32,18 @@ pub(super) const REQUEUES: ExponentialBuilder = ExponentialBuilder::new()
 
 /// Applies a batch in one transaction and acknowledges it at once; when that fails, settles
 /// each delivery on its own.
-pub(super) async fn handle_batch(pool: &PgPool, projections: &Projections, batch: Vec<Delivery>) {
+pub(super) async fn handle_batch(
+    (pool, group): (&PgPool, &str),
+    projections: &Projections,
+    batch: Vec<Delivery>,
+) {
     let events: Option<Vec<StoredEvent>> = batch
         .iter()
         .map(|d| serde_json::from_slice(&d.data).ok())
         .collect();
     let Some(events) = events.filter(|_| batch.len() > 1) else {
         for delivery in batch {
-            handle_delivery(pool, projections, delivery).await;
+            handle_delivery((pool, group), projections, delivery).await;
         }
         return;
     };
@@ -47,6 +52,10 @@ pub(super) async fn handle_batch(pool: &PgPool, projections: &Projections, batch
     // (the process managers' commands above all).
     match project(pool, projections, &events).await {
         Ok(()) => {
+            measure::applied(group, projections, &events);
+            for delivery in &batch {
+                log_batched(delivery);
+            }
             let last = batch.last().expect("a batch has deliveries");
             let multiple = BasicAckOptions { multiple: true };
             if let Err(error) = last.acker.ack(multiple).await {
@@ -56,10 +65,22 @@ pub(super) async fn handle_batch(pool: &PgPool, projections: &Projections, batch
         Err(error) => {
             tracing::warn!(%error, size = batch.len(), "batch failed; applying it one by one");
             for delivery in batch {
-                handle_delivery(pool, projections, delivery).await;
+                handle_delivery((pool, group), projections, delivery).await;
             }
         }
     }
+}
+
+/// A span per event applied within a batch, continuing its trace like a single delivery's.
+#[tracing::instrument(
+    name = "projector.batched",
+    level = "debug",
+    skip_all,
+    fields(trace_id, span_id, parent_span_id)
+)]
+fn log_batched(delivery: &Delivery) {
+    record_trace(delivery);
+    tracing::debug!(delivery_tag = delivery.delivery_tag, "applied in a batch");
 }
 
 /// How a delivery is settled with the broker.
@@ -75,20 +96,40 @@ pub(super) enum Outcome {
 #[tracing::instrument(
     name = "projector.delivery",
     skip_all,
-    fields(message_id, tenant, aggregate_id, sequence, correlation_id)
+    fields(
+        message_id,
+        tenant,
+        aggregate_id,
+        sequence,
+        correlation_id,
+        trace_id,
+        span_id,
+        parent_span_id
+    )
 )]
-
-pub(super) async fn handle_delivery(pool: &PgPool, projections: &Projections, delivery: Delivery) {
+pub(super) async fn handle_delivery(
+    (pool, group): (&PgPool, &str),
+    projections: &Projections,
+    delivery: Delivery,
+) {
     let outcome = match serde_json::from_slice::<StoredEvent>(&delivery.data) {
         Ok(event) => {
             record_event(&event);
-            project_with_retry(pool, projections, &event, &delivery).await
+            record_trace(&delivery);
+            let outcome = project_with_retry(pool, projections, &event, &delivery).await;
+            if outcome == Outcome::Ack {
+                measure::applied(group, projections, std::slice::from_ref(&event));
+            }
+            outcome
         }
         Err(error) => {
             tracing::error!(%error, "message body is not a stored event; parking it");
             Outcome::Park
         }
     };
+    if outcome != Outcome::Ack {
+        measure::settled_badly(group, outcome == Outcome::Park);
+    }
     settle(&delivery, outcome).await;
 }
 
@@ -101,6 +142,25 @@ pub(super) fn record_event(event: &StoredEvent) {
     if let Some(correlation_id) = event.meta("correlation_id") {
         span.record("correlation_id", correlation_id);
     }
+}
+
+/// Continues the trace the relay carried in the `traceparent` header: this span is a child of
+/// the span that stored the event.
+pub(super) fn record_trace(delivery: &Delivery) {
+    let Some(parent) = trace_of(delivery) else {
+        return;
+    };
+    let span = tracing::Span::current();
+    span.record("trace_id", parent.trace_id());
+    span.record("span_id", parent.child().span_id());
+    span.record("parent_span_id", parent.span_id());
+}
+
+/// The trace context in a delivery's headers, if it carries a valid one.
+pub(super) fn trace_of(delivery: &Delivery) -> Option<TraceContext> {
+    let headers = delivery.properties.headers().as_ref()?;
+    let value = headers.inner().get(TRACEPARENT)?.as_long_string()?;
+    TraceContext::parse(&value.to_string())
 }
 
 /// Projects one event, retrying in place while the failure is transient (the database is

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use event_store::Topology;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
@@ -19,11 +19,15 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use sqlx::PgPool;
 use tokio::time::{sleep, Instant};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{Projection, ProjectionError};
 
 mod delivery;
+mod measure;
+
+pub use measure::applied_positions;
 
 use delivery::handle_batch;
 
@@ -49,35 +53,43 @@ const QUICK_ENDS: ExponentialBuilder = ExponentialBuilder::new()
 /// A session that ran this long was healthy: the next failure starts the backoff over.
 const HEALTHY_SESSION: Duration = Duration::from_secs(60);
 
-/// Runs the projector until the task is dropped, reconnecting with backoff after any failure.
-pub async fn run(pool: PgPool, config: ProjectorConfig, projections: Vec<Arc<dyn Projection>>) {
-    let (pool, config, projections) = (&pool, &config, &projections[..]);
-    let session = || async move {
+/// Runs the projector until `stop` is cancelled (or the task is dropped), reconnecting with
+/// backoff after any failure. On `stop`, each queue finishes and acknowledges the batch it is
+/// applying, takes no more, and the connection is closed, handing back what was prefetched.
+pub async fn run(
+    pool: PgPool,
+    config: ProjectorConfig,
+    projections: Vec<Arc<dyn Projection>>,
+    stop: CancellationToken,
+) {
+    let mut pauses = QUICK_ENDS.build();
+    while !stop.is_cancelled() {
         let started = Instant::now();
-        if let Err(error) = consume(pool, config, projections).await {
+        if let Err(error) = consume(&pool, &config, &projections, &stop).await {
             tracing::warn!(%error, group = %config.group, "projector stopped; reconnecting");
         }
+        // A healthy session starts the backoff over; the backoff never runs out.
         if started.elapsed() > HEALTHY_SESSION {
-            Ok(())
-        } else {
-            Err(EndedQuickly)
+            pauses = QUICK_ENDS.build();
         }
-    };
-    loop {
-        // The backoff never runs out, so this returns only after a healthy session.
-        let _healthy = session.retry(QUICK_ENDS).await;
-        sleep(Duration::from_millis(500)).await;
+        let pause = pauses.next().unwrap_or(HEALTHY_PAUSE);
+        tokio::select! {
+            _ = sleep(pause) => {}
+            _ = stop.cancelled() => {}
+        }
     }
+    tracing::info!(group = %config.group, "projector stopped");
 }
 
-/// A session that ended before it had run for [`HEALTHY_SESSION`].
-struct EndedQuickly;
+/// The pause after a healthy session ended.
+const HEALTHY_PAUSE: Duration = Duration::from_millis(500);
 
 #[tracing::instrument(name = "projector", skip_all, fields(group = %config.group))]
 async fn consume(
     pool: &PgPool,
     config: &ProjectorConfig,
     projections: &Projections,
+    stop: &CancellationToken,
 ) -> Result<(), ProjectionError> {
     let properties = ConnectionProperties::default()
         .enable_auto_recover()
@@ -92,11 +104,16 @@ async fn consume(
         .await?;
     let queues = (0..topology.partitions).map(|partition| {
         let queue = topology.group_queue(&config.group, partition);
-        consume_queue(connection, queue, config.prefetch, pool, projections)
+        let target = (pool, config.group.as_str(), projections);
+        consume_queue(connection, queue, config.prefetch, target, stop)
     });
     // The first queue to fail ends them all; dropping the connection hands every unacked
     // delivery back to the broker, and the caller reconnects.
     futures::future::try_join_all(queues).await?;
+    // Stopped: every queue's last batch is acknowledged; closing now (rather than in the
+    // background on drop, which a stopping runtime may never run) sends those acks before the
+    // close, and hands what was prefetched but not applied back to the broker.
+    session.close().await;
     Ok(())
 }
 
@@ -107,6 +124,15 @@ struct Session(Option<Connection>);
 impl Session {
     fn connection(&self) -> &Connection {
         self.0.as_ref().expect("present until dropped")
+    }
+
+    /// Closes the connection now and waits for the broker to confirm it.
+    async fn close(mut self) {
+        if let Some(connection) = self.0.take() {
+            if let Err(error) = connection.close(200, "projector stopping".into()).await {
+                tracing::debug!(%error, "closing the broker connection");
+            }
+        }
     }
 }
 
@@ -155,12 +181,14 @@ fn with_group(topology: &Topology, group: &str) -> Topology {
     topology
 }
 
+/// Consumes one queue until `stop` (between batches: a batch begun is applied and acked) or a
+/// failure.
 async fn consume_queue(
     connection: &Connection,
     queue: String,
     prefetch: u16,
-    pool: &PgPool,
-    projections: &Projections,
+    (pool, group, projections): (&PgPool, &str, &Projections),
+    stop: &CancellationToken,
 ) -> Result<(), ProjectionError> {
     // A channel per queue, so its prefetch and its failures are its own.
     let channel = connection.create_channel().await?;
@@ -178,7 +206,13 @@ async fn consume_queue(
         .await?;
     tracing::info!(%queue, "consuming");
     let mut batch = Vec::with_capacity(usize::from(prefetch));
-    while let Some(next) = deliveries.next().await {
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Ok(()),
+            next = deliveries.next() => next,
+        };
+        let Some(next) = next else { break };
         let mut next = Some(next);
         // Whatever else has already arrived joins the batch.
         while let Some(arrived) = next {
@@ -196,7 +230,7 @@ async fn consume_queue(
                 false => None,
             };
         }
-        handle_batch(pool, projections, std::mem::take(&mut batch)).await;
+        handle_batch((pool, group), projections, std::mem::take(&mut batch)).await;
     }
     Err(ProjectionError::ConsumerCancelled(queue))
 }

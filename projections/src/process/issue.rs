@@ -1,5 +1,6 @@
 //! How process managers send commands: deterministic ids and metadata derived from the causing
 //! event, and which refusals count as "already done".
+use event_store::trace::TraceContext;
 use std::sync::Arc;
 
 use aggregates::{Actor, Command, DomainError, RuleCode};
@@ -177,6 +178,11 @@ impl Issuer {
             request_id: self.ids.derived(cause, command),
             recorded_at: at,
             client: None,
+            // The follow-up continues the cause's trace, as a child of its span.
+            traceparent: cause
+                .meta(event_store::trace::TRACEPARENT)
+                .and_then(TraceContext::parse)
+                .map(|parent| parent.child().to_string()),
         }
     }
 }

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use event_store::{BusAggregate, Clock, CommandBus, EventMetadata, StoreError};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use action::TimerAction;
@@ -50,17 +51,26 @@ impl Default for TimerConfig {
     }
 }
 
-/// Runs due timers until the task is dropped. A failed poll is logged and retried next time.
-pub async fn run(pool: PgPool, bus: Arc<CommandBus>, clock: Arc<dyn Clock>, config: TimerConfig) {
+/// Runs due timers until `stop` is cancelled (after the batch being fired) or the task is
+/// dropped. A failed poll is logged and retried next time.
+pub async fn run(
+    pool: PgPool,
+    bus: Arc<CommandBus>,
+    clock: Arc<dyn Clock>,
+    (config, stop): (TimerConfig, CancellationToken),
+) {
     let worker = TimerWorker { pool, bus, clock };
-    loop {
+    while !stop.is_cancelled() {
         match worker.poll(config.batch_size).await {
             // A full batch: more may be due right now.
             Ok(fired) if fired as i64 >= config.batch_size => continue,
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "timer poll failed; trying again"),
         }
-        tokio::time::sleep(config.poll_interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep(config.poll_interval) => {}
+            _ = stop.cancelled() => {}
+        }
     }
 }
 
@@ -189,6 +199,7 @@ impl TimerWorker {
             request_id: Uuid::new_v5(&timer.id, &timer.attempts.to_be_bytes()),
             recorded_at: now,
             client: None,
+            traceparent: None,
         };
         let command = Command::new(timer.tenant_id, actor, now, body);
         self.bus

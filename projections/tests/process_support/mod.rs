@@ -79,7 +79,7 @@ impl ProcessStack {
         };
         let managers =
             projections::process_managers(self.bus.clone(), self.ids.clone(), self.clock.clone());
-        let worker = projections::run(self.pool.clone(), config, managers);
+        let worker = projections::run(self.pool.clone(), config, managers, Default::default());
         self.processes = Some(tokio::spawn(worker));
     }
 
@@ -92,7 +92,7 @@ impl ProcessStack {
             self.pool.clone(),
             self.bus.clone(),
             self.clock.clone(),
-            config,
+            (config, Default::default()),
         );
         self.timers = Some(tokio::spawn(worker));
     }
@@ -127,6 +127,7 @@ impl ProcessStack {
             request_id: Uuid::new_v4(),
             recorded_at: at,
             client: Some("process-test".to_owned()),
+            traceparent: None,
         }
     }
 

@@ -73,7 +73,7 @@ impl TestStack {
     pub fn start_relay(&mut self) {
         let config = RelayConfig::new(self.amqp_url.clone(), self.topology.clone());
         let committed = std::sync::Arc::new(tokio::sync::Notify::new());
-        let relay = relay::run(self.pool.clone(), config, committed);
+        let relay = relay::run(self.pool.clone(), config, committed, Default::default());
         self.tasks.push(tokio::spawn(relay));
     }
 
@@ -88,7 +88,12 @@ impl TestStack {
 
     pub fn start_projector(&mut self) {
         let config = self.projector_config();
-        let worker = projections::run(self.pool.clone(), config, projections::read_models());
+        let worker = projections::run(
+            self.pool.clone(),
+            config,
+            projections::read_models(),
+            Default::default(),
+        );
         self.tasks.push(tokio::spawn(worker));
     }
 
@@ -319,6 +324,7 @@ impl AccountStore {
             request_id: Uuid::new_v4(),
             recorded_at: now,
             client: Some("projections-test".to_owned()),
+            traceparent: None,
         };
         self.bus
             .store::<Account>()

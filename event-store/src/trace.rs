@@ -1,0 +1,136 @@
+//! W3C trace context (`traceparent`): read from an HTTP request, stored with each event's
+//! metadata, carried by the relay in the AMQP headers, and continued by the consumers and the
+//! process managers' follow-up commands, so one trace id runs from the request to every change
+//! it causes. Each hop is a child: the same trace id, a new span id, the caller's as parent.
+use std::fmt;
+
+use uuid::Uuid;
+
+/// The metadata key and the header name (HTTP and AMQP) it travels under.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// One span's place in a trace: `00-{trace id}-{span id}-{flags}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    trace_id: u128,
+    span_id: u64,
+    flags: u8,
+}
+
+impl TraceContext {
+    /// A new trace (sampled), for a request that came without one.
+    pub fn root() -> Self {
+        Self {
+            trace_id: nonzero_u128(),
+            span_id: nonzero_u64(),
+            flags: 1,
+        }
+    }
+
+    /// Parses a `traceparent` value; `None` for anything the W3C format rejects (all-zero
+    /// ids, version `ff`, wrong lengths), which then starts a new trace.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let lengths_ok = version.len() == 2 && trace.len() == 32 && span.len() == 16;
+        if !lengths_ok || flags.len() != 2 || version == "ff" || !is_lower_hex(value) {
+            return None;
+        }
+        // Version 00 has exactly four parts; later versions may append more.
+        if version == "00" && parts.next().is_some() {
+            return None;
+        }
+        let context = Self {
+            trace_id: u128::from_str_radix(trace, 16).ok()?,
+            span_id: u64::from_str_radix(span, 16).ok()?,
+            flags: u8::from_str_radix(flags, 16).ok()?,
+        };
+        (context.trace_id != 0 && context.span_id != 0).then_some(context)
+    }
+
+    /// The next hop: same trace, a span of its own.
+    pub fn child(&self) -> Self {
+        Self {
+            span_id: nonzero_u64(),
+            ..*self
+        }
+    }
+
+    pub fn trace_id(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+
+    pub fn span_id(&self) -> String {
+        format!("{:016x}", self.span_id)
+    }
+}
+
+/// The `traceparent` value.
+impl fmt::Display for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id, self.span_id, self.flags
+        )
+    }
+}
+
+/// What the HTTP layer knows of a request before any route runs, for the handlers to store
+/// with the events: its id, and its span's trace context.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTrace {
+    pub request_id: Uuid,
+    pub trace: TraceContext,
+}
+
+fn is_lower_hex(value: &str) -> bool {
+    value
+        .trim()
+        .chars()
+        .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+fn nonzero_u128() -> u128 {
+    rand::random::<u128>().max(1)
+}
+
+fn nonzero_u64() -> u64 {
+    rand::random::<u64>().max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_valid_traceparent_round_trips_and_its_child_keeps_the_trace() {
+        let parsed = TraceContext::parse(EXAMPLE).unwrap();
+        assert_eq!(parsed.to_string(), EXAMPLE);
+        assert_eq!(parsed.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let child = parsed.child();
+        assert_eq!(child.trace_id(), parsed.trace_id());
+        assert_ne!(child.span_id(), parsed.span_id());
+        assert!(TraceContext::parse(&child.to_string()).is_some());
+        assert!(TraceContext::parse(&TraceContext::root().to_string()).is_some());
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        ] {
+            assert!(TraceContext::parse(bad).is_none(), "{bad}");
+        }
+    }
+}
