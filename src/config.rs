@@ -50,6 +50,9 @@ pub struct Settings {
         default_value = "postgres://b2b_worker:b2b_worker@127.0.0.1:55432/b2b"
     )]
     worker_database_url: SecretUrl,
+    /// A streaming standby the query API reads from (as b2b_api); unset: the primary
+    #[arg(long, global = true, env = "DATABASE_READ_URL", hide_env_values = true)]
+    database_read_url: Option<SecretUrl>,
     /// The schema owner: `b2b migrate` and the operator commands
     #[arg(
         long,
@@ -204,6 +207,8 @@ pub struct Config {
     /// The relay's and projector's login (`b2b_worker`): as the APIs', plus every tenant's
     /// events and timers.
     pub worker_database_url: SecretUrl,
+    /// A streaming standby of the primary that the query API's reads run on, when set.
+    pub read_database_url: Option<SecretUrl>,
     /// The schema owner: migrations and the operator commands.
     pub owner_database_url: SecretUrl,
     pub amqp_url: SecretUrl,
@@ -283,6 +288,7 @@ impl Config {
                 .collect(),
             database_url: settings.database_url,
             worker_database_url: settings.worker_database_url,
+            read_database_url: settings.database_read_url,
             owner_database_url: settings.database_owner_url,
             amqp_url: settings.amqp_url,
             amqp_prefix: settings.amqp_prefix,

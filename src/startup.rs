@@ -68,6 +68,8 @@ impl Parts {
 struct Pools {
     api: Option<PgPool>,
     worker: Option<PgPool>,
+    /// The query API's reads, on a streaming standby (`DATABASE_READ_URL`).
+    standby: Option<PgPool>,
 }
 
 impl Pools {
@@ -80,7 +82,15 @@ impl Pools {
             true => Some(service_pool("WORKER_DATABASE_URL", &config.worker_database_url).await?),
             false => None,
         };
-        Ok(Self { api, worker })
+        let standby = match (&config.read_database_url, parts.query_api) {
+            (Some(url), true) => Some(service_pool("DATABASE_READ_URL", url).await?),
+            _ => None,
+        };
+        Ok(Self {
+            api,
+            worker,
+            standby,
+        })
     }
 
     fn any(&self) -> &PgPool {
@@ -223,6 +233,10 @@ impl Application {
                 )
                 .with_await_timeout(config.await_timeout)
                 .with_await_signals(signals);
+                let queries = match pools.standby.clone() {
+                    Some(standby) => queries.with_standby_reads(standby),
+                    None => queries,
+                };
                 let probes = Probes::new(pool, config, health.clone());
                 Some(http_server(config, parts, probes, commands, queries)?)
             }
