@@ -86,6 +86,7 @@ async fn register_admin(
         request_id,
         recorded_at: Utc::now(),
         client: Some("b2b tenant create".into()),
+        api_key_id: None,
     };
     let command = UserCommand::RegisterUser {
         user_id,

@@ -61,6 +61,7 @@ impl Bus {
             request_id: Uuid::new_v4(),
             recorded_at: Utc::now(),
             client: Some("read-models-test".to_owned()),
+            api_key_id: None,
         };
         let command = Command::new(self.tenant_id, actor.clone(), at, body.clone());
         let version = self

@@ -72,6 +72,7 @@ impl Mix {
             request_id: Uuid::new_v4(),
             recorded_at: Utc::now(),
             client: Some("rebuild-test".to_owned()),
+            api_key_id: None,
         }
     }
 

@@ -59,6 +59,7 @@ pub async fn execute(
         request_id: ids.request_id,
         recorded_at: Utc::now(),
         client: ids.client,
+        api_key_id: caller.0.api_key.then_some(caller.0.sub),
     };
     let faults = FaultPoints::of(&api, &req);
     faults.reach("before-append");

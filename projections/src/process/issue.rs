@@ -177,6 +177,7 @@ impl Issuer {
             request_id: self.ids.derived(cause, command),
             recorded_at: at,
             client: None,
+            api_key_id: None,
         }
     }
 }

@@ -189,6 +189,7 @@ impl TimerWorker {
             request_id: Uuid::new_v5(&timer.id, &timer.attempts.to_be_bytes()),
             recorded_at: now,
             client: None,
+            api_key_id: None,
         };
         let command = Command::new(timer.tenant_id, actor, now, body);
         self.bus

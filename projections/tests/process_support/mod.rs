@@ -127,6 +127,7 @@ impl ProcessStack {
             request_id: Uuid::new_v4(),
             recorded_at: at,
             client: Some("process-test".to_owned()),
+            api_key_id: None,
         }
     }
 

@@ -319,6 +319,7 @@ impl AccountStore {
             request_id: Uuid::new_v4(),
             recorded_at: now,
             client: Some("projections-test".to_owned()),
+            api_key_id: None,
         };
         self.bus
             .store::<Account>()
