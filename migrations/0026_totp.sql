@@ -26,7 +26,8 @@ create table totp_recovery_codes (
 
 -- The step between a correct password and a code: `mfa_token` names it (only its SHA-256 is
 -- stored), it lasts a few minutes and completes one sign-in. It keeps the tenant slug and e-mail
--- as typed, so wrong codes count toward the same lockout source as wrong passwords.
+-- as typed, so wrong codes count toward the same lockout source as wrong passwords. A user's
+-- spent and expired challenges are deleted when their next one opens.
 create table mfa_challenges (
     token_hash  bytea       primary key,
     tenant_id   uuid        not null references tenants (id),
@@ -37,7 +38,7 @@ create table mfa_challenges (
     expires_at  timestamptz not null,
     used_at     timestamptz
 );
-create index mfa_challenges_expiry on mfa_challenges (expires_at);
+create index mfa_challenges_user on mfa_challenges (user_id);
 
 do $$
 declare

@@ -287,6 +287,14 @@ pub(crate) async fn open_challenge(
     enroll: bool,
 ) -> Result<String, AuthError> {
     let (token, hash) = crate::tokens::new_refresh_token();
+    // The user's spent and expired challenges go as a new one comes: they are never read again.
+    sqlx::query(
+        "delete from mfa_challenges where user_id = $1 \
+            and (used_at is not null or expires_at <= now())",
+    )
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(
         "insert into mfa_challenges (token_hash, tenant_id, user_id, tenant_slug, email, enroll, \
                                      expires_at) \
