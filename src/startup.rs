@@ -316,6 +316,10 @@ fn invalidations(
                 id,
             } => identity.forget_session(id),
             Invalidation::Changed { kind: "user", id } => identity.forget_user(id),
+            Invalidation::Changed {
+                kind: "api_key",
+                id,
+            } => identity.forget_api_key(id),
             Invalidation::Changed { .. } => {}
         }),
         None => invalidations,

@@ -23,6 +23,11 @@ pub struct TenantPolicy {
     /// Hours each approval level has before it escalates.
     pub level_sla_hours: i64,
     pub volume_discounts: VolumeDiscounts,
+    /// Users holding any of these roles must sign in with a second factor (TOTP); a user who
+    /// has not enrolled yet enrols as part of their next sign-in (`auth::totp`). Empty by
+    /// default; a user may always enable it for themself.
+    #[serde(default)]
+    pub mfa_required_roles: Vec<Role>,
 }
 
 /// When an amount in one currency needs approval, and by whom.
@@ -260,6 +265,7 @@ impl Default for TenantPolicy {
                 gold: breaks(&[(10, 5), (50, 8), (100, 10)]),
                 enterprise: breaks(&[(10, 8), (50, 12), (100, 15)]),
             },
+            mfa_required_roles: Vec::new(),
         }
     }
 }

@@ -78,6 +78,12 @@ pub enum RuleCode {
     EndNotAfterStart,
     RenewalNotLater,
     EffectiveDateOutsideTerm,
+    // API keys (auth::api_keys).
+    ApiKeyExists,
+    KeyExpiryOutOfRange,
+    // Two-factor sign-in (auth::totp).
+    TotpAlreadyEnabled,
+    TotpCodeWrong,
 }
 
 impl RuleCode {
@@ -121,6 +127,7 @@ mod tests {
             "account_not_suspended",
             "account_suspended",
             "already_signed",
+            "api_key_exists",
             "approval_already_settled",
             "approval_closed",
             "approval_exists",
@@ -148,6 +155,7 @@ mod tests {
             "email_in_use",
             "end_not_after_start",
             "invalid_approval_chain",
+            "key_expiry_out_of_range",
             "last_tenant_admin",
             "level_not_overdue",
             "no_approval_chain",
@@ -169,6 +177,8 @@ mod tests {
             "renewal_window_closed",
             "too_many_decimals",
             "too_many_lines",
+            "totp_already_enabled",
+            "totp_code_wrong",
             "unit_price_too_high",
             "unknown_line",
             "user_deactivated",

@@ -55,6 +55,40 @@ impl std::fmt::Display for RequestLimit {
 const LIVE_SESSION: &str = "\
 select email, roles, account_id, expires_at, account_quota from live_session($1, $2, $3)";
 
+/// As no tenant yet (`live_api_key`, migration 0025, answers for the one key named).
+const LIVE_API_KEY: &str = "\
+select id, tenant_id, tenant_slug, roles, account_id, expires_at, secret_hash, account_quota \
+  from live_api_key($1)";
+
+/// How often one replica stamps a key's last use.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// A live API key as stored now.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct AdmittedKey {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub tenant_slug: String,
+    roles: Vec<String>,
+    account_id: Option<Uuid>,
+    pub expires_at: DateTime<Utc>,
+    pub secret_hash: Vec<u8>,
+    account_quota: Option<i32>,
+}
+
+impl AdmittedKey {
+    /// What admission knows of a key, in the form it knows a session: a key has no e-mail.
+    pub(crate) fn as_admitted(&self) -> Admitted {
+        Admitted {
+            email: String::new(),
+            roles: self.roles.clone(),
+            account_id: self.account_id,
+            expires_at: self.expires_at,
+            account_quota: self.account_quota,
+        }
+    }
+}
+
 /// A live session as stored: who its user is now.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct Admitted {
@@ -81,6 +115,10 @@ pub(crate) struct Admission {
     generation: AtomicU64,
     counter: Arc<RequestCounter>,
     merging: OnceLock<()>,
+    /// API keys by id, `None` once revoked or unknown (which stays true), like sessions.
+    keys: moka::sync::Cache<Uuid, Option<Arc<AdmittedKey>>>,
+    /// Keys whose last use this replica stamped within `TOUCH_EVERY`.
+    touched: moka::sync::Cache<Uuid, ()>,
 }
 
 impl Admission {
@@ -94,6 +132,14 @@ impl Admission {
             counter: Arc::new(RequestCounter::new(pool.clone())),
             pool,
             sessions,
+            keys: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CACHED_FOR)
+                .build(),
+            touched: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(TOUCH_EVERY)
+                .build(),
             live: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             merging: OnceLock::new(),
@@ -128,6 +174,48 @@ impl Admission {
             self.sessions.insert(claims.sid, Arc::new(cached));
         }
         Ok(admitted)
+    }
+
+    /// The stored state of API key `id`, `None` when it is unknown, revoked or expired.
+    pub(crate) async fn api_key(&self, id: Uuid) -> Result<Option<Arc<AdmittedKey>>, AuthError> {
+        let live = self.live.load(Ordering::Acquire);
+        let cached = self.keys.get(&id).filter(|_| live);
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let generation = self.generation.load(Ordering::Acquire);
+                let key: Option<AdmittedKey> = sqlx::query_as(LIVE_API_KEY)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let key = key.map(Arc::new);
+                if live && self.generation.load(Ordering::Acquire) == generation {
+                    self.keys.insert(id, key.clone());
+                }
+                key
+            }
+        };
+        Ok(key.filter(|k| k.expires_at > Utc::now()))
+    }
+
+    /// Stamps the key's last use, at most once per `TOUCH_EVERY` on this replica, without
+    /// holding the request up (a lost stamp only makes "last used" a minute older).
+    pub(crate) fn touch_key(&self, key: &AdmittedKey) {
+        if self.touched.contains_key(&key.id) {
+            return;
+        }
+        self.touched.insert(key.id, ());
+        let (pool, tenant, id) = (self.pool.clone(), key.tenant_id, key.id);
+        tokio::spawn(async move {
+            let touched = sqlx::query("select touch_api_key($1, $2)")
+                .bind(tenant)
+                .bind(id)
+                .execute(&pool)
+                .await;
+            if let Err(error) = touched {
+                tracing::warn!(%error, key_id = %id, "stamping an API key's last use failed");
+            }
+        });
     }
 
     /// Counts the request against the caller's limits.
@@ -165,12 +253,18 @@ impl Admission {
     pub(crate) fn set_live(&self, live: bool) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.sessions.invalidate_all();
+        self.keys.invalidate_all();
         self.live.store(live, Ordering::Release);
     }
 
     pub(crate) fn forget_session(&self, session_id: Uuid) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.sessions.invalidate(&session_id);
+    }
+
+    pub(crate) fn forget_api_key(&self, key_id: Uuid) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.keys.invalidate(&key_id);
     }
 
     pub(crate) fn forget_user(&self, user_id: Uuid) {

@@ -7,9 +7,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::admission::Admission;
+use crate::api_keys::{self, KeyGrant, KeyRequest, NewApiKey, Revoked};
 use crate::passwords::{dummy_password_hash, verify_password, MAX_PASSWORD_CHARS};
 use crate::throttle::{guessing_source, SignInThrottle};
 use crate::tokens::refresh_token_hash;
+use crate::totp::{self, SecondFactor};
 use crate::{lockout, sessions, AuthError, Claims, TokenKeys};
 
 /// Longest tenant slug and e-mail a sign-in may name (a slug is at most 63 characters; an
@@ -43,6 +45,45 @@ impl Default for IdentityPolicy {
         }
     }
 }
+
+/// What a correct password gets.
+#[derive(Debug)]
+pub enum SignIn {
+    Session(Tokens),
+    /// A second factor is needed: a TOTP code (`POST /auth/login/totp`), or, when `enroll`,
+    /// enrolling in TOTP first (the tenant requires it for one of the user's roles).
+    SecondFactor {
+        mfa_token: String,
+        enroll: bool,
+    },
+}
+
+/// Who enrols in TOTP: a signed-in user, or one whose sign-in waits for the enrolment.
+#[derive(Debug, Clone, Copy)]
+pub enum Enrollee<'a> {
+    Session(&'a Claims),
+    Challenge(&'a str),
+}
+
+/// A new TOTP secret, shown this once.
+#[derive(Debug)]
+pub struct Enrolment {
+    pub otpauth_uri: String,
+    /// The secret alone (base32), for apps that cannot read the URI.
+    pub secret: String,
+}
+
+/// A confirmed enrolment: the recovery codes (shown this once) and, when the confirmation
+/// completed a sign-in, its session.
+#[derive(Debug)]
+pub struct Confirmed {
+    pub recovery_codes: Vec<String>,
+    pub tokens: Option<Tokens>,
+}
+
+/// Longest `mfa_token` and code accepted.
+const MAX_MFA_TOKEN_CHARS: usize = 128;
+const MAX_CODE_CHARS: usize = 32;
 
 /// A fresh access token and the refresh token that replaces the caller's previous one.
 #[derive(Debug)]
@@ -87,6 +128,11 @@ impl Identity {
         self.admission.forget_session(session_id);
     }
 
+    /// An API key was revoked: its next request is refused on this replica too.
+    pub fn forget_api_key(&self, key_id: Uuid) {
+        self.admission.forget_api_key(key_id);
+    }
+
     /// A user changed (roles, account, e-mail, password, active): re-read their sessions.
     pub fn forget_user(&self, user_id: Uuid) {
         self.admission.forget_user(user_id);
@@ -103,7 +149,7 @@ impl Identity {
         tenant: &str,
         email: &str,
         password: &str,
-    ) -> Result<Tokens, AuthError> {
+    ) -> Result<SignIn, AuthError> {
         let email = email.trim().to_lowercase();
         check_sign_in_input(tenant, &email, password)?;
         let client = guessing_source(client);
@@ -142,8 +188,198 @@ impl Identity {
         let Some((tenant_id, user_id, _)) = found.filter(|_| password_ok) else {
             return Err(AuthError::InvalidCredentials);
         };
-        lockout::clear(&self.pool, &source).await?;
-        self.open_session(tenant_id, user_id).await
+        let ids = (tenant_id, user_id);
+        let mut tx = event_store::db::begin_for_tenant(&self.pool, tenant_id).await?;
+        let enroll = match totp::second_factor(&mut tx, ids).await? {
+            SecondFactor::None => {
+                tx.commit().await?;
+                lockout::clear(&self.pool, &source).await?;
+                return Ok(SignIn::Session(
+                    self.open_session(tenant_id, user_id).await?,
+                ));
+            }
+            SecondFactor::Code => false,
+            SecondFactor::Enrolment => true,
+        };
+        // The lockout is not cleared yet: the password alone proves nothing, and clearing it
+        // would let whoever knows it guess codes without end.
+        let mfa_token = totp::open_challenge(&mut tx, ids, (tenant, &email), enroll).await?;
+        tx.commit().await?;
+        Ok(SignIn::SecondFactor { mfa_token, enroll })
+    }
+
+    /// The second step of a sign-in that needs a code: `code` is the user's current TOTP code
+    /// (a step not used before) or one of their unused recovery codes. Each attempt counts
+    /// toward the sign-in lockout of `client`, the tenant and the e-mail of the first step.
+    #[tracing::instrument(skip_all)]
+    pub async fn complete_sign_in(
+        &self,
+        client: IpAddr,
+        mfa_token: &str,
+        code: &str,
+    ) -> Result<Tokens, AuthError> {
+        check_second_factor_input(mfa_token, code)?;
+        let mut tx = self.pool.begin().await?;
+        let challenge = totp::lock_challenge(&mut tx, mfa_token)
+            .await?
+            .filter(|c| c.live && !c.enroll)
+            .ok_or(AuthError::InvalidSecondFactor)?;
+        let source = self.count_code_attempt(client, &challenge).await?;
+        if !totp::use_code(&mut tx, challenge.user_id, code, unix_now()).await? {
+            return Err(AuthError::InvalidSecondFactor);
+        }
+        totp::close_challenge(&mut tx, mfa_token).await?;
+        tx.commit().await?;
+        self.clear_lockout(&source).await?;
+        self.open_session(challenge.tenant_id, challenge.user_id)
+            .await
+    }
+
+    /// Starts a TOTP enrolment (again, until it is confirmed): a new secret, shown once.
+    pub async fn enroll_totp(&self, enrollee: Enrollee<'_>) -> Result<Enrolment, AuthError> {
+        let (mut tx, tenant_id, user_id, label) = match enrollee {
+            Enrollee::Session(caller) => {
+                forbid_api_key(caller)?;
+                let tx = event_store::db::begin_for_tenant(&self.pool, caller.tid).await?;
+                (
+                    tx,
+                    caller.tid,
+                    caller.sub,
+                    (caller.email.clone(), caller.tenant.clone()),
+                )
+            }
+            Enrollee::Challenge(token) => {
+                check_second_factor_input(token, "")?;
+                let mut tx = self.pool.begin().await?;
+                let challenge = totp::lock_challenge(&mut tx, token)
+                    .await?
+                    .filter(|c| c.live && c.enroll)
+                    .ok_or(AuthError::InvalidSecondFactor)?;
+                let label = (challenge.email, challenge.tenant_slug);
+                (tx, challenge.tenant_id, challenge.user_id, label)
+            }
+        };
+        let (secret, otpauth_uri) = totp::new_secret(&label.0, &label.1);
+        totp::enrol(&mut tx, (tenant_id, user_id), &secret).await?;
+        tx.commit().await?;
+        tracing::info!(%user_id, "TOTP enrolment started");
+        Ok(Enrolment {
+            secret: totp_rs::Secret::Raw(secret).to_encoded().to_string(),
+            otpauth_uri,
+        })
+    }
+
+    /// Confirms the enrolment with a first code and makes the recovery codes. For a sign-in
+    /// that waited for the enrolment, wrong codes count toward the lockout and a right one
+    /// completes the sign-in.
+    pub async fn confirm_totp(
+        &self,
+        client: IpAddr,
+        enrollee: Enrollee<'_>,
+        code: &str,
+    ) -> Result<Confirmed, AuthError> {
+        match enrollee {
+            Enrollee::Session(caller) => {
+                forbid_api_key(caller)?;
+                check_second_factor_input("", code)?;
+                let ids = (caller.tid, caller.sub);
+                let mut tx = event_store::db::begin_for_tenant(&self.pool, caller.tid).await?;
+                self.confirm_in(&mut tx, ids, code).await?;
+                let recovery_codes = totp::confirm(&mut tx, ids).await?;
+                tx.commit().await?;
+                Ok(Confirmed {
+                    recovery_codes,
+                    tokens: None,
+                })
+            }
+            Enrollee::Challenge(token) => {
+                check_second_factor_input(token, code)?;
+                let mut tx = self.pool.begin().await?;
+                let challenge = totp::lock_challenge(&mut tx, token)
+                    .await?
+                    .filter(|c| c.live && c.enroll)
+                    .ok_or(AuthError::InvalidSecondFactor)?;
+                let source = self.count_code_attempt(client, &challenge).await?;
+                let ids = (challenge.tenant_id, challenge.user_id);
+                self.confirm_in(&mut tx, ids, code)
+                    .await
+                    .map_err(|error| match error {
+                        AuthError::Refused(_) => AuthError::InvalidSecondFactor,
+                        other => other,
+                    })?;
+                let recovery_codes = totp::confirm(&mut tx, ids).await?;
+                totp::close_challenge(&mut tx, token).await?;
+                tx.commit().await?;
+                self.clear_lockout(&source).await?;
+                let tokens = self.open_session(ids.0, ids.1).await?;
+                Ok(Confirmed {
+                    recovery_codes,
+                    tokens: Some(tokens),
+                })
+            }
+        }
+    }
+
+    /// Checks the first code of a pending enrolment.
+    async fn confirm_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        (_, user_id): (Uuid, Uuid),
+        code: &str,
+    ) -> Result<(), AuthError> {
+        match totp::stored(tx, user_id).await? {
+            None => Err(aggregates::DomainError::NotFound("TOTP enrolment").into()),
+            Some(stored) if stored.confirmed => Err(aggregates::DomainError::rule(
+                aggregates::RuleCode::TotpAlreadyEnabled,
+                "two-factor sign-in is already enabled for this user",
+            )
+            .into()),
+            Some(_) if totp::use_code(tx, user_id, code, unix_now()).await? => Ok(()),
+            Some(_) => Err(aggregates::DomainError::rule(
+                aggregates::RuleCode::TotpCodeWrong,
+                "the code is not the enrolled secret's current one (or was used already)",
+            )
+            .into()),
+        }
+    }
+
+    /// Counts a code attempt toward the lockout of the sign-in it completes, refusing it when
+    /// that source is locked.
+    async fn count_code_attempt(
+        &self,
+        client: IpAddr,
+        challenge: &totp::Challenge,
+    ) -> Result<(String, String, String), AuthError> {
+        let client = guessing_source(client);
+        self.throttle.admit(client)?;
+        let address = client.to_string();
+        let source = lockout::Source {
+            address: &address,
+            tenant: &challenge.tenant_slug,
+            email: &challenge.email,
+        };
+        let attempt = lockout::count_attempt(&self.pool, &source, &self.policy).await?;
+        if let Some(retry_after) = attempt.locked_for {
+            return Err(AuthError::SignInLocked { retry_after });
+        }
+        tokio::time::sleep(attempt.delay(&self.policy)).await;
+        Ok((
+            address,
+            challenge.tenant_slug.clone(),
+            challenge.email.clone(),
+        ))
+    }
+
+    async fn clear_lockout(
+        &self,
+        (address, tenant, email): &(String, String, String),
+    ) -> Result<(), AuthError> {
+        let source = lockout::Source {
+            address,
+            tenant,
+            email,
+        };
+        lockout::clear(&self.pool, &source).await
     }
 
     /// A new password's hash, taking its turn with the sign-in checks: argon2 runs at most as
@@ -210,7 +446,12 @@ impl Identity {
     /// Lets a request in: a valid access token whose session is live and whose user is active,
     /// within the user's rate limit and (for Partners) the account's API quota. The claims
     /// returned carry the roles and account stored now, not those at sign-in.
+    /// An API key (`b2bk_…`) is admitted the same way: live, within its own per-minute limit
+    /// and its account's quota, with the roles stored now.
     pub async fn admit(&self, bearer_token: &str) -> Result<Claims, AuthError> {
+        if api_keys::is_api_key(bearer_token) {
+            return self.admit_api_key(bearer_token).await;
+        }
         let claims = self.keys.verify(bearer_token)?;
         let admitted = self
             .admission
@@ -220,6 +461,72 @@ impl Identity {
         self.admission
             .count(&claims, &admitted, self.policy.requests_per_user_per_minute)?;
         admitted.into_claims(claims)
+    }
+
+    async fn admit_api_key(&self, presented: &str) -> Result<Claims, AuthError> {
+        let (id, hash) = api_keys::parse_key(presented).ok_or(AuthError::InvalidToken)?;
+        let key = self
+            .admission
+            .api_key(id)
+            .await?
+            .filter(|key| api_keys::hash_matches(&hash, &key.secret_hash))
+            .ok_or(AuthError::InvalidToken)?;
+        let claims = api_keys::claims_of_key(&key);
+        let admitted = key.as_admitted();
+        self.admission
+            .count(&claims, &admitted, self.policy.requests_per_user_per_minute)?;
+        self.admission.touch_key(&key);
+        admitted.into_claims(claims)
+    }
+
+    /// Creates API key `id` for the caller's tenant, decided at `now`; the secret is in the
+    /// answer only. An id already taken is refused (`api_key_exists`).
+    pub async fn create_api_key(
+        &self,
+        caller: &Claims,
+        id: Uuid,
+        request: KeyRequest,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<NewApiKey, AuthError> {
+        let grant = KeyGrant::decide(caller, request, now)?;
+        let mut tx = event_store::db::begin_for_tenant(&self.pool, caller.tid).await?;
+        if let Some(account) = grant.account_id {
+            if !api_keys::account_exists(&mut tx, account).await? {
+                return Err(aggregates::DomainError::NotFound("account").into());
+            }
+        }
+        let created = api_keys::insert(&mut tx, caller, id, &grant)
+            .await?
+            .ok_or_else(|| {
+                aggregates::DomainError::rule(
+                    aggregates::RuleCode::ApiKeyExists,
+                    "an API key with this id exists; choose another id",
+                )
+            })?;
+        tx.commit().await?;
+        tracing::info!(key_id = %id, created_by = %caller.sub, "API key created");
+        Ok(created)
+    }
+
+    /// Revokes API key `id` of the caller's tenant; it stops working on every replica once the
+    /// revocation is heard (the caller waits for that). Revoking a revoked key changes nothing.
+    pub async fn revoke_api_key(
+        &self,
+        caller: &Claims,
+        id: Uuid,
+    ) -> Result<chrono::DateTime<chrono::Utc>, AuthError> {
+        api_keys::may_manage_keys(caller)?;
+        let mut tx = event_store::db::begin_for_tenant(&self.pool, caller.tid).await?;
+        let revoked = api_keys::revoke(&mut tx, caller, id).await?;
+        tx.commit().await?;
+        match revoked {
+            Revoked::At(at) => {
+                self.admission.forget_api_key(id);
+                tracing::info!(key_id = %id, revoked_by = %caller.sub, "API key revoked");
+                Ok(at)
+            }
+            Revoked::NoSuchKey => Err(aggregates::DomainError::NotFound("API key").into()),
+        }
     }
 
     fn tokens(&self, claims: Claims, refresh_token: String) -> Tokens {
@@ -261,6 +568,37 @@ impl HashingGate {
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         permit.map_err(|_| AuthError::Hashing)
     }
+}
+
+fn unix_now() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
+}
+
+/// Two-factor sign-in is a person's: an API key neither enrols nor confirms.
+fn forbid_api_key(caller: &Claims) -> Result<(), AuthError> {
+    if caller.api_key {
+        return Err(aggregates::DomainError::Forbidden(
+            "an API key has no two-factor sign-in".into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Bounds what reaches the database in the second step.
+fn check_second_factor_input(mfa_token: &str, code: &str) -> Result<(), AuthError> {
+    for (field, value, max) in [
+        ("mfa_token", mfa_token, MAX_MFA_TOKEN_CHARS),
+        ("code", code, MAX_CODE_CHARS),
+    ] {
+        if value.chars().count() > max {
+            return Err(AuthError::InvalidInput {
+                field,
+                message: format!("at most {max} characters"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Bounds what reaches argon2 and the database: lengths, and no control characters (Postgres

@@ -1,19 +1,24 @@
 //! Identity for both APIs: passwords (argon2id), access tokens (JWT, HS256, short-lived),
 //! sessions with rotating refresh tokens, sign-in lockout, and admission of each request
-//! (live session, current roles, rate limits). Everything that must hold across replicas
+//! (live session or API key, current roles, rate limits), and two-factor sign-in (TOTP). Everything that must hold across replicas
 //! lives in Postgres; nothing here is in-process state.
 #![forbid(unsafe_code)]
 
 mod admission;
+pub mod api_keys;
 mod identity;
 mod lockout;
 mod passwords;
 mod sessions;
 mod throttle;
 mod tokens;
+pub mod totp;
 
 pub use admission::RequestLimit;
-pub use identity::{Identity, IdentityPolicy, Tokens, MAX_EMAIL_CHARS, MAX_SLUG_CHARS};
+pub use identity::{
+    Confirmed, Enrollee, Enrolment, Identity, IdentityPolicy, SignIn, Tokens, MAX_EMAIL_CHARS,
+    MAX_SLUG_CHARS,
+};
 pub use passwords::{check_password, hash_new_password, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 pub use tokens::{bearer_token, Claims, TokenKeys};
 
@@ -23,6 +28,8 @@ pub enum AuthError {
     InvalidToken,
     #[error("unknown tenant, e-mail or password")]
     InvalidCredentials,
+    #[error("the mfa_token is unknown, expired or used, or the code is wrong or already used")]
+    InvalidSecondFactor,
     #[error("the refresh token is unknown, expired or already used; sign in again")]
     InvalidRefreshToken,
     #[error("{field}: {message}")]
@@ -45,6 +52,9 @@ pub enum AuthError {
     Hashing,
     #[error("the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")]
     WeakPassword,
+    /// A rule of the identity domain refused (API key grants, two-factor enrolment).
+    #[error(transparent)]
+    Refused(#[from] aggregates::DomainError),
     #[error("a stored role is invalid: {0}")]
     StoredRole(String),
     #[error("identity store: {0}")]

@@ -140,6 +140,7 @@ pub(crate) async fn claims(
                 account_id: user.account_id,
                 exp: 0,
                 iat: 0,
+                api_key: false,
             })
         })
         .transpose()

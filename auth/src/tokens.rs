@@ -26,6 +26,10 @@ pub struct Claims {
     pub account_id: Option<Uuid>,
     pub exp: i64,
     pub iat: i64,
+    /// Admitted by an API key rather than a session: `sub` and `sid` are then the key's id.
+    /// Never in an access token (a token that claims it is still a session's).
+    #[serde(default, skip_serializing)]
+    pub api_key: bool,
 }
 
 impl Claims {
@@ -114,6 +118,7 @@ mod tests {
             account_id: None,
             exp: 0,
             iat: 0,
+            api_key: false,
         }
     }
 

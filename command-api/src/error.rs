@@ -219,11 +219,13 @@ impl From<AuthError> for ApiError {
         match error {
             AuthError::InvalidToken
             | AuthError::InvalidCredentials
+            | AuthError::InvalidSecondFactor
             | AuthError::InvalidRefreshToken => Self::Unauthorized,
             AuthError::InvalidInput { field, message } => Self::InvalidInput(FieldError {
                 field: field.to_owned(),
                 message,
             }),
+            AuthError::Refused(domain) => domain.into(),
             AuthError::WeakPassword => Self::InvalidInput(FieldError {
                 field: "password".to_owned(),
                 message: error.to_string(),

@@ -104,10 +104,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: CommandApi) {
             // `Allow`, not a 404.
             web::scope("/api/v1")
                 .service(web::resource("/auth/login").post(routes::auth::login))
+                .service(web::resource("/auth/login/totp").post(routes::auth::login_totp))
+                .service(web::resource("/auth/totp/enroll").post(routes::auth::totp_enroll))
+                .service(web::resource("/auth/totp/confirm").post(routes::auth::totp_confirm))
                 .service(web::resource("/auth/refresh").post(routes::auth::refresh))
                 .service(web::resource("/auth/logout").post(routes::auth::logout))
                 .service(web::resource("/auth/me").get(routes::auth::me))
                 .service(web::resource("/openapi.json").get(routes::openapi::document))
+                // Before the command collections: a key is no aggregate.
+                .service(web::resource("/api-keys/{id}").post(routes::api_keys::execute))
                 .service(web::resource("/{collection}/{id}").post(routes::commands::execute)),
         );
 }

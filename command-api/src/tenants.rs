@@ -87,6 +87,7 @@ async fn register_admin(
         recorded_at: Utc::now(),
         client: Some("b2b tenant create".into()),
         traceparent: None,
+        api_key_id: None,
     };
     let command = UserCommand::RegisterUser {
         user_id,

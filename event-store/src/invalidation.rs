@@ -32,7 +32,7 @@ pub enum Invalidation<'a> {
     /// The listener (re)connected (`true`) or lost its connection (`false`). Either way,
     /// everything cached is suspect.
     Live(bool),
-    /// `kind` (`session`, `user`, `policy`) `id` changed.
+    /// `kind` (`session`, `user`, `policy`, `api_key`) `id` changed.
     Changed { kind: &'a str, id: Uuid },
 }
 

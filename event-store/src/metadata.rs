@@ -19,6 +19,9 @@ pub struct EventMetadata {
     /// The W3C trace context of the span that made the change (`crate::trace`), so the relay
     /// and the consumers continue the request's trace.
     pub traceparent: Option<String>,
+    /// When the actor is an API key: its id (also the actor's `user_id`), so the audit log
+    /// names the key.
+    pub api_key_id: Option<Uuid>,
 }
 
 impl EventMetadata {
@@ -51,6 +54,9 @@ impl EventMetadata {
             Actor::System { process } => {
                 map.insert("system_process".to_owned(), process.clone());
             }
+        }
+        if let Some(key) = self.api_key_id {
+            map.insert("api_key_id".to_owned(), key.to_string());
         }
         if let Some(client) = &self.client {
             map.insert("client".to_owned(), client.clone());

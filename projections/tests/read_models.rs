@@ -62,6 +62,7 @@ impl Bus {
             recorded_at: Utc::now(),
             client: Some("read-models-test".to_owned()),
             traceparent: None,
+            api_key_id: None,
         };
         let command = Command::new(self.tenant_id, actor.clone(), at, body.clone());
         let version = self

@@ -73,6 +73,7 @@ impl Mix {
             recorded_at: Utc::now(),
             client: Some("rebuild-test".to_owned()),
             traceparent: None,
+            api_key_id: None,
         }
     }
 

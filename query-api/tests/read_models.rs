@@ -829,6 +829,7 @@ async fn run_counting(world: &World, query: String) -> (Value, u64) {
         account_id: None,
         exp: 0,
         iat: 0,
+        api_key: false,
     };
     let tx = TenantTx::begin(&world.app_pool, world.tenant_a)
         .await

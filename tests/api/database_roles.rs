@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-use crate::helpers::{open_account, Api, Process, Tenant, TestStack};
+use crate::helpers::{open_account, Api, Process, Tenant, TestStack, PASSWORD};
 
 /// Every tenant table the services read, with the column naming its tenant.
-const TENANT_TABLES: [(&str, &str); 8] = [
+const TENANT_TABLES: [(&str, &str); 12] = [
     ("events", "tenant_id"),
     ("user_credentials", "tenant_id"),
     ("sessions", "tenant_id"),
@@ -19,6 +20,10 @@ const TENANT_TABLES: [(&str, &str); 8] = [
     ("tenant_policies", "tenant_id"),
     ("sign_in_failures", "tenant_id"),
     ("tenants", "id"),
+    ("api_keys", "tenant_id"),
+    ("user_totp", "tenant_id"),
+    ("totp_recovery_codes", "tenant_id"),
+    ("mfa_challenges", "tenant_id"),
 ];
 
 const LOGINS: [&str; 2] = ["b2b_api", "b2b_worker"];
@@ -275,7 +280,8 @@ async fn the_worker_login_reads_every_tenants_events_and_no_ones_credentials_or_
 }
 
 /// A session with a refresh token, a failed sign-in, a keyed command's receipt and its event,
-/// and a stored policy: a row of `tenant` in every tenant table.
+/// a stored policy, an API key, and a user with TOTP half-way through signing in: a row of
+/// `tenant` in every tenant table.
 async fn leave_rows_in_every_table(stack: &TestStack, server: &Process, tenant: &Tenant) {
     // From another address than the success below, which clears its own source's failures.
     let guesser = Api::from_address(server, "127.0.0.2");
@@ -293,6 +299,34 @@ async fn leave_rows_in_every_table(stack: &TestStack, server: &Process, tenant: 
         .await
         .unwrap();
     assert_eq!(keyed.status(), StatusCode::OK);
+    let key = json!({
+        "type": "CreateApiKey", "name": "rls", "roles": ["Viewer"],
+        "expires_at": (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339(),
+    });
+    let created = api
+        .http
+        .post(format!(
+            "{}/api/v1/api-keys/{}",
+            api.base_url,
+            Uuid::new_v4()
+        ))
+        .bearer_auth(&token)
+        .json(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::OK);
+    let email = format!("totp@{}.test", tenant.slug);
+    api.register(&token, &email, json!(["Viewer"]), None).await;
+    let user = api.sign_in(tenant, &email).await;
+    crate::totp::enable(&api, user["access_token"].as_str().unwrap()).await;
+    let halfway: serde_json::Value = api
+        .login_as(tenant, &email, PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(halfway["mfa_required"], true);
     let (shown, policy, _) = stack
         .b2b(&["tenant", "policy", "--slug", &tenant.slug])
         .await;

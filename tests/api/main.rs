@@ -2,6 +2,7 @@
 //! RabbitMQ of the local stack (`deploy/local/stack.sh up`), one fresh database and one fresh
 //! set of RabbitMQ names per test.
 mod accounts;
+mod api_keys;
 mod audit;
 mod audit_export;
 mod audit_signing;
@@ -25,4 +26,5 @@ mod scenario;
 mod sessions;
 mod supervision;
 mod tenant_policy;
+mod totp;
 mod trace_context;

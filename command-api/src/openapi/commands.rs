@@ -87,7 +87,7 @@ fn collection<C: JsonSchema + CommandSet>(
 
 /// Turns one externally tagged variant, `{"OpenAccount": {fields}}`, into the flat wire form
 /// `{"type": "OpenAccount", fields}` that `routes::commands` parses.
-fn flatten_variant(variant: &Value) -> (String, Value) {
+pub(super) fn flatten_variant(variant: &Value) -> (String, Value) {
     let (name, inner) = variant["properties"]
         .as_object()
         .and_then(|properties| properties.iter().next())

@@ -16,7 +16,8 @@ pub(super) fn components(schemas: Map<String, Value>, refs: &ResponseRefs) -> Va
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "JWT",
-            "description": "`Authorization: Bearer <access token>` from `POST /api/v1/auth/login`. \
+            "description": "`Authorization: Bearer <access token>` from `POST /api/v1/auth/login`, \
+                or `Authorization: Bearer <API key>` (`b2bk_…`, from `CreateApiKey`). \
                 OpenAPI ignores `Authorization` as a header parameter, so it is documented here.",
         }},
         "parameters": parameters(),
@@ -89,7 +90,8 @@ fn responses(refs: &ResponseRefs) -> Value {
         })
     };
     let mut unauthorized = problem(
-        "No, expired or invalid access token, or its session has ended; at sign-in, unknown \
+        "No, expired or invalid access token, or its session has ended; an unknown, malformed, \
+        revoked or expired API key; at sign-in, unknown \
         tenant, e-mail or password; at refresh, an unknown, expired or spent refresh token.",
     );
     unauthorized["headers"] =

@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document served at `GET /api/v1/openapi.json`. Every schema in it is generated
 //! from the Rust types the API parses and answers with, so the document cannot drift from the
 //! code: add a command variant and it appears here.
+mod api_keys;
 mod auth;
 mod commands;
 mod components;
@@ -12,6 +13,7 @@ use schemars::generate::{Contract, SchemaSettings};
 use schemars::SchemaGenerator;
 use serde_json::{json, Map, Value};
 
+use self::api_keys::{key_commands, key_path};
 use self::auth::auth_paths;
 use self::commands::{collections, command_operation, CollectionCommands};
 use self::components::{components, ResponseRefs};
@@ -39,7 +41,15 @@ fn build() -> Value {
             add_schema(&mut schemas, name, schema.clone());
         }
     }
-    let auth = auth_paths(&mut requests, &mut responses);
+    let key_commands = key_commands(&mut requests);
+    for (name, schema) in &key_commands {
+        add_schema(&mut schemas, name, schema.clone());
+    }
+    let mut auth = auth_paths(&mut requests, &mut responses);
+    auth.insert(
+        "/api/v1/api-keys/{id}".into(),
+        key_path(&key_commands, &mut responses),
+    );
     let refs = ResponseRefs {
         accepted: responses.subschema_for::<Accepted>().into(),
         problem: responses.subschema_for::<Problem>().into(),
@@ -68,6 +78,10 @@ fn tags(collections: &[CollectionCommands]) -> Vec<Value> {
         |c| json!({ "name": c.name, "description": format!("Commands on {}s.", c.aggregate) }),
     );
     std::iter::once(json!({ "name": "auth", "description": "Signing in." }))
+        .chain(std::iter::once(json!({
+            "name": "api-keys",
+            "description": "API keys for machine clients.",
+        })))
         .chain(commands)
         .collect()
 }

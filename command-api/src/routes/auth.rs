@@ -62,20 +62,50 @@ impl From<auth::Tokens> for TokenPair {
     }
 }
 
+/// A correct password whose sign-in needs a second factor.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct MfaChallenge {
+    #[schemars(extend("const" = true))]
+    mfa_required: bool,
+    /// Completes this sign-in within 5 minutes: with a code at `POST /api/v1/auth/login/totp`,
+    /// or, when `enrollment_required`, through `/auth/totp/enroll` and `/auth/totp/confirm`.
+    mfa_token: String,
+    /// The tenant requires two-factor sign-in for one of the user's roles and the user has not
+    /// enrolled yet.
+    enrollment_required: bool,
+}
+
+/// Sign-in's answer: a session, or the second factor it still needs.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum LoginAnswer {
+    Session(TokenPair),
+    SecondFactor(MfaChallenge),
+}
+
 #[tracing::instrument(skip(api, req, body), fields(tenant = %body.tenant))]
 pub async fn login(
     api: web::Data<CommandApi>,
     req: HttpRequest,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = client_address(&req, &api.trusted_proxies)
-        .ok_or_else(|| ApiError::Internal("a sign-in without a peer address".into()))?;
+    let client = client(&api, &req)?;
     let signed_in = api
         .identity
         .sign_in(client, &body.tenant, &body.email, &body.password)
         .await;
     metrics::counter!("b2b_sign_ins_total", "outcome" => sign_in_outcome(&signed_in)).increment(1);
-    Ok(HttpResponse::Ok().json(TokenPair::from(signed_in?)))
+    let answer = match signed_in? {
+        auth::SignIn::Session(tokens) => LoginAnswer::Session(tokens.into()),
+        auth::SignIn::SecondFactor { mfa_token, enroll } => {
+            LoginAnswer::SecondFactor(MfaChallenge {
+                mfa_required: true,
+                mfa_token,
+                enrollment_required: enroll,
+            })
+        }
+    };
+    Ok(no_store().json(answer))
 }
 
 /// The `outcome` label of `b2b_sign_ins_total`: a few fixed values.
@@ -90,6 +120,142 @@ fn sign_in_outcome<T>(signed_in: &Result<T, AuthError>) -> &'static str {
         Err(AuthError::SignInsBusy { .. }) => "busy",
         Err(AuthError::InvalidInput { .. }) => "invalid_input",
         Err(_) => "failed",
+    }
+}
+
+fn client(api: &CommandApi, req: &HttpRequest) -> Result<std::net::IpAddr, ApiError> {
+    client_address(req, &api.trusted_proxies)
+        .ok_or_else(|| ApiError::Internal("a sign-in without a peer address".into()))
+}
+
+/// Answers carrying secrets are not for caches.
+fn no_store() -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    response
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpLoginRequest {
+    /// From the sign-in's answer.
+    #[schemars(length(max = 128))]
+    mfa_token: String,
+    /// The authenticator's current 6-digit code, or one of the recovery codes.
+    #[schemars(length(max = 32))]
+    code: String,
+}
+
+/// `POST /auth/login/totp`: the second step of a sign-in.
+#[tracing::instrument(skip_all)]
+pub async fn login_totp(
+    api: web::Data<CommandApi>,
+    req: HttpRequest,
+    JsonBody(body): JsonBody<TotpLoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let client = client(&api, &req)?;
+    let tokens = api
+        .identity
+        .complete_sign_in(client, &body.mfa_token, &body.code)
+        .await?;
+    Ok(no_store().json(TokenPair::from(tokens)))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnrollRequest {
+    /// When the sign-in's answer required enrolling: its `mfa_token`. Otherwise leave it out
+    /// and send the session's access token.
+    #[schemars(length(max = 128))]
+    mfa_token: Option<String>,
+}
+
+/// A new TOTP secret, shown this once.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct TotpEnrolment {
+    /// `otpauth://totp/...`: for an authenticator app (or a QR code of it).
+    otpauth_uri: String,
+    /// The same secret alone, base32, for typing in.
+    secret: String,
+}
+
+/// `POST /auth/totp/enroll`.
+#[tracing::instrument(skip_all)]
+pub async fn totp_enroll(
+    api: web::Data<CommandApi>,
+    caller: Result<Caller, ApiError>,
+    JsonBody(body): JsonBody<TotpEnrollRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = enrollee_caller(body.mfa_token.as_deref(), caller)?;
+    let enrollee = enrollee(body.mfa_token.as_deref(), caller.as_ref())?;
+    let enrolment = api.identity.enroll_totp(enrollee).await?;
+    Ok(no_store().json(TotpEnrolment {
+        otpauth_uri: enrolment.otpauth_uri,
+        secret: enrolment.secret,
+    }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmRequest {
+    /// The authenticator's current 6-digit code for the new secret.
+    #[schemars(length(max = 32))]
+    code: String,
+    /// As in the enrolment: the sign-in's `mfa_token` when it required enrolling.
+    #[schemars(length(max = 128))]
+    mfa_token: Option<String>,
+}
+
+/// An enrolment confirmed.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct TotpConfirmed {
+    /// Single-use codes that stand in for the authenticator; shown this once.
+    recovery_codes: Vec<String>,
+    /// The session, when the confirmation completed a sign-in (an `mfa_token` was sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<TokenPair>,
+}
+
+/// `POST /auth/totp/confirm`.
+#[tracing::instrument(skip_all)]
+pub async fn totp_confirm(
+    api: web::Data<CommandApi>,
+    req: HttpRequest,
+    caller: Result<Caller, ApiError>,
+    JsonBody(body): JsonBody<TotpConfirmRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let client = client(&api, &req)?;
+    let caller = enrollee_caller(body.mfa_token.as_deref(), caller)?;
+    let enrollee = enrollee(body.mfa_token.as_deref(), caller.as_ref())?;
+    let confirmed = api
+        .identity
+        .confirm_totp(client, enrollee, &body.code)
+        .await?;
+    Ok(no_store().json(TotpConfirmed {
+        recovery_codes: confirmed.recovery_codes,
+        session: confirmed.tokens.map(TokenPair::from),
+    }))
+}
+
+/// With an `mfa_token` the bearer token is not needed; without one it must admit the caller.
+fn enrollee_caller(
+    mfa_token: Option<&str>,
+    caller: Result<Caller, ApiError>,
+) -> Result<Option<Caller>, ApiError> {
+    match mfa_token {
+        Some(_) => Ok(caller.ok()),
+        None => caller.map(Some),
+    }
+}
+
+fn enrollee<'a>(
+    mfa_token: Option<&'a str>,
+    caller: Option<&'a Caller>,
+) -> Result<auth::Enrollee<'a>, ApiError> {
+    match (mfa_token, caller) {
+        (Some(token), _) => Ok(auth::Enrollee::Challenge(token)),
+        (None, Some(caller)) => Ok(auth::Enrollee::Session(&caller.0)),
+        (None, None) => Err(ApiError::Unauthorized),
     }
 }
 

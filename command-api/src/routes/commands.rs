@@ -60,6 +60,7 @@ pub async fn execute(
         recorded_at: Utc::now(),
         client: ids.client,
         traceparent: ids.traceparent,
+        api_key_id: caller.0.api_key.then_some(caller.0.sub),
     };
     let faults = FaultPoints::of(&api, &req);
     faults.reach("before-append");

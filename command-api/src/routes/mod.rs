@@ -1,3 +1,4 @@
+pub mod api_keys;
 pub mod auth;
 pub mod commands;
 pub mod openapi;

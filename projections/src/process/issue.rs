@@ -183,6 +183,7 @@ impl Issuer {
                 .meta(event_store::trace::TRACEPARENT)
                 .and_then(TraceContext::parse)
                 .map(|parent| parent.child().to_string()),
+            api_key_id: None,
         }
     }
 }

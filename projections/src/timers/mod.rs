@@ -200,6 +200,7 @@ impl TimerWorker {
             recorded_at: now,
             client: None,
             traceparent: None,
+            api_key_id: None,
         };
         let command = Command::new(timer.tenant_id, actor, now, body);
         self.bus

@@ -128,6 +128,7 @@ impl ProcessStack {
             recorded_at: at,
             client: Some("process-test".to_owned()),
             traceparent: None,
+            api_key_id: None,
         }
     }
 

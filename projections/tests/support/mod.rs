@@ -325,6 +325,7 @@ impl AccountStore {
             recorded_at: now,
             client: Some("projections-test".to_owned()),
             traceparent: None,
+            api_key_id: None,
         };
         self.bus
             .store::<Account>()

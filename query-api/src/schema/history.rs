@@ -48,8 +48,11 @@ pub struct HistoryEvent {
     pub payload: serde_json::Value,
     /// When the database stored it.
     pub recorded_at: DateTime<Utc>,
-    /// The user who sent the command, unless a system process did.
+    /// The user who sent the command, unless a system process did; the API key's id when a
+    /// key did (then `apiKeyId` says so).
     pub user_id: Option<Uuid>,
+    /// The API key that sent the command, when a machine client did.
+    pub api_key_id: Option<Uuid>,
     /// The process (approval flow, timer, …) that sent the command, if no user did.
     pub system_process: Option<String>,
     pub correlation_id: Option<Uuid>,
@@ -68,6 +71,7 @@ impl TryFrom<StoredEvent> for HistoryEvent {
         Ok(Self {
             aggregate_type: AggregateType::try_from(event.aggregate_type.clone())?,
             user_id: event.meta_uuid("user_id"),
+            api_key_id: event.meta_uuid("api_key_id"),
             system_process: event.meta("system_process").map(str::to_owned),
             correlation_id: event.meta_uuid("correlation_id"),
             causation_id: event.meta_uuid("causation_id"),

@@ -3,6 +3,7 @@
 //! one for the event history: `events` has no RLS).
 mod accounts;
 mod alias_limit;
+mod api_keys;
 mod approvals;
 mod as_of;
 mod contracts;
@@ -24,6 +25,7 @@ pub use accounts::{
     Account, AccountConnection, AccountEdge, AccountFilter, AccountOrder, AccountOrderField,
     AccountStatus, Tier,
 };
+pub use api_keys::ApiKey;
 pub use approvals::{
     Approval, ApprovalConnection, ApprovalEdge, ApprovalFilter, ApprovalLevel, ApprovalOrder,
     ApprovalOrderField, ApprovalStatus, SubjectType,
@@ -120,6 +122,25 @@ impl QueryRoot {
     async fn account(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<Account>> {
         let claims = caller(ctx)?;
         accounts::by_id(tx(ctx)?, claims.tid, AccountScope::of(claims), id)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// The tenant's API keys, newest first (at most 500), with their last use. TenantAdmins
+    /// only; a key itself may not list keys.
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Also list revoked keys.", default = false)] include_revoked: bool,
+    ) -> async_graphql::Result<Vec<ApiKey>> {
+        let claims = caller(ctx)?;
+        if claims.api_key || !claims.roles.contains(&aggregates::Role::TenantAdmin) {
+            return Err(QueryError::Forbidden(
+                "only a signed-in TenantAdmin lists API keys".into(),
+            )
+            .extend());
+        }
+        api_keys::list(tx(ctx)?, claims.tid, include_revoked)
             .await
             .map_err(|e| e.extend())
     }

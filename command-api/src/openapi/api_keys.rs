@@ -1,0 +1,70 @@
+//! `POST /api/v1/api-keys/{id}`: the API key commands, in the command collections' wire form,
+//! their schemas generated from `routes::api_keys`'s own types.
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+use super::commands::flatten_variant;
+use super::components::{component_ref, error_responses};
+use super::field_rules::state_field_rules;
+use super::{schema_ref, SCHEMA_REF_PREFIX};
+use crate::routes::api_keys::{ApiKeyAnswer, ApiKeyCommand};
+
+/// The key commands in wire form (`(name, flat schema)`), for the document's schemas.
+pub(super) fn key_commands(requests: &mut SchemaGenerator) -> Vec<(String, Value)> {
+    let tagged = ApiKeyCommand::json_schema(requests).to_value();
+    let variants = tagged["oneOf"].as_array().cloned().unwrap_or_default();
+    let mut commands: Vec<_> = variants.iter().map(flatten_variant).collect();
+    for (_, schema) in &mut commands {
+        state_field_rules(schema);
+    }
+    commands
+}
+
+/// The path of the key commands.
+pub(super) fn key_path(commands: &[(String, Value)], responses: &mut SchemaGenerator) -> Value {
+    let answer: Value = responses.subschema_for::<ApiKeyAnswer>().into();
+    let names: Vec<&str> = commands.iter().map(|(n, _)| n.as_str()).collect();
+    let mapping: Map<String, Value> = names
+        .iter()
+        .map(|n| (n.to_string(), json!(format!("{SCHEMA_REF_PREFIX}{n}"))))
+        .collect();
+    let mut answers = error_responses(&[
+        "400", "401", "403", "404", "408", "413", "415", "422", "429",
+    ]);
+    answers.insert(
+        "200".into(),
+        json!({
+            "description": "The key was created (the answer holds its secret, this once) or \
+                revoked.",
+            "content": { "application/json": { "schema": answer } },
+            "links": { "RevokeApiKey": {
+                "operationId": "runApiKeyCommand",
+                "description": "Revoke the key just created.",
+                "parameters": { "path.id": "$response.body#/id" },
+            }},
+        }),
+    );
+    json!({ "post": {
+        "operationId": "runApiKeyCommand",
+        "summary": "Create or revoke an API key",
+        "description": "TenantAdmins only, signed in (a key does not manage keys). The `id` is \
+            chosen by the client when it creates the key; an id in use is `api_key_exists` \
+            (422). The secret, `b2bk_…`, is answered once and stored only as a hash: use it as \
+            `Authorization: Bearer <secret>` on both APIs. A key acts with its roles (a Partner \
+            key for its account only), is rate-limited like a user, and is named as the actor \
+            of what it writes. Revoking stops it on every server before the answer; revoking \
+            again changes nothing. These commands take no `Idempotency-Key`. Keys are listed \
+            with their last use by GraphQL's `apiKeys`.",
+        "tags": ["api-keys"],
+        "security": [{ "bearerAuth": [] }],
+        "parameters": [component_ref("parameters", "AggregateId")],
+        "requestBody": {
+            "required": true,
+            "content": { "application/json": { "schema": {
+                "oneOf": names.iter().map(|n| schema_ref(n)).collect::<Vec<_>>(),
+                "discriminator": { "propertyName": "type", "mapping": mapping },
+            }}},
+        },
+        "responses": answers,
+    }})
+}
