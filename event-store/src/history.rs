@@ -1,7 +1,8 @@
 //! Reading stored events back: one stream, or everything in commit order.
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgExecutor};
+use futures::TryStreamExt;
+use sqlx::{FromRow, PgConnection, PgExecutor};
 use uuid::Uuid;
 
 /// An event as stored, with the columns postgres-es does not know about. This is also the body
@@ -119,6 +120,58 @@ pub async fn committed_after<'e>(
         .fetch_all(executor)
         .await?;
     Ok(rows.into_iter().map(CommittedRow::positioned).collect())
+}
+
+/// Every event committed after `after` of the given aggregate types, of one tenant or of all,
+/// streamed in commit order in one query (one snapshot: what was committed when it started,
+/// under the same xmin rule as [`committed_after`]) and handed to `sink` in chunks of `chunk`
+/// events. A rebuild reads this way: no event is read twice or skipped between chunks, and the
+/// caller folds one chunk while the next is read. Ends when the query is exhausted or `sink`
+/// is closed; an error is also handed on, as the last item.
+pub async fn stream_committed_after(
+    conn: &mut PgConnection,
+    after: CommitPosition,
+    tenant: Option<Uuid>,
+    aggregate_types: &[&str],
+    chunk: usize,
+    sink: &tokio::sync::mpsc::Sender<Result<Vec<(CommitPosition, StoredEvent)>, sqlx::Error>>,
+) {
+    let sql = format!(
+        "select tx_id::text::bigint as tx, {EVENT_COLUMNS} from events \
+         where (tx_id, global_position) > ($1::text::xid8, $2) \
+           and tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+           and ($3::uuid is null or tenant_id = $3) and aggregate_type = any($4) \
+         order by tx_id, global_position"
+    );
+    let mut rows = sqlx::query_as::<_, CommittedRow>(&sql)
+        .bind(after.tx_id)
+        .bind(after.global_position)
+        .bind(tenant)
+        .bind(aggregate_types)
+        .fetch(conn);
+    let mut batch = Vec::with_capacity(chunk);
+    loop {
+        match rows.try_next().await {
+            Ok(Some(row)) => {
+                batch.push(row.positioned());
+                if batch.len() < chunk {
+                    continue;
+                }
+            }
+            Ok(None) => break,
+            Err(error) => {
+                let _ = sink.send(Err(error)).await;
+                return;
+            }
+        }
+        let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
+        if sink.send(Ok(full)).await.is_err() {
+            return;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = sink.send(Ok(batch)).await;
+    }
 }
 
 /// An event with its transaction id, as commit-order reads select it (`tx_id::text::bigint as tx`).

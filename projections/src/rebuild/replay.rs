@@ -1,14 +1,25 @@
 //! Step 2: the event store replayed in commit order into the rebuild schema, a batch per
 //! transaction, each recording how far it got.
+//!
+//! One task reads (a single query, streamed, of the projection's aggregate types only) and
+//! hands batches over a short channel; this one folds and writes them through the read
+//! model's [`super::Replayer`]. Reading batch N+1 overlaps folding and writing batch N.
 use std::time::Instant;
 
-use event_store::history::{committed_after, CommitPosition};
+use event_store::history::{committed_after, stream_committed_after, CommitPosition};
 use event_store::StoredEvent;
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::{RebuildProgress, RebuildScope, Target};
 use crate::checkpoint;
 use crate::{Projection, ProjectionError};
+
+/// Batches read ahead of the one being written.
+const READ_AHEAD: usize = 2;
+
+type Positioned = Vec<(CommitPosition, StoredEvent)>;
 
 /// The replay of one rebuild.
 pub(super) struct Replay<'a> {
@@ -20,27 +31,36 @@ pub(super) struct Replay<'a> {
 }
 
 impl Replay<'_> {
-    /// Replays every committed event after `from` into the rebuild schema, one transaction per
-    /// batch (which also records how far it got), until a batch comes back short: the replay
-    /// has reached what is committed now.
+    /// Replays every event of the projection committed after `from` (as of when the replay
+    /// starts) into the rebuild schema, one transaction per batch, each also recording how
+    /// far it got. What commits meanwhile is the swap's to catch up.
     pub(super) async fn run(
         &self,
         pool: &PgPool,
         (from, replayed_before): (CommitPosition, i64),
     ) -> Result<(CommitPosition, u64), ProjectionError> {
+        let mut replayer = self.projection.replayer().ok_or_else(|| {
+            ProjectionError::NotRebuildable(self.projection.name().to_owned())
+        })?;
+        replayer
+            .resume(&mut *pool.acquire().await?, self.schema)
+            .await?;
+        let (sink, mut batches) = mpsc::channel(READ_AHEAD);
+        let reader = Reader::spawn(pool, from, self, replayer.aggregate_types(), sink);
+        let search_path = format!("{}, public", self.schema);
         let (mut position, mut applied, mut read) = (from, 0u64, 0u64);
         let started = Instant::now();
-        loop {
+        while let Some(batch) = batches.recv().await {
+            let batch: Positioned = batch?;
+            position = batch.last().map_or(position, |(at, _)| *at);
+            read += batch.len() as u64;
+            let events: Vec<StoredEvent> = batch.into_iter().map(|(_, event)| event).collect();
             let mut tx = pool.begin().await?;
-            let target = Target {
-                projection: self.projection,
-                scope: self.scope,
-                schema: self.schema,
-            };
-            let batch = replay_batch(&mut tx, &target, position, self.batch_size).await?;
-            position = batch.position;
-            applied += batch.applied;
-            read += batch.read as u64;
+            sqlx::query("select set_config('search_path', $1, true)")
+                .bind(&search_path)
+                .execute(&mut *tx)
+                .await?;
+            applied += replayer.apply(&mut tx, &events, &search_path).await?;
             let replayed = replayed_before + read as i64;
             self.record(&mut tx, position, replayed).await?;
             let total: i64 =
@@ -49,10 +69,10 @@ impl Replay<'_> {
                     .await?;
             tx.commit().await?;
             (self.progress)(&self.progress_of(position, replayed, total, read, started));
-            if batch.read < self.batch_size {
-                return Ok((position, applied));
-            }
         }
+        // The channel also closes when the reader dies: only its clean end means all was read.
+        reader.finished().await?;
+        Ok((position, applied))
     }
 
     async fn record(
@@ -99,9 +119,51 @@ impl Replay<'_> {
     }
 }
 
+/// The task streaming the events to replay; aborted when dropped (a rebuild stopped part-way
+/// stops reading too).
+struct Reader(Option<JoinHandle<()>>);
+
+impl Reader {
+    fn spawn(
+        pool: &PgPool,
+        from: CommitPosition,
+        replay: &Replay<'_>,
+        aggregate_types: Vec<&'static str>,
+        sink: mpsc::Sender<Result<Positioned, sqlx::Error>>,
+    ) -> Self {
+        let pool = pool.clone();
+        let tenant = replay.scope.tenant();
+        let chunk = usize::try_from(replay.batch_size.max(1)).unwrap_or(usize::MAX);
+        Self(Some(tokio::spawn(async move {
+            let mut conn = match pool.acquire().await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    let _ = sink.send(Err(error)).await;
+                    return;
+                }
+            };
+            stream_committed_after(&mut conn, from, tenant, &aggregate_types, chunk, &sink).await;
+        })))
+    }
+
+    async fn finished(mut self) -> Result<(), ProjectionError> {
+        match self.0.take() {
+            Some(task) => Ok(task.await?),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
 pub(super) struct Batch {
     pub(super) position: CommitPosition,
-    pub(super) read: i64,
     pub(super) applied: u64,
 }
 
@@ -113,14 +175,9 @@ pub(super) async fn replay_batch(
 ) -> Result<Batch, ProjectionError> {
     let events = committed_after(&mut *conn, after, target.scope.tenant(), batch_size).await?;
     let position = events.last().map_or(after, |(position, _)| *position);
-    let read = events.len() as i64;
     let events: Vec<StoredEvent> = events.into_iter().map(|(_, event)| event).collect();
     let search_path = target.search_path();
     let applied =
         checkpoint::apply_batch(conn, &[target.projection], &events, &search_path).await?;
-    Ok(Batch {
-        position,
-        read,
-        applied,
-    })
+    Ok(Batch { position, applied })
 }
