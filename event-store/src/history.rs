@@ -1,7 +1,7 @@
 //! Reading stored events back: one stream, or everything in commit order.
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -122,15 +122,35 @@ pub async fn committed_after<'e>(
     Ok(rows.into_iter().map(CommittedRow::positioned).collect())
 }
 
-/// Every event committed after `after` of the given aggregate types, of one tenant or of all,
-/// streamed in commit order in one query (one snapshot: what was committed when it started,
-/// under the same xmin rule as [`committed_after`]) and handed to `sink` in chunks of `chunk`
-/// events. A rebuild reads this way: no event is read twice or skipped between chunks, and the
-/// caller folds one chunk while the next is read. Ends when the query is exhausted or `sink`
-/// is closed; an error is also handed on, as the last item.
-pub async fn stream_committed_after(
+/// The last event in commit order of those every later read may take as final: it and every
+/// event before it were committed by transactions older than any still in flight (the xmin
+/// rule of [`committed_after`]), so nothing can commit before it any more. `None` while the
+/// store holds no such event.
+pub async fn committed_horizon<'e>(
+    executor: impl PgExecutor<'e>,
+) -> Result<Option<CommitPosition>, sqlx::Error> {
+    let last: Option<(i64, i64)> = sqlx::query_as(
+        "select tx_id::text::bigint, global_position from events \
+         where tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         order by tx_id desc, global_position desc limit 1",
+    )
+    .fetch_optional(executor)
+    .await?;
+    Ok(last.map(|(tx_id, global_position)| CommitPosition {
+        tx_id,
+        global_position,
+    }))
+}
+
+/// Every event after `after` up to and including `up_to` (a [`committed_horizon`]) of the
+/// given aggregate types, of one tenant or of all, streamed in commit order by one query and
+/// handed to `sink` in chunks of `chunk` events. A rebuild reads this way: no event is read
+/// twice or skipped between chunks, the caller folds one chunk while the next is read, and
+/// next time it reads on from `up_to`, past the other aggregates' events too. Ends when the
+/// query is exhausted or `sink` is closed; an error is also handed on, as the last item.
+pub async fn stream_committed_between(
     conn: &mut PgConnection,
-    after: CommitPosition,
+    (after, up_to): (CommitPosition, CommitPosition),
     tenant: Option<Uuid>,
     aggregate_types: &[&str],
     chunk: usize,
@@ -139,13 +159,15 @@ pub async fn stream_committed_after(
     let sql = format!(
         "select tx_id::text::bigint as tx, {EVENT_COLUMNS} from events \
          where (tx_id, global_position) > ($1::text::xid8, $2) \
-           and tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-           and ($3::uuid is null or tenant_id = $3) and aggregate_type = any($4) \
+           and (tx_id, global_position) <= ($3::text::xid8, $4) \
+           and ($5::uuid is null or tenant_id = $5) and aggregate_type = any($6) \
          order by tx_id, global_position"
     );
     let mut rows = sqlx::query_as::<_, CommittedRow>(&sql)
         .bind(after.tx_id)
         .bind(after.global_position)
+        .bind(up_to.tx_id)
+        .bind(up_to.global_position)
         .bind(tenant)
         .bind(aggregate_types)
         .fetch(conn);

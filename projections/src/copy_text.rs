@@ -107,7 +107,10 @@ mod tests {
 
     #[test]
     fn columns_are_written_in_the_order_named_and_missing_ones_are_null() {
-        let rows = [json!({"a": 1, "b": "x", "c": true}), json!({"b": "y", "a": 2})];
+        let rows = [
+            json!({"a": 1, "b": "x", "c": true}),
+            json!({"b": "y", "a": 2}),
+        ];
         assert_eq!(encode(&["b", "a", "c"], &rows), "x\t1\tt\ny\t2\t\\N\n");
     }
 

@@ -36,8 +36,11 @@ pub trait Replayer: Send {
     fn aggregate_types(&self) -> Vec<&'static str>;
 
     /// Reads the checkpoints `schema` holds already (those of a stopped rebuild).
-    async fn resume(&mut self, conn: &mut PgConnection, schema: &str)
-        -> Result<(), ProjectionError>;
+    async fn resume(
+        &mut self,
+        conn: &mut PgConnection,
+        schema: &str,
+    ) -> Result<(), ProjectionError>;
 
     /// Applies `events` (in commit order) to the rebuild schema's tables and checkpoints inside
     /// the caller's transaction, with `search_path` (the rebuild schema first) already set;
@@ -105,6 +108,7 @@ impl<R: ReadModel> Replayer for Folder<R> {
         events: &[StoredEvent],
         search_path: &str,
     ) -> Result<u64, ProjectionError> {
+        let started = std::time::Instant::now();
         let plan = self.plan(conn, events, search_path).await?;
         let applied = plan.events.len() as u64;
         let changes = plan
@@ -112,7 +116,9 @@ impl<R: ReadModel> Replayer for Folder<R> {
             .iter()
             .map(|event| Ok((event.as_ref(), Stamp::of(event)?, R::decode(event)?)))
             .collect::<Result<Vec<_>, ProjectionError>>()?;
+        let decoded = started.elapsed();
         let before = self.stored(conn, &plan, &changes).await?;
+        let loaded = started.elapsed();
         let mut after = before.clone();
         for (event, stamp, change) in changes {
             let rows = after.entry(stamp.id).or_default();
@@ -126,8 +132,20 @@ impl<R: ReadModel> Replayer for Folder<R> {
                 None => changed.insert(rows),
             }
         }
+        let folded = started.elapsed();
         changed.write(conn, R::Entity::TABLES).await?;
+        let written = started.elapsed();
         self.write_checkpoints(conn, &plan.before).await?;
+        tracing::debug!(
+            events = events.len(),
+            loaded_entities = before.len(),
+            ?decoded,
+            ?loaded,
+            ?folded,
+            ?written,
+            checkpointed = ?started.elapsed(),
+            "batch replayed"
+        );
         self.retained = after;
         Ok(applied)
     }

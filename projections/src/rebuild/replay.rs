@@ -6,7 +6,9 @@
 //! model's [`super::Replayer`]. Reading batch N+1 overlaps folding and writing batch N.
 use std::time::Instant;
 
-use event_store::history::{committed_after, stream_committed_after, CommitPosition};
+use event_store::history::{
+    committed_after, committed_horizon, stream_committed_between, CommitPosition,
+};
 use event_store::StoredEvent;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
@@ -31,17 +33,19 @@ pub(super) struct Replay<'a> {
 }
 
 impl Replay<'_> {
-    /// Replays every event of the projection committed after `from` (as of when the replay
-    /// starts) into the rebuild schema, one transaction per batch, each also recording how
-    /// far it got. What commits meanwhile is the swap's to catch up.
+    /// Replays every event of the projection committed after `from` up to the horizon of when
+    /// the replay starts into the rebuild schema, one transaction per batch, each also
+    /// recording how far it got, and returns that horizon: what commits meanwhile is the
+    /// swap's to catch up.
     pub(super) async fn run(
         &self,
         pool: &PgPool,
         (from, replayed_before): (CommitPosition, i64),
     ) -> Result<(CommitPosition, u64), ProjectionError> {
-        let mut replayer = self.projection.replayer().ok_or_else(|| {
-            ProjectionError::NotRebuildable(self.projection.name().to_owned())
-        })?;
+        let mut replayer = self
+            .projection
+            .replayer()
+            .ok_or_else(|| ProjectionError::NotRebuildable(self.projection.name().to_owned()))?;
         replayer
             .resume(&mut *pool.acquire().await?, self.schema)
             .await?;
@@ -50,7 +54,10 @@ impl Replay<'_> {
         let search_path = format!("{}, public", self.schema);
         let (mut position, mut applied, mut read) = (from, 0u64, 0u64);
         let started = Instant::now();
+        // Where the time goes: waiting for the reader, or writing.
+        let (mut waited, mut waiting) = (0.0, Instant::now());
         while let Some(batch) = batches.recv().await {
+            waited += waiting.elapsed().as_secs_f64();
             let batch: Positioned = batch?;
             position = batch.last().map_or(position, |(at, _)| *at);
             read += batch.len() as u64;
@@ -69,10 +76,13 @@ impl Replay<'_> {
                     .await?;
             tx.commit().await?;
             (self.progress)(&self.progress_of(position, replayed, total, read, started));
+            waiting = Instant::now();
         }
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(read, seconds, waited, "replay read and written");
         // The channel also closes when the reader dies: only its clean end means all was read.
-        reader.finished().await?;
-        Ok((position, applied))
+        let horizon = reader.finished().await?;
+        Ok((position.max(horizon), applied))
     }
 
     async fn record(
@@ -119,9 +129,9 @@ impl Replay<'_> {
     }
 }
 
-/// The task streaming the events to replay; aborted when dropped (a rebuild stopped part-way
-/// stops reading too).
-struct Reader(Option<JoinHandle<()>>);
+/// The task streaming the events to replay, ending with the horizon it read up to; aborted when
+/// dropped (a rebuild stopped part-way stops reading too).
+struct Reader(Option<JoinHandle<CommitPosition>>);
 
 impl Reader {
     fn spawn(
@@ -139,18 +149,26 @@ impl Reader {
                 Ok(conn) => conn,
                 Err(error) => {
                     let _ = sink.send(Err(error)).await;
-                    return;
+                    return from;
                 }
             };
-            stream_committed_after(&mut conn, from, tenant, &aggregate_types, chunk, &sink).await;
+            let up_to = match committed_horizon(&mut *conn).await {
+                Ok(horizon) => horizon.unwrap_or_default().max(from),
+                Err(error) => {
+                    let _ = sink.send(Err(error)).await;
+                    return from;
+                }
+            };
+            let (range, types) = ((from, up_to), &aggregate_types);
+            stream_committed_between(&mut conn, range, tenant, types, chunk, &sink).await;
+            up_to
         })))
     }
 
-    async fn finished(mut self) -> Result<(), ProjectionError> {
-        match self.0.take() {
-            Some(task) => Ok(task.await?),
-            None => Ok(()),
-        }
+    /// The horizon read up to, once the reader has handed on everything.
+    async fn finished(mut self) -> Result<CommitPosition, ProjectionError> {
+        let task = self.0.take().expect("finished once");
+        Ok(task.await?)
     }
 }
 

@@ -46,8 +46,13 @@ pub(super) async fn prepare(
     for statement in deferred_indexes(&mut tx, projection.tables(), schema, Index::Drop).await? {
         execute(&mut tx, &statement).await?;
     }
-    let copies =
-        copy_statements(&mut tx, projection.tables(), schema, SECURITY_GRANTS_COMMENTS).await?;
+    let copies = copy_statements(
+        &mut tx,
+        projection.tables(),
+        schema,
+        SECURITY_GRANTS_COMMENTS,
+    )
+    .await?;
     run_copies(&mut tx, copies, schema).await?;
     tx.commit().await?;
     Ok(())
@@ -82,7 +87,11 @@ async fn run_copies(
     copies: Vec<String>,
     schema: &str,
 ) -> Result<(), sqlx::Error> {
-    execute(conn, &format!("set local search_path = {schema}, read, public")).await?;
+    execute(
+        conn,
+        &format!("set local search_path = {schema}, read, public"),
+    )
+    .await?;
     for statement in copies {
         execute(conn, &statement).await?;
     }
