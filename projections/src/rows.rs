@@ -11,6 +11,10 @@
 //! lists every column of its table by name, so one generic statement per table reads and writes
 //! any of them, and the unqualified table name follows `search_path` (live `read`, or a
 //! rebuild's schema) like the rest of the projection's SQL.
+//!
+//! A rebuild knows which aggregates have no rows yet in its empty tables; their rows are
+//! recorded with [`Changes::insert`] and copied in (`COPY`, see [`crate::copy_text`]) instead
+//! of upserted. The live projector never does this: it cannot know a row is absent.
 use std::collections::HashMap;
 use std::hash::Hash;
 
