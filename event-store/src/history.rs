@@ -1,7 +1,8 @@
 //! Reading stored events back: one stream, or everything in commit order.
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgExecutor};
+use sqlx::{FromRow, PgConnection, PgExecutor};
 use uuid::Uuid;
 
 /// An event as stored, with the columns postgres-es does not know about. This is also the body
@@ -119,6 +120,80 @@ pub async fn committed_after<'e>(
         .fetch_all(executor)
         .await?;
     Ok(rows.into_iter().map(CommittedRow::positioned).collect())
+}
+
+/// The last event in commit order of those every later read may take as final: it and every
+/// event before it were committed by transactions older than any still in flight (the xmin
+/// rule of [`committed_after`]), so nothing can commit before it any more. `None` while the
+/// store holds no such event.
+pub async fn committed_horizon<'e>(
+    executor: impl PgExecutor<'e>,
+) -> Result<Option<CommitPosition>, sqlx::Error> {
+    let last: Option<(i64, i64)> = sqlx::query_as(
+        "select tx_id::text::bigint, global_position from events \
+         where tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         order by tx_id desc, global_position desc limit 1",
+    )
+    .fetch_optional(executor)
+    .await?;
+    Ok(last.map(|(tx_id, global_position)| CommitPosition {
+        tx_id,
+        global_position,
+    }))
+}
+
+/// Every event after `after` up to and including `up_to` (a [`committed_horizon`]) of the
+/// given aggregate types, of one tenant or of all, streamed in commit order by one query and
+/// handed to `sink` in chunks of `chunk` events. A rebuild reads this way: no event is read
+/// twice or skipped between chunks, the caller folds one chunk while the next is read, and
+/// next time it reads on from `up_to`, past the other aggregates' events too. Ends when the
+/// query is exhausted or `sink` is closed; an error is also handed on, as the last item.
+pub async fn stream_committed_between(
+    conn: &mut PgConnection,
+    (after, up_to): (CommitPosition, CommitPosition),
+    tenant: Option<Uuid>,
+    aggregate_types: &[&str],
+    chunk: usize,
+    sink: &tokio::sync::mpsc::Sender<Result<Vec<(CommitPosition, StoredEvent)>, sqlx::Error>>,
+) {
+    let sql = format!(
+        "select tx_id::text::bigint as tx, {EVENT_COLUMNS} from events \
+         where (tx_id, global_position) > ($1::text::xid8, $2) \
+           and (tx_id, global_position) <= ($3::text::xid8, $4) \
+           and ($5::uuid is null or tenant_id = $5) and aggregate_type = any($6) \
+         order by tx_id, global_position"
+    );
+    let mut rows = sqlx::query_as::<_, CommittedRow>(&sql)
+        .bind(after.tx_id)
+        .bind(after.global_position)
+        .bind(up_to.tx_id)
+        .bind(up_to.global_position)
+        .bind(tenant)
+        .bind(aggregate_types)
+        .fetch(conn);
+    let mut batch = Vec::with_capacity(chunk);
+    loop {
+        match rows.try_next().await {
+            Ok(Some(row)) => {
+                batch.push(row.positioned());
+                if batch.len() < chunk {
+                    continue;
+                }
+            }
+            Ok(None) => break,
+            Err(error) => {
+                let _ = sink.send(Err(error)).await;
+                return;
+            }
+        }
+        let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
+        if sink.send(Ok(full)).await.is_err() {
+            return;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = sink.send(Ok(batch)).await;
+    }
 }
 
 /// An event with its transaction id, as commit-order reads select it (`tx_id::text::bigint as tx`).

@@ -223,6 +223,34 @@ async fn catch_up(
     event: &StoredEvent,
     last: i64,
 ) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let missing = missing_events(conn, event, last).await?;
+    // A reactor's group gets only the events it subscribes to, so for it a gap is the rule
+    // (the skipped events are not its): worth a line only for a read model, which gets all.
+    if projection.tables().is_empty() {
+        tracing::debug!(
+            projection = projection.name(),
+            from = last + 1,
+            to = event.sequence,
+            "reading the skipped events of a stream from the event store"
+        );
+    } else {
+        tracing::info!(
+            projection = projection.name(),
+            from = last + 1,
+            to = event.sequence,
+            "catching up a stream from the event store"
+        );
+    }
+    Ok(missing)
+}
+
+/// The stream's events after `last` up to and including `event`, read from the event store,
+/// all of them or an error.
+pub(crate) async fn missing_events(
+    conn: &mut PgConnection,
+    event: &StoredEvent,
+    last: i64,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
     let missing = stream_range(
         &mut *conn,
         &event.aggregate_type,
@@ -242,23 +270,6 @@ async fn catch_up(
             event.sequence
         );
         return Err(ProjectionError::inconsistent(event, detail));
-    }
-    // A reactor's group gets only the events it subscribes to, so for it a gap is the rule
-    // (the skipped events are not its): worth a line only for a read model, which gets all.
-    if projection.tables().is_empty() {
-        tracing::debug!(
-            projection = projection.name(),
-            from = last + 1,
-            to = event.sequence,
-            "reading the skipped events of a stream from the event store"
-        );
-    } else {
-        tracing::info!(
-            projection = projection.name(),
-            from = last + 1,
-            to = event.sequence,
-            "catching up a stream from the event store"
-        );
     }
     Ok(missing)
 }

@@ -33,6 +33,9 @@ pub enum ProjectionError {
     NotRebuildable(String),
     #[error("a rebuild of {0} is already running")]
     RebuildRunning(String),
+    /// The task reading the event store for a rebuild ended without handing on all it read.
+    #[error("the rebuild's reader failed: {0}")]
+    RebuildReader(#[from] tokio::task::JoinError),
     /// The broker did not take a replayed parked message back.
     #[error("replay refused: {0}")]
     ReplayRefused(String),
@@ -68,7 +71,8 @@ impl ProjectionError {
             Self::UnknownEvent { .. }
             | Self::Inconsistent { .. }
             | Self::NotRebuildable(_)
-            | Self::RebuildRunning(_) => false,
+            | Self::RebuildRunning(_)
+            | Self::RebuildReader(_) => false,
             Self::ReplayRefused(_) => true,
             Self::Command { source, .. } => transient_command(source),
         }

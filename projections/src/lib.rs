@@ -11,6 +11,7 @@ pub mod approvals;
 pub mod checkpoint;
 pub mod consumer;
 pub mod contracts;
+mod copy_text;
 mod error;
 pub mod parked;
 pub mod process;

@@ -2,6 +2,7 @@ use async_trait::async_trait;
 use event_store::StoredEvent;
 use sqlx::PgConnection;
 
+use crate::rebuild::Replayer;
 use crate::ProjectionError;
 
 /// What the consumer runs for each event: a read model (every [`crate::read_model::ReadModel`]
@@ -31,6 +32,12 @@ pub trait Projection: Send + Sync {
     /// managers: their side effects would run again).
     fn tables(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// How a rebuild replays it in bulk (see [`crate::rebuild`]); `None` for handlers that
+    /// must never be rebuilt.
+    fn replayer(&self) -> Option<Box<dyn Replayer>> {
+        None
     }
 
     /// Applies events of one tenant inside the caller's transaction, where that tenant and

@@ -7,6 +7,7 @@ use event_store::StoredEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::rebuild::{Folder, Replayer};
 use crate::rows::{Changes, Entity};
 use crate::stamp::{decode, Stamp};
 use crate::{Projection, ProjectionError};
@@ -63,6 +64,10 @@ impl<R: ReadModel> Projection for R {
 
     fn routing_keys(&self) -> Vec<String> {
         vec![format!("{}.*", R::Aggregate::TYPE)]
+    }
+
+    fn replayer(&self) -> Option<Box<dyn Replayer>> {
+        Some(Box::new(Folder::<Self>::new()))
     }
 
     async fn apply_events(

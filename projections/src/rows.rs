@@ -11,6 +11,10 @@
 //! lists every column of its table by name, so one generic statement per table reads and writes
 //! any of them, and the unqualified table name follows `search_path` (live `read`, or a
 //! rebuild's schema) like the rest of the projection's SQL.
+//!
+//! A rebuild knows which aggregates have no rows yet in its empty tables; their rows are
+//! recorded with [`Changes::insert`] and copied in (`COPY`, see [`crate::copy_text`]) instead
+//! of upserted. The live projector never does this: it cannot know a row is absent.
 use std::collections::HashMap;
 use std::hash::Hash;
 
@@ -20,6 +24,8 @@ use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
+
+use crate::copy_text::copy_rows;
 
 /// One row of a read-model table: `FromRow` reads it, `Serialize` writes it; its fields are
 /// the table's columns, all of them, by name.
@@ -151,6 +157,8 @@ pub(crate) fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
 #[derive(Default)]
 pub(crate) struct Changes {
     tables: Vec<TableChanges>,
+    /// Whether [`Changes::diff`] is recording an entity known to have no stored rows.
+    new_entity: bool,
 }
 
 struct TableChanges {
@@ -158,9 +166,19 @@ struct TableChanges {
     key: &'static str,
     upserts: Vec<serde_json::Value>,
     deletes: Vec<serde_json::Value>,
+    /// Rows of entities that have none stored: copied in, no conflict possible (a rebuild).
+    inserts: Vec<serde_json::Value>,
 }
 
 impl Changes {
+    /// Records every row of `entity`, whose aggregate has no rows stored yet, to be copied in
+    /// (`COPY`) rather than upserted: a rebuild knows which aggregates its empty tables lack.
+    pub(crate) fn insert<E: Entity>(&mut self, entity: &E) {
+        self.new_entity = true;
+        entity.changes(&E::default(), self);
+        self.new_entity = false;
+    }
+
     /// Records the rows of `after` that are new or differ from `before`, and the rows of
     /// `before` whose key `after` no longer has.
     pub(crate) fn diff<R: Row>(&mut self, before: &[R], after: &[R]) {
@@ -178,7 +196,12 @@ impl Changes {
         if upserts.is_empty() && deletes.is_empty() {
             return;
         }
+        let new_entity = self.new_entity;
         let table = self.table::<R>();
+        if new_entity {
+            table.inserts.extend(upserts);
+            return;
+        }
         table.upserts.extend(upserts);
         table.deletes.extend(deletes);
     }
@@ -192,6 +215,7 @@ impl Changes {
                     key: R::KEY,
                     upserts: Vec::new(),
                     deletes: Vec::new(),
+                    inserts: Vec::new(),
                 });
                 self.tables.len() - 1
             }
@@ -200,7 +224,7 @@ impl Changes {
     }
 
     /// Writes everything: deletes children first (tables in reverse of `order`), then upserts
-    /// parents first.
+    /// and copies parents first.
     pub(crate) async fn write(
         self,
         conn: &mut PgConnection,
@@ -214,6 +238,7 @@ impl Changes {
         }
         for table in &mut tables {
             upsert(conn, table).await?;
+            copy_rows(conn, table.table, &table.inserts).await?;
         }
         Ok(())
     }

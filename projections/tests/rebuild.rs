@@ -324,6 +324,20 @@ async fn caught_up(stack: &TestStack) {
 /// An independent from-scratch replay: every event, in commit order, straight through each
 /// projection's `apply` into `scratch.*` (no checkpoints, batches or swap involved).
 async fn replay_into_scratch(stack: &TestStack) {
+    // The replay reads in commit order under the xmin rule, which is cluster-wide: while any
+    // transaction of the cluster (another test's, say) is older than the newest events, it
+    // would not see them yet, and the read models would look ahead of it.
+    eventually("every event to be behind the xmin horizon", || async {
+        let held_back: bool = sqlx::query_scalar(
+            "select exists (select 1 from events \
+                            where tx_id >= pg_snapshot_xmin(pg_current_snapshot()))",
+        )
+        .fetch_one(&stack.admin)
+        .await
+        .expect("horizon");
+        (!held_back).then_some(())
+    })
+    .await;
     let mut tx = stack.admin.begin().await.unwrap();
     sqlx::raw_sql("drop schema if exists scratch cascade; create schema scratch")
         .execute(&mut *tx)

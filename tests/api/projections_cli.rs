@@ -332,7 +332,10 @@ async fn rebuild_swaps_in_the_accounts_model_while_it_is_read_and_written() {
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(report["projection"], "accounts", "{report}");
     assert!(report["streams"].as_i64().unwrap() >= 3, "{report}");
-    assert!(report["replayed"].as_u64().unwrap() >= 5, "{report}");
+    // Replayed before the swap or in it: the replay reads only below the cluster's horizon of
+    // committed events, which another database's open transaction can hold back.
+    let applied = report["replayed"].as_u64().unwrap() + report["swapped_tail"].as_u64().unwrap();
+    assert!(applied >= 5, "{report}");
     assert!(
         reads_during > 0 && writes_during > 0,
         "reads {reads_during}, writes {writes_during}"

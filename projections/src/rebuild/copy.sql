@@ -1,6 +1,6 @@
 -- What `create table ... (like ... including all)` does not copy, as statements for the rebuild
--- schema $2: foreign keys, row-level security, policies, grants and the table comment of each
--- `read` table in $1. Run with `search_path = read`, so that references to `read` tables print
+-- schema $2, of the kinds (`step`) in $3: 1 foreign keys (those the copy lacks yet), 2-3
+-- row-level security, 4 policies, 5 grants, 6 the table comment, of each `read` table in $1. Run with `search_path = read`, so that references to `read` tables print
 -- unqualified and bind to the rebuild's copies when the statements run.
 with source as (
     select c.oid, c.relname, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity,
@@ -12,6 +12,9 @@ select statement from (
     select s.ord, 1 as step, format('alter table %I.%I add constraint %I %s',
                $2::text, s.relname, k.conname, pg_get_constraintdef(k.oid)) as statement
     from source s join pg_constraint k on k.conrelid = s.oid and k.contype = 'f'
+    where not exists (select 1 from pg_constraint c
+                      where c.conrelid = to_regclass(format('%I.%I', $2::text, s.relname))
+                        and c.conname = k.conname)
     union all
     select s.ord, 2, format('alter table %I.%I enable row level security', $2::text, s.relname)
     from source s where s.relrowsecurity
@@ -37,4 +40,5 @@ select statement from (
                obj_description(s.oid, 'pg_class'))
     from source s where obj_description(s.oid, 'pg_class') is not null
 ) statements
+where step = any($3::int[])
 order by step, ord

@@ -4,14 +4,17 @@
 //! which copy that is. Live, it is `read` (see [`LIVE_SEARCH_PATH`]). A rebuild of projection
 //! `p`:
 //!
-//! 1. creates schema `rebuild_p` holding copies of `p`'s tables (columns, defaults, indexes,
-//!    constraints, foreign keys between them, row-level security, policies, grants, comments),
-//!    its own empty `projection_checkpoints` and a `rebuild_progress` row; a rebuild that was
-//!    stopped finds the schema and resumes where its last batch committed instead;
-//! 2. replays the event store in commit order (the xmin rule of
-//!    [`event_store::history::committed_after`]) in batches through the very same
-//!    [`checkpoint::apply_batch`] the live projector uses, with `search_path = rebuild_p`, each
-//!    batch advancing `rebuild_progress` in its own transaction;
+//! 1. creates schema `rebuild_p` holding copies of `p`'s tables (columns, defaults, primary
+//!    keys and unique constraints, row-level security, policies, grants, comments), its own
+//!    empty `projection_checkpoints` and a `rebuild_progress` row; a rebuild that was stopped
+//!    finds the schema and resumes where its last batch committed instead;
+//! 2. replays the events of `p`'s aggregates in commit order (the xmin rule of
+//!    [`event_store::history::committed_after`]), streamed by one query in a task of its own
+//!    while the previous batch is written, in batches folded in memory by the read model's own
+//!    fold and written in bulk by its [`Replayer`] (new rows and checkpoints with `COPY`), with
+//!    `search_path = rebuild_p`, each batch advancing `rebuild_progress` in the same
+//!    transaction; then (a whole rebuild) adds the other indexes and the foreign keys between
+//!    the tables, once over the filled tables;
 //! 3. in one short transaction: takes `p`'s advisory lock exclusively (the live projector
 //!    takes it shared per delivery, so it pauses here, holding nothing else), applies the
 //!    remaining tail, catches up every stream the live projector has seen further than the
@@ -29,7 +32,8 @@
 //! tables instead of moving tables: every other tenant's rows stay as they are, untouched.
 //!
 //! We chose `search_path` over threading table names through every statement: the SQL stays
-//! static, and a rebuild runs exactly the live projector's code. Process managers declare no
+//! static, and a rebuild runs the live projector's fold and row code (the tail and catch-up of
+//! step 3 even its [`crate::checkpoint::apply_batch`]). Process managers declare no
 //! tables and cannot be rebuilt: their side effects would run again.
 use std::time::Instant;
 
@@ -38,16 +42,19 @@ use uuid::Uuid;
 
 use crate::{Projection, ProjectionError};
 
+mod fold;
 mod progress;
 mod replay;
 mod shadow;
 mod swap;
 
+pub(crate) use fold::Folder;
+pub use fold::Replayer;
 pub(crate) use progress::progress;
 use progress::resume_point;
 pub use progress::{RebuildProgress, RebuildReport};
 use replay::Replay;
-use shadow::prepare;
+use shadow::{finish, prepare};
 use swap::swap_with_retry;
 
 /// The live projector's `search_path`: the read models in `read`, everything else (checkpoints,
@@ -137,6 +144,9 @@ pub async fn rebuild(
         progress,
     };
     let (position, replayed) = replay_from.run(pool, resumed.unwrap_or_default()).await?;
+    if scope == RebuildScope::All {
+        finish(pool, projection, &schema).await?;
+    }
     let replay_seconds = started.elapsed().as_secs_f64();
     tracing::info!(replayed, replay_seconds, "replayed; swapping");
     let started = Instant::now();

@@ -14,8 +14,7 @@ pub struct RebuildProgress {
     pub projection: String,
     /// The tenant rebuilt alone, if the rebuild is of one tenant.
     pub tenant: Option<Uuid>,
-    /// Events of the store read so far, across resumptions (those the projection does not
-    /// handle included).
+    /// Events of the projection's aggregates read so far, across resumptions.
     pub replayed: i64,
     /// The store's last global position: what the replay has to reach.
     pub total: i64,

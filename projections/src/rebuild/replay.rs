@@ -1,14 +1,27 @@
 //! Step 2: the event store replayed in commit order into the rebuild schema, a batch per
 //! transaction, each recording how far it got.
+//!
+//! One task reads (a single query, streamed, of the projection's aggregate types only) and
+//! hands batches over a short channel; this one folds and writes them through the read
+//! model's [`super::Replayer`]. Reading batch N+1 overlaps folding and writing batch N.
 use std::time::Instant;
 
-use event_store::history::{committed_after, CommitPosition};
+use event_store::history::{
+    committed_after, committed_horizon, stream_committed_between, CommitPosition,
+};
 use event_store::StoredEvent;
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::{RebuildProgress, RebuildScope, Target};
 use crate::checkpoint;
 use crate::{Projection, ProjectionError};
+
+/// Batches read ahead of the one being written.
+const READ_AHEAD: usize = 2;
+
+type Positioned = Vec<(CommitPosition, StoredEvent)>;
 
 /// The replay of one rebuild.
 pub(super) struct Replay<'a> {
@@ -20,27 +33,41 @@ pub(super) struct Replay<'a> {
 }
 
 impl Replay<'_> {
-    /// Replays every committed event after `from` into the rebuild schema, one transaction per
-    /// batch (which also records how far it got), until a batch comes back short: the replay
-    /// has reached what is committed now.
+    /// Replays every event of the projection committed after `from` up to the horizon of when
+    /// the replay starts into the rebuild schema, one transaction per batch, each also
+    /// recording how far it got, and returns that horizon: what commits meanwhile is the
+    /// swap's to catch up.
     pub(super) async fn run(
         &self,
         pool: &PgPool,
         (from, replayed_before): (CommitPosition, i64),
     ) -> Result<(CommitPosition, u64), ProjectionError> {
+        let mut replayer = self
+            .projection
+            .replayer()
+            .ok_or_else(|| ProjectionError::NotRebuildable(self.projection.name().to_owned()))?;
+        replayer
+            .resume(&mut *pool.acquire().await?, self.schema)
+            .await?;
+        let (sink, mut batches) = mpsc::channel(READ_AHEAD);
+        let reader = Reader::spawn(pool, from, self, replayer.aggregate_types(), sink);
+        let search_path = format!("{}, public", self.schema);
         let (mut position, mut applied, mut read) = (from, 0u64, 0u64);
         let started = Instant::now();
-        loop {
+        // Where the time goes: waiting for the reader, or writing.
+        let (mut waited, mut waiting) = (0.0, Instant::now());
+        while let Some(batch) = batches.recv().await {
+            waited += waiting.elapsed().as_secs_f64();
+            let batch: Positioned = batch?;
+            position = batch.last().map_or(position, |(at, _)| *at);
+            read += batch.len() as u64;
+            let events: Vec<StoredEvent> = batch.into_iter().map(|(_, event)| event).collect();
             let mut tx = pool.begin().await?;
-            let target = Target {
-                projection: self.projection,
-                scope: self.scope,
-                schema: self.schema,
-            };
-            let batch = replay_batch(&mut tx, &target, position, self.batch_size).await?;
-            position = batch.position;
-            applied += batch.applied;
-            read += batch.read as u64;
+            sqlx::query("select set_config('search_path', $1, true)")
+                .bind(&search_path)
+                .execute(&mut *tx)
+                .await?;
+            applied += replayer.apply(&mut tx, &events, &search_path).await?;
             let replayed = replayed_before + read as i64;
             self.record(&mut tx, position, replayed).await?;
             let total: i64 =
@@ -49,10 +76,13 @@ impl Replay<'_> {
                     .await?;
             tx.commit().await?;
             (self.progress)(&self.progress_of(position, replayed, total, read, started));
-            if batch.read < self.batch_size {
-                return Ok((position, applied));
-            }
+            waiting = Instant::now();
         }
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(read, seconds, waited, "replay read and written");
+        // The channel also closes when the reader dies: only its clean end means all was read.
+        let horizon = reader.finished().await?;
+        Ok((position.max(horizon), applied))
     }
 
     async fn record(
@@ -99,9 +129,59 @@ impl Replay<'_> {
     }
 }
 
+/// The task streaming the events to replay, ending with the horizon it read up to; aborted when
+/// dropped (a rebuild stopped part-way stops reading too).
+struct Reader(Option<JoinHandle<CommitPosition>>);
+
+impl Reader {
+    fn spawn(
+        pool: &PgPool,
+        from: CommitPosition,
+        replay: &Replay<'_>,
+        aggregate_types: Vec<&'static str>,
+        sink: mpsc::Sender<Result<Positioned, sqlx::Error>>,
+    ) -> Self {
+        let pool = pool.clone();
+        let tenant = replay.scope.tenant();
+        let chunk = usize::try_from(replay.batch_size.max(1)).unwrap_or(usize::MAX);
+        Self(Some(tokio::spawn(async move {
+            let mut conn = match pool.acquire().await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    let _ = sink.send(Err(error)).await;
+                    return from;
+                }
+            };
+            let up_to = match committed_horizon(&mut *conn).await {
+                Ok(horizon) => horizon.unwrap_or_default().max(from),
+                Err(error) => {
+                    let _ = sink.send(Err(error)).await;
+                    return from;
+                }
+            };
+            let (range, types) = ((from, up_to), &aggregate_types);
+            stream_committed_between(&mut conn, range, tenant, types, chunk, &sink).await;
+            up_to
+        })))
+    }
+
+    /// The horizon read up to, once the reader has handed on everything.
+    async fn finished(mut self) -> Result<CommitPosition, ProjectionError> {
+        let task = self.0.take().expect("finished once");
+        Ok(task.await?)
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
 pub(super) struct Batch {
     pub(super) position: CommitPosition,
-    pub(super) read: i64,
     pub(super) applied: u64,
 }
 
@@ -113,14 +193,9 @@ pub(super) async fn replay_batch(
 ) -> Result<Batch, ProjectionError> {
     let events = committed_after(&mut *conn, after, target.scope.tenant(), batch_size).await?;
     let position = events.last().map_or(after, |(position, _)| *position);
-    let read = events.len() as i64;
     let events: Vec<StoredEvent> = events.into_iter().map(|(_, event)| event).collect();
     let search_path = target.search_path();
     let applied =
         checkpoint::apply_batch(conn, &[target.projection], &events, &search_path).await?;
-    Ok(Batch {
-        position,
-        read,
-        applied,
-    })
+    Ok(Batch { position, applied })
 }

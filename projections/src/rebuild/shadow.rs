@@ -1,5 +1,10 @@
 //! The rebuild schema's tables: created as copies of the live ones, and at the swap either
 //! moved into `read` (a whole rebuild) or copied over one tenant's rows.
+//!
+//! The copies start with their primary keys and unique constraints (the replay's upserts and
+//! loads need them), but without their other indexes and foreign keys: filling a table is
+//! cheaper without them, and building an index or checking a foreign key once over the full
+//! table is cheaper than maintaining it row by row. [`finish`] adds them before the swap.
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -7,7 +12,12 @@ use uuid::Uuid;
 use super::{execute, Target, LIVE_SEARCH_PATH};
 use crate::{Projection, ProjectionError};
 
-/// Creates the rebuild schema afresh with empty copies of the projection's tables.
+/// [`copy_statements`]' kinds of statement: foreign keys (deferred to [`finish`]) and the rest.
+const FOREIGN_KEYS: &[i32] = &[1];
+const SECURITY_GRANTS_COMMENTS: &[i32] = &[2, 3, 4, 5, 6];
+
+/// Creates the rebuild schema afresh with empty copies of the projection's tables, indexed by
+/// their unique keys only.
 pub(super) async fn prepare(
     pool: &PgPool,
     projection: &dyn Projection,
@@ -33,35 +43,122 @@ pub(super) async fn prepare(
         )
         .await?;
     }
-    // Printed with only `read` on the path, references to `read` tables come out unqualified;
-    // run with the rebuild schema first, those of this projection then bind to the copies.
-    execute(&mut tx, "set local search_path = read").await?;
-    let copies = copy_statements(&mut tx, projection.tables(), schema).await?;
-    execute(
-        &mut tx,
-        &format!("set local search_path = {schema}, read, public"),
-    )
-    .await?;
-    for statement in copies {
+    for statement in deferred_indexes(&mut tx, projection.tables(), schema, Index::Drop).await? {
         execute(&mut tx, &statement).await?;
     }
+    let copies = copy_statements(
+        &mut tx,
+        projection.tables(),
+        schema,
+        SECURITY_GRANTS_COMMENTS,
+    )
+    .await?;
+    run_copies(&mut tx, copies, schema).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// What `create table ... (like ... including all)` leaves out: foreign keys, row-level
-/// security, policies, grants and the table's comment.
-pub(super) async fn copy_statements(
+/// Adds what [`prepare`] left out to the filled tables: their other indexes (named as the live
+/// ones) and the foreign keys between them, each checked once over the whole table. Only what
+/// is still missing, so a rebuild stopped after this ran can run it again.
+pub(super) async fn finish(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    schema: &str,
+) -> Result<(), ProjectionError> {
+    let started = std::time::Instant::now();
+    let mut tx = pool.begin().await?;
+    for statement in deferred_indexes(&mut tx, projection.tables(), schema, Index::Create).await? {
+        execute(&mut tx, &statement).await?;
+    }
+    let keys = copy_statements(&mut tx, projection.tables(), schema, FOREIGN_KEYS).await?;
+    run_copies(&mut tx, keys, schema).await?;
+    tx.commit().await?;
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(millis, "indexes and foreign keys added");
+    Ok(())
+}
+
+/// Runs [`copy_statements`]' statements. Printed with only `read` on the path (see there),
+/// references to `read` tables come out unqualified; run with the rebuild schema first, those
+/// of this projection then bind to the copies.
+async fn run_copies(
+    conn: &mut PgConnection,
+    copies: Vec<String>,
+    schema: &str,
+) -> Result<(), sqlx::Error> {
+    execute(
+        conn,
+        &format!("set local search_path = {schema}, read, public"),
+    )
+    .await?;
+    for statement in copies {
+        execute(conn, &statement).await?;
+    }
+    execute(conn, &format!("set local search_path = {LIVE_SEARCH_PATH}")).await
+}
+
+#[derive(Clone, Copy)]
+enum Index {
+    /// Drop the copies' non-unique indexes (those `like ... including all` made).
+    Drop,
+    /// Create the live tables' non-unique indexes the copies lack (by name).
+    Create,
+}
+
+/// The statements that drop or create the copies' non-unique indexes.
+async fn deferred_indexes(
     conn: &mut PgConnection,
     tables: &[&str],
     schema: &str,
+    what: Index,
 ) -> Result<Vec<String>, sqlx::Error> {
     let tables: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
-    sqlx::query_scalar(include_str!("copy.sql"))
+    let sql = match what {
+        Index::Drop => {
+            "select format('drop index %I.%I', $2::text, x.relname) \
+             from pg_index i join pg_class t on t.oid = i.indrelid \
+             join pg_class x on x.oid = i.indexrelid \
+             where t.relnamespace = $2::regnamespace and t.relname = any($1) \
+               and not i.indisunique"
+        }
+        // The definition after its `USING`: method, columns, options and predicate.
+        Index::Create => {
+            "select format('create index %I on %I.%I %s', x.relname, $2::text, t.relname, \
+                    substring(pg_get_indexdef(i.indexrelid) from ' USING .*$')) \
+             from pg_index i join pg_class t on t.oid = i.indrelid \
+             join pg_class x on x.oid = i.indexrelid \
+             where t.relnamespace = 'read'::regnamespace and t.relname = any($1) \
+               and not i.indisunique and not exists (select 1 from pg_class c \
+                 where c.relnamespace = $2::regnamespace and c.relname = x.relname)"
+        }
+    };
+    sqlx::query_scalar(sql)
         .bind(&tables)
         .bind(schema)
         .fetch_all(conn)
         .await
+}
+
+/// What `create table ... (like ... including all)` leaves out, of the kinds `steps` (see
+/// `copy.sql`): foreign keys the copies lack, row-level security, policies, grants and the
+/// table's comment. Printed with only `read` on the path.
+pub(super) async fn copy_statements(
+    conn: &mut PgConnection,
+    tables: &[&str],
+    schema: &str,
+    steps: &[i32],
+) -> Result<Vec<String>, sqlx::Error> {
+    let tables: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
+    execute(conn, "set local search_path = read").await?;
+    let statements = sqlx::query_scalar(include_str!("copy.sql"))
+        .bind(&tables)
+        .bind(schema)
+        .bind(steps)
+        .fetch_all(&mut *conn)
+        .await;
+    execute(conn, &format!("set local search_path = {LIVE_SEARCH_PATH}")).await?;
+    statements
 }
 
 /// One tenant's live rows replaced by the rebuilt ones (children deleted first and inserted
