@@ -113,7 +113,9 @@ async fn a_command_and_a_sign_in_move_the_counters_and_the_workers_report_lag_an
         let published = sample(&text, "b2b_relay_published_total", &[]) >= 2.0;
         let has_lag = text.contains("b2b_projection_lag_events{");
         let lag = sample(&text, "b2b_projection_lag_events", &accounts);
-        (published && has_lag && lag == 0.0).then_some(text)
+        // A lag not reported yet reads as 0: wait for the account event to be applied too.
+        let applied = sample(&text, "b2b_projection_events_applied_total", &accounts) >= 1.0;
+        (published && has_lag && lag == 0.0 && applied).then_some(text)
     })
     .await;
     assert_eq!(sample(&caught_up, "b2b_relay_leader", &[]), 1.0);
