@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local multi-node b2b on loopback, from the same servers as the dev stack (deploy/local/
-# stack.sh builds each node). Ports count up from B2B_CLUSTER_PORT (default 58000):
+# stack.sh builds each node). Ports count up from B2B_CLUSTER_PORT (default 28000, below the ephemeral range
+# 32768-60999, so no outgoing connection can hold one when a process starts):
 #   RabbitMQ  rabbit-1..3, clustered, AMQP +672 +682 +692 (quorum queues on all three)
 #   Postgres  postgres-primary +432, postgres-standby +433 (streaming hot standby)
 #   HAProxy   command API +80, query API +81, AMQP +70 (TCP over the three nodes), stats +90
@@ -19,7 +20,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 ROOT="$(cd "$HERE/../.." && pwd -P)"
 STACK="$ROOT/deploy/local/stack.sh"
 CLUSTER_DIR="${B2B_CLUSTER_DIR:-$ROOT/.cluster}"
-BASE="${B2B_CLUSTER_PORT:-58000}"
+BASE="${B2B_CLUSTER_PORT:-28000}"
 B2B="${B2B_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/b2b}"
 PG_BIN=/usr/lib/postgresql/15/bin
 
@@ -320,5 +321,5 @@ case "${1:-}" in
             fi
         done
         die "no RabbitMQ node answers" ;;
-    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac
