@@ -422,15 +422,7 @@ async fn a_body_that_never_finishes_arriving_times_out() {
 #[tokio::test]
 async fn metrics_are_served_apart_from_the_api() {
     let stack = TestStack::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics_addr = format!("127.0.0.1:{port}");
-    let server = stack
-        .spawn_with_env(&["serve"], &[("METRICS_ADDR", &metrics_addr)])
-        .await;
+    let (server, metrics_addr) = stack.spawn_serve_with_metrics().await;
     let on_api = reqwest::get(format!("{}/metrics", server.url()))
         .await
         .unwrap();

@@ -94,6 +94,21 @@ impl TestStack {
     }
 
     /// `spawn` with extra environment variables.
+    /// `b2b serve` with `/metrics` on a free loopback port it is told; returns the process
+    /// and that address.
+    pub async fn spawn_serve_with_metrics(&self) -> (Process, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let server = self
+            .spawn_with_env(&["serve"], &[("METRICS_ADDR", &address)])
+            .await;
+        (server, address)
+    }
+
     pub async fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut command = self.command(args);
         command.envs(env.iter().copied());

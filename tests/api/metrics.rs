@@ -36,15 +36,7 @@ const COMMAND_ROUTE: &str = "/api/v1/{collection}/{id}";
 async fn a_command_and_a_sign_in_move_the_counters_and_the_workers_report_lag_and_leadership() {
     let stack = TestStack::new().await;
     let tenant = stack.create_tenant("metered").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let server = stack
-        .spawn_with_env(&["serve"], &[("METRICS_ADDR", &address)])
-        .await;
+    let (server, address) = stack.spawn_serve_with_metrics().await;
     let api = Api::new(&server);
     let token = api.login(&tenant).await;
     let refused = api
@@ -179,15 +171,7 @@ async fn the_dashboard_and_the_scrape_use_only_documented_metrics() {
     assert!(undocumented.is_empty(), "{undocumented:?}");
 
     let stack = TestStack::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let _server = stack
-        .spawn_with_env(&["serve"], &[("METRICS_ADDR", &address)])
-        .await;
+    let (_server, address) = stack.spawn_serve_with_metrics().await;
     let text = scrape(&address).await;
     let exported: Vec<String> = text
         .lines()
