@@ -17,7 +17,7 @@ use uuid::Uuid;
 #[path = "api/helpers.rs"]
 mod helpers;
 
-use helpers::{open_account, Api, Tenant, PASSWORD};
+use helpers::{create_tenant_with, open_account, Api, Tenant};
 
 /// The two tests stop and start the cluster's processes: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -81,24 +81,7 @@ impl Cluster {
 
     async fn create_tenant(&self, prefix: &str) -> Tenant {
         let slug = format!("{prefix}-{}", &Uuid::new_v4().simple().to_string()[..8]);
-        let email = format!("admin@{slug}.test");
-        let output = Command::new(env!("CARGO_BIN_EXE_b2b"))
-            .args(["tenant", "create", "--slug", &slug, "--name", "Cluster Ltd"])
-            .args(["--admin-email", &email, "--admin-password", PASSWORD])
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let created: Value = serde_json::from_slice(&output.stdout).unwrap();
-        Tenant {
-            slug,
-            email,
-            id: created["tenant_id"].as_str().unwrap().parse().unwrap(),
-        }
+        create_tenant_with(Command::new(env!("CARGO_BIN_EXE_b2b")), &slug).await
     }
 
     async fn relay_leader(&self) -> Uuid {

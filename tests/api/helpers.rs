@@ -122,34 +122,7 @@ impl TestStack {
     }
 
     pub async fn create_tenant(&self, slug: &str) -> Tenant {
-        let email = format!("admin@{slug}.test");
-        let output = self
-            .command(&[
-                "tenant",
-                "create",
-                "--slug",
-                slug,
-                "--name",
-                &format!("{slug} Ltd"),
-                "--admin-email",
-                &email,
-                "--admin-password",
-                PASSWORD,
-            ])
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let created: Value = serde_json::from_slice(&output.stdout).unwrap();
-        Tenant {
-            slug: slug.to_owned(),
-            email,
-            id: created["tenant_id"].as_str().unwrap().parse().unwrap(),
-        }
+        create_tenant_with(self.command(&[]), slug).await
     }
 
     /// Account events stored (tenant creation also stores the first admin's User event).
@@ -174,6 +147,36 @@ impl TestStack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// Creates tenant `slug` and its first TenantAdmin (`admin@<slug>.test`, [`PASSWORD`]) with
+/// `b2b`, a command of the binary configured for the database it should go into.
+pub async fn create_tenant_with(mut b2b: Command, slug: &str) -> Tenant {
+    let email = format!("admin@{slug}.test");
+    let output = b2b
+        .args([
+            "tenant",
+            "create",
+            "--slug",
+            slug,
+            "--name",
+            &format!("{slug} Ltd"),
+        ])
+        .args(["--admin-email", &email, "--admin-password", PASSWORD])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    Tenant {
+        slug: slug.to_owned(),
+        email,
+        id: created["tenant_id"].as_str().unwrap().parse().unwrap(),
     }
 }
 
