@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use anyhow::Context;
+use event_store::db::Plans;
 use event_store::relay::{self, RelayConfig};
 use event_store::{Clock, CommandBus, Invalidation, Invalidations, Topology};
 use projections::process::ProcessIds;
@@ -75,15 +76,22 @@ struct Pools {
 impl Pools {
     async fn connect(config: &Config, parts: Parts) -> anyhow::Result<Self> {
         let api = match parts.serves_http() {
-            true => Some(service_pool("DATABASE_URL", &config.database_url).await?),
+            true => Some(service_pool("DATABASE_URL", &config.database_url, Plans::Cached).await?),
             false => None,
         };
         let worker = match parts.relay || parts.projector {
-            true => Some(service_pool("WORKER_DATABASE_URL", &config.worker_database_url).await?),
+            true => Some(
+                service_pool(
+                    "WORKER_DATABASE_URL",
+                    &config.worker_database_url,
+                    Plans::PerExecution,
+                )
+                .await?,
+            ),
             false => None,
         };
         let standby = match (&config.read_database_url, parts.query_api) {
-            (Some(url), true) => Some(service_pool("DATABASE_READ_URL", url).await?),
+            (Some(url), true) => Some(service_pool("DATABASE_READ_URL", url, Plans::Cached).await?),
             _ => None,
         };
         Ok(Self {
@@ -108,8 +116,8 @@ impl Pools {
 }
 
 /// A pool of a service login, refused when that login could act past row-level security.
-async fn service_pool(variable: &str, url: &SecretUrl) -> anyhow::Result<PgPool> {
-    let pool = event_store::db::connect(url.expose_secret(), 20)
+async fn service_pool(variable: &str, url: &SecretUrl, plans: Plans) -> anyhow::Result<PgPool> {
+    let pool = event_store::db::connect_with_plans(url.expose_secret(), 20, plans)
         .await
         .with_context(|| format!("connecting to Postgres as {variable} says"))?;
     if event_store::db::login_is_privileged(&pool).await? {

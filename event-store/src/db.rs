@@ -26,7 +26,32 @@ pub async fn migrate(owner_url: &str) -> Result<(), StoreError> {
 /// [`CONNECT_TIMEOUT`]: a server that is down, a wrong host or a refused login is reported at
 /// once, naming the server and the cause, instead of as a pool timeout after seconds.
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
-    let options = PgConnectOptions::from_str(database_url)?;
+    connect_with_plans(database_url, max_connections, Plans::Cached).await
+}
+
+/// How a pool's prepared statements are planned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plans {
+    /// Postgres's default: after a few executions a statement keeps one generic plan. Right for
+    /// the command path's fixed-shape statements, whose planning would cost more than it saves.
+    Cached,
+    /// Every execution planned for its own parameters and the table's current size. For the
+    /// relay, projectors and reactors, whose statements take lists of ids (`= any($1)`): a
+    /// generic plan made while a table was small is a sequential scan, kept (until the next
+    /// ANALYZE) as the table grows, and planning is small beside a batch.
+    PerExecution,
+}
+
+/// As [`connect`], with the given planning.
+pub async fn connect_with_plans(
+    database_url: &str,
+    max_connections: u32,
+    plans: Plans,
+) -> Result<PgPool, StoreError> {
+    let mut options = PgConnectOptions::from_str(database_url)?;
+    if plans == Plans::PerExecution {
+        options = options.options([("plan_cache_mode", "force_custom_plan")]);
+    }
     check_login(&options).await?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
@@ -94,6 +119,20 @@ pub async fn begin_read_only_for_tenant(
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     pool.begin_with(with_tenant("begin transaction read only", tenant))
         .await
+}
+
+/// As [`begin_read_only_for_tenant`], with every statement planned for its own parameters
+/// ([`Plans::PerExecution`]): for the query API, whose reads by lists of ids must not keep a
+/// generic plan made while the tables were small.
+pub async fn begin_read_only_for_tenant_planned(
+    pool: &PgPool,
+    tenant: Uuid,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let begin = with_tenant("begin transaction read only", tenant);
+    pool.begin_with(format!(
+        "{begin}; select set_config('plan_cache_mode', 'force_custom_plan', true)"
+    ))
+    .await
 }
 
 /// `begin` and the tenant as one simple-protocol message; a UUID's text needs no quoting.

@@ -326,10 +326,15 @@ impl Cursor {
             ),
         };
         let gaps: Vec<i64> = self.gaps.keys().copied().collect();
+        // Two index scans merged: with `position > $1 or position = any($2)` the prepared
+        // statement's generic plan walks the whole position index from the start.
         let rows: Vec<RelayedRow> = sqlx::query_as(&format!(
             "select pg_snapshot_xmax(pg_current_snapshot())::text::bigint as snapshot_xmax, \
-                    {EVENT_COLUMNS} from events \
-              where global_position > $1 or global_position = any($2) \
+                    {EVENT_COLUMNS} \
+               from ((select * from events where global_position > $1 \
+                       order by global_position limit $3) \
+                     union all \
+                     (select * from events where global_position = any($2))) events \
               order by global_position limit $3"
         ))
         .bind(self.high)

@@ -21,11 +21,12 @@ pub struct TenantTx {
 }
 
 impl TenantTx {
-    /// Begins a read-only transaction whose RLS tenant is `tenant_id`, in one round trip. The
-    /// setting is transaction-local, so it can never leak to the next user of the pooled
+    /// Begins a read-only transaction whose RLS tenant is `tenant_id`, in one round trip, with
+    /// each statement planned for its own ids (see `event_store::db::Plans`). The settings are
+    /// transaction-local, so it can never leak to the next user of the pooled
     /// connection.
     pub async fn begin(pool: &PgPool, tenant_id: Uuid) -> Result<Self, QueryError> {
-        let tx = event_store::db::begin_read_only_for_tenant(pool, tenant_id).await?;
+        let tx = event_store::db::begin_read_only_for_tenant_planned(pool, tenant_id).await?;
         Ok(Self {
             tx: Arc::new(Mutex::new(Some(tx))),
             statements: Arc::new(AtomicU64::new(0)),

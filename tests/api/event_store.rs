@@ -73,3 +73,33 @@ async fn each_event_chains_to_the_previous_hash_of_its_stream() {
             .unwrap();
     assert_eq!(distinct, all);
 }
+
+/// The relay, projectors and GraphQL reads take lists of ids (`= any($1)`): they plan each
+/// statement for its own parameters, so a generic plan made while a table was small (a
+/// sequential scan) is not kept as the table grows. Commands keep Postgres's cached plans.
+#[tokio::test]
+async fn workers_and_graphql_reads_plan_each_statement_while_commands_keep_cached_plans() {
+    use event_store::db::{self, Plans};
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("plans").await;
+    let show = "show plan_cache_mode";
+    let worker = db::connect_with_plans(&stack.database.worker_url, 1, Plans::PerExecution)
+        .await
+        .unwrap();
+    let worker_mode: String = sqlx::query_scalar(show).fetch_one(&worker).await.unwrap();
+    assert_eq!(worker_mode, "force_custom_plan");
+
+    let api = db::connect(&stack.database.api_url, 1).await.unwrap();
+    let mut read = db::begin_read_only_for_tenant_planned(&api, tenant.id)
+        .await
+        .unwrap();
+    let read_mode: String = sqlx::query_scalar(show)
+        .fetch_one(&mut *read)
+        .await
+        .unwrap();
+    assert_eq!(read_mode, "force_custom_plan");
+    read.rollback().await.unwrap();
+    // Transaction-local: the connection's next user, a command, plans as Postgres chooses.
+    let command_mode: String = sqlx::query_scalar(show).fetch_one(&api).await.unwrap();
+    assert_eq!(command_mode, "auto");
+}

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{open_account, Api, Process, TestStack};
+use crate::helpers::{eventually, open_account, Api, Process, TestStack};
 
 /// A command API whose requests may name a crash point (`X-Test-Fault`).
 async fn crashable(stack: &TestStack) -> Process {
@@ -234,4 +234,63 @@ async fn three_processes_with_caches_lose_no_update() {
     }
     let total: usize = versions_seen.values().map(Vec::len).sum();
     assert_eq!(total, ACCOUNTS * 4 + COMMANDS);
+}
+
+/// An event whose position was taken by a transaction that commits after a later position's
+/// (a gap the relay has already passed) is still published, once: the relay keeps re-reading
+/// its open gaps by position until the snapshot shows their writers have ended.
+#[tokio::test]
+async fn an_event_committed_after_a_later_position_is_still_published() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("gaps").await;
+    let server = stack.spawn(&["serve"]).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let first = Uuid::new_v4();
+    api.ok(&token, first, open_account("First")).await;
+
+    // A slow writer: a copy of the first account's opening under a new id, uncommitted.
+    let late = Uuid::new_v4();
+    let mut slow = stack.db.begin().await.unwrap();
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                             payload, metadata) \
+         select aggregate_type, $2, 1, event_type, event_version, \
+                json_build_object('AccountOpened', (payload -> 'AccountOpened')::jsonb \
+                                  || jsonb_build_object('name', 'Late')), metadata \
+           from events where aggregate_id = $1 and sequence = 1",
+    )
+    .bind(first.to_string())
+    .bind(late.to_string())
+    .execute(&mut *slow)
+    .await
+    .unwrap();
+
+    // A later position commits first and is projected: the relay has passed the gap.
+    let after = Uuid::new_v4();
+    api.ok(&token, after, open_account("After")).await;
+    let names = |stack: &TestStack| {
+        let db = stack.db.clone();
+        async move {
+            let rows: Vec<String> =
+                sqlx::query_scalar("select name from read.accounts order by name")
+                    .fetch_all(&db)
+                    .await
+                    .unwrap();
+            rows
+        }
+    };
+    let named = |name: &'static str| {
+        let names = names(&stack);
+        async move { names.await.iter().any(|n| n == name).then_some(()) }
+    };
+    eventually("the later account projected", || named("After")).await;
+    assert!(!names(&stack).await.contains(&"Late".to_string()));
+
+    slow.commit().await.unwrap();
+    eventually("the late account projected", || named("Late")).await;
+    stack
+        .wait_for_relay(std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(names(&stack).await, ["After", "First", "Late"]);
 }
