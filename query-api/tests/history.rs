@@ -527,21 +527,29 @@ async fn as_of_on_a_long_stream_answers_from_kept_folds_as_a_fresh_replay_would(
         history.push(decide(&mut account, tenant, staff.clone(), change).await);
         tiers.push(name);
     }
-    for (n, event) in history.into_iter().enumerate() {
-        let at = n as i64;
-        let append = account_append(tenant, id, at + 1, (event, at, Who::User(manager)));
-        world.append(append).await;
-    }
+    let mut events = history.into_iter().enumerate().peekable();
     let viewer = world.viewer(tenant).await;
-    for minute in [150, 150, 249, 120, 99, 100, 101, 0, 199, 250] {
-        let at = json!({ "type": "ACCOUNT", "id": id, "at": minutes(minute) });
-        let body = world.query(&viewer, AS_OF, at).await;
-        let last = minute.min(CHANGES);
-        assert_eq!(body["data"]["asOf"]["version"], last + 1, "{body}");
-        assert_eq!(
-            body["data"]["asOf"]["state"]["tier"], tiers[last as usize],
-            "at minute {minute}: {body}"
-        );
+    // Asked at two lengths of the stream: the kept timeline and folds must take in what was
+    // appended after they were kept.
+    for (appended, minutes_asked) in [
+        (200, &[150, 150, 249, 120, 99, 100, 101, 0, 199, 250][..]),
+        (CHANGES + 1, &[150, 249, 199, 250, 200][..]),
+    ] {
+        while let Some((n, event)) = events.next_if(|(n, _)| (*n as i64) < appended) {
+            let at = n as i64;
+            let append = account_append(tenant, id, at + 1, (event, at, Who::User(manager)));
+            world.append(append).await;
+        }
+        for &minute in minutes_asked {
+            let at = json!({ "type": "ACCOUNT", "id": id, "at": minutes(minute) });
+            let body = world.query(&viewer, AS_OF, at).await;
+            let last = minute.min(appended - 1);
+            assert_eq!(body["data"]["asOf"]["version"], last + 1, "{body}");
+            assert_eq!(
+                body["data"]["asOf"]["state"]["tier"], tiers[last as usize],
+                "at minute {minute} of {appended} events: {body}"
+            );
+        }
     }
     world.teardown().await;
 }
@@ -643,6 +651,32 @@ async fn a_partner_reads_the_history_of_its_own_accounts_streams_only_and_no_aud
     let other_quote = world
         .query(&partner, HISTORY, stream("QUOTE", globex))
         .await;
+    // Another account of the tenant, asked for first by someone who may read it, so the
+    // process keeps the stream's timeline.
+    let hidden = Uuid::new_v4();
+    let opener = seeded.opener;
+    for (sequence, event) in (1..).zip(account_events(world.tenant_a, opener, opener).await) {
+        world
+            .append(account_append(world.tenant_a, hidden, sequence, event))
+            .await;
+    }
+    let admin = world
+        .token(world.tenant_a, vec![Role::TenantAdmin], None)
+        .await;
+    let hidden_state = |token| {
+        let world = &world;
+        async move {
+            world
+                .query(
+                    token,
+                    AS_OF,
+                    json!({ "type": "ACCOUNT", "id": hidden, "at": minutes(500) }),
+                )
+                .await
+        }
+    };
+    let hidden_for_admin = hidden_state(&admin).await;
+    let hidden_for_partner = hidden_state(&partner).await;
     let other_state = world
         .query(
             &partner,
@@ -663,6 +697,11 @@ async fn a_partner_reads_the_history_of_its_own_accounts_streams_only_and_no_aud
     assert_eq!(own_quote["data"]["eventHistory"]["totalCount"], 2);
     assert!(nodes(&other_quote, "eventHistory").is_empty());
     assert_eq!(other_quote["data"]["eventHistory"]["totalCount"], 0);
+    assert_eq!(
+        hidden_for_admin["data"]["asOf"]["version"], 3,
+        "{hidden_for_admin}"
+    );
+    assert_eq!(hidden_for_partner, json!({ "data": { "asOf": null } }));
     assert_eq!(other_state, json!({ "data": { "asOf": null } }));
     assert_eq!(own_state["data"]["asOf"]["version"], 3);
     assert_eq!(

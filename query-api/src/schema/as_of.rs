@@ -91,6 +91,24 @@ pub async fn state(
     }))
 }
 
+/// Total events whose times the kept timelines may hold (12 bytes each).
+const TIMELINES_WEIGHT: u64 = 1_000_000;
+
+/// A stream's `recorded_at` by sequence (index 0 is sequence 1), as far as it has been read.
+type Timeline = Arc<Vec<DateTime<Utc>>>;
+
+/// Each stream's timeline: history never changes, so a request reads only the times appended
+/// since, instead of scanning the stream for the first event after the asked-for time.
+fn timelines() -> &'static moka::sync::Cache<(&'static str, Uuid), Timeline> {
+    static TIMELINES: OnceLock<moka::sync::Cache<(&'static str, Uuid), Timeline>> = OnceLock::new();
+    TIMELINES.get_or_init(|| {
+        moka::sync::Cache::builder()
+            .max_capacity(TIMELINES_WEIGHT)
+            .weigher(|_, timeline: &Timeline| u32::try_from(timeline.len()).unwrap_or(u32::MAX))
+            .build()
+    })
+}
+
 /// The last event of the unbroken run from sequence 1 recorded by `at`, and its time.
 /// `recorded_at` is the appending transaction's start, so a later event can carry an earlier
 /// time than its predecessor; stopping before the first event recorded after `at` keeps the
@@ -101,23 +119,61 @@ async fn last_by(
     scope: AccountScope,
     target: &Target,
 ) -> Result<Option<(i64, DateTime<Utc>)>, QueryError> {
-    let (aggregate_type, aggregate_id) = (target.aggregate_type, target.aggregate_id);
+    let Some(timeline) = timeline(tx, tenant_id, scope, target).await? else {
+        return Ok(None);
+    };
+    let run = timeline
+        .iter()
+        .position(|recorded_at| *recorded_at > target.at)
+        .unwrap_or(timeline.len());
+    Ok(run.checked_sub(1).map(|last| (run as i64, timeline[last])))
+}
+
+/// The stream's timeline up to its last committed event, or `None` when the caller may not
+/// read the stream (or it has no events). The kept part is re-read from its last event on,
+/// under the caller's scope, so a hidden stream returns nothing even when kept.
+async fn timeline(
+    tx: &TenantTx,
+    tenant_id: Uuid,
+    scope: AccountScope,
+    target: &Target,
+) -> Result<Option<Timeline>, QueryError> {
+    let key = (target.aggregate_type.as_stored(), target.aggregate_id);
+    let kept = timelines().get(&key).unwrap_or_default();
     let mut query =
         QueryBuilder::new("select sequence, recorded_at from events where tenant_id = ");
     query.push_bind(tenant_id);
-    push_stream(&mut query, aggregate_type, aggregate_id, scope);
+    push_stream(
+        &mut query,
+        target.aggregate_type,
+        target.aggregate_id,
+        scope,
+    );
     query
-        .push(" and sequence < coalesce((select min(sequence) from events where aggregate_type = ")
-        .push_bind(aggregate_type.as_stored())
-        .push(" and aggregate_id = ")
-        .push_bind(aggregate_id.to_string())
-        .push(" and recorded_at > ")
-        .push_bind(target.at)
-        .push("), 9223372036854775807) order by sequence desc limit 1");
-    Ok(query
+        .push(" and sequence >= ")
+        .push_bind(kept.len().max(1) as i64)
+        .push(" order by sequence");
+    let rows: Vec<(i64, DateTime<Utc>)> = query
         .build_query_as()
-        .fetch_optional(&mut *tx.conn().await?)
-        .await?)
+        .fetch_all(&mut *tx.conn().await?)
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    if rows.len() == 1 && !kept.is_empty() {
+        return Ok(Some(kept));
+    }
+    // A committed stream is a contiguous run from 1 (each event needs its predecessor), so the
+    // new rows continue the kept ones; the first row repeats the last kept event.
+    let mut times = Vec::clone(&kept);
+    times.extend(
+        rows.into_iter()
+            .filter(|(sequence, _)| *sequence > kept.len() as i64)
+            .map(|(_, recorded_at)| recorded_at),
+    );
+    let timeline = Arc::new(times);
+    timelines().insert(key, timeline.clone());
+    Ok(Some(timeline))
 }
 
 /// Folds the stream up to `key`'s version from the nearest kept state below it, and keeps the
