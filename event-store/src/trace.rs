@@ -92,6 +92,22 @@ pub fn join(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContext 
     parent.map_or_else(TraceContext::root, |p| p.child())
 }
 
+/// The next hop after `parent` for work done in the current span (a process manager's
+/// follow-up command): the current span itself when it is exported and continues `parent`'s
+/// trace, so the follow-up's events name a span the collector has; else a child made here.
+pub fn continued_here(parent: TraceContext) -> TraceContext {
+    let current = tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .clone();
+    let here = TraceContext::from_span_context(&current);
+    match current.is_valid() && here.trace_id == parent.trace_id {
+        true => here,
+        false => parent.child(),
+    }
+}
+
 impl TraceContext {
     fn span_context(&self) -> SpanContext {
         SpanContext::new(
@@ -176,6 +192,9 @@ mod tests {
         );
         let back = TraceContext::from_span_context(&parent.span_context());
         assert_eq!(back, parent);
+        let next = continued_here(parent);
+        assert_eq!(next.trace_id(), parent.trace_id());
+        assert_ne!(next.span_id(), parent.span_id());
     }
 
     #[test]
