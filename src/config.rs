@@ -190,7 +190,14 @@ pub struct Settings {
     /// them first (at most 5000)
     #[arg(long, global = true, env = "SHUTDOWN_DRAIN_MS", default_value_t = 1000)]
     shutdown_drain_ms: u64,
-    /// Log filter
+    /// Where tracing spans are exported over OTLP/HTTP (protobuf), e.g. `http://collector:4318`
+    /// (`/v1/traces` is appended); unset: no exporter
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<url::Url>,
+    /// The `service.name` exported spans carry
+    #[arg(long, global = true, env = "OTEL_SERVICE_NAME", default_value = "b2b")]
+    pub otel_service_name: String,
+    /// Log filter (and filter of the exported spans)
     #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
     /// `json`, or `pretty` for people

@@ -1,7 +1,6 @@
 //! The HTTP servers: the APIs' server with its middleware (problem+json for every error,
 //! security headers, CORS, access log) and health probes, and the separate metrics server.
 use std::net::TcpListener;
-use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::Server;
@@ -11,6 +10,7 @@ use actix_web::middleware::{from_fn, ErrorHandlerResponse, ErrorHandlers, Next};
 use actix_web::HttpMessage;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
+use event_store::broker::BrokerHealth;
 use event_store::trace::{RequestTrace, TraceContext, TRACEPARENT};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
@@ -141,31 +141,31 @@ pub(crate) struct Probes {
     pool: PgPool,
     amqp_url: SecretUrl,
     health: Health,
+    broker: BrokerHealth,
 }
 
 impl Probes {
-    pub(crate) fn new(pool: PgPool, config: &Config, health: Health) -> Self {
+    pub(crate) fn new(
+        pool: PgPool,
+        config: &Config,
+        (health, broker): (Health, BrokerHealth),
+    ) -> Self {
         Self {
             pool,
             amqp_url: config.amqp_url.clone(),
             health,
+            broker,
         }
     }
 }
 
 /// Ready only when both Postgres and RabbitMQ answer and the process is not stopping (on a
-/// signal, or because a worker ended: `stopping` then names it).
+/// signal, or because a worker ended: `stopping` then names it). RabbitMQ's state is the one
+/// of the process's own connections, or a cached probe in a process without any (see
+/// [`BrokerHealth`]): a probe never opens a connection of its own each time.
 async fn ready(probes: web::Data<Probes>) -> HttpResponse {
     let postgres = sqlx::query("select 1").execute(&probes.pool).await.is_ok();
-    let rabbitmq = tokio::time::timeout(
-        Duration::from_secs(2),
-        lapin::Connection::connect(
-            probes.amqp_url.expose_secret(),
-            lapin::ConnectionProperties::default(),
-        ),
-    )
-    .await
-    .is_ok_and(|c| c.is_ok());
+    let rabbitmq = probes.broker.is_up(probes.amqp_url.expose_secret()).await;
     let stopping = probes.health.stopping();
     let body = serde_json::json!({
         "postgres": postgres,
@@ -271,7 +271,6 @@ async fn trace_request(
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(TraceContext::parse);
-    let trace = parent.map_or_else(TraceContext::root, |p| p.child());
     let request_id = uuid::Uuid::new_v4();
     // As the command API takes it; a malformed one is refused there, and traced as the id.
     let correlation_id = request
@@ -280,20 +279,24 @@ async fn trace_request(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<uuid::Uuid>().ok())
         .unwrap_or(request_id);
-    request
-        .extensions_mut()
-        .insert(RequestTrace { request_id, trace });
     let span = tracing::info_span!(
         "http.request",
         method = %request.method(),
         path = %request.path(),
         %request_id,
         %correlation_id,
-        trace_id = %trace.trace_id(),
-        span_id = %trace.span_id(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
         parent_span_id = parent.map(|p| p.span_id()),
         status = tracing::field::Empty,
     );
+    // With an OTLP exporter, the exported span's own ids; the events store them.
+    let trace = event_store::trace::join(&span, parent);
+    span.record("trace_id", trace.trace_id());
+    span.record("span_id", trace.span_id());
+    request
+        .extensions_mut()
+        .insert(RequestTrace { request_id, trace });
     let answered = next.call(request).instrument(span.clone()).await;
     let mut response = answered?;
     span.record("status", response.status().as_u16());

@@ -12,9 +12,16 @@ mod telemetry;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
-    telemetry::init(&cli.settings.rust_log, &cli.settings.log_format);
-    cli::run(cli.action, cli.settings).await
+    // Outside the runtime: the span exporter blocks on its own thread, and its shutdown
+    // (which sends the last spans) blocks the caller.
+    let tracing = telemetry::init(&cli.settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(cli::run(cli.action, cli.settings));
+    drop(runtime);
+    tracing.shutdown();
+    outcome
 }

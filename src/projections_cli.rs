@@ -109,9 +109,12 @@ async fn rebuild(
         None => projections::RebuildScope::All,
         Some(tenant) => projections::RebuildScope::Tenant(tenant_id(&pool, tenant).await?),
     };
-    // At most one progress line a second, on stderr: stdout carries the report.
+    let _metrics = serve_metrics(config, &pool);
+    // At most one progress line a second, on stderr: stdout carries the report. The gauges
+    // follow every batch.
     let last = std::sync::Mutex::new(std::time::Instant::now());
     let progress = |progress: &projections::RebuildProgress| {
+        record_progress(progress);
         let mut last = last.lock().expect("never poisoned");
         if last.elapsed() >= std::time::Duration::from_secs(1) {
             eprintln!("{progress}");
@@ -134,6 +137,33 @@ async fn rebuild(
         })
     );
     Ok(())
+}
+
+/// `/metrics` on `METRICS_ADDR` while the rebuild runs, for the progress gauges. A rebuild
+/// does not need it: an address in use (a server on the same host) only loses the gauges.
+fn serve_metrics(config: &Config, pool: &sqlx::PgPool) -> Option<tokio::task::JoinHandle<()>> {
+    let served = crate::telemetry::install_metrics()
+        .and_then(|recorder| crate::http::metrics_server(config, pool.clone(), recorder));
+    match served {
+        Ok(server) => Some(tokio::spawn(async move {
+            if let Err(error) = server.await {
+                tracing::warn!(%error, "the metrics server stopped");
+            }
+        })),
+        Err(error) => {
+            tracing::warn!(%error, "no /metrics for this rebuild");
+            None
+        }
+    }
+}
+
+/// The rebuild-progress gauges, by projection (a tenant's rebuild reports as its projection's).
+fn record_progress(progress: &projections::RebuildProgress) {
+    let labels = [("projection", progress.projection.clone())];
+    metrics::gauge!("b2b_rebuild_events_replayed", &labels).set(progress.replayed as f64);
+    metrics::gauge!("b2b_rebuild_position", &labels).set(progress.position as f64);
+    metrics::gauge!("b2b_rebuild_target_position", &labels).set(progress.total as f64);
+    metrics::gauge!("b2b_rebuild_events_per_second", &labels).set(progress.rate);
 }
 
 /// The tenant a slug or an id names.

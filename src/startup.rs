@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use anyhow::Context;
+use event_store::broker::BrokerHealth;
 use event_store::db::Plans;
 use event_store::relay::{self, RelayConfig};
 use event_store::{Clock, CommandBus, Invalidation, Invalidations, Topology};
@@ -171,9 +172,12 @@ impl Application {
         let clock =
             event_store::clock::clock_from_setting(&config.clock, &config.app_env, pool.clone())?;
         let mut workers = Workers::new(config.test_panic_worker.clone());
+        // Fed by the relay's and the consumers' connections; read by `/health/ready`.
+        let broker_health = BrokerHealth::default();
         if parts.relay {
             let relay = RelayConfig {
                 lease: config.relay_lease,
+                broker_health: broker_health.clone(),
                 ..RelayConfig::new(config.amqp_url.expose_secret().to_owned(), topology.clone())
             };
             let stop = workers.stop_token();
@@ -189,7 +193,8 @@ impl Application {
         if parts.projector {
             let worker = pools.worker()?;
             let ids = ProcessIds::load(worker).await?;
-            consumers(config, &topology, worker, (&bus, ids), &clock, &mut workers);
+            let shared = (&bus, ids, &broker_health);
+            consumers(config, &topology, worker, shared, &clock, &mut workers);
         }
         let identity = match parts.serves_http() {
             true => Some(identity(config, &pool)?),
@@ -245,7 +250,7 @@ impl Application {
                     Some(standby) => queries.with_standby_reads(standby),
                     None => queries,
                 };
-                let probes = Probes::new(pool, config, health.clone());
+                let probes = Probes::new(pool, config, (health.clone(), broker_health));
                 Some(http_server(config, parts, probes, commands, queries)?)
             }
             None => None,
@@ -270,7 +275,7 @@ fn consumers(
     config: &Config,
     topology: &Topology,
     pool: &PgPool,
-    (bus, ids): (&Arc<CommandBus>, ProcessIds),
+    (bus, ids, broker_health): (&Arc<CommandBus>, ProcessIds, &BrokerHealth),
     clock: &Arc<dyn Clock>,
     workers: &mut Workers,
 ) {
@@ -279,6 +284,7 @@ fn consumers(
         topology: topology.clone(),
         group: group.to_owned(),
         prefetch: 64,
+        broker_health: broker_health.clone(),
     };
     let read_models = projections::run(
         pool.clone(),

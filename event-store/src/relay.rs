@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use std::collections::BTreeMap;
 
+use crate::broker::BrokerHealth;
 use crate::history::EVENT_COLUMNS;
 use crate::topology::{long_string, HASH_HEADER};
 use crate::{StoreError, StoredEvent, Topology};
@@ -49,7 +50,12 @@ pub struct RelayConfig {
     pub max_poll_interval: Duration,
     /// How long a leader keeps the relay without renewing; a hung leader is replaced after it.
     pub lease: Duration,
+    /// Told whether the leader's connection is open, for readiness.
+    pub broker_health: BrokerHealth,
 }
+
+/// The relay's name among the connections [`BrokerHealth`] follows.
+const LINK: &str = "relay";
 
 impl RelayConfig {
     pub fn new(amqp_url: String, topology: Topology) -> Self {
@@ -59,6 +65,7 @@ impl RelayConfig {
             batch_size: 512,
             max_poll_interval: Duration::from_millis(50),
             lease: Duration::from_secs(5),
+            broker_health: BrokerHealth::default(),
         }
     }
 }
@@ -95,7 +102,8 @@ pub async fn run(
                     None => leader.lease.release(&pool).await,
                 }
             }
-            Ok(None) => {}
+            // A standby holds no connection: readiness goes by the others, or a probe.
+            Ok(None) => config.broker_health.unlink(LINK),
             Err(error) => tracing::warn!(%error, "relay could not reach the lease"),
         }
         tokio::select! {
@@ -208,16 +216,24 @@ impl Leader<'_> {
             self.lease.length,
             open_channel(&self.config.amqp_url, &self.config.topology),
         );
+        let health = &self.config.broker_health;
         let (connection, channel) = match opened.await {
             Ok(Ok(opened)) => opened,
-            Ok(Err(error)) => return Some(error),
+            Ok(Err(error)) => {
+                health.link(LINK, false);
+                return Some(error);
+            }
             Err(_) => {
+                health.link(LINK, false);
                 return Some(StoreError::Unpublished(
                     "the broker did not open a channel".into(),
-                ))
+                ));
             }
         };
+        health.link(LINK, true);
         let error = self.publish_until_error(&channel).await;
+        // Whatever ended the session, the next one (or a probe) tells the broker's state.
+        health.unlink(LINK);
         let closing = connection.close(200, "relay session ended".into());
         match tokio::time::timeout(BROKER_CLOSE, closing).await {
             Ok(Ok(())) => {}

@@ -2,8 +2,14 @@
 //! metadata, carried by the relay in the AMQP headers, and continued by the consumers and the
 //! process managers' follow-up commands, so one trace id runs from the request to every change
 //! it causes. Each hop is a child: the same trace id, a new span id, the caller's as parent.
+//!
+//! When spans are exported (OTLP, see the binary's telemetry), [`join`] makes a hop's tracing
+//! span the exported span of the same ids, so what the events carry names spans the collector
+//! has; without an exporter the ids are made here.
 use std::fmt;
 
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 /// The metadata key and the header name (HTTP and AMQP) it travels under.
@@ -66,6 +72,62 @@ impl TraceContext {
     }
 }
 
+/// Places `span` (not yet entered) in the trace of `parent`, a new trace without one, and
+/// returns the span's own trace context. With an exporter the ids are those of the exported
+/// span, whose parent is `parent` (never the tracing span it happens to run under); without
+/// one they are made here.
+pub fn join(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContext {
+    let remote = match parent {
+        Some(parent) => {
+            opentelemetry::Context::new().with_remote_span_context(parent.span_context())
+        }
+        None => opentelemetry::Context::new(),
+    };
+    // Fails only when no exporter is installed or the span is disabled: ids are made below.
+    let _ = span.set_parent(remote);
+    let exported = span.context().span().span_context().clone();
+    if exported.is_valid() {
+        return TraceContext::from_span_context(&exported);
+    }
+    parent.map_or_else(TraceContext::root, |p| p.child())
+}
+
+/// The next hop after `parent` for work done in the current span (a process manager's
+/// follow-up command): the current span itself when it is exported and continues `parent`'s
+/// trace, so the follow-up's events name a span the collector has; else a child made here.
+pub fn continued_here(parent: TraceContext) -> TraceContext {
+    let current = tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .clone();
+    let here = TraceContext::from_span_context(&current);
+    match current.is_valid() && here.trace_id == parent.trace_id {
+        true => here,
+        false => parent.child(),
+    }
+}
+
+impl TraceContext {
+    fn span_context(&self) -> SpanContext {
+        SpanContext::new(
+            TraceId::from_bytes(self.trace_id.to_be_bytes()),
+            SpanId::from_bytes(self.span_id.to_be_bytes()),
+            TraceFlags::new(self.flags),
+            true,
+            TraceState::default(),
+        )
+    }
+
+    fn from_span_context(context: &SpanContext) -> Self {
+        Self {
+            trace_id: u128::from_be_bytes(context.trace_id().to_bytes()),
+            span_id: u64::from_be_bytes(context.span_id().to_bytes()),
+            flags: context.trace_flags().to_u8(),
+        }
+    }
+}
+
 /// The `traceparent` value.
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -116,6 +178,23 @@ mod tests {
         assert_ne!(child.span_id(), parsed.span_id());
         assert!(TraceContext::parse(&child.to_string()).is_some());
         assert!(TraceContext::parse(&TraceContext::root().to_string()).is_some());
+    }
+
+    #[test]
+    fn without_an_exporter_a_joined_span_is_the_parents_child() {
+        let parent = TraceContext::parse(EXAMPLE).unwrap();
+        let joined = join(&tracing::Span::none(), Some(parent));
+        assert_eq!(joined.trace_id(), parent.trace_id());
+        assert_ne!(joined.span_id(), parent.span_id());
+        assert_eq!(
+            parent.span_context().trace_id().to_string(),
+            parent.trace_id()
+        );
+        let back = TraceContext::from_span_context(&parent.span_context());
+        assert_eq!(back, parent);
+        let next = continued_here(parent);
+        assert_eq!(next.trace_id(), parent.trace_id());
+        assert_ne!(next.span_id(), parent.span_id());
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod isolation;
 mod limits;
 mod matrix;
 mod metrics;
+mod observability;
 mod openapi;
 mod projections_cli;
 mod read_your_writes;

@@ -10,6 +10,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use sqlx::PgPool;
 use tokio::time::sleep;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{measure, Projections};
@@ -71,16 +72,17 @@ pub(super) async fn handle_batch(
     }
 }
 
-/// A span per event applied within a batch, continuing its trace like a single delivery's.
-#[tracing::instrument(
-    name = "projector.batched",
-    level = "debug",
-    skip_all,
-    fields(trace_id, span_id, parent_span_id)
-)]
+/// A span per event applied within a batch, continuing its trace like a single delivery's
+/// (at `info`, as a single delivery's is, so that exported traces hold batched events too).
 fn log_batched(delivery: &Delivery) {
-    record_trace(delivery);
-    tracing::debug!(delivery_tag = delivery.delivery_tag, "applied in a batch");
+    let span = tracing::info_span!(
+        "projector.batched",
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+    );
+    record_trace(&span, delivery);
+    span.in_scope(|| tracing::debug!(delivery_tag = delivery.delivery_tag, "applied in a batch"));
 }
 
 /// How a delivery is settled with the broker.
@@ -93,21 +95,29 @@ pub(super) enum Outcome {
     Park,
 }
 
-#[tracing::instrument(
-    name = "projector.delivery",
-    skip_all,
-    fields(
-        message_id,
-        tenant,
-        aggregate_id,
-        sequence,
-        correlation_id,
-        trace_id,
-        span_id,
-        parent_span_id
-    )
-)]
 pub(super) async fn handle_delivery(
+    (pool, group): (&PgPool, &str),
+    projections: &Projections,
+    delivery: Delivery,
+) {
+    let span = tracing::info_span!(
+        "projector.delivery",
+        message_id = tracing::field::Empty,
+        tenant = tracing::field::Empty,
+        aggregate_id = tracing::field::Empty,
+        sequence = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+    );
+    record_trace(&span, &delivery);
+    settle_delivery((pool, group), projections, delivery)
+        .instrument(span)
+        .await;
+}
+
+async fn settle_delivery(
     (pool, group): (&PgPool, &str),
     projections: &Projections,
     delivery: Delivery,
@@ -115,7 +125,6 @@ pub(super) async fn handle_delivery(
     let outcome = match serde_json::from_slice::<StoredEvent>(&delivery.data) {
         Ok(event) => {
             record_event(&event);
-            record_trace(&delivery);
             let outcome = project_with_retry(pool, projections, &event, &delivery).await;
             if outcome == Outcome::Ack {
                 measure::applied(group, projections, std::slice::from_ref(&event));
@@ -146,13 +155,15 @@ pub(super) fn record_event(event: &StoredEvent) {
 
 /// Continues the trace the relay carried in the `traceparent` header: this span is a child of
 /// the span that stored the event.
-pub(super) fn record_trace(delivery: &Delivery) {
+/// Must run before the span is first entered, or an exported span keeps the parent it ran
+/// under (the projector's session).
+pub(super) fn record_trace(span: &tracing::Span, delivery: &Delivery) {
     let Some(parent) = trace_of(delivery) else {
         return;
     };
-    let span = tracing::Span::current();
-    span.record("trace_id", parent.trace_id());
-    span.record("span_id", parent.child().span_id());
+    let trace = event_store::trace::join(span, Some(parent));
+    span.record("trace_id", trace.trace_id());
+    span.record("span_id", trace.span_id());
     span.record("parent_span_id", parent.span_id());
 }
 

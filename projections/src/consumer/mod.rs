@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use event_store::broker::BrokerHealth;
 use event_store::Topology;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
@@ -39,6 +40,8 @@ pub struct ProjectorConfig {
     pub group: String,
     /// Unacknowledged deliveries the broker may push ahead, per queue.
     pub prefetch: u16,
+    /// Told whether this worker's connection is open, for readiness.
+    pub broker_health: BrokerHealth,
 }
 
 type Projections = [Arc<dyn Projection>];
@@ -56,6 +59,11 @@ const HEALTHY_SESSION: Duration = Duration::from_secs(60);
 /// Runs the projector until `stop` is cancelled (or the task is dropped), reconnecting with
 /// backoff after any failure. On `stop`, each queue finishes and acknowledges the batch it is
 /// applying, takes no more, and the connection is closed, handing back what was prefetched.
+///
+/// No auto-recovery, as in the relay: any connection or channel error ends the session, and
+/// the next one opens a fresh connection. What was delivered but not acknowledged is
+/// redelivered by the broker to whichever consumer holds the queue next, and the checkpoints
+/// make applying it again a no-op.
 pub async fn run(
     pool: PgPool,
     config: ProjectorConfig,
@@ -66,6 +74,7 @@ pub async fn run(
     while !stop.is_cancelled() {
         let started = Instant::now();
         if let Err(error) = consume(&pool, &config, &projections, &stop).await {
+            config.broker_health.link(&config.group, false);
             tracing::warn!(%error, group = %config.group, "projector stopped; reconnecting");
         }
         // A healthy session starts the backoff over; the backoff never runs out.
@@ -78,6 +87,7 @@ pub async fn run(
             _ = stop.cancelled() => {}
         }
     }
+    config.broker_health.unlink(&config.group);
     tracing::info!(group = %config.group, "projector stopped");
 }
 
@@ -91,9 +101,8 @@ async fn consume(
     projections: &Projections,
     stop: &CancellationToken,
 ) -> Result<(), ProjectionError> {
-    let properties = ConnectionProperties::default()
-        .enable_auto_recover()
-        .with_connection_name(connection_name(config).into());
+    let properties =
+        ConnectionProperties::default().with_connection_name(connection_name(config).into());
     let session = Session(Some(
         Connection::connect(&config.amqp_url, properties).await?,
     ));
@@ -102,6 +111,7 @@ async fn consume(
     topology
         .declare(&connection.create_channel().await?)
         .await?;
+    config.broker_health.link(&config.group, true);
     let queues = (0..topology.partitions).map(|partition| {
         let queue = topology.group_queue(&config.group, partition);
         let target = (pool, config.group.as_str(), projections);
@@ -141,30 +151,23 @@ impl Drop for Session {
         let Some(connection) = self.0.take() else {
             return;
         };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(close_for_good(connection));
+        // A connection that failed is gone already; one dropped with the task is closed in
+        // the background, handing its unacknowledged deliveries back.
+        if connection.status().connected() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let closing = connection.close(200, "projector session ended".into());
+                    if let Ok(Err(error)) = tokio::time::timeout(CLOSE, closing).await {
+                        tracing::debug!(%error, "closing the old broker connection");
+                    }
+                });
+            }
         }
     }
 }
 
-/// With auto-recovery on, a connection dropped while it is reconnecting is not closed: it
-/// finishes reconnecting in the background and re-registers its consumers, which then hold the
-/// queue's single-active-consumer slot while nobody reads them, stalling the queue. So wait
-/// for any recovery to settle, then close.
-async fn close_for_good(connection: Connection) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while connection.status().reconnecting() && Instant::now() < deadline {
-        sleep(Duration::from_millis(100)).await;
-    }
-    if connection.status().connected() {
-        if let Err(error) = connection
-            .close(200, "projector session ended".into())
-            .await
-        {
-            tracing::debug!(%error, "closing the old broker connection");
-        }
-    }
-}
+/// How long closing a finished session may take in the background.
+const CLOSE: Duration = Duration::from_secs(5);
 
 /// Names the connection after the deployment and group, so an operator (or a test) can tell
 /// projectors apart in the broker's connection list.
@@ -216,15 +219,9 @@ async fn consume_queue(
         let mut next = Some(next);
         // Whatever else has already arrived joins the batch.
         while let Some(arrived) = next {
-            match arrived {
-                Ok(delivery) => batch.push(delivery),
-                // With auto-recovery the same consumer resumes once the connection is back;
-                // what was delivered before the loss is redelivered, so drop it here.
-                Err(error) => {
-                    batch.clear();
-                    channel.wait_for_recovery(error).await?;
-                }
-            }
+            // A lost channel or connection ends the session: the batch is not applied (its
+            // deliveries cannot be acknowledged any more), and the broker redelivers it.
+            batch.push(arrived?);
             next = match batch.len() < usize::from(prefetch) {
                 true => deliveries.next().now_or_never().flatten(),
                 false => None,

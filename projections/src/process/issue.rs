@@ -178,11 +178,12 @@ impl Issuer {
             request_id: self.ids.derived(cause, command),
             recorded_at: at,
             client: None,
-            // The follow-up continues the cause's trace, as a child of its span.
+            // The follow-up continues the cause's trace, as a child of its span (the delivery's
+            // exported span, when spans are exported).
             traceparent: cause
                 .meta(event_store::trace::TRACEPARENT)
                 .and_then(TraceContext::parse)
-                .map(|parent| parent.child().to_string()),
+                .map(|parent| event_store::trace::continued_here(parent).to_string()),
             api_key_id: None,
         }
     }

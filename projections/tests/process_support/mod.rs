@@ -76,6 +76,7 @@ impl ProcessStack {
             topology: self.stack.topology.clone(),
             group: PROCESS_MANAGERS.to_owned(),
             prefetch: 10,
+            broker_health: Default::default(),
         };
         let managers =
             projections::process_managers(self.bus.clone(), self.ids.clone(), self.clock.clone());

@@ -83,6 +83,7 @@ impl TestStack {
             topology: self.topology.clone(),
             group: READ_MODELS.to_owned(),
             prefetch: 10,
+            broker_health: Default::default(),
         }
     }
 
