@@ -10,6 +10,7 @@ use event_store::{Clock, CommandBus, Invalidation, Invalidations, Topology};
 use projections::process::ProcessIds;
 use projections::timers::TimerConfig;
 use query_api::await_version::ProjectedSignals;
+use query_api::subscriptions::SubscriptionHub;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
@@ -188,10 +189,22 @@ impl Application {
             false => None,
         };
         let signals = Arc::new(ProjectedSignals::new(config.await_max_waiters));
-        let invalidations = invalidations(&pool, identity.clone(), &bus).on_change({
-            let signals = signals.clone();
-            move |change| signals.hear(change)
-        });
+        let subscriptions = SubscriptionHub::new(config.subscriptions);
+        let invalidations = invalidations(&pool, identity.clone(), &bus)
+            .on_change({
+                let signals = signals.clone();
+                move |change| signals.hear(change)
+            })
+            .on_change({
+                let subscriptions = subscriptions.clone();
+                move |change| subscriptions.hear(change)
+            });
+        if parts.query_api {
+            // Resolves projected streams to tenants on the pool the subscriptions read.
+            let reads = pools.standby.clone().unwrap_or_else(|| pool.clone());
+            let dispatch = subscriptions.clone().dispatch(reads);
+            workers.spawn_until_stopped("subscription dispatcher", dispatch);
+        }
         let invalidations = Arc::new(invalidations);
         workers.spawn_until_stopped("invalidation listener", invalidations.clone().run());
         let upkeep = recorder.clone();
@@ -232,7 +245,8 @@ impl Application {
                     projections::projections_fed_by,
                 )
                 .with_await_timeout(config.await_timeout)
-                .with_await_signals(signals);
+                .with_await_signals(signals)
+                .with_subscriptions(subscriptions);
                 let queries = match pools.standby.clone() {
                     Some(standby) => queries.with_standby_reads(standby),
                     None => queries,

@@ -1,0 +1,405 @@
+//! The process's register of live subscriptions and connections, fed by what the invalidation
+//! listener hears: a projector's `projected:<ids>` announcement (sent after its batch
+//! commits) becomes a signal to the subscriptions of the tenant whose streams moved; a
+//! `session`, `api_key` or `user` change closes the connections it concerns.
+//!
+//! Bounded everywhere: at most `per_user` subscriptions per user and `per_process` in all, and
+//! each subscription's signals wait in a channel of `buffer` places. A subscription whose
+//! channel is full is dropped (its client reads too slowly), never buffered without limit.
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aggregates::{approval::Approval, contract::Contract, quote::Quote};
+use auth::Claims;
+use cqrs_es::Aggregate;
+use event_store::invalidation::PROJECTED;
+use event_store::Invalidation;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::QueryError;
+
+/// The caps, from the process's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct SubscriptionLimits {
+    /// Subscriptions one user (or API key) may hold at once, over all their connections.
+    pub per_user: usize,
+    /// Subscriptions this process serves at once.
+    pub per_process: usize,
+    /// Signals that may wait for one subscription before it is dropped as too slow.
+    pub buffer: usize,
+}
+
+impl Default for SubscriptionLimits {
+    fn default() -> Self {
+        Self {
+            per_user: 20,
+            per_process: 10_000,
+            buffer: 256,
+        }
+    }
+}
+
+/// Which aggregates a subscription follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Quote,
+    Approval,
+    Contract,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Quote, Kind::Approval, Kind::Contract];
+
+    pub fn aggregate_type(self) -> &'static str {
+        match self {
+            Self::Quote => Quote::TYPE,
+            Self::Approval => Approval::TYPE,
+            Self::Contract => Contract::TYPE,
+        }
+    }
+
+    pub fn of_type(aggregate_type: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.aggregate_type() == aggregate_type)
+    }
+}
+
+/// What a subscription is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A projector committed a change to this aggregate of the subscriber's tenant.
+    Changed { kind: Kind, id: Uuid },
+    /// Announcements may have been missed (the listener reconnected, or the dispatcher fell
+    /// behind): the client should resume from its last cursor or re-read.
+    Resync(&'static str),
+}
+
+/// Why the server closes a connection (a WebSocket close code and reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closing {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+struct Subscriber {
+    tenant: Uuid,
+    user: Uuid,
+    kinds: HashSet<Kind>,
+    signals: mpsc::Sender<Signal>,
+}
+
+struct Connection {
+    session: Uuid,
+    user: Uuid,
+    close: oneshot::Sender<Closing>,
+}
+
+#[derive(Default)]
+struct Registry {
+    subscribers: HashMap<u64, Subscriber>,
+    connections: HashMap<u64, Connection>,
+}
+
+/// Batches of projected ids waiting for the dispatcher; more than this and the dispatcher is
+/// behind, so the batch is dropped and everyone told to resync.
+const PENDING_BATCHES: usize = 1024;
+
+pub struct SubscriptionHub {
+    limits: SubscriptionLimits,
+    registry: Mutex<Registry>,
+    next_id: AtomicU64,
+    projected: mpsc::Sender<Vec<Uuid>>,
+    dispatcher: Mutex<Option<mpsc::Receiver<Vec<Uuid>>>>,
+    /// Whether the invalidation listener lost its connection since it was last live.
+    lost_listener: std::sync::atomic::AtomicBool,
+}
+
+impl SubscriptionHub {
+    pub fn new(limits: SubscriptionLimits) -> Arc<Self> {
+        let (projected, dispatcher) = mpsc::channel(PENDING_BATCHES);
+        Arc::new(Self {
+            limits,
+            registry: Mutex::new(Registry::default()),
+            next_id: AtomicU64::new(1),
+            projected,
+            dispatcher: Mutex::new(Some(dispatcher)),
+            lost_listener: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    pub fn limits(&self) -> SubscriptionLimits {
+        self.limits
+    }
+
+    /// What the invalidation listener hears. Never blocks: projected ids go to the
+    /// dispatcher's queue.
+    pub fn hear(&self, change: Invalidation<'_>) {
+        match change {
+            Invalidation::Changed {
+                kind: PROJECTED,
+                id,
+            } => {
+                if self.projected.try_send(vec![id]).is_err() {
+                    self.broadcast(Signal::Resync("the server fell behind its change feed"));
+                }
+            }
+            Invalidation::Changed {
+                kind: "session" | "api_key",
+                id,
+            } => self.close_where(
+                |c| c.session == id,
+                Closing {
+                    code: 4403,
+                    reason: "the session or API key was revoked",
+                },
+            ),
+            Invalidation::Changed { kind: "user", id } => self.close_where(
+                |c| c.user == id,
+                Closing {
+                    code: 4403,
+                    reason: "the user changed (roles, account, password or deactivated); \
+                             sign in again",
+                },
+            ),
+            Invalidation::Changed { .. } => {}
+            Invalidation::Live(false) => self.lost_listener.store(true, Ordering::Release),
+            Invalidation::Live(true) => {
+                if self.lost_listener.swap(false, Ordering::AcqRel) {
+                    self.broadcast(Signal::Resync(
+                        "the server's change feed reconnected; changes may have been missed",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Turns projected ids into signals for the subscriptions of their tenants, until the
+    /// process stops. One tenant-scoped statement per tenant with subscribers per batch.
+    pub async fn dispatch(self: Arc<Self>, pool: PgPool) {
+        let Some(mut queue) = self.dispatcher.lock().expect("hub poisoned").take() else {
+            return;
+        };
+        while let Some(first) = queue.recv().await {
+            let mut ids = first;
+            // Announcements arrive one id at a time; take whatever else is waiting too.
+            while let Ok(more) = queue.try_recv() {
+                ids.extend(more);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            for tenant in self.tenants() {
+                match streams_of(&pool, tenant, &ids).await {
+                    Ok(found) => self.deliver(tenant, &found),
+                    Err(error) => {
+                        tracing::warn!(%error, %tenant, "could not resolve projected streams");
+                        self.broadcast(Signal::Resync("the server could not read its changes"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn tenants(&self) -> HashSet<Uuid> {
+        let registry = self.registry.lock().expect("hub poisoned");
+        registry.subscribers.values().map(|s| s.tenant).collect()
+    }
+
+    fn deliver(&self, tenant: Uuid, found: &[(Kind, Uuid)]) {
+        if found.is_empty() {
+            return;
+        }
+        let mut registry = self.registry.lock().expect("hub poisoned");
+        let mut slow = Vec::new();
+        for (key, subscriber) in &registry.subscribers {
+            if subscriber.tenant != tenant {
+                continue;
+            }
+            for &(kind, id) in found.iter().filter(|(k, _)| subscriber.kinds.contains(k)) {
+                if subscriber
+                    .signals
+                    .try_send(Signal::Changed { kind, id })
+                    .is_err()
+                {
+                    slow.push(*key);
+                    break;
+                }
+            }
+        }
+        for key in slow {
+            // Dropping the sender ends the subscription once it has read what is queued.
+            registry.subscribers.remove(&key);
+            metrics::counter!("b2b_subscriptions_dropped_total", "reason" => "slow").increment(1);
+        }
+        set_gauge(&registry);
+    }
+
+    fn broadcast(&self, signal: Signal) {
+        let registry = self.registry.lock().expect("hub poisoned");
+        for subscriber in registry.subscribers.values() {
+            // A full channel gets the news when the subscription is dropped for it anyway.
+            let _ = subscriber.signals.try_send(signal);
+        }
+    }
+
+    fn close_where(&self, matches: impl Fn(&Connection) -> bool, closing: Closing) {
+        let mut registry = self.registry.lock().expect("hub poisoned");
+        let keys: Vec<u64> = registry
+            .connections
+            .iter()
+            .filter(|(_, c)| matches(c))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            if let Some(connection) = registry.connections.remove(&key) {
+                let _ = connection.close.send(closing);
+                metrics::counter!("b2b_subscriptions_dropped_total", "reason" => "revoked")
+                    .increment(1);
+            }
+        }
+    }
+
+    /// Registers an admitted connection: the receiver hears why the server closes it.
+    pub fn connect(
+        self: &Arc<Self>,
+        claims: &Claims,
+    ) -> (ConnectionGuard, oneshot::Receiver<Closing>) {
+        let key = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (close, closed) = oneshot::channel();
+        let connection = Connection {
+            session: claims.sid,
+            user: claims.sub,
+            close,
+        };
+        let mut registry = self.registry.lock().expect("hub poisoned");
+        registry.connections.insert(key, connection);
+        let guard = ConnectionGuard {
+            hub: self.clone(),
+            key,
+        };
+        (guard, closed)
+    }
+
+    /// Starts a subscription for `claims`, within the caps.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        claims: &Claims,
+        kinds: HashSet<Kind>,
+    ) -> Result<Registration, QueryError> {
+        let mut registry = self.registry.lock().expect("hub poisoned");
+        let mine = registry
+            .subscribers
+            .values()
+            .filter(|s| s.user == claims.sub)
+            .count();
+        if mine >= self.limits.per_user {
+            return Err(QueryError::TooManyRequests {
+                detail: format!(
+                    "at most {} subscriptions per user at once; complete one first",
+                    self.limits.per_user
+                ),
+                retry_after: 1,
+            });
+        }
+        if registry.subscribers.len() >= self.limits.per_process {
+            return Err(QueryError::Busy {
+                detail: "this server holds as many subscriptions as it may".into(),
+                retry_after: 5,
+            });
+        }
+        let key = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (signals, receiver) = mpsc::channel(self.limits.buffer.max(1));
+        registry.subscribers.insert(
+            key,
+            Subscriber {
+                tenant: claims.tid,
+                user: claims.sub,
+                kinds,
+                signals,
+            },
+        );
+        set_gauge(&registry);
+        Ok(Registration {
+            hub: self.clone(),
+            key,
+            signals: receiver,
+        })
+    }
+
+    /// Subscriptions held now.
+    pub fn active(&self) -> usize {
+        self.registry
+            .lock()
+            .expect("hub poisoned")
+            .subscribers
+            .len()
+    }
+}
+
+fn set_gauge(registry: &Registry) {
+    metrics::gauge!("b2b_subscriptions_active").set(registry.subscribers.len() as f64);
+}
+
+/// Which of `ids` are quotes, approvals or contracts of `tenant` (the others are another
+/// tenant's, or aggregates no subscription follows).
+async fn streams_of(
+    pool: &PgPool,
+    tenant: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<(Kind, Uuid)>, sqlx::Error> {
+    let types: Vec<&str> = Kind::ALL.iter().map(|k| k.aggregate_type()).collect();
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let mut tx = event_store::db::begin_read_only_for_tenant(pool, tenant).await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select aggregate_type, aggregate_id from events where aggregate_type = any($1) \
+         and aggregate_id = any($2) and sequence = 1 and tenant_id = $3",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(tenant)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(t, id)| Some((Kind::of_type(&t)?, id.parse().ok()?)))
+        .collect())
+}
+
+/// A live connection in the register; leaves it when dropped.
+pub struct ConnectionGuard {
+    hub: Arc<SubscriptionHub>,
+    key: u64,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let mut registry = self.hub.registry.lock().expect("hub poisoned");
+        registry.connections.remove(&self.key);
+    }
+}
+
+/// A live subscription's signals; leaves the register when dropped.
+pub struct Registration {
+    hub: Arc<SubscriptionHub>,
+    key: u64,
+    signals: mpsc::Receiver<Signal>,
+}
+
+impl Registration {
+    /// The next signal; `None` once the subscription was dropped for reading too slowly.
+    pub async fn next(&mut self) -> Option<Signal> {
+        self.signals.recv().await
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut registry = self.hub.registry.lock().expect("hub poisoned");
+        registry.subscribers.remove(&self.key);
+        set_gauge(&registry);
+    }
+}

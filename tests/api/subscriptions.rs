@@ -1,0 +1,385 @@
+//! GraphQL subscriptions over `graphql-transport-ws` (`GET /graphql/ws`), with a real WebSocket
+//! client against `b2b serve`: a command's change arrives with its version, nothing of another
+//! tenant or another Partner's account does, a resumed subscription misses nothing, a revoked
+//! session is cut off, bad tokens are refused, and the caps hold.
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+use crate::helpers::{open_account, problem, Api, Process, TestStack};
+
+const QUOTE_FIELDS: &str = "kind aggregateId version cursor reason pendingForMe \
+    quote { id accountId title version lines { sku quantity } } \
+    approval { id status version } contract { id streamVersion }";
+
+/// A graphql-transport-ws client.
+struct Client {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// Connects and sends `connection_init` with `payload`, without waiting for the answer.
+    async fn open(server: &Process, payload: Value) -> Self {
+        let url = format!("{}/graphql/ws", server.url().replace("http://", "ws://"));
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        let mut client = Self { socket };
+        client
+            .send(json!({"type": "connection_init", "payload": payload}))
+            .await;
+        client
+    }
+
+    /// Connects as the bearer of `token` and waits for `connection_ack`.
+    async fn connect(server: &Process, token: &str) -> Self {
+        let mut client = Self::open(server, json!({ "token": token })).await;
+        let ack = client.next(Duration::from_secs(10)).await.expect("an ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        client
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+
+    async fn subscribe(&mut self, id: &str, query: &str) {
+        let message = json!({"id": id, "type": "subscribe", "payload": {"query": query}});
+        self.send(message).await;
+    }
+
+    /// The next protocol message within `limit`; None when nothing came (or the socket closed).
+    async fn next(&mut self, limit: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()??;
+            match frame.ok()? {
+                Message::Text(text) => {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    if message["type"] == "ping" {
+                        self.send(json!({"type": "pong"})).await;
+                        continue;
+                    }
+                    return Some(message);
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next `next` message's `data`, failing on anything else.
+    async fn change(&mut self) -> Value {
+        let message = self
+            .next(Duration::from_secs(15))
+            .await
+            .expect("a change within 15 s");
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"]["errors"].is_null(), "{message}");
+        message["payload"]["data"].clone()
+    }
+
+    /// Waits for the server to close the socket; its close code and reason.
+    async fn closed(&mut self, limit: Duration) -> (u16, String) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("the server closes the connection in time");
+            match frame {
+                Some(Ok(Message::Close(Some(close)))) => {
+                    return (u16::from(close.code), close.reason.to_string())
+                }
+                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => {
+                    panic!("closed without a code")
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
+struct World {
+    stack: TestStack,
+    server: Process,
+    api: Api,
+    admin: String,
+    tenant: crate::helpers::Tenant,
+}
+
+async fn world(env: &[(&str, &str)]) -> World {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("subs").await;
+    let server = stack.spawn_with_env(&["serve"], env).await;
+    let api = Api::new(&server);
+    let admin = api.login(&tenant).await;
+    World {
+        stack,
+        server,
+        api,
+        admin,
+        tenant,
+    }
+}
+
+impl World {
+    async fn account(&self, name: &str) -> Uuid {
+        let id = Uuid::new_v4();
+        self.api.ok(&self.admin, id, open_account(name)).await;
+        id
+    }
+
+    async fn draft_quote(&self, account: Uuid, title: &str) -> Uuid {
+        let id = Uuid::new_v4();
+        let valid_until = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+        let draft = json!({"type": "DraftQuote", "account_id": account, "title": title,
+            "valid_until": valid_until});
+        self.api.ok_in(&self.admin, "quotes", id, draft).await;
+        id
+    }
+
+    async fn add_line(&self, quote: Uuid, sku: &str) -> u64 {
+        let line = json!({"type": "AddLineItem", "line_id": Uuid::new_v4(), "sku": sku,
+            "description": "Widget", "quantity": "3", "unit_price": "10.00"});
+        self.api.ok_in(&self.admin, "quotes", quote, line).await
+    }
+
+    /// Waits until the quote's read model shows `version` (read-your-writes).
+    async fn projected(&self, quote: Uuid, version: u64) {
+        let query = format!("{{ quote(id: \"{quote}\") {{ version }} }}");
+        let body = self
+            .api
+            .graphql(&self.admin, &query, Some((quote, version)))
+            .await;
+        assert_eq!(body["data"]["quote"]["version"], json!(version), "{body}");
+    }
+}
+
+fn changes(kinds: &str) -> String {
+    format!("subscription {{ changes{kinds} {{ {QUOTE_FIELDS} }} }}")
+}
+
+#[tokio::test]
+async fn a_command_s_change_arrives_with_its_version_and_nothing_of_another_tenant() {
+    let w = world(&[]).await;
+    let other_tenant = w.stack.create_tenant("other").await;
+    let other_admin = w.api.login(&other_tenant).await;
+    let mut mine = Client::connect(&w.server, &w.admin).await;
+    mine.subscribe("1", &changes("(kinds: [QUOTE])")).await;
+    let mut theirs = Client::connect(&w.server, &other_admin).await;
+    theirs.subscribe("1", &changes("")).await;
+
+    let account = w.account("Initech").await;
+    let quote = w.draft_quote(account, "Widgets").await;
+    let drafted = mine.change().await["changes"].clone();
+    assert_eq!(drafted["kind"], "QUOTE");
+    assert_eq!(drafted["aggregateId"], json!(quote.to_string()));
+    assert_eq!(drafted["version"], 1);
+    assert_eq!(drafted["quote"]["title"], "Widgets");
+    assert_eq!(drafted["quote"]["lines"], json!([]));
+    assert!(drafted["cursor"].is_string(), "{drafted}");
+
+    let version = w.add_line(quote, "W-1").await;
+    let lined = mine.change().await["changes"].clone();
+    assert_eq!(lined["version"], json!(version));
+    assert_eq!(lined["quote"]["version"], json!(version));
+    assert_eq!(
+        lined["quote"]["lines"],
+        json!([{"sku": "W-1", "quantity": "3"}])
+    );
+
+    // The other tenant's subscriber, following everything, heard none of it.
+    assert_eq!(theirs.next(Duration::from_secs(1)).await, None);
+}
+
+#[tokio::test]
+async fn a_partner_sees_only_their_own_account_s_changes() {
+    let w = world(&[]).await;
+    let theirs = w.account("Theirs").await;
+    let others = w.account("Others").await;
+    w.api
+        .register(
+            &w.admin,
+            "partner@subs.test",
+            json!(["Partner"]),
+            Some(theirs),
+        )
+        .await;
+    let partner = w.api.sign_in(&w.tenant, "partner@subs.test").await;
+    let token = partner["access_token"].as_str().unwrap();
+    let mut client = Client::connect(&w.server, token).await;
+    client.subscribe("p", &changes("")).await;
+
+    let hidden = w.draft_quote(others, "Not yours").await;
+    w.projected(hidden, 1).await;
+    let shown = w.draft_quote(theirs, "Yours").await;
+    let change = client.change().await["changes"].clone();
+    assert_eq!(change["aggregateId"], json!(shown.to_string()), "{change}");
+    assert_eq!(change["quote"]["accountId"], json!(theirs.to_string()));
+    assert_eq!(client.next(Duration::from_secs(1)).await, None);
+}
+
+#[tokio::test]
+async fn a_resumed_subscription_gets_what_it_missed() {
+    let w = world(&[]).await;
+    let account = w.account("Initech").await;
+    let mut client = Client::connect(&w.server, &w.admin).await;
+    client.subscribe("1", &changes("(kinds: [QUOTE])")).await;
+    let first = w.draft_quote(account, "First").await;
+    let seen = client.change().await["changes"].clone();
+    assert_eq!(seen["version"], 1);
+    let cursor = seen["cursor"].as_str().unwrap().to_owned();
+    drop(client);
+
+    // While disconnected: the quote moves on twice and a second one appears.
+    w.add_line(first, "A").await;
+    let last = w.add_line(first, "B").await;
+    let second = w.draft_quote(account, "Second").await;
+    w.projected(first, last).await;
+    w.projected(second, 1).await;
+
+    let mut client = Client::connect(&w.server, &w.admin).await;
+    let query = format!(
+        "subscription {{ changes(kinds: [QUOTE], resumeAfter: \"{cursor}\") {{ {QUOTE_FIELDS} }} }}"
+    );
+    client.subscribe("1", &query).await;
+    let mut latest = std::collections::HashMap::new();
+    while let Some(message) = client.next(Duration::from_secs(2)).await {
+        let change = &message["payload"]["data"]["changes"];
+        assert_eq!(change["kind"], "QUOTE", "{message}");
+        let id = change["aggregateId"].as_str().unwrap().to_owned();
+        latest.insert(id, change["version"].as_u64().unwrap());
+    }
+    assert_eq!(latest[&first.to_string()], last);
+    assert_eq!(latest[&second.to_string()], 1);
+
+    // And it goes on live.
+    let version = w.add_line(second, "C").await;
+    let live = client.change().await["changes"].clone();
+    assert_eq!(live["aggregateId"], json!(second.to_string()));
+    assert_eq!(live["version"], json!(version));
+}
+
+#[tokio::test]
+async fn a_resume_cursor_the_server_cannot_honour_is_answered_with_resync() {
+    let w = world(&[]).await;
+    let mut client = Client::connect(&w.server, &w.admin).await;
+    let old = (chrono::Utc::now() - chrono::Duration::days(2)).timestamp_micros();
+    let query = format!("subscription {{ changes(resumeAfter: \"{old}\") {{ {QUOTE_FIELDS} }} }}");
+    client.subscribe("1", &query).await;
+    let change = client.change().await["changes"].clone();
+    assert_eq!(change["kind"], "RESYNC");
+    assert_eq!(change["reason"], "the resume cursor is too old");
+    assert!(change["aggregateId"].is_null());
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_cut_off_at_once() {
+    let w = world(&[]).await;
+    let session = w.api.sign_in(&w.tenant, &w.tenant.email).await;
+    let token = session["access_token"].as_str().unwrap();
+    let mut client = Client::connect(&w.server, token).await;
+    client.subscribe("1", &changes("")).await;
+    let logout = w
+        .api
+        .http
+        .post(format!("{}/api/v1/auth/logout", w.api.base_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let started = Instant::now();
+    let (code, reason) = client.closed(Duration::from_secs(5)).await;
+    assert_eq!(code, 4403);
+    assert_eq!(reason, "the session or API key was revoked");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // And the token no longer opens a connection.
+    let mut again = Client::open(&w.server, json!({ "token": token })).await;
+    assert_eq!(again.closed(Duration::from_secs(5)).await.0, 4403);
+}
+
+#[tokio::test]
+async fn missing_or_bad_tokens_and_plain_requests_are_refused() {
+    let w = world(&[]).await;
+    for payload in [
+        json!({}),
+        json!({"token": "not-a-token"}),
+        json!({"token": "b2bk_x"}),
+    ] {
+        let mut client = Client::open(&w.server, payload.clone()).await;
+        let (code, reason) = client.closed(Duration::from_secs(5)).await;
+        assert_eq!(code, 4403, "{payload}");
+        assert!(reason.starts_with("UNAUTHENTICATED"), "{payload}: {reason}");
+    }
+    // A request that is no graphql-transport-ws upgrade is a problem, not a socket.
+    let plain = w
+        .api
+        .http
+        .get(format!("{}/graphql/ws", w.api.base_url))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(plain, StatusCode::BAD_REQUEST).await;
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("graphql-transport-ws"));
+    // Subscriptions are not served over POST /graphql.
+    let body = w.api.graphql(&w.admin, &changes(""), None).await;
+    assert!(body["errors"][0]["message"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn the_per_user_cap_refuses_one_subscription_too_many() {
+    let w = world(&[("SUBSCRIPTIONS_PER_USER", "2")]).await;
+    let mut first = Client::connect(&w.server, &w.admin).await;
+    first.subscribe("1", &changes("")).await;
+    first.subscribe("2", &changes("")).await;
+    // The protocol acknowledges no subscription: give the server a moment to register them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Another connection of the same user shares the cap.
+    let mut second = Client::connect(&w.server, &w.admin).await;
+    second.subscribe("3", &changes("")).await;
+    let refused = second.next(Duration::from_secs(5)).await.unwrap();
+    let text = refused.to_string();
+    assert!(text.contains("at most 2 subscriptions per user"), "{text}");
+    assert!(text.contains("TOO_MANY_REQUESTS"), "{text}");
+    // Completing one frees a place.
+    first.send(json!({"id": "1", "type": "complete"})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    second.subscribe("4", &changes("(kinds: [QUOTE])")).await;
+    let account = w.account("Initech").await;
+    let quote = w.draft_quote(account, "After").await;
+    loop {
+        let message = second
+            .next(Duration::from_secs(15))
+            .await
+            .expect("a change");
+        if message["id"] == "4" {
+            let change = &message["payload"]["data"]["changes"];
+            assert_eq!(change["aggregateId"], json!(quote.to_string()), "{message}");
+            break;
+        }
+    }
+}
