@@ -200,9 +200,8 @@ impl Application {
                 move |change| subscriptions.hear(change)
             });
         if parts.query_api {
-            // Resolves projected streams to tenants on the pool the subscriptions read.
-            let reads = pools.standby.clone().unwrap_or_else(|| pool.clone());
-            let dispatch = subscriptions.clone().dispatch(reads);
+            // On the primary, where the announced commits are (a standby may lag them).
+            let dispatch = subscriptions.clone().dispatch(pool.clone());
             workers.spawn_until_stopped("subscription dispatcher", dispatch);
         }
         let invalidations = Arc::new(invalidations);

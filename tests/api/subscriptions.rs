@@ -383,3 +383,125 @@ async fn the_per_user_cap_refuses_one_subscription_too_many() {
         }
     }
 }
+
+/// Registers a user of `w`'s tenant with `roles` and an approval limit; their access token.
+async fn member(w: &World, email: &str, roles: Value, limit: Option<&str>) -> String {
+    let id = w.api.register(&w.admin, email, roles, None).await;
+    if let Some(amount) = limit {
+        let body = json!({"type": "SetApprovalLimit", "amount": amount, "currency": "EUR"});
+        w.api.ok_in(&w.admin, "users", id, body).await;
+    }
+    let session = w.api.sign_in(&w.tenant, email).await;
+    session["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn pending_for_me_tells_an_approver_when_a_request_enters_and_leaves_their_list() {
+    let w = world(&[]).await;
+    let manager = member(
+        &w,
+        "manager@subs.test",
+        json!(["Manager"]),
+        Some("50000.00"),
+    )
+    .await;
+    let operator = member(&w, "ops@subs.test", json!(["Operator"]), None).await;
+    let fields = "kind aggregateId version pendingForMe approval { status currentLevel subjectId }";
+    let query = format!("subscription {{ pendingForMe {{ {fields} }} }}");
+    let mut approver = Client::connect(&w.server, &manager).await;
+    approver.subscribe("1", &query).await;
+    let mut bystander = Client::connect(&w.server, &operator).await;
+    bystander.subscribe("1", &query).await;
+
+    // 20,000: above the threshold, so a Manager decides level 1 and a TenantAdmin level 2.
+    let account = w.account("Initech").await;
+    let quote = w.draft_quote(account, "Big").await;
+    let line = json!({"type": "AddLineItem", "line_id": Uuid::new_v4(), "sku": "BIG",
+        "description": "Big", "quantity": "1", "unit_price": "20000.00"});
+    w.api.ok_in(&w.admin, "quotes", quote, line).await;
+    w.api
+        .ok_in(&w.admin, "quotes", quote, json!({"type": "SubmitQuote"}))
+        .await;
+
+    let entered = approver.change().await["pendingForMe"].clone();
+    assert_eq!(entered["kind"], "APPROVAL", "{entered}");
+    assert_eq!(entered["pendingForMe"], true);
+    assert_eq!(entered["approval"]["status"], "PENDING");
+    assert_eq!(entered["approval"]["currentLevel"], 1);
+    assert_eq!(entered["approval"]["subjectId"], json!(quote.to_string()));
+    let approval: Uuid = entered["aggregateId"].as_str().unwrap().parse().unwrap();
+
+    let version = w
+        .api
+        .ok_in(
+            &manager,
+            "approvals",
+            approval,
+            json!({"type": "ApproveLevel"}),
+        )
+        .await;
+    let left = approver.change().await["pendingForMe"].clone();
+    assert_eq!(left["aggregateId"], json!(approval.to_string()));
+    assert_eq!(left["version"], json!(version));
+    assert_eq!(left["pendingForMe"], false);
+    assert_eq!(left["approval"]["currentLevel"], 2);
+    // An Operator approves nothing: their list never had it.
+    assert_eq!(bystander.next(Duration::from_secs(1)).await, None);
+}
+
+#[tokio::test]
+async fn a_revoked_api_key_and_a_deactivated_user_are_cut_off() {
+    let w = world(&[]).await;
+    let key_id = Uuid::new_v4();
+    let created = w
+        .api
+        .http
+        .post(format!("{}/api/v1/api-keys/{key_id}", w.api.base_url))
+        .bearer_auth(&w.admin)
+        .json(
+            &json!({"type": "CreateApiKey", "name": "erp", "roles": ["Viewer"],
+            "expires_at": (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339()}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let created: Value = created.json().await.unwrap();
+    let secret = created["secret"]
+        .as_str()
+        .expect("the key's secret")
+        .to_owned();
+    let mut machine = Client::connect(&w.server, &secret).await;
+    machine.subscribe("1", &changes("")).await;
+    let viewer_id = w
+        .api
+        .register(&w.admin, "viewer@subs.test", json!(["Viewer"]), None)
+        .await;
+    let viewer = w.api.sign_in(&w.tenant, "viewer@subs.test").await;
+    let header =
+        json!({"Authorization": format!("Bearer {}", viewer["access_token"].as_str().unwrap())});
+    let mut person = Client::open(&w.server, header).await;
+    assert_eq!(
+        person.next(Duration::from_secs(5)).await.unwrap()["type"],
+        "connection_ack"
+    );
+    person.subscribe("1", &changes("")).await;
+
+    let revoke = json!({"type": "RevokeApiKey"});
+    let revoked = w
+        .api
+        .http
+        .post(format!("{}/api/v1/api-keys/{key_id}", w.api.base_url))
+        .bearer_auth(&w.admin)
+        .json(&revoke)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(machine.closed(Duration::from_secs(5)).await.0, 4403);
+
+    let deactivate = json!({"type": "DeactivateUser", "reason": "left"});
+    w.api.ok_in(&w.admin, "users", viewer_id, deactivate).await;
+    let (code, reason) = person.closed(Duration::from_secs(5)).await;
+    assert_eq!(code, 4403);
+    assert!(reason.contains("deactivated"), "{reason}");
+}

@@ -45,7 +45,7 @@ const REMEMBERED: usize = 4096;
 #[derive(Clone)]
 pub struct Feeds {
     pub hub: Arc<SubscriptionHub>,
-    /// Where the rows are read (the primary, or a standby).
+    /// Where the rows are read: the primary, which has what the projector announced.
     pub reads: PgPool,
 }
 

@@ -403,3 +403,128 @@ impl Drop for Registration {
         set_gauge(&registry);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(user: Uuid, session: Uuid, tenant: Uuid) -> Claims {
+        Claims {
+            sub: user,
+            sid: session,
+            tid: tenant,
+            tenant: "t".into(),
+            email: "u@t.test".into(),
+            roles: vec![aggregates::Role::Manager],
+            account_id: None,
+            exp: 0,
+            iat: 0,
+            api_key: false,
+        }
+    }
+
+    fn hub(per_user: usize, per_process: usize, buffer: usize) -> Arc<SubscriptionHub> {
+        SubscriptionHub::new(SubscriptionLimits {
+            per_user,
+            per_process,
+            buffer,
+        })
+    }
+
+    fn quotes() -> HashSet<Kind> {
+        [Kind::Quote].into()
+    }
+
+    #[test]
+    fn the_caps_refuse_beyond_their_limit_and_free_a_place_when_a_subscription_ends() {
+        let hub = hub(1, 2, 8);
+        let tenant = Uuid::new_v4();
+        let alice = claims(Uuid::new_v4(), Uuid::new_v4(), tenant);
+        let bob = claims(Uuid::new_v4(), Uuid::new_v4(), tenant);
+        let carol = claims(Uuid::new_v4(), Uuid::new_v4(), tenant);
+        let first = hub.subscribe(&alice, quotes()).unwrap();
+        let refused = hub.subscribe(&alice, quotes()).err().unwrap();
+        assert_eq!(refused.code(), "TOO_MANY_REQUESTS");
+        let _second = hub.subscribe(&bob, quotes()).unwrap();
+        let full = hub.subscribe(&carol, quotes()).err().unwrap();
+        assert_eq!(full.code(), "SERVICE_UNAVAILABLE");
+        assert_eq!(hub.active(), 2);
+        drop(first);
+        assert_eq!(hub.active(), 1);
+        assert!(hub.subscribe(&alice, quotes()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_its_buffer_is_dropped_not_buffered() {
+        let hub = hub(5, 5, 2);
+        let tenant = Uuid::new_v4();
+        let mut slow = hub
+            .subscribe(&claims(Uuid::new_v4(), Uuid::new_v4(), tenant), quotes())
+            .unwrap();
+        let ids: Vec<(Kind, Uuid)> = (0..5).map(|_| (Kind::Quote, Uuid::new_v4())).collect();
+        hub.deliver(tenant, &ids);
+        assert_eq!(hub.active(), 0, "dropped from the register");
+        // What fitted is still read, then the feed ends.
+        for (kind, id) in &ids[..2] {
+            assert_eq!(
+                slow.next().await,
+                Some(Signal::Changed {
+                    kind: *kind,
+                    id: *id
+                })
+            );
+        }
+        assert_eq!(slow.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn signals_go_only_to_the_tenant_and_kinds_subscribed() {
+        let hub = hub(5, 5, 8);
+        let (mine, theirs) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut quotes_only = hub
+            .subscribe(&claims(Uuid::new_v4(), Uuid::new_v4(), mine), quotes())
+            .unwrap();
+        let mut other = hub
+            .subscribe(&claims(Uuid::new_v4(), Uuid::new_v4(), theirs), quotes())
+            .unwrap();
+        let (approval, quote) = (Uuid::new_v4(), Uuid::new_v4());
+        hub.deliver(mine, &[(Kind::Approval, approval), (Kind::Quote, quote)]);
+        let heard = quotes_only.next().await;
+        assert_eq!(
+            heard,
+            Some(Signal::Changed {
+                kind: Kind::Quote,
+                id: quote
+            })
+        );
+        hub.hear(Invalidation::Live(false));
+        hub.hear(Invalidation::Live(true));
+        assert!(matches!(quotes_only.next().await, Some(Signal::Resync(_))));
+        assert!(
+            matches!(other.next().await, Some(Signal::Resync(_))),
+            "nothing else first"
+        );
+    }
+
+    #[test]
+    fn a_revoked_session_or_a_changed_user_closes_only_their_connections() {
+        let hub = hub(5, 5, 8);
+        let tenant = Uuid::new_v4();
+        let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+        let (_a, mut revoked) = hub.connect(&claims(user, session, tenant));
+        let (_b, mut untouched) = hub.connect(&claims(Uuid::new_v4(), Uuid::new_v4(), tenant));
+        hub.hear(Invalidation::Changed {
+            kind: "session",
+            id: session,
+        });
+        assert_eq!(revoked.try_recv().unwrap().code, 4403);
+        assert!(untouched.try_recv().is_err());
+        let (_c, mut changed) = hub.connect(&claims(user, Uuid::new_v4(), tenant));
+        hub.hear(Invalidation::Changed {
+            kind: "user",
+            id: user,
+        });
+        assert_eq!(changed.try_recv().unwrap().code, 4403);
+        assert!(untouched.try_recv().is_err());
+    }
+}

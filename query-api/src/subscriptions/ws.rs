@@ -183,7 +183,9 @@ async fn admit(
     data.insert(claims);
     data.insert(Feeds {
         hub,
-        reads: state.api.read_pool.clone(),
+        // The primary: the projector announced its commit there, and a standby may not have
+        // replayed it yet (the change would then be read as it was before).
+        reads: state.api.pool.clone(),
     });
     Ok(data)
 }
