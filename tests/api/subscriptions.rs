@@ -505,3 +505,136 @@ async fn a_revoked_api_key_and_a_deactivated_user_are_cut_off() {
     assert_eq!(code, 4403);
     assert!(reason.contains("deactivated"), "{reason}");
 }
+
+/// The server's resident memory, in KiB.
+fn rss_kib(server: &Process) -> u64 {
+    let pid = server.child.id().expect("the server runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Figures for the README (debug build, the shared local stack): the memory each idle
+/// subscription costs the server with 1,000 idle subscriptions (one connection each), and how
+/// many changes per second reach 10 active ones. `cargo test --test api subscription_figures
+/// -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement: prints figures, asserts only that everything arrived"]
+async fn subscription_figures() {
+    const IDLE: usize = 1000;
+    const ACTIVE: usize = 10;
+    const QUOTES: usize = 10;
+    const LINES: usize = 20;
+    let w = world(&[("SUBSCRIPTIONS_PER_USER", "2000")]).await;
+    let account = w.account("Initech").await;
+    // Warm the server (connection pools, first GraphQL execution) before the baseline.
+    let mut warm = Client::connect(&w.server, &w.admin).await;
+    warm.subscribe("w", &changes("(kinds: [QUOTE])")).await;
+    let warm_quote = w.draft_quote(account, "Warm-up").await;
+    warm.change().await;
+    w.projected(warm_quote, 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = rss_kib(&w.server);
+    let mut idle = Vec::with_capacity(IDLE);
+    for n in 0..IDLE {
+        let mut client = Client::connect(&w.server, &w.admin).await;
+        client
+            .subscribe(&n.to_string(), &changes("(kinds: [CONTRACT])"))
+            .await;
+        idle.push(client);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(&w.server);
+    let per_idle = (after.saturating_sub(before) as f64 * 1024.0) / IDLE as f64;
+
+    let mut active = Vec::with_capacity(ACTIVE);
+    for n in 0..ACTIVE {
+        let mut client = Client::connect(&w.server, &w.admin).await;
+        client
+            .subscribe(&n.to_string(), &changes("(kinds: [QUOTE])"))
+            .await;
+        active.push(client);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let writers = (0..QUOTES).map(|n| {
+        let w = &w;
+        async move {
+            let quote = w.draft_quote(account, &format!("Load {n}")).await;
+            let mut last = 1;
+            for l in 0..LINES {
+                last = w.add_line(quote, &format!("L-{l}")).await;
+            }
+            (quote, last)
+        }
+    });
+    let written: Vec<(Uuid, u64)> = futures::future::join_all(writers).await;
+    let wrote_in = started.elapsed();
+    let events = QUOTES * (LINES + 1);
+    let readers = active.iter_mut().map(|client| {
+        let written = &written;
+        async move {
+            let mut latest = std::collections::HashMap::new();
+            let mut messages = 0usize;
+            while written.iter().any(|(q, v)| latest.get(q) != Some(v)) {
+                let data = client.change().await;
+                let change = &data["changes"];
+                let id: Uuid = change["aggregateId"].as_str().unwrap().parse().unwrap();
+                latest.insert(id, change["version"].as_u64().unwrap());
+                messages += 1;
+            }
+            messages
+        }
+    });
+    let delivered: usize = futures::future::join_all(readers).await.into_iter().sum();
+    let all_in = started.elapsed();
+    println!(
+        "subscriptions: {IDLE} idle (one connection each) cost {} KiB of server memory: \
+         {per_idle:.0} bytes per idle subscription (RSS {before} -> {after} KiB)",
+        after.saturating_sub(before)
+    );
+    println!(
+        "subscriptions: {events} events written in {:.2} s ({:.0} events/s by {QUOTES} writers); \
+         {ACTIVE} active subscribers had every final version after {:.2} s: {delivered} messages \
+         ({:.0} messages/s, {:.0} events/s covered per subscriber)",
+        wrote_in.as_secs_f64(),
+        events as f64 / wrote_in.as_secs_f64(),
+        all_in.as_secs_f64(),
+        delivered as f64 / all_in.as_secs_f64(),
+        events as f64 / all_in.as_secs_f64(),
+    );
+    // The idle ones heard nothing of the quotes.
+    for client in idle.iter_mut().take(5) {
+        assert_eq!(client.next(Duration::from_millis(50)).await, None);
+    }
+}
+
+#[tokio::test]
+async fn active_subscriptions_are_a_metric() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("gauge").await;
+    let (server, metrics) = stack.spawn_serve_with_metrics().await;
+    let api = Api::new(&server);
+    let admin = api.login(&tenant).await;
+    let mut client = Client::connect(&server, &admin).await;
+    client.subscribe("1", &changes("")).await;
+    client.subscribe("2", &changes("(kinds: [QUOTE])")).await;
+    let gauge = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("b2b_subscriptions_active "))
+            .map(str::to_owned)
+    };
+    let url = format!("http://{metrics}/metrics");
+    let line = crate::helpers::eventually("the gauge at 2", || async {
+        let text = api.http.get(&url).send().await.ok()?.text().await.ok()?;
+        gauge(&text).filter(|l| l == "b2b_subscriptions_active 2")
+    })
+    .await;
+    assert_eq!(line, "b2b_subscriptions_active 2");
+    client.send(json!({"id": "1", "type": "complete"})).await;
+    crate::helpers::eventually("the gauge at 1", || async {
+        let text = api.http.get(&url).send().await.ok()?.text().await.ok()?;
+        gauge(&text).filter(|l| l == "b2b_subscriptions_active 1")
+    })
+    .await;
+}
