@@ -152,8 +152,9 @@ impl SubscriptionRoot {
 
     /// The caller's `pendingForMe` approvals: an approval is sent when it enters the list
     /// (`pendingForMe: true`) and when it leaves it (`false`: decided, delegated away,
-    /// escalated past the caller, cancelled). Changes of the caller's own roles or limit are
-    /// not followed: the connection is closed then, and the client re-reads.
+    /// escalated past the caller, cancelled). A change of the caller's roles closes the
+    /// connection (reconnect and re-read); a change of their approval limit shows only when the
+    /// approval itself next changes.
     async fn pending_for_me(
         &self,
         ctx: &Context<'_>,
