@@ -21,6 +21,9 @@ use crate::QueryError;
 pub const PROTOCOL: &str = "graphql-transport-ws";
 /// How long a connection may stay unauthenticated (the protocol's `4408`).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one message may wait for a client that does not read (its socket's buffers are
+/// full) before the connection is dropped rather than held.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest client message: a subscription document with its variables.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -117,8 +120,14 @@ where
         tokio::select! {
             message = graphql.next() => match message {
                 Some(WsMessage::Text(text)) => {
-                    if session.text(text).await.is_err() {
-                        return None;
+                    match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return None,
+                        Err(_) => {
+                            metrics::counter!("b2b_subscriptions_dropped_total", "reason" => "slow")
+                                .increment(1);
+                            return Some((4008, "the client reads too slowly".into()));
+                        }
                     }
                 }
                 Some(WsMessage::Close(code, reason)) => {
