@@ -6,7 +6,7 @@
 //! Bounded everywhere: at most `per_user` subscriptions per user and `per_process` in all, and
 //! each subscription's signals wait in a channel of `buffer` places. A subscription whose
 //! channel is full is dropped (its client reads too slowly), never buffered without limit.
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -102,7 +102,14 @@ struct Connection {
 struct Registry {
     subscribers: HashMap<u64, Subscriber>,
     connections: HashMap<u64, Connection>,
+    /// The sessions, keys and users revoked lately, numbered: a connection admitted while one
+    /// of them was heard (between its admission and its registration) is closed all the same.
+    revoked: VecDeque<(u64, Uuid)>,
+    revocations: u64,
 }
+
+/// Revocations remembered for connections being admitted (a few milliseconds' worth).
+const REMEMBERED_REVOCATIONS: usize = 1024;
 
 /// Batches of projected ids waiting for the dispatcher; more than this and the dispatcher is
 /// behind, so the batch is dropped and everyone told to resync.
@@ -151,6 +158,7 @@ impl SubscriptionHub {
                 kind: "session" | "api_key",
                 id,
             } => self.close_where(
+                id,
                 |c| c.session == id,
                 Closing {
                     code: 4403,
@@ -158,6 +166,7 @@ impl SubscriptionHub {
                 },
             ),
             Invalidation::Changed { kind: "user", id } => self.close_where(
+                id,
                 |c| c.user == id,
                 Closing {
                     code: 4403,
@@ -245,8 +254,14 @@ impl SubscriptionHub {
         }
     }
 
-    fn close_where(&self, matches: impl Fn(&Connection) -> bool, closing: Closing) {
+    fn close_where(&self, id: Uuid, matches: impl Fn(&Connection) -> bool, closing: Closing) {
         let mut registry = self.registry.lock().expect("hub poisoned");
+        registry.revocations += 1;
+        let number = registry.revocations;
+        if registry.revoked.len() == REMEMBERED_REVOCATIONS {
+            registry.revoked.pop_front();
+        }
+        registry.revoked.push_back((number, id));
         let keys: Vec<u64> = registry
             .connections
             .iter()
@@ -262,20 +277,44 @@ impl SubscriptionHub {
         }
     }
 
-    /// Registers an admitted connection: the receiver hears why the server closes it.
+    /// Where revocations stand: take it before admitting a connection, and hand it to
+    /// [`Self::connect`].
+    pub fn revocations(&self) -> u64 {
+        self.registry.lock().expect("hub poisoned").revocations
+    }
+
+    /// Registers a connection admitted after `revocations` (see [`Self::revocations`]): the
+    /// receiver hears why the server closes it, at once if its session, key or user was
+    /// revoked meanwhile (or too much was revoked since to tell).
     pub fn connect(
         self: &Arc<Self>,
         claims: &Claims,
+        revocations: u64,
     ) -> (ConnectionGuard, oneshot::Receiver<Closing>) {
         let key = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (close, closed) = oneshot::channel();
-        let connection = Connection {
-            session: claims.sid,
-            user: claims.sub,
-            close,
-        };
         let mut registry = self.registry.lock().expect("hub poisoned");
-        registry.connections.insert(key, connection);
+        let forgotten = registry
+            .revoked
+            .front()
+            .is_some_and(|(first, _)| *first > revocations + 1);
+        let revoked = registry
+            .revoked
+            .iter()
+            .any(|(n, id)| *n > revocations && (*id == claims.sid || *id == claims.sub));
+        if revoked || forgotten {
+            let _ = close.send(Closing {
+                code: 4403,
+                reason: "the session or API key was revoked",
+            });
+        } else {
+            let connection = Connection {
+                session: claims.sid,
+                user: claims.sub,
+                close,
+            };
+            registry.connections.insert(key, connection);
+        }
         let guard = ConnectionGuard {
             hub: self.clone(),
             key,
@@ -511,20 +550,41 @@ mod tests {
         let hub = hub(5, 5, 8);
         let tenant = Uuid::new_v4();
         let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
-        let (_a, mut revoked) = hub.connect(&claims(user, session, tenant));
-        let (_b, mut untouched) = hub.connect(&claims(Uuid::new_v4(), Uuid::new_v4(), tenant));
+        let (_a, mut revoked) = hub.connect(&claims(user, session, tenant), hub.revocations());
+        let other = claims(Uuid::new_v4(), Uuid::new_v4(), tenant);
+        let (_b, mut untouched) = hub.connect(&other, hub.revocations());
         hub.hear(Invalidation::Changed {
             kind: "session",
             id: session,
         });
         assert_eq!(revoked.try_recv().unwrap().code, 4403);
         assert!(untouched.try_recv().is_err());
-        let (_c, mut changed) = hub.connect(&claims(user, Uuid::new_v4(), tenant));
+        let (_c, mut changed) =
+            hub.connect(&claims(user, Uuid::new_v4(), tenant), hub.revocations());
         hub.hear(Invalidation::Changed {
             kind: "user",
             id: user,
         });
         assert_eq!(changed.try_recv().unwrap().code, 4403);
         assert!(untouched.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_revocation_heard_while_a_connection_was_being_admitted_closes_it() {
+        let hub = hub(5, 5, 8);
+        let tenant = Uuid::new_v4();
+        let caller = claims(Uuid::new_v4(), Uuid::new_v4(), tenant);
+        let before = hub.revocations();
+        // Heard after admission began, before the connection was registered.
+        hub.hear(Invalidation::Changed {
+            kind: "session",
+            id: caller.sid,
+        });
+        let (_a, mut closed) = hub.connect(&caller, before);
+        assert_eq!(closed.try_recv().unwrap().code, 4403);
+        // Someone else's revocation does not close this one.
+        let other = claims(Uuid::new_v4(), Uuid::new_v4(), tenant);
+        let (_b, mut open) = hub.connect(&other, before);
+        assert!(open.try_recv().is_err());
     }
 }

@@ -172,6 +172,8 @@ async fn admit(
         async_graphql::Error::new(format!("{}: {error}", error.code()))
     };
     let token = token_in(&payload).ok_or_else(|| refuse(4403, QueryError::Unauthorized))?;
+    let hub = state.api.subscriptions.clone();
+    let revocations = hub.revocations();
     let claims = state.api.identity.admit(&token).await.map_err(|error| {
         let error = QueryError::from(error);
         let code = match error {
@@ -180,8 +182,7 @@ async fn admit(
         };
         refuse(code, error)
     })?;
-    let hub = state.api.subscriptions.clone();
-    let (guard, closing) = hub.connect(&claims);
+    let (guard, closing) = hub.connect(&claims, revocations);
     let connection = Admitted {
         _guard: guard,
         closing,
