@@ -60,6 +60,16 @@ pub enum ChangeKind {
     Resync,
 }
 
+impl From<Kind> for ChangeKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Quote => Self::Quote,
+            Kind::Approval => Self::Approval,
+            Kind::Contract => Self::Contract,
+        }
+    }
+}
+
 impl ChangeKind {
     fn followed(self) -> Option<Kind> {
         match self {
@@ -334,29 +344,28 @@ impl Feed {
     ) -> Result<Option<Change>, QueryError> {
         let claims = &self.claims;
         let (tenant, scope) = (claims.tid, AccountScope::of(claims));
-        let mut change = match kind {
+        match kind {
             Kind::Quote => {
                 let Some(mut quote) = quotes::by_id(tx, tenant, scope, id).await? else {
                     return Ok(None);
                 };
                 quote.preloaded = Some(children(tx, tenant, id).await?);
-                let mut change = self.news(tx, ChangeKind::Quote, id, quote.version).await?;
-                change
-                    .iter_mut()
-                    .for_each(|c| c.quote = Some(quote.clone()));
-                change
+                let change = self.news(tx, kind, id, quote.version).await?;
+                Ok(change.map(|c| Change {
+                    quote: Some(quote),
+                    ..c
+                }))
             }
             Kind::Contract => {
                 let Some(mut contract) = contracts::by_id(tx, tenant, scope, id).await? else {
                     return Ok(None);
                 };
                 contract.preloaded = Some(children(tx, tenant, id).await?);
-                let version = contract.stream_version;
-                let mut change = self.news(tx, ChangeKind::Contract, id, version).await?;
-                change
-                    .iter_mut()
-                    .for_each(|c| c.contract = Some(contract.clone()));
-                change
+                let change = self.news(tx, kind, id, contract.stream_version).await?;
+                Ok(change.map(|c| Change {
+                    contract: Some(contract),
+                    ..c
+                }))
             }
             Kind::Approval => {
                 let Some(mut approval) = approvals::by_id(tx, claims, id).await? else {
@@ -364,46 +373,46 @@ impl Feed {
                 };
                 approval.preloaded = Some(children(tx, tenant, id).await?);
                 let pending = approvals::pending_for(tx, claims, id).await?;
-                if self.mode == Mode::PendingForMe {
-                    let was_pending = self.pending.contains(&id);
-                    if !pending && !was_pending {
-                        return Ok(None);
-                    }
-                    if pending {
-                        self.pending.insert(id);
-                    } else {
-                        self.pending.remove(&id);
-                    }
+                if self.mode == Mode::PendingForMe && !self.pending_changed(id, pending) {
+                    return Ok(None);
                 }
-                let version = approval.version;
-                let mut change = self.news(tx, ChangeKind::Approval, id, version).await?;
-                change.iter_mut().for_each(|c| {
-                    c.approval = Some(approval.clone());
-                    c.pending_for_me = Some(pending);
-                });
-                change
+                let change = self.news(tx, kind, id, approval.version).await?;
+                Ok(change.map(|c| Change {
+                    approval: Some(approval),
+                    pending_for_me: Some(pending),
+                    ..c
+                }))
             }
-        };
-        Ok(change.take())
+        }
+    }
+
+    /// For `pendingForMe`: whether the approval is news to the caller's list (it is in it now,
+    /// or this subscription sent it as in it before), remembering what was sent.
+    fn pending_changed(&mut self, id: Uuid, pending: bool) -> bool {
+        if pending {
+            self.pending.insert(id);
+            true
+        } else {
+            self.pending.remove(&id)
+        }
     }
 
     /// A message for `version` of the stream, unless this subscription sent it already.
     async fn news(
         &self,
         tx: &TenantTx,
-        kind: ChangeKind,
+        kind: Kind,
         id: Uuid,
         version: i64,
     ) -> Result<Option<Change>, QueryError> {
         if self.sent.get(&id).is_some_and(|sent| *sent >= version) {
             return Ok(None);
         }
-        let aggregate_type = kind.followed().map_or("", Kind::aggregate_type);
         let recorded_at: Option<DateTime<Utc>> = sqlx::query_scalar(
             "select recorded_at from events where aggregate_type = $1 and aggregate_id = $2 \
              and sequence = $3 and tenant_id = $4",
         )
-        .bind(aggregate_type)
+        .bind(kind.aggregate_type())
         .bind(id.to_string())
         .bind(version)
         .bind(self.claims.tid)
@@ -412,6 +421,6 @@ impl Feed {
         // The row was projected from that event, so it exists; a standby that has the row has
         // it too.
         let recorded_at = recorded_at.unwrap_or_else(Utc::now);
-        Ok(Some(Change::of(kind, id, version, recorded_at)))
+        Ok(Some(Change::of(kind.into(), id, version, recorded_at)))
     }
 }
