@@ -638,3 +638,37 @@ async fn active_subscriptions_are_a_metric() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn contract_changes_arrive_with_the_stream_version_and_the_contract_versions() {
+    let w = world(&[]).await;
+    let account = w.account("Initech").await;
+    let mut client = Client::connect(&w.server, &w.admin).await;
+    let query = "subscription { changes(kinds: [CONTRACT]) { kind aggregateId version \
+                 contract { title version streamVersion versions { version terms } } } }";
+    client.subscribe("c", query).await;
+    let contract = Uuid::new_v4();
+    let draft = json!({"type": "DraftContract", "account_id": account, "title": "Support",
+        "value": "1200.00", "currency": "EUR", "start_date": "2030-01-01",
+        "end_date": "2031-01-01", "terms": "Net 30"});
+    w.api.ok_in(&w.admin, "contracts", contract, draft).await;
+    let drafted = client.change().await["changes"].clone();
+    assert_eq!(drafted["kind"], "CONTRACT");
+    assert_eq!(drafted["aggregateId"], json!(contract.to_string()));
+    assert_eq!(drafted["version"], 1);
+    assert_eq!(drafted["contract"]["title"], "Support");
+    let amend = json!({"type": "AmendContract", "terms": "Net 45"});
+    let version = w.api.ok_in(&w.admin, "contracts", contract, amend).await;
+    let amended = client.change().await["changes"].clone();
+    assert_eq!(amended["version"], json!(version));
+    assert_eq!(amended["contract"]["streamVersion"], json!(version));
+    // The contract's own version counts amendments; the message's counts the stream.
+    assert_eq!(amended["contract"]["version"], 2);
+    let terms: Vec<&str> = amended["contract"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["terms"].as_str().unwrap())
+        .collect();
+    assert_eq!(terms, ["Net 30", "Net 45"]);
+}
