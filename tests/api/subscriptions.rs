@@ -28,6 +28,15 @@ struct Client {
 impl Client {
     /// Connects and sends `connection_init` with `payload`, without waiting for the answer.
     async fn open(server: &Process, payload: Value) -> Self {
+        let mut client = Self::silent(server).await;
+        client
+            .send(json!({"type": "connection_init", "payload": payload}))
+            .await;
+        client
+    }
+
+    /// Connects without sending anything.
+    async fn silent(server: &Process) -> Self {
         let url = format!("{}/graphql/ws", server.url().replace("http://", "ws://"));
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert(
@@ -39,11 +48,7 @@ impl Client {
             response.headers()["sec-websocket-protocol"],
             "graphql-transport-ws"
         );
-        let mut client = Self { socket };
-        client
-            .send(json!({"type": "connection_init", "payload": payload}))
-            .await;
-        client
+        Self { socket }
     }
 
     /// Connects as the bearer of `token` and waits for `connection_ack`.
@@ -671,4 +676,19 @@ async fn contract_changes_arrive_with_the_stream_version_and_the_contract_versio
         .map(|v| v["terms"].as_str().unwrap())
         .collect();
     assert_eq!(terms, ["Net 30", "Net 45"]);
+}
+
+#[tokio::test]
+async fn a_connection_that_never_initialises_is_closed_after_10_s() {
+    let w = world(&[]).await;
+    let mut client = Client::silent(&w.server).await;
+    let started = Instant::now();
+    let (code, reason) = client.closed(Duration::from_secs(15)).await;
+    assert_eq!(code, 4408);
+    assert_eq!(reason, "connection initialisation timeout");
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
 }
