@@ -142,6 +142,18 @@ pub struct Settings {
     #[arg(long, global = true, env = "AWAIT_VERSION_MAX_WAITERS", value_parser = at_least_one(),
           default_value_t = 1000)]
     await_version_max_waiters: u64,
+    /// GraphQL subscriptions one user (or API key) may hold at once, over all connections
+    #[arg(long, global = true, env = "SUBSCRIPTIONS_PER_USER", value_parser = at_least_one(),
+          default_value_t = 20)]
+    subscriptions_per_user: u64,
+    /// GraphQL subscriptions one query-API process serves at once
+    #[arg(long, global = true, env = "SUBSCRIPTIONS_MAX", value_parser = at_least_one(),
+          default_value_t = 10000)]
+    subscriptions_max: u64,
+    /// Changes that may wait for one subscription; a client that falls further behind is dropped
+    #[arg(long, global = true, env = "SUBSCRIPTION_BUFFER", value_parser = at_least_one(),
+          default_value_t = 256)]
+    subscription_buffer: u64,
     /// How often the timer worker looks for due timers
     #[arg(long, global = true, env = "TIMER_POLL_MS", default_value_t = 1000)]
     timer_poll_ms: u64,
@@ -231,6 +243,8 @@ pub struct Config {
     pub await_timeout: Duration,
     /// Requests that may wait for `X-Await-Version` at once; beyond, 503.
     pub await_max_waiters: usize,
+    /// Caps of the GraphQL subscriptions.
+    pub subscriptions: query_api::subscriptions::SubscriptionLimits,
     /// Load balancers whose `X-Forwarded-For` names the client; none by default.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Browser origins allowed to call the APIs (CORS); none by default.
@@ -305,6 +319,11 @@ impl Config {
             access_token_ttl: Duration::from_secs(settings.access_token_ttl_seconds.min(900)),
             await_timeout: Duration::from_millis(settings.await_version_timeout_ms),
             await_max_waiters: usize::try_from(settings.await_version_max_waiters)?,
+            subscriptions: query_api::subscriptions::SubscriptionLimits {
+                per_user: usize::try_from(settings.subscriptions_per_user)?,
+                per_process: usize::try_from(settings.subscriptions_max)?,
+                buffer: usize::try_from(settings.subscription_buffer)?,
+            },
             clock: settings.b2b_clock,
             timer_poll_interval: Duration::from_millis(settings.timer_poll_ms),
             bus: event_store::BusOptions {

@@ -12,6 +12,7 @@ use event_store::{Clock, CommandBus, Invalidation, Invalidations, Topology};
 use projections::process::ProcessIds;
 use projections::timers::TimerConfig;
 use query_api::await_version::ProjectedSignals;
+use query_api::subscriptions::SubscriptionHub;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
@@ -201,10 +202,21 @@ impl Application {
             false => None,
         };
         let signals = Arc::new(ProjectedSignals::new(config.await_max_waiters));
-        let invalidations = invalidations(&pool, identity.clone(), &bus).on_change({
-            let signals = signals.clone();
-            move |change| signals.hear(change)
-        });
+        let subscriptions = SubscriptionHub::new(config.subscriptions);
+        let invalidations = invalidations(&pool, identity.clone(), &bus)
+            .on_change({
+                let signals = signals.clone();
+                move |change| signals.hear(change)
+            })
+            .on_change({
+                let subscriptions = subscriptions.clone();
+                move |change| subscriptions.hear(change)
+            });
+        if parts.query_api {
+            // On the primary, where the announced commits are (a standby may lag them).
+            let dispatch = subscriptions.clone().dispatch(pool.clone());
+            workers.spawn_until_stopped("subscription dispatcher", dispatch);
+        }
         let invalidations = Arc::new(invalidations);
         workers.spawn_until_stopped("invalidation listener", invalidations.clone().run());
         let upkeep = recorder.clone();
@@ -245,7 +257,8 @@ impl Application {
                     projections::projections_fed_by,
                 )
                 .with_await_timeout(config.await_timeout)
-                .with_await_signals(signals);
+                .with_await_signals(signals)
+                .with_subscriptions(subscriptions);
                 let queries = match pools.standby.clone() {
                     Some(standby) => queries.with_standby_reads(standby),
                     None => queries,

@@ -17,6 +17,7 @@ mod cursor;
 mod error;
 mod http;
 pub mod schema;
+pub mod subscriptions;
 mod tenant_tx;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub struct QueryApi {
     await_targets: AwaitTargets,
     await_timeout: Duration,
     await_signals: Option<Arc<await_version::ProjectedSignals>>,
+    subscriptions: Arc<subscriptions::SubscriptionHub>,
 }
 
 impl QueryApi {
@@ -66,7 +68,15 @@ impl QueryApi {
             await_targets: Arc::new(await_targets),
             await_timeout: Self::DEFAULT_AWAIT_TIMEOUT,
             await_signals: None,
+            subscriptions: subscriptions::SubscriptionHub::new(Default::default()),
         }
+    }
+
+    /// Subscriptions are fed and bounded by `hub` (which the process's invalidation listener
+    /// must tell what it hears, and whose dispatcher must run; see [`subscriptions`]).
+    pub fn with_subscriptions(mut self, hub: Arc<subscriptions::SubscriptionHub>) -> Self {
+        self.subscriptions = hub;
+        self
     }
 
     /// `X-Await-Version` waits for projectors' announcements instead of polling, and caps its
@@ -91,7 +101,7 @@ impl QueryApi {
     }
 }
 
-/// Registers `POST /graphql` and `GET /graphql` (GraphiQL). The state is attached to the
+/// Registers `POST /graphql`, `GET /graphql` (GraphiQL) and `GET /graphql/ws` (subscriptions). The state is attached to the
 /// resource, not the app, so it cannot clash with another API's data in the same `App`.
 pub fn configure(cfg: &mut web::ServiceConfig, api: QueryApi) {
     let state = web::Data::new(http::State {
@@ -100,8 +110,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: QueryApi) {
     });
     cfg.service(
         web::resource("/graphql")
-            .app_data(state)
+            .app_data(state.clone())
             .route(web::post().to(http::execute))
             .route(web::get().to(http::graphiql)),
+    );
+    cfg.service(
+        web::resource("/graphql/ws")
+            .app_data(state)
+            .route(web::get().to(subscriptions::ws::upgrade)),
     );
 }

@@ -25,6 +25,7 @@ mod projections_cli;
 mod read_your_writes;
 mod scenario;
 mod sessions;
+mod subscriptions;
 mod supervision;
 mod tenant_policy;
 mod totp;

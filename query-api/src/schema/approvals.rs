@@ -56,6 +56,10 @@ pub struct Approval {
     /// The last event of the approval's stream this row reflects.
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+    /// Children read with the row, for a subscription's message (which has no loader).
+    #[graphql(skip)]
+    #[sqlx(skip)]
+    pub preloaded: Option<Vec<ApprovalLevel>>,
 }
 
 /// One level of the chain.
@@ -92,7 +96,10 @@ impl ApprovalLevel {
 impl Approval {
     /// The chain, level 1 first.
     async fn levels(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApprovalLevel>> {
-        children_of(ctx, self.id).await
+        match &self.preloaded {
+            Some(children) => Ok(children.clone()),
+            None => children_of(ctx, self.id).await,
+        }
     }
 }
 
@@ -260,4 +267,27 @@ pub async fn by_id(
         .fetch_optional(&mut *tx.conn().await?)
         .await?;
     Ok(approval)
+}
+
+/// Whether approval `id` is in the caller's `pendingForMe` list now: the list's own condition,
+/// for one row.
+pub async fn pending_for(
+    tx: &TenantTx,
+    caller: &auth::Claims,
+    id: Uuid,
+) -> Result<bool, QueryError> {
+    let me = Me {
+        user_id: caller.sub,
+    };
+    let mut query = QueryBuilder::new("select exists (select 1 from read.approvals");
+    query.push(" where tenant_id = ").push_bind(caller.tid);
+    query.push(" and id = ").push_bind(id);
+    push_scope(&mut query, AccountScope::of(caller));
+    push_pending_for(&mut query, &me);
+    query.push(")");
+    let pending = query
+        .build_query_scalar()
+        .fetch_one(&mut *tx.conn().await?)
+        .await?;
+    Ok(pending)
 }

@@ -66,6 +66,10 @@ pub struct Contract {
     /// The last event of the contract's stream this row reflects (what `X-Await-Version` and
     /// `If-Match` count), not the contract's own `version`.
     pub stream_version: i64,
+    /// Children read with the row, for a subscription's message (which has no loader).
+    #[graphql(skip)]
+    #[sqlx(skip)]
+    pub preloaded: Option<Vec<ContractVersion>>,
 }
 
 /// What the terms and value were at one contract version, and who made it.
@@ -82,7 +86,10 @@ pub struct ContractVersion {
 impl Contract {
     /// Every version, the draft (1) first.
     async fn versions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ContractVersion>> {
-        children_of(ctx, self.id).await
+        match &self.preloaded {
+            Some(children) => Ok(children.clone()),
+            None => children_of(ctx, self.id).await,
+        }
     }
 }
 

@@ -142,6 +142,21 @@ pub async fn prefetch<C: Children>(
     Ok(())
 }
 
+/// The children of one parent, read at once in `tx` (a subscription's message, which has no
+/// request-wide loader: its children must come from the transaction that read the parent).
+pub(crate) async fn children<C: Children>(
+    tx: &TenantTx,
+    tenant_id: Uuid,
+    parent: Uuid,
+) -> Result<Vec<C>, QueryError> {
+    let rows: Vec<WithParent<C>> = sqlx::query_as(C::SQL)
+        .bind(tenant_id)
+        .bind([parent])
+        .fetch_all(&mut *tx.conn().await?)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.row).collect())
+}
+
 /// The children of `parent`, batched with its siblings' (none is an empty list).
 pub async fn children_of<C: Children>(
     ctx: &Context<'_>,

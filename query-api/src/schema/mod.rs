@@ -14,9 +14,10 @@ mod me;
 mod quotes;
 mod scope;
 mod stored;
+pub(crate) mod subscription;
 mod users;
 
-use async_graphql::{Context, EmptyMutation, EmptySubscription, ErrorExtensions, Object, Schema};
+use async_graphql::{Context, EmptyMutation, ErrorExtensions, Object, Schema};
 use auth::Claims;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -42,6 +43,7 @@ pub use quotes::{
     Quote, QuoteConnection, QuoteEdge, QuoteFilter, QuoteLine, QuoteOrder, QuoteOrderField,
     QuoteStatus,
 };
+pub use subscription::{Change, ChangeKind, SubscriptionRoot};
 pub use users::{User, UserConnection, UserEdge, UserFilter, UserOrder, UserOrderField};
 
 use loaders::prefetch;
@@ -59,10 +61,10 @@ pub const MAX_COMPLEXITY: usize = 500;
 /// Aliases per document: enough to read a few dozen records by id in one request.
 pub const MAX_ALIASES: usize = 50;
 
-pub type QuerySchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+pub type QuerySchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
 
 pub fn build_schema() -> QuerySchema {
-    Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+    Schema::build(QueryRoot, EmptyMutation, SubscriptionRoot)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .extension(alias_limit::AliasLimit(MAX_ALIASES))

@@ -79,6 +79,10 @@ pub struct Quote {
     pub created_by: Option<Uuid>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<Uuid>,
+    /// Children read with the row, for a subscription's message (which has no loader).
+    #[graphql(skip)]
+    #[sqlx(skip)]
+    pub preloaded: Option<Vec<QuoteLine>>,
 }
 
 /// One line item.
@@ -100,7 +104,10 @@ pub struct QuoteLine {
 impl Quote {
     /// The line items in the order they were added.
     async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<QuoteLine>> {
-        children_of(ctx, self.id).await
+        match &self.preloaded {
+            Some(children) => Ok(children.clone()),
+            None => children_of(ctx, self.id).await,
+        }
     }
 }
 
