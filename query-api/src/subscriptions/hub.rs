@@ -391,7 +391,7 @@ async fn streams_of(
 ) -> Result<Vec<(Kind, Uuid)>, sqlx::Error> {
     let types: Vec<&str> = Kind::ALL.iter().map(|k| k.aggregate_type()).collect();
     let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-    let mut tx = event_store::db::begin_read_only_for_tenant(pool, tenant).await?;
+    let mut tx = event_store::db::begin_read_only_for_tenant_planned(pool, tenant).await?;
     let rows: Vec<(String, String)> = sqlx::query_as(
         "select aggregate_type, aggregate_id from events where aggregate_type = any($1) \
          and aggregate_id = any($2) and sequence = 1 and tenant_id = $3",
