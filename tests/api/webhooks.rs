@@ -5,7 +5,7 @@
 //! arrives; an endpoint failing past its (shrunk) retry window is disabled with its deliveries
 //! parked, then replayed on request; a process killed mid-delivery sends it again. The URL rule
 //! answers 422 and stores nothing.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -356,9 +356,9 @@ async fn an_endpoint_failing_past_its_retry_window_is_disabled_parked_and_replay
     receiver.start();
     let (endpoint, secret) = register(&api, &admin, &receiver.url(), &["*"]).await;
     let first = account_with_changes(&api, &admin, 1).await;
-    let disabled = format!("{{ webhookEndpoints {{ enabled disabledReason }} }}");
+    let disabled = "{ webhookEndpoints { enabled disabledReason } }";
     eventually("the endpoint disabled", || async {
-        let data = api.graphql(&admin, &disabled, None).await;
+        let data = api.graphql(&admin, disabled, None).await;
         (data["data"]["webhookEndpoints"][0]["disabledReason"] == "failing").then_some(())
     })
     .await;
@@ -435,11 +435,20 @@ async fn a_process_killed_mid_delivery_sends_it_again() {
     let receiver = Receiver::new(Mode::Hang);
     receiver.start();
     let (_, secret) = register(&api, &admin, &receiver.url(), &["AccountOpened"]).await;
+    // Another endpoint is not held up by the hanging one.
+    let prompt = Receiver::new(Mode::Accept);
+    prompt.start();
+    register(&api, &admin, &prompt.url(), &["AccountOpened"]).await;
     account_with_changes(&api, &admin, 0).await;
     eventually("the delivery in flight", || async {
         (!receiver.received().is_empty()).then_some(())
     })
     .await;
+    eventually("the other endpoint's delivery", || async {
+        (prompt.accepted().len() == 1).then_some(())
+    })
+    .await;
+    assert!(receiver.accepted().is_empty());
     server.kill().await;
     receiver.set_mode(Mode::Accept);
     let _restarted = stack.spawn_with_env(&["serve"], &env).await;
@@ -454,14 +463,11 @@ async fn a_process_killed_mid_delivery_sends_it_again() {
         "the same webhook-id"
     );
     assert!(received.iter().all(|r| verifies(&secret, r)));
-    assert_eq!(
-        count(
-            &stack,
-            "select count(*) from webhook_deliveries where status = 'delivered'"
-        )
-        .await,
-        1
-    );
+    eventually("both recorded as delivered", || async {
+        let delivered = "select count(*) from webhook_deliveries where status = 'delivered'";
+        (count(&stack, delivered).await == 2).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -613,18 +619,19 @@ async fn measure_deliveries_per_second_to_one_receiver() {
     .execute(&stack.db)
     .await
     .unwrap();
+    let unique = || {
+        let ids: HashSet<String> = receiver.accepted().into_iter().map(|r| r.id).collect();
+        ids.len()
+    };
     eventually_within("every delivery", Duration::from_secs(600), || async {
-        (receiver.accepted().len() >= total).then_some(())
+        (unique() >= total).then_some(())
     })
     .await;
     let seconds = started.elapsed().as_secs_f64();
-    let mut per_stream: HashMap<String, usize> = HashMap::new();
-    for r in receiver.accepted() {
-        *per_stream.entry(r.id).or_default() += 1;
-    }
-    assert_eq!(per_stream.len(), total);
+    let duplicates = receiver.accepted().len() - unique();
     println!(
-        "webhooks: {total} deliveries to one receiver in {seconds:.2} s: {:.0} events/s (debug build)",
+        "webhooks: {total} deliveries to one receiver in {seconds:.2} s: {:.0} events/s \
+         (debug build; {duplicates} sent twice)",
         total as f64 / seconds
     );
 }

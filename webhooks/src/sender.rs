@@ -2,8 +2,8 @@
 //! backoff, and parks an endpoint's deliveries (disabling it) once one of them has failed for
 //! its whole retry window.
 //!
-//! Each round claims a batch of due deliveries with a lease (`leased_until`) in one statement
-//! and sends them concurrently. A delivery is due only when no earlier event of the same
+//! Due deliveries are claimed with a lease (`leased_until`) in one statement and each sent by a
+//! task of its own, with bounds on attempts in flight overall and per endpoint. A delivery is due only when no earlier event of the same
 //! aggregate is still undelivered for the same endpoint, so each endpoint gets each aggregate's
 //! events in order, while a failing endpoint or aggregate holds up nothing else. A worker that
 //! dies mid-attempt leaves the lease to run out, and the delivery is sent again: at least once.
@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures::StreamExt;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sqlx::PgPool;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -64,8 +64,10 @@ impl RetrySchedule {
 pub struct SenderConfig {
     /// How often to look for due deliveries when the last look found none.
     pub poll: Duration,
-    /// Most deliveries claimed, and sent concurrently, per round.
-    pub batch: i64,
+    /// Most attempts in flight at once.
+    pub in_flight: usize,
+    /// Most attempts in flight to one endpoint at once.
+    pub per_endpoint: usize,
     /// One attempt's limit (connect and answer); the lease is twice it.
     pub timeout: Duration,
     pub retry: RetrySchedule,
@@ -76,7 +78,8 @@ impl Default for SenderConfig {
     fn default() -> Self {
         Self {
             poll: Duration::from_millis(250),
-            batch: 32,
+            in_flight: 64,
+            per_endpoint: 16,
             timeout: Duration::from_secs(10),
             retry: RetrySchedule::default(),
             reach: Reach::PublicOnly,
@@ -109,7 +112,12 @@ impl Outcome {
     }
 }
 
-/// Runs until `stop` is cancelled; the round in flight finishes first.
+/// Runs until `stop` is cancelled, then lets the attempts in flight finish (each is bounded by
+/// the attempt timeout; one cut short is sent again when its lease runs out).
+///
+/// Attempts run as tasks, at most `in_flight` at once and at most `per_endpoint` for one
+/// endpoint: whenever some finish, more are claimed, so a slow or hanging endpoint holds up
+/// only its own share, never a whole round of other endpoints' deliveries.
 pub async fn run(pool: PgPool, config: SenderConfig, stop: CancellationToken) {
     let client = match client(&config) {
         Ok(client) => client,
@@ -118,58 +126,81 @@ pub async fn run(pool: PgPool, config: SenderConfig, stop: CancellationToken) {
             return;
         }
     };
+    let mut attempts: JoinSet<()> = JoinSet::new();
     while !stop.is_cancelled() {
-        let pause = match round(&pool, &client, &config).await {
-            Ok(0) => config.poll,
-            Ok(_) => Duration::ZERO,
+        while attempts.try_join_next().is_some() {}
+        let free = config.in_flight.saturating_sub(attempts.len());
+        // Claiming costs a statement over every due delivery: with most attempts still in
+        // flight, wait for more of them to end and claim those places at once.
+        if free == 0 || (free < config.in_flight / 2 && !attempts.is_empty()) {
+            tokio::select! {
+                _ = attempts.join_next() => {}
+                _ = stop.cancelled() => {}
+            }
+            continue;
+        }
+        let pause = match claim(&pool, &config, free).await {
+            Ok(claimed) if claimed.is_empty() => config.poll,
+            Ok(claimed) => {
+                for delivery in claimed {
+                    let (pool, client, config) = (pool.clone(), client.clone(), config.clone());
+                    attempts.spawn(async move {
+                        let outcome = send(&client, &delivery).await;
+                        if let Err(error) = record(&pool, &config, &delivery, &outcome).await {
+                            // The lease runs out and the delivery is sent again.
+                            tracing::warn!(%error, delivery = %delivery.id, "recording a webhook attempt failed");
+                        }
+                    });
+                }
+                continue;
+            }
             Err(error) => {
-                tracing::warn!(%error, "webhook delivery round failed; trying again");
+                tracing::warn!(%error, "claiming webhook deliveries failed; trying again");
                 config.poll.max(Duration::from_secs(1))
             }
         };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
+            _ = attempts.join_next(), if !attempts.is_empty() => {}
             _ = stop.cancelled() => {}
         }
     }
+    while attempts.join_next().await.is_some() {}
     tracing::info!("webhook delivery worker stopped");
 }
 
-/// Claims due deliveries, sends them and records the outcomes; answers how many it sent.
-async fn round(
+/// Leases up to `limit` due deliveries, oldest due first, leaving each endpoint at most
+/// `per_endpoint` in flight. The claim names no tenant: the worker's login sees every tenant's
+/// deliveries only in a transaction that names none.
+async fn claim(
     pool: &PgPool,
-    client: &reqwest::Client,
     config: &SenderConfig,
-) -> Result<usize, sqlx::Error> {
-    let claimed = claim(pool, config).await?;
-    let count = claimed.len();
-    let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(claimed)
-        .map(|delivery| async move {
-            let outcome = send(client, &delivery).await;
-            record(pool, config, &delivery, &outcome).await
-        })
-        .buffer_unordered(count.max(1))
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<(), _>>()?;
-    Ok(count)
-}
-
-/// Leases up to `batch` due deliveries, oldest due first. The claim names no tenant: the
-/// worker's login sees every tenant's deliveries only in a transaction that names none.
-async fn claim(pool: &PgPool, config: &SenderConfig) -> Result<Vec<Claimed>, sqlx::Error> {
+    limit: usize,
+) -> Result<Vec<Claimed>, sqlx::Error> {
     sqlx::query_as(
-        "with due as ( \
-             select d.id from webhook_deliveries d \
+        "with in_flight as ( \
+             select endpoint_id, count(*) as n from webhook_deliveries \
+              where status = 'pending' and leased_until >= now() group by endpoint_id), \
+         candidates as ( \
+             select d.id, d.next_attempt_at, d.global_position, \
+                    row_number() over (partition by d.endpoint_id \
+                                       order by d.next_attempt_at, d.global_position) \
+                    + coalesce(f.n, 0) as place \
+               from webhook_deliveries d \
                join webhook_endpoints e on e.id = d.endpoint_id and e.enabled \
+               left join in_flight f on f.endpoint_id = d.endpoint_id \
               where d.status = 'pending' and d.next_attempt_at <= now() \
                 and (d.leased_until is null or d.leased_until < now()) \
                 and not exists ( \
                     select 1 from webhook_deliveries p \
                      where p.endpoint_id = d.endpoint_id and p.status <> 'delivered' \
                        and p.aggregate_type = d.aggregate_type \
-                       and p.aggregate_id = d.aggregate_id and p.sequence < d.sequence) \
-              order by d.next_attempt_at, d.global_position \
+                       and p.aggregate_id = d.aggregate_id and p.sequence < d.sequence)), \
+         due as ( \
+             select d.id from webhook_deliveries d join candidates c on c.id = d.id \
+              where c.place <= $3 and d.status = 'pending' \
+                and (d.leased_until is null or d.leased_until < now()) \
+              order by c.next_attempt_at, c.global_position \
               limit $1 for update of d skip locked) \
          update webhook_deliveries d \
             set leased_until = now() + $2 * interval '1 millisecond', attempts = d.attempts + 1 \
@@ -177,8 +208,9 @@ async fn claim(pool: &PgPool, config: &SenderConfig) -> Result<Vec<Claimed>, sql
           where d.id = due.id and e.id = d.endpoint_id \
          returning d.id, d.endpoint_id, e.url, e.secret, d.body, d.attempts",
     )
-    .bind(config.batch)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .bind(millis(config.timeout * 2))
+    .bind(i64::try_from(config.per_endpoint).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await
 }
