@@ -15,8 +15,8 @@ pub const MAX_EVENT_TYPES: usize = 50;
 pub const MAX_EVENT_TYPE_CHARS: usize = 64;
 /// Subscribes to every event type.
 pub const ALL_EVENTS: &str = "*";
-/// Longest description.
-pub const MAX_DESCRIPTION_CHARS: usize = 500;
+/// Longest description (the commands' one limit for a field of that name).
+pub const MAX_DESCRIPTION_CHARS: usize = aggregates::limits::DESCRIPTION_MAX;
 
 /// Only a TenantAdmin (a user, or an API key granted the role) manages webhook endpoints:
 /// they receive the tenant's events, Partner accounts' included.
@@ -35,22 +35,23 @@ pub fn decide_url(url: &Url, addresses: &[IpAddr], reach: Reach) -> Result<(), D
     target::check_addresses(url.host_str().unwrap_or_default(), addresses, reach)
 }
 
-/// The event types, sorted and without duplicates: each an event's type name
-/// (`QuoteSubmitted`) or `*` for all of them, at least one and at most [`MAX_EVENT_TYPES`].
+/// The event types, sorted and without duplicates: each exactly an event's type name
+/// (`QuoteSubmitted`) or `*` for all of them, at least one and at most [`MAX_EVENT_TYPES`]
+/// given (as the API document states them).
 pub fn event_types(raw: Vec<String>) -> Result<Vec<String>, DomainError> {
-    let names: BTreeSet<String> = raw.into_iter().map(|t| t.trim().to_owned()).collect();
-    if names.is_empty() {
+    if raw.is_empty() {
         return Err(DomainError::invalid(
             "event_types",
             "name at least one event type",
         ));
     }
-    if names.len() > MAX_EVENT_TYPES {
+    if raw.len() > MAX_EVENT_TYPES {
         return Err(DomainError::invalid(
             "event_types",
             format!("at most {MAX_EVENT_TYPES} event types"),
         ));
     }
+    let names: BTreeSet<String> = raw.into_iter().collect();
     for name in &names {
         let well_formed = name == ALL_EVENTS
             || (name.len() <= MAX_EVENT_TYPE_CHARS
@@ -68,11 +69,12 @@ pub fn event_types(raw: Vec<String>) -> Result<Vec<String>, DomainError> {
     Ok(names.into_iter().collect())
 }
 
-/// The description: trimmed, empty when absent or blank.
+/// The description: empty when absent, else text as every command's `description` is
+/// (trimmed, not blank, no control characters, at most [`MAX_DESCRIPTION_CHARS`]).
 pub fn description(raw: Option<String>) -> Result<String, DomainError> {
-    match raw.as_deref().map(str::trim) {
-        None | Some("") => Ok(String::new()),
-        Some(text) => Ok(Text::parse("description", text, MAX_DESCRIPTION_CHARS)?
+    match raw {
+        None => Ok(String::new()),
+        Some(text) => Ok(Text::parse("description", &text, MAX_DESCRIPTION_CHARS)?
             .as_str()
             .to_owned()),
     }
@@ -111,7 +113,7 @@ mod tests {
     fn event_types_are_names_or_star_sorted_and_deduplicated() {
         let types = |names: &[&str]| event_types(names.iter().map(|n| n.to_string()).collect());
         assert_eq!(
-            types(&["QuoteSubmitted", " AccountOpened ", "QuoteSubmitted"]).unwrap(),
+            types(&["QuoteSubmitted", "AccountOpened", "QuoteSubmitted"]).unwrap(),
             vec!["AccountOpened", "QuoteSubmitted"]
         );
         assert_eq!(types(&["*"]).unwrap(), vec!["*"]);
@@ -119,6 +121,7 @@ mod tests {
             &[][..],
             &["quote.submitted"],
             &["Quote Submitted"],
+            &[" QuoteSubmitted"],
             &[""],
             &["Q*"],
         ] {
@@ -126,12 +129,17 @@ mod tests {
         }
         let many: Vec<String> = (0..=MAX_EVENT_TYPES).map(|i| format!("Event{i}")).collect();
         assert_eq!(field(event_types(many).unwrap_err()), "event_types");
+        let repeated = vec!["QuoteSent".to_owned(); MAX_EVENT_TYPES + 1];
+        assert_eq!(field(event_types(repeated).unwrap_err()), "event_types");
     }
 
     #[test]
-    fn a_blank_description_is_empty_and_a_long_one_refused() {
+    fn an_absent_description_is_empty_and_a_blank_or_long_one_refused() {
         assert_eq!(description(None).unwrap(), "");
-        assert_eq!(description(Some("  ".into())).unwrap(), "");
+        assert_eq!(
+            field(description(Some("  ".into())).unwrap_err()),
+            "description"
+        );
         assert_eq!(description(Some(" ERP ".into())).unwrap(), "ERP");
         let long = "x".repeat(MAX_DESCRIPTION_CHARS + 1);
         assert_eq!(field(description(Some(long)).unwrap_err()), "description");

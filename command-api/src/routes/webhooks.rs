@@ -32,7 +32,6 @@ pub enum WebhookCommand {
         )]
         event_types: Vec<String>,
         /// What the endpoint is for.
-        #[schemars(length(max = 500))]
         description: Option<String>,
     },
     /// Replaces the fields given.
@@ -44,7 +43,6 @@ pub enum WebhookCommand {
             inner(regex(pattern = r"^(\*|[A-Z][A-Za-z0-9]{0,63})$"))
         )]
         event_types: Option<Vec<String>>,
-        #[schemars(length(max = 500))]
         description: Option<String>,
     },
     /// Stops recording events for the endpoint and parks its pending deliveries.
