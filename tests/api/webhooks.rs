@@ -334,6 +334,18 @@ async fn every_matching_event_arrives_once_in_order_and_signed_after_downtime_an
     assert!(attempts
         .iter()
         .all(|a| a["latencyMs"].as_i64().unwrap() >= 0));
+    // Only TenantAdmins read endpoints and deliveries.
+    api.register(&admin, "viewer@hooks-a.test", json!(["Viewer"]), None)
+        .await;
+    let viewer = api.sign_in(&tenant, "viewer@hooks-a.test").await;
+    let viewer = viewer["access_token"].as_str().unwrap();
+    let refused = api
+        .graphql(viewer, "{ webhookEndpoints { id } }", None)
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
     // Another tenant's admin sees none of it.
     let theirs = api.graphql(&other_admin, &query, None).await;
     assert_eq!(theirs["data"]["webhookDeliveries"], json!([]), "{theirs}");
@@ -347,8 +359,14 @@ async fn every_matching_event_arrives_once_in_order_and_signed_after_downtime_an
 async fn an_endpoint_failing_past_its_retry_window_is_disabled_parked_and_replayed_on_request() {
     let stack = TestStack::new().await;
     let tenant = stack.create_tenant("hooks-park").await;
+    let metrics = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let metrics = metrics.to_string();
     let mut env = fast_retries();
     env.push(("WEBHOOK_RETRY_WINDOW_SECONDS", "2"));
+    env.push(("METRICS_ADDR", &metrics));
     let server = stack.spawn_with_env(&["serve"], &env).await;
     let api = Api::new(&server);
     let admin = api.login(&tenant).await;
@@ -420,6 +438,26 @@ async fn an_endpoint_failing_past_its_retry_window_is_disabled_parked_and_replay
     .await;
     let last = receiver.accepted().pop().unwrap();
     assert!(verifies(&new_secret, &last) && !verifies(&secret, &last));
+
+    // What the worker did, as /metrics counts it: one delivery parked (the rest were parked
+    // with it), three delivered, every attempt timed.
+    let scrape = eventually("the delivered count in /metrics", || async {
+        let text = reqwest::get(format!("http://{metrics}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("b2b_webhook_deliveries_total{outcome=\"delivered\"} 3")
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        scrape.contains("b2b_webhook_deliveries_total{outcome=\"parked\"} 1"),
+        "{scrape}"
+    );
+    assert!(scrape.contains("b2b_webhook_deliveries_total{outcome=\"failed\"}"));
+    assert!(scrape.contains("b2b_webhook_delivery_duration_seconds_count"));
 }
 
 #[tokio::test]
