@@ -79,7 +79,7 @@ impl Default for SenderConfig {
         Self {
             poll: Duration::from_millis(250),
             in_flight: 64,
-            per_endpoint: 16,
+            per_endpoint: 32,
             timeout: Duration::from_secs(10),
             retry: RetrySchedule::default(),
             reach: Reach::PublicOnly,
@@ -251,8 +251,9 @@ async fn send(client: &reqwest::Client, delivery: &Claimed) -> Outcome {
     }
 }
 
-/// Stores the attempt, then the delivery's next state: delivered, due again after a pause,
-/// or (its window spent) parked with every pending delivery of its endpoint, which is disabled.
+/// Stores the attempt and the delivery's next state in one statement: delivered, or due again
+/// after a pause; when the pause would end past its retry window, the delivery is parked with
+/// every pending delivery of its endpoint, which is disabled.
 #[tracing::instrument(skip_all, fields(delivery = %delivery.id, endpoint = %delivery.endpoint_id))]
 async fn record(
     pool: &PgPool,
@@ -263,36 +264,48 @@ async fn record(
     let latency_ms = i32::try_from(outcome.latency.as_millis()).unwrap_or(i32::MAX);
     metrics::histogram!("b2b_webhook_delivery_duration_seconds")
         .record(outcome.latency.as_secs_f64());
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "insert into webhook_attempts (delivery_id, attempt, tenant_id, status_code, error, \
-                                       latency_ms) \
-         select id, $2, tenant_id, $3, $4, $5 from webhook_deliveries where id = $1 \
-         on conflict do nothing",
+    let delivered = outcome.delivered();
+    let pause = config.retry.pause_after(delivery.attempts);
+    let moved = sqlx::query(
+        "with attempt as ( \
+             insert into webhook_attempts (delivery_id, attempt, tenant_id, status_code, \
+                                           error, latency_ms) \
+             select id, $2, tenant_id, $3, $4, $5 from webhook_deliveries where id = $1 \
+             on conflict do nothing) \
+         update webhook_deliveries \
+            set last_status_code = $3, last_error = $4, last_latency_ms = $5, \
+                leased_until = null, \
+                status = case when $6 then 'delivered' else status end, \
+                delivered_at = case when $6 then now() end, \
+                next_attempt_at = case when not $6 then now() + $7 * interval '1 millisecond' end \
+          where id = $1 \
+            and ($6 or now() + $7 * interval '1 millisecond' \
+                       <= retry_from + $8 * interval '1 millisecond')",
     )
     .bind(delivery.id)
     .bind(delivery.attempts)
     .bind(outcome.status_code)
     .bind(&outcome.error)
     .bind(latency_ms)
-    .execute(&mut *tx)
-    .await?;
-    let last = (outcome.status_code, &outcome.error, latency_ms);
-    let result = if outcome.delivered() {
-        mark_delivered(&mut tx, delivery.id, last).await?;
-        "delivered"
-    } else {
-        let pause = config.retry.pause_after(delivery.attempts);
-        if retry_later(&mut tx, delivery.id, last, pause, config.retry.window).await? {
-            "failed"
-        } else {
+    .bind(delivered)
+    .bind(millis(pause))
+    .bind(millis(config.retry.window))
+    .execute(pool)
+    .await?
+    .rows_affected();
+    let result = match (delivered, moved) {
+        (true, _) => "delivered",
+        (false, 1) => "failed",
+        (false, _) => {
+            let last = (outcome.status_code, &outcome.error, latency_ms);
+            let mut tx = pool.begin().await?;
             park_endpoint(&mut tx, delivery.endpoint_id, delivery.id, last).await?;
+            tx.commit().await?;
             "parked"
         }
     };
-    tx.commit().await?;
     metrics::counter!("b2b_webhook_deliveries_total", "outcome" => result).increment(1);
-    if result != "delivered" {
+    if !delivered {
         tracing::info!(
             outcome = result,
             status = ?outcome.status_code,
@@ -305,54 +318,6 @@ async fn record(
 }
 
 type Last<'a> = (Option<i32>, &'a Option<String>, i32);
-
-async fn mark_delivered(
-    tx: &mut sqlx::PgConnection,
-    id: Uuid,
-    (code, error, latency): Last<'_>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update webhook_deliveries set status = 'delivered', delivered_at = now(), \
-                leased_until = null, next_attempt_at = null, last_status_code = $2, \
-                last_error = $3, last_latency_ms = $4 \
-          where id = $1",
-    )
-    .bind(id)
-    .bind(code)
-    .bind(error)
-    .bind(latency)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// Schedules the next attempt after `pause`, unless that falls past the delivery's retry
-/// window; answers whether it did.
-async fn retry_later(
-    tx: &mut sqlx::PgConnection,
-    id: Uuid,
-    (code, error, latency): Last<'_>,
-    pause: Duration,
-    window: Duration,
-) -> Result<bool, sqlx::Error> {
-    let scheduled = sqlx::query(
-        "update webhook_deliveries \
-            set next_attempt_at = now() + $5 * interval '1 millisecond', leased_until = null, \
-                last_status_code = $2, last_error = $3, last_latency_ms = $4 \
-          where id = $1 \
-            and now() + $5 * interval '1 millisecond' \
-                <= retry_from + $6 * interval '1 millisecond'",
-    )
-    .bind(id)
-    .bind(code)
-    .bind(error)
-    .bind(latency)
-    .bind(millis(pause))
-    .bind(millis(window))
-    .execute(tx)
-    .await?;
-    Ok(scheduled.rows_affected() == 1)
-}
 
 /// The delivery ran out of retries: its endpoint is disabled and every pending delivery of it
 /// parked, to be replayed on request (`RedeliverWebhook`).
