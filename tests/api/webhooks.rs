@@ -458,6 +458,22 @@ async fn an_endpoint_failing_past_its_retry_window_is_disabled_parked_and_replay
     );
     assert!(scrape.contains("b2b_webhook_deliveries_total{outcome=\"failed\"}"));
     assert!(scrape.contains("b2b_webhook_delivery_duration_seconds_count"));
+
+    // Changed to one event type: an account's opening no longer arrives, its tier change does.
+    let change = json!({"type": "ChangeWebhook", "event_types": ["AccountTierChanged"]});
+    webhook_ok(&api, &admin, endpoint, change).await;
+    let changed = account_with_changes(&api, &admin, 1).await;
+    eventually("the tier change", || async {
+        (receiver.accepted().len() == 4).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let streams = accepted_by_aggregate(&receiver);
+    assert_eq!(
+        streams[&changed.to_string()],
+        vec![(2, "AccountTierChanged".into())]
+    );
+    assert_eq!(receiver.accepted().len(), 4);
 }
 
 #[tokio::test]
