@@ -191,6 +191,28 @@ pub struct Settings {
     #[arg(long, global = true, env = "AUDIT_CHECKPOINT_SECONDS", value_parser = at_least_one(),
           default_value_t = 60)]
     audit_checkpoint_seconds: u64,
+    /// How long a webhook delivery is retried before its endpoint is disabled and its
+    /// deliveries parked
+    #[arg(long, global = true, env = "WEBHOOK_RETRY_WINDOW_SECONDS", value_parser = at_least_one(),
+          default_value_t = webhooks::RetrySchedule::default().window.as_secs())]
+    webhook_retry_window_seconds: u64,
+    /// The pause after a webhook delivery's first failed attempt (doubling after each further
+    /// one)
+    #[arg(long, global = true, env = "WEBHOOK_RETRY_FIRST_MS", value_parser = at_least_one(),
+          default_value_t = 5000)]
+    webhook_retry_first_ms: u64,
+    /// The longest pause between a webhook delivery's attempts
+    #[arg(long, global = true, env = "WEBHOOK_RETRY_MAX_SECONDS", value_parser = at_least_one(),
+          default_value_t = 3600)]
+    webhook_retry_max_seconds: u64,
+    /// How long one webhook attempt may take (connect and answer)
+    #[arg(long, global = true, env = "WEBHOOK_TIMEOUT_MS", value_parser = at_least_one(),
+          default_value_t = 10000)]
+    webhook_timeout_ms: u64,
+    /// How often the webhook delivery worker looks for due deliveries when it found none
+    #[arg(long, global = true, env = "WEBHOOK_POLL_MS", value_parser = at_least_one(),
+          default_value_t = 250)]
+    webhook_poll_ms: u64,
     /// `local`, `test`, or anything else for a real deployment
     #[arg(long, global = true, env = "APP_ENV", default_value = "production")]
     app_env: String,
@@ -275,6 +297,8 @@ pub struct Config {
     pub audit_checkpoint_interval: Duration,
     /// How long an HTTP process reports itself unready, still serving, before it stops.
     pub shutdown_drain: Duration,
+    /// The webhook delivery worker's timing; its reach follows `app_env`.
+    pub webhooks: webhooks::SenderConfig,
 }
 
 /// The longest drain: the whole stop must fit in 10 s.
@@ -335,6 +359,17 @@ impl Config {
             receipt_sweep: Duration::from_secs(settings.idempotency_sweep_seconds),
             audit_checkpoint_interval: Duration::from_secs(settings.audit_checkpoint_seconds),
             shutdown_drain: Duration::from_millis(settings.shutdown_drain_ms),
+            webhooks: webhooks::SenderConfig {
+                poll: Duration::from_millis(settings.webhook_poll_ms),
+                timeout: Duration::from_millis(settings.webhook_timeout_ms),
+                retry: webhooks::RetrySchedule {
+                    first: Duration::from_millis(settings.webhook_retry_first_ms),
+                    max: Duration::from_secs(settings.webhook_retry_max_seconds),
+                    window: Duration::from_secs(settings.webhook_retry_window_seconds),
+                },
+                reach: webhooks::Reach::for_app_env(&app_env),
+                ..webhooks::SenderConfig::default()
+            },
             app_env,
         })
     }

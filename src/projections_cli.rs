@@ -62,6 +62,7 @@ pub enum ParkedCommand {
 pub enum Group {
     ReadModels,
     ProcessManagers,
+    Webhooks,
 }
 
 impl Group {
@@ -69,6 +70,7 @@ impl Group {
         match self {
             Self::ReadModels => READ_MODELS,
             Self::ProcessManagers => PROCESS_MANAGERS,
+            Self::Webhooks => webhooks::WEBHOOKS,
         }
     }
 }
@@ -89,7 +91,11 @@ fn topology(config: &Config) -> Topology {
     Topology {
         prefix: config.amqp_prefix.clone(),
         partitions: config.partitions,
-        groups: vec![READ_MODELS.to_owned(), PROCESS_MANAGERS.to_owned()],
+        groups: vec![
+            READ_MODELS.to_owned(),
+            PROCESS_MANAGERS.to_owned(),
+            webhooks::WEBHOOKS.to_owned(),
+        ],
         routing: projections::routing(),
     }
 }
@@ -182,6 +188,10 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let groups = [
         (READ_MODELS, projections::read_models()),
         (PROCESS_MANAGERS, process_managers(&pool).await?),
+        (
+            webhooks::WEBHOOKS,
+            vec![Arc::new(webhooks::WebhookOutbox) as _],
+        ),
     ];
     let status = projections::status(
         &pool,

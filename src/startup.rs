@@ -162,6 +162,7 @@ impl Application {
             groups: vec![
                 projections::READ_MODELS.to_owned(),
                 projections::PROCESS_MANAGERS.to_owned(),
+                webhooks::WEBHOOKS.to_owned(),
             ],
             routing: projections::routing(),
         };
@@ -250,7 +251,8 @@ impl Application {
                     .with_test_faults(config.test_faults)
                     .with_invalidations(invalidations)
                     .with_clock(clock)
-                    .with_trusted_proxies(config.trusted_proxies.clone());
+                    .with_trusted_proxies(config.trusted_proxies.clone())
+                    .with_webhook_reach(config.webhooks.reach);
                 let queries = query_api::QueryApi::new(
                     pool.clone(),
                     identity,
@@ -283,7 +285,8 @@ impl Application {
     }
 }
 
-/// The read-model projector, the process managers and the timer worker.
+/// The read-model projector, the process managers, the webhooks' consumer group and delivery
+/// worker, and the timer worker.
 fn consumers(
     config: &Config,
     topology: &Topology,
@@ -313,6 +316,15 @@ fn consumers(
         workers.stop_token(),
     );
     workers.spawn("process managers", processes);
+    let outbox = projections::run(
+        pool.clone(),
+        consumer(webhooks::WEBHOOKS),
+        vec![Arc::new(webhooks::WebhookOutbox)],
+        workers.stop_token(),
+    );
+    workers.spawn("webhook outbox", outbox);
+    let sender = webhooks::sender::run(pool.clone(), config.webhooks.clone(), workers.stop_token());
+    workers.spawn("webhook delivery worker", sender);
     let timer_config = TimerConfig {
         poll_interval: config.timer_poll_interval,
         ..TimerConfig::default()

@@ -84,6 +84,10 @@ pub enum RuleCode {
     // Two-factor sign-in (auth::totp).
     TotpAlreadyEnabled,
     TotpCodeWrong,
+    // Outgoing webhooks (webhooks::endpoint).
+    WebhookExists,
+    WebhookUrlNotAllowed,
+    WebhookDisabled,
 }
 
 impl RuleCode {
@@ -185,6 +189,9 @@ mod tests {
             "user_exists",
             "user_not_deactivated",
             "valid_until_passed",
+            "webhook_disabled",
+            "webhook_exists",
+            "webhook_url_not_allowed",
         ];
         let mut wire: Vec<_> = RuleCode::iter().map(RuleCode::as_str).collect();
         wire.sort_unstable();

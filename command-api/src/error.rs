@@ -235,6 +235,15 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<webhooks::WebhookError> for ApiError {
+    fn from(error: webhooks::WebhookError) -> Self {
+        match error {
+            webhooks::WebhookError::Rejected(domain) => domain.into(),
+            webhooks::WebhookError::Database(e) => e.into(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         Self::Internal(error.to_string())

@@ -41,18 +41,30 @@ pub struct CommandApi {
     clock: Arc<dyn Clock>,
     /// Load balancers whose `X-Forwarded-For` names the client (sign-in lockout, throttle).
     trusted_proxies: Vec<IpAddr>,
+    /// Webhook endpoint commands.
+    webhooks: webhooks::Endpoints,
 }
 
 impl CommandApi {
     pub fn new(pool: PgPool, identity: Identity, bus: Arc<CommandBus>) -> Self {
         Self {
-            pool,
+            pool: pool.clone(),
             identity,
             bus,
             test_faults: false,
             invalidations: None,
             clock: Arc::new(SystemClock),
             trusted_proxies: Vec::new(),
+            webhooks: webhooks::Endpoints::new(pool, webhooks::Reach::PublicOnly),
+        }
+    }
+
+    /// Which addresses webhook endpoints may point at (`APP_ENV` decides; production reaches
+    /// public addresses only).
+    pub fn with_webhook_reach(self, reach: webhooks::Reach) -> Self {
+        Self {
+            webhooks: webhooks::Endpoints::new(self.pool.clone(), reach),
+            ..self
         }
     }
 
@@ -113,6 +125,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: CommandApi) {
                 .service(web::resource("/openapi.json").get(routes::openapi::document))
                 // Before the command collections: a key is no aggregate.
                 .service(web::resource("/api-keys/{id}").post(routes::api_keys::execute))
+                .service(web::resource("/webhooks/{id}").post(routes::webhooks::execute))
                 .service(web::resource("/{collection}/{id}").post(routes::commands::execute)),
         );
 }

@@ -30,3 +30,4 @@ mod supervision;
 mod tenant_policy;
 mod totp;
 mod trace_context;
+mod webhooks;

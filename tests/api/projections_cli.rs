@@ -199,7 +199,11 @@ async fn status_reports_both_groups_with_nothing_parked_and_no_lag_once_caught_u
         .iter()
         .map(|g| g["group"].as_str().unwrap())
         .collect();
-    assert_eq!(groups, [READ_MODELS, PROCESS_MANAGERS], "{status}");
+    assert_eq!(
+        groups,
+        [READ_MODELS, PROCESS_MANAGERS, "webhooks"],
+        "{status}"
+    );
     for name in groups {
         let group = group(&status, name);
         assert_eq!(group["parked"], 0, "{status}");

@@ -6,6 +6,7 @@ mod auth;
 mod commands;
 mod components;
 mod field_rules;
+mod webhooks;
 
 use std::sync::OnceLock;
 
@@ -17,6 +18,7 @@ use self::api_keys::{key_commands, key_path};
 use self::auth::auth_paths;
 use self::commands::{collections, command_operation, CollectionCommands};
 use self::components::{components, ResponseRefs};
+use self::webhooks::{webhook_commands, webhook_path};
 use crate::error::Problem;
 use crate::routes::commands::Accepted;
 
@@ -45,7 +47,15 @@ fn build() -> Value {
     for (name, schema) in &key_commands {
         add_schema(&mut schemas, name, schema.clone());
     }
+    let webhook_commands = webhook_commands(&mut requests);
+    for (name, schema) in &webhook_commands {
+        add_schema(&mut schemas, name, schema.clone());
+    }
     let mut auth = auth_paths(&mut requests, &mut responses);
+    auth.insert(
+        "/api/v1/webhooks/{id}".into(),
+        webhook_path(&webhook_commands, &mut responses),
+    );
     auth.insert(
         "/api/v1/api-keys/{id}".into(),
         key_path(&key_commands, &mut responses),
@@ -81,6 +91,10 @@ fn tags(collections: &[CollectionCommands]) -> Vec<Value> {
         .chain(std::iter::once(json!({
             "name": "api-keys",
             "description": "API keys for machine clients.",
+        })))
+        .chain(std::iter::once(json!({
+            "name": "webhooks",
+            "description": "Outgoing webhooks: endpoints that receive the tenant's events.",
         })))
         .chain(commands)
         .collect()

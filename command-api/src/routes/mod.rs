@@ -3,3 +3,4 @@ pub mod auth;
 pub mod commands;
 pub mod openapi;
 pub mod users;
+pub mod webhooks;

@@ -16,6 +16,7 @@ mod scope;
 mod stored;
 pub(crate) mod subscription;
 mod users;
+mod webhooks;
 
 use async_graphql::{Context, EmptyMutation, ErrorExtensions, Object, Schema};
 use auth::Claims;
@@ -45,6 +46,7 @@ pub use quotes::{
 };
 pub use subscription::{Change, ChangeKind, SubscriptionRoot};
 pub use users::{User, UserConnection, UserEdge, UserFilter, UserOrder, UserOrderField};
+pub use webhooks::{WebhookAttempt, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint};
 
 use loaders::prefetch;
 use scope::AccountScope;
@@ -143,6 +145,33 @@ impl QueryRoot {
             .extend());
         }
         api_keys::list(tx(ctx)?, claims.tid, include_revoked)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// The tenant's webhook endpoints, newest first (at most 500); never their secrets.
+    /// TenantAdmins only.
+    async fn webhook_endpoints(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<WebhookEndpoint>> {
+        let claims = tenant_admin(ctx, "lists webhook endpoints")?;
+        webhooks::endpoints(tx(ctx)?, claims.tid)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// One endpoint's delivery log, newest first: each delivery's status, attempts (with
+    /// status code, latency and error), and next attempt. TenantAdmins only.
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        endpoint_id: Uuid,
+        #[graphql(desc = "Only deliveries in this status.")] status: Option<WebhookDeliveryStatus>,
+        #[graphql(desc = "How many: 1 to 200, 50 if omitted.")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<WebhookDelivery>> {
+        let claims = tenant_admin(ctx, "reads webhook deliveries")?;
+        webhooks::deliveries(tx(ctx)?, claims.tid, endpoint_id, status, first)
             .await
             .map_err(|e| e.extend())
     }
@@ -356,6 +385,15 @@ impl QueryRoot {
 /// The verified token of the caller; the HTTP handler puts it in every request's data.
 fn caller<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Claims> {
     ctx.data::<Claims>()
+}
+
+/// The caller, when they are a TenantAdmin.
+fn tenant_admin<'a>(ctx: &Context<'a>, what: &str) -> async_graphql::Result<&'a Claims> {
+    let claims = caller(ctx)?;
+    if !claims.roles.contains(&aggregates::Role::TenantAdmin) {
+        return Err(QueryError::Forbidden(format!("only a TenantAdmin {what}")).extend());
+    }
+    Ok(claims)
 }
 
 fn tx<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a TenantTx> {
