@@ -3,8 +3,8 @@
 //! read models, which only know the present.
 //!
 //! Folds are kept: history never changes, so a stream's state at a version is true for ever.
-//! A process-wide cache holds each state asked for and the one at the last multiple of
-//! `SNAPSHOT_EVERY` below it, bounded by weight (the version, a proxy for size). A request folds
+//! A process-wide cache holds each state asked for and those at every multiple of
+//! `SNAPSHOT_EVERY` its fold passed, bounded by weight (the version, a proxy for size). A request folds
 //! only from the nearest kept multiple below the version it needs, and reads only those events.
 use std::sync::{Arc, OnceLock};
 
@@ -177,7 +177,7 @@ async fn timeline(
 }
 
 /// Folds the stream up to `key`'s version from the nearest kept state below it, and keeps the
-/// result (and the state at the last multiple of `SNAPSHOT_EVERY` passed).
+/// result (and the state at every multiple of `SNAPSHOT_EVERY` passed).
 async fn fold_to(
     tx: &TenantTx,
     tenant_id: Uuid,
@@ -233,7 +233,7 @@ async fn fetch(
 }
 
 /// Applies `events` to `base` (a kept state) or to a fresh `A`, keeping the result under `key`
-/// and the state at the last multiple of `SNAPSHOT_EVERY` on the way.
+/// and the state at every multiple of `SNAPSHOT_EVERY` on the way.
 fn fold<A: Aggregate + DeserializeOwned>(
     key: SnapshotKey,
     base: Option<Arc<Value>>,
@@ -251,7 +251,6 @@ fn fold<A: Aggregate + DeserializeOwned>(
         })?,
         None => A::default(),
     };
-    let keep_on_the_way = version / SNAPSHOT_EVERY * SNAPSHOT_EVERY;
     for stored in events {
         let event: A::Event = serde_json::from_value(stored.payload.clone()).map_err(|source| {
             QueryError::UndecodableEvent {
@@ -262,8 +261,10 @@ fn fold<A: Aggregate + DeserializeOwned>(
             }
         })?;
         aggregate.apply(event);
-        if stored.sequence == keep_on_the_way && keep_on_the_way < version {
-            let on_the_way = (stored_type, aggregate_id, keep_on_the_way);
+        // Every multiple passed, not only the last: a later request for an earlier time then
+        // starts near it instead of from the first event.
+        if stored.sequence % SNAPSHOT_EVERY == 0 && stored.sequence < version {
+            let on_the_way = (stored_type, aggregate_id, stored.sequence);
             snapshots().insert(on_the_way, Arc::new(to_json(&aggregate)));
         }
     }
