@@ -12,6 +12,12 @@ mod telemetry;
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc: glibc gives each busy thread its own arena and keeps
+/// what they freed, so `b2b serve` (actix workers, the tokio pool, lapin's and reqwest's
+/// threads) peaked at 230 MB in the write benchmark where 160 MB is in use.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     // Outside the runtime: the span exporter blocks on its own thread, and its shutdown
