@@ -365,7 +365,9 @@ async fn an_endpoint_failing_past_its_retry_window_is_disabled_parked_and_replay
         .unwrap();
     let metrics = metrics.to_string();
     let mut env = fast_retries();
-    env.push(("WEBHOOK_RETRY_WINDOW_SECONDS", "2"));
+    // Long enough for both events' deliveries to be recorded before the endpoint is disabled
+    // even on a loaded machine (a disabled endpoint records nothing new).
+    env.push(("WEBHOOK_RETRY_WINDOW_SECONDS", "6"));
     env.push(("METRICS_ADDR", &metrics));
     let server = stack.spawn_with_env(&["serve"], &env).await;
     let api = Api::new(&server);
@@ -374,6 +376,11 @@ async fn an_endpoint_failing_past_its_retry_window_is_disabled_parked_and_replay
     receiver.start();
     let (endpoint, secret) = register(&api, &admin, &receiver.url(), &["*"]).await;
     let first = account_with_changes(&api, &admin, 1).await;
+    eventually("both deliveries recorded", || async {
+        let recorded = count(&stack, "select count(*) from webhook_deliveries").await;
+        (recorded == 2).then_some(())
+    })
+    .await;
     let disabled = "{ webhookEndpoints { enabled disabledReason } }";
     eventually("the endpoint disabled", || async {
         let data = api.graphql(&admin, disabled, None).await;
