@@ -66,7 +66,8 @@ async fn read_limited(
     Ok(body)
 }
 
-/// A JSON body read by [`read_json_body`] into `T` (the sign-in routes).
+/// A JSON object read by [`read_json_body`] into `T` (the sign-in routes). Only an object:
+/// serde would also fill a struct from an array of its fields in order (`[null]`).
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
@@ -79,6 +80,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         Box::pin(async move {
             let body = read_json_body(&req, payload).await?;
             reject_duplicate_keys(&body)?;
+            if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+                return Err(ApiError::MalformedJson(
+                    "the body must be a JSON object".into(),
+                ));
+            }
             serde_json::from_slice(&body)
                 .map(JsonBody)
                 .map_err(|e| ApiError::MalformedJson(e.to_string()))

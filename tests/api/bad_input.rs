@@ -374,3 +374,40 @@ async fn bad_sign_in_bodies_headers_and_methods_get_problems_not_server_errors()
     }
     assert_eq!(crate::helpers::event_count(&stack.db).await, before);
 }
+
+/// The sign-in and two-factor routes take a JSON object: serde alone would fill their requests
+/// from an array of fields in order (`[null]` enrolled a new TOTP secret).
+#[tokio::test]
+async fn the_auth_routes_refuse_a_body_that_is_not_an_object_and_change_nothing() {
+    let (stack, server, token, _) = setup().await;
+    let api = Api::new(&server);
+    for route in [
+        "login",
+        "refresh",
+        "login/totp",
+        "totp/enroll",
+        "totp/confirm",
+    ] {
+        for body in ["[null]", "[]", "\"x\"", "null"] {
+            let refused = api
+                .http
+                .post(format!("{}/api/v1/auth/{route}", api.base_url))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let refusal = problem(refused, StatusCode::BAD_REQUEST).await;
+            assert_eq!(
+                refusal["type"], "/problems/malformed-json",
+                "{route} {body}"
+            );
+        }
+    }
+    let enrolments: i64 = sqlx::query_scalar("select count(*) from user_totp")
+        .fetch_one(&stack.db)
+        .await
+        .unwrap();
+    assert_eq!(enrolments, 0, "no secret was enrolled");
+}
