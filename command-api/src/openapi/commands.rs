@@ -85,6 +85,35 @@ fn collection<C: JsonSchema + CommandSet>(
     }
 }
 
+/// A tagged command enum (API keys, webhooks) in wire form (`(name, flat schema)`), each with
+/// the field rules the route checks against state.
+pub(super) fn tagged_commands<C: JsonSchema>(
+    requests: &mut SchemaGenerator,
+) -> Vec<(String, Value)> {
+    let tagged = C::json_schema(requests).to_value();
+    let variants = tagged["oneOf"].as_array().cloned().unwrap_or_default();
+    let mut commands: Vec<_> = variants.iter().map(flatten_variant).collect();
+    for (_, schema) in &mut commands {
+        state_field_rules(schema);
+    }
+    commands
+}
+
+/// A request body that is one of `commands`, told apart by their `type`.
+pub(super) fn one_of_commands(commands: &[(String, Value)]) -> Value {
+    let mapping: Map<String, Value> = commands
+        .iter()
+        .map(|(n, _)| (n.clone(), json!(format!("{SCHEMA_REF_PREFIX}{n}"))))
+        .collect();
+    json!({
+        "required": true,
+        "content": { "application/json": { "schema": {
+            "oneOf": commands.iter().map(|(n, _)| schema_ref(n)).collect::<Vec<_>>(),
+            "discriminator": { "propertyName": "type", "mapping": mapping },
+        }}},
+    })
+}
+
 /// Turns one externally tagged variant, `{"OpenAccount": {fields}}`, into the flat wire form
 /// `{"type": "OpenAccount", fields}` that `routes::commands` parses.
 pub(super) fn flatten_variant(variant: &Value) -> (String, Value) {

@@ -1,33 +1,20 @@
 //! `POST /api/v1/webhooks/{id}`: the webhook endpoint commands, in the command collections' wire
 //! form, their schemas generated from `routes::webhooks`'s own types.
-use schemars::{JsonSchema, SchemaGenerator};
-use serde_json::{json, Map, Value};
+use schemars::SchemaGenerator;
+use serde_json::{json, Value};
 
-use super::commands::flatten_variant;
+use super::commands::{one_of_commands, tagged_commands};
 use super::components::{component_ref, error_responses};
-use super::field_rules::state_field_rules;
-use super::{schema_ref, SCHEMA_REF_PREFIX};
 use crate::routes::webhooks::{WebhookAnswer, WebhookCommand};
 
 /// The webhook commands in wire form (`(name, flat schema)`), for the document's schemas.
 pub(super) fn webhook_commands(requests: &mut SchemaGenerator) -> Vec<(String, Value)> {
-    let tagged = WebhookCommand::json_schema(requests).to_value();
-    let variants = tagged["oneOf"].as_array().cloned().unwrap_or_default();
-    let mut commands: Vec<_> = variants.iter().map(flatten_variant).collect();
-    for (_, schema) in &mut commands {
-        state_field_rules(schema);
-    }
-    commands
+    tagged_commands::<WebhookCommand>(requests)
 }
 
 /// The path of the webhook commands.
 pub(super) fn webhook_path(commands: &[(String, Value)], responses: &mut SchemaGenerator) -> Value {
     let answer: Value = responses.subschema_for::<WebhookAnswer>().into();
-    let names: Vec<&str> = commands.iter().map(|(n, _)| n.as_str()).collect();
-    let mapping: Map<String, Value> = names
-        .iter()
-        .map(|n| (n.to_string(), json!(format!("{SCHEMA_REF_PREFIX}{n}"))))
-        .collect();
     let mut answers = error_responses(&[
         "400", "401", "403", "404", "408", "413", "415", "422", "429",
     ]);
@@ -62,13 +49,7 @@ pub(super) fn webhook_path(commands: &[(String, Value)], responses: &mut SchemaG
         "tags": ["webhooks"],
         "security": [{ "bearerAuth": [] }],
         "parameters": [component_ref("parameters", "AggregateId")],
-        "requestBody": {
-            "required": true,
-            "content": { "application/json": { "schema": {
-                "oneOf": names.iter().map(|n| schema_ref(n)).collect::<Vec<_>>(),
-                "discriminator": { "propertyName": "type", "mapping": mapping },
-            }}},
-        },
+        "requestBody": one_of_commands(commands),
         "responses": answers,
     }})
 }
