@@ -31,9 +31,7 @@ pub async fn execute(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (collection, raw_id) = path.into_inner();
-    let id: Uuid = raw_id
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("`{raw_id}` is not a UUID")))?;
+    let id = super::path_id(&raw_id)?;
     let ids = RequestIds::from_request(&req)?;
     tracing::Span::current().record(
         "correlation_id",

@@ -96,9 +96,7 @@ pub async fn execute(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let raw_id = path.into_inner();
-    let id: Uuid = raw_id
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("`{raw_id}` is not a UUID")))?;
+    let id = super::path_id(&raw_id)?;
     if req.headers().contains_key("idempotency-key") {
         return Err(ApiError::BadHeader(
             "webhook commands take no Idempotency-Key: a secret is never replayed, and \
