@@ -4,10 +4,11 @@
 //! in between were never heard.
 //!
 //! A write that invalidates (sign-out, a user's roles or password) answers only after
-//! [`Invalidations::barrier`]: a notification sent after its commit has come back to this
-//! process. Postgres delivers notifications in commit order to every listener at once, so by
-//! then this process's caches have dropped the entry and every other replica's listener has
-//! been sent the change.
+//! [`Invalidations::barrier`]: a notification sent after its commit has been acknowledged by
+//! every process listening on the database. Postgres delivers notifications in commit order
+//! and each listener handles them in turn before it acknowledges, so by then no replica's
+//! cache holds the entry any more: the client's next request fails everywhere, not merely
+//! once the other replicas have caught up.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -15,11 +16,16 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 const CHANNEL: &str = "b2b_invalidate";
 const BARRIER: &str = "barrier";
+/// What every listener answers to a barrier, once it has handled everything before it.
+const ACK: &str = "ack";
+/// How listeners are told apart in `pg_stat_activity`, so a barrier knows how many answers
+/// to wait for.
+const LISTENER_NAME: &str = "b2b-cache-listener";
 /// What projectors announce after a batch commits: the streams it moved (read-your-writes
 /// waiters listen for it).
 pub const PROJECTED: &str = "projected";
@@ -42,7 +48,8 @@ pub struct Invalidations {
     pool: PgPool,
     handlers: Vec<Handler>,
     live: AtomicBool,
-    barriers: Mutex<HashMap<Uuid, oneshot::Sender<()>>>,
+    /// This process's barriers waiting for answers, by id.
+    barriers: Mutex<HashMap<Uuid, mpsc::UnboundedSender<()>>>,
 }
 
 impl Invalidations {
@@ -77,27 +84,52 @@ impl Invalidations {
         self
     }
 
-    /// Returns once every notification committed before this call has reached this process
-    /// (or at once when the listener is down: the caches are bypassed then).
+    /// Returns once every process listening on the database has handled every notification
+    /// committed before this call (or at once when this process's listener is down: its
+    /// caches are bypassed then).
     pub async fn barrier(&self) {
         if !self.live.load(Ordering::Acquire) {
             return;
         }
         let id = Uuid::new_v4();
-        let (sent, arrived) = oneshot::channel();
+        let (answered, mut answers) = mpsc::unbounded_channel();
         self.barriers
             .lock()
             .expect("barriers poisoned")
-            .insert(id, sent);
-        let notified = sqlx::query("select pg_notify($1, $2)")
+            .insert(id, answered);
+        // Counted before the notification: a listener that connects in between empties its
+        // caches on connecting, and its extra answer does no harm.
+        if let Ok(listeners) = self.send_barrier(id).await {
+            let all_answered = async {
+                for _ in 0..listeners {
+                    answers.recv().await;
+                }
+            };
+            if tokio::time::timeout(BARRIER_WAIT, all_answered)
+                .await
+                .is_err()
+            {
+                tracing::warn!(listeners, "cache invalidation barrier timed out");
+            }
+        }
+        self.barriers.lock().expect("barriers poisoned").remove(&id);
+    }
+
+    /// Notifies `barrier:<id>` and returns how many listeners will answer it.
+    async fn send_barrier(&self, id: Uuid) -> Result<i64, sqlx::Error> {
+        let listeners: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity \
+             where datname = current_database() and application_name = $1",
+        )
+        .bind(LISTENER_NAME)
+        .fetch_one(&self.pool)
+        .await?;
+        sqlx::query("select pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(format!("{BARRIER}:{id}"))
             .execute(&self.pool)
-            .await;
-        if notified.is_ok() && tokio::time::timeout(BARRIER_WAIT, arrived).await.is_err() {
-            tracing::warn!("cache invalidation barrier timed out");
-        }
-        self.barriers.lock().expect("barriers poisoned").remove(&id);
+            .await?;
+        Ok(listeners)
     }
 
     /// Runs the listener until the task is dropped, reconnecting after any failure.
@@ -114,11 +146,21 @@ impl Invalidations {
 
     async fn listen(&self) -> Result<(), sqlx::Error> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
+        sqlx::query(&format!("set application_name = '{LISTENER_NAME}'"))
+            .execute(&mut listener)
+            .await?;
         listener.listen(CHANNEL).await?;
         self.set_live(true);
         // `None`: the connection was lost, and whatever was notified meanwhile with it.
         while let Some(notification) = listener.try_recv().await? {
-            self.heard(notification.payload());
+            if let Some(barrier) = self.heard(notification.payload()) {
+                // Everything notified before the barrier has been handled above.
+                sqlx::query("select pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(format!("{ACK}:{barrier}"))
+                    .execute(&mut listener)
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -128,8 +170,8 @@ impl Invalidations {
         self.tell(Invalidation::Live(live));
     }
 
-    /// `<kind>:<id>[,<id>…]`.
-    fn heard(&self, payload: &str) {
+    /// `<kind>:<id>[,<id>…]`. Returns the barrier to answer, if `payload` is one.
+    fn heard(&self, payload: &str) -> Option<Uuid> {
         let parsed = payload.split_once(':').and_then(|(kind, ids)| {
             let ids: Option<Vec<Uuid>> = ids.split(',').map(|id| id.parse().ok()).collect();
             Some((kind, ids?))
@@ -137,19 +179,23 @@ impl Invalidations {
         let Some((kind, ids)) = parsed else {
             tracing::warn!(payload, "unreadable invalidation; emptying every cache");
             self.tell(Invalidation::Live(true));
-            return;
+            return None;
         };
-        for id in ids {
-            match kind {
-                BARRIER => {
-                    let mut barriers = self.barriers.lock().expect("barriers poisoned");
-                    if let Some(waiting) = barriers.remove(&id) {
-                        let _ = waiting.send(());
-                    }
+        match kind {
+            BARRIER => return ids.first().copied(),
+            ACK => {
+                let barriers = self.barriers.lock().expect("barriers poisoned");
+                for waiting in ids.iter().filter_map(|id| barriers.get(id)) {
+                    let _ = waiting.send(());
                 }
-                kind => self.tell(Invalidation::Changed { kind, id }),
+            }
+            kind => {
+                for id in ids {
+                    self.tell(Invalidation::Changed { kind, id });
+                }
             }
         }
+        None
     }
 
     fn tell(&self, invalidation: Invalidation<'_>) {

@@ -127,3 +127,59 @@ async fn a_password_change_ends_the_users_other_sessions_everywhere() {
     .unwrap();
     assert_eq!(revoked, 2);
 }
+
+/// A process busy handling a change (here: a cache that takes half a second to forget) holds
+/// back the writer's reply until it is done, so no replica answers from a stale cache after
+/// the write was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_is_acknowledged_only_after_every_listening_process_has_handled_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use event_store::{Invalidation, Invalidations};
+
+    let stack = TestStack::new().await;
+    let forgotten = Arc::new(AtomicBool::new(false));
+    let (live_tx, mut live) = tokio::sync::mpsc::unbounded_channel();
+    let listener = |slow: Option<Arc<AtomicBool>>| {
+        let live_tx = live_tx.clone();
+        Arc::new(
+            Invalidations::new(stack.db.clone()).on_change(move |change| match change {
+                Invalidation::Live(true) => {
+                    let _ = live_tx.send(());
+                }
+                Invalidation::Changed {
+                    kind: "session", ..
+                } => {
+                    if let Some(forgotten) = &slow {
+                        std::thread::sleep(Duration::from_millis(500));
+                        forgotten.store(true, Ordering::Release);
+                    }
+                }
+                _ => {}
+            }),
+        )
+    };
+    let writer = listener(None);
+    let slow_replica = listener(Some(forgotten.clone()));
+    let tasks = [
+        tokio::spawn(writer.clone().run()),
+        tokio::spawn(slow_replica.run()),
+    ];
+    for _ in 0..2 {
+        live.recv().await.unwrap();
+    }
+
+    Invalidations::announce(&stack.db, "session", &[Uuid::new_v4()])
+        .await
+        .unwrap();
+    writer.barrier().await;
+    assert!(
+        forgotten.load(Ordering::Acquire),
+        "the barrier returned before the other process had forgotten the session"
+    );
+    for task in tasks {
+        task.abort();
+    }
+}
