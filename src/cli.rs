@@ -62,7 +62,7 @@ pub enum EventsCommand {
         /// Only events recorded before this time (RFC 3339).
         #[arg(long)]
         to: Option<chrono::DateTime<chrono::Utc>>,
-        /// Only events of this aggregate type (Account, User, Quote, Approval, Contract).
+        /// Only events of this aggregate type (Account, User, Quote, Approval, Contract, Tenant).
         #[arg(long)]
         aggregate_type: Option<String>,
     },
@@ -114,12 +114,16 @@ pub enum TenantCommand {
         admin_password: String,
     },
     /// Replaces a tenant's rule configuration (approval threshold and chains, volume
-    /// discounts, SLA) with the JSON in FILE; see `tenant policy` for the shape.
+    /// discounts, SLA) with the JSON in FILE; see `tenant policy` for the shape. Each change is
+    /// a `TenantPolicySet` event in the tenant's `Tenant` stream, naming who made it.
     SetPolicy {
         #[arg(long)]
         slug: String,
         #[arg(long)]
         file: std::path::PathBuf,
+        /// Who makes the change, recorded with the event (default: the OS login).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Prints the rule configuration a tenant's rules apply, as JSON.
     Policy {
@@ -150,8 +154,8 @@ pub async fn run(action: Action, settings: Settings) -> anyhow::Result<()> {
             };
             return create_tenant(&config, new).await;
         }
-        Action::Tenant(TenantCommand::SetPolicy { slug, file }) => {
-            return set_policy(&config, &slug, &file).await
+        Action::Tenant(TenantCommand::SetPolicy { slug, file, by }) => {
+            return set_policy(&config, &slug, &file, by).await
         }
         Action::Tenant(TenantCommand::Policy { slug }) => return show_policy(&config, &slug).await,
         Action::Events(EventsCommand::Export {
@@ -196,12 +200,21 @@ async fn create_tenant(
     Ok(())
 }
 
-async fn set_policy(config: &Config, slug: &str, file: &std::path::Path) -> anyhow::Result<()> {
+async fn set_policy(
+    config: &Config,
+    slug: &str,
+    file: &std::path::Path,
+    by: Option<String>,
+) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file)?;
     let policy: aggregates::TenantPolicy = serde_json::from_str(&text)?;
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned());
     let pool = event_store::db::connect(config.owner_database_url.expose_secret(), 1).await?;
-    command_api::tenants::set_policy(&pool, slug, &policy).await?;
-    println!("policy of tenant {slug} replaced");
+    let version = command_api::tenants::set_policy(&pool, slug, &policy, &by).await?;
+    println!("policy of tenant {slug} set (its Tenant stream is at version {version})");
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! The five aggregates of b2b and the vocabulary they share.
+//! The aggregates of b2b (the five of the sales domain, and the tenant's own configuration) and
+//! the vocabulary they share.
 //!
 //! Everything here is pure: no I/O, no clock, no database. A command arrives wrapped in a
 //! [`Command`] that carries who sends it and when, so every rule (roles, attribute rules, time
@@ -23,6 +24,7 @@ mod money;
 pub mod policy;
 pub mod quote;
 mod rule_code;
+pub mod tenant;
 #[cfg(test)]
 mod testing;
 pub mod user;

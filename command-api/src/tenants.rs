@@ -2,6 +2,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use aggregates::tenant::{Tenant, TenantCommand};
 use aggregates::user::{User, UserCommand};
 use aggregates::{Actor, Command, DomainError, Email, Role, TenantPolicy, Text};
 use chrono::Utc;
@@ -21,8 +22,8 @@ pub enum TenantError {
     Password(#[from] auth::AuthError),
     #[error("storing the admin's password failed: {0}")]
     Credentials(String),
-    #[error("registering the first admin failed: {0}")]
-    Registration(#[from] StoreError),
+    #[error("storing the tenant's event failed: {0}")]
+    Store(#[from] StoreError),
 }
 
 pub struct NewTenant<'a> {
@@ -69,6 +70,23 @@ pub async fn create_tenant(
     })
 }
 
+/// What an operator's CLI command records with its events: the system process it runs as,
+/// and the client (the command, and who ran it where that is known).
+fn operator_metadata(tenant_id: Uuid, process: &str, client: String) -> EventMetadata {
+    let request_id = Uuid::new_v4();
+    EventMetadata {
+        tenant_id,
+        actor: Actor::system(process),
+        correlation_id: request_id,
+        causation_id: request_id,
+        request_id,
+        recorded_at: Utc::now(),
+        client: Some(client),
+        traceparent: None,
+        api_key_id: None,
+    }
+}
+
 async fn register_admin(
     pool: &PgPool,
     tenant_id: Uuid,
@@ -76,19 +94,7 @@ async fn register_admin(
     email: &Email,
     password_hash: &str,
 ) -> Result<(), TenantError> {
-    let actor = Actor::system("tenant-create");
-    let request_id = Uuid::new_v4();
-    let metadata = EventMetadata {
-        tenant_id,
-        actor: actor.clone(),
-        correlation_id: request_id,
-        causation_id: request_id,
-        request_id,
-        recorded_at: Utc::now(),
-        client: Some("b2b tenant create".into()),
-        traceparent: None,
-        api_key_id: None,
-    };
+    let metadata = operator_metadata(tenant_id, "tenant-create", "b2b tenant create".into());
     let command = UserCommand::RegisterUser {
         user_id,
         email: email.as_str().to_owned(),
@@ -107,7 +113,12 @@ async fn register_admin(
     bus.store::<User>()
         .execute_with(
             &user_id.to_string(),
-            Command::new(tenant_id, actor, metadata.recorded_at, command),
+            Command::new(
+                tenant_id,
+                metadata.actor.clone(),
+                metadata.recorded_at,
+                command,
+            ),
             Some(0),
             &metadata,
             &alongside,
@@ -116,26 +127,46 @@ async fn register_admin(
     Ok(())
 }
 
-/// Replaces a tenant's rule configuration (`b2b tenant set-policy`). The policy is validated
-/// first, so the rules can always apply it.
+/// Sets a tenant's rule configuration (`b2b tenant set-policy`) as a `TenantPolicySet` event in
+/// the tenant's stream, recording `by` as who made the change; `tenant_policies`, which the
+/// rules read, follows the stream in the same transaction (migration 0029). Returns the
+/// stream's version: unchanged when the policy was already in force.
 pub async fn set_policy(
     pool: &PgPool,
     slug: &str,
     policy: &TenantPolicy,
-) -> Result<(), TenantError> {
-    policy.validate()?;
-    let updated = sqlx::query(
-        "insert into tenant_policies (tenant_id, policy) select id, $2 from tenants where slug = $1 \
-         on conflict (tenant_id) do update set policy = excluded.policy, updated_at = now()",
-    )
-    .bind(slug)
-    .bind(sqlx::types::Json(policy))
-    .execute(pool)
-    .await?;
-    if updated.rows_affected() == 0 {
-        return Err(TenantError::UnknownTenant(slug.to_owned()));
-    }
-    Ok(())
+    by: &str,
+) -> Result<u64, TenantError> {
+    let tenant_id: Uuid = sqlx::query_scalar("select id from tenants where slug = $1")
+        .bind(slug)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| TenantError::UnknownTenant(slug.to_owned()))?;
+    let client = format!("b2b tenant set-policy, by {by}");
+    let metadata = operator_metadata(tenant_id, "tenant-set-policy", client);
+    let command = TenantCommand::SetPolicy {
+        policy: policy.clone(),
+    };
+    let bus = CommandBus::new(pool.clone());
+    let version = bus
+        .store::<Tenant>()
+        .execute(
+            &tenant_id.to_string(),
+            Command::new(
+                tenant_id,
+                metadata.actor.clone(),
+                metadata.recorded_at,
+                command,
+            ),
+            None,
+            &metadata,
+        )
+        .await
+        .map_err(|error| match error {
+            StoreError::Rejected(rule) => TenantError::Invalid(rule),
+            other => TenantError::Store(other),
+        })?;
+    Ok(version)
 }
 
 /// The policy the rules apply for a tenant: its own, or the defaults.

@@ -1,6 +1,6 @@
-//! The five aggregates as the rest of the system names them: the command API's URL collections
-//! (`accounts`, `users`, ...), the aggregate types stored with their events (`A::TYPE`), and the
-//! one `match` from a collection to its aggregate, which the command route, the OpenAPI
+//! The five aggregates of the sales domain as the rest of the system names them: the command
+//! API's URL collections (`accounts`, `users`, ...), the aggregate types stored with their
+//! events (`A::TYPE`), and the one `match` from a collection to its aggregate, which the command route, the OpenAPI
 //! document and anything else that works per collection share through [`PerAggregate`].
 use std::fmt;
 use std::str::FromStr;
@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 
 use crate::{AggregateStore, CommandBus};
 
-/// An aggregate the [`CommandBus`] holds a store for. Its commands are `Command<Self::Body>`;
+/// An aggregate the [`CommandBus`] holds a store for (the five collections' and `Tenant`, whose
+/// commands only the operator's CLI sends). Its commands are `Command<Self::Body>`;
 /// the body is what a client sends (parsed from JSON, documented by its schema).
 pub trait BusAggregate:
     Aggregate<Command = Command<<Self as BusAggregate>::Body>, Error = DomainError> + Clone + 'static

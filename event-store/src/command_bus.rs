@@ -18,6 +18,7 @@ use aggregates::account::{Account, AccountCommand};
 use aggregates::approval::{Approval, ApprovalCommand};
 use aggregates::contract::{Contract, ContractCommand};
 use aggregates::quote::{Quote, QuoteCommand};
+use aggregates::tenant::{Tenant, TenantCommand};
 use aggregates::user::{User, UserCommand};
 use aggregates::{Command, CommandSet, DomainError};
 
@@ -264,6 +265,7 @@ pub struct CommandBus {
     quotes: AggregateStore<Quote>,
     approvals: AggregateStore<Approval>,
     contracts: AggregateStore<Contract>,
+    tenants: AggregateStore<Tenant>,
     committed: Arc<Notify>,
     policies: Arc<PolicyCache>,
 }
@@ -298,8 +300,13 @@ impl CommandBus {
                 committed.clone(),
             ),
             contracts: AggregateStore::new(
-                Arc::new(Streams::new(pool, weight)),
+                Arc::new(Streams::new(pool.clone(), weight)),
                 facts as _,
+                committed.clone(),
+            ),
+            tenants: AggregateStore::new(
+                Arc::new(Streams::new(pool, weight)),
+                (),
                 committed.clone(),
             ),
             committed,
@@ -360,5 +367,13 @@ impl BusAggregate for Contract {
 
     fn store(bus: &CommandBus) -> &AggregateStore<Self> {
         &bus.contracts
+    }
+}
+
+impl BusAggregate for Tenant {
+    type Body = TenantCommand;
+
+    fn store(bus: &CommandBus) -> &AggregateStore<Self> {
+        &bus.tenants
     }
 }

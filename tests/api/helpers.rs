@@ -29,9 +29,15 @@ pub struct TestStack {
 
 impl TestStack {
     pub async fn new() -> Self {
-        // `b2b migrate` below migrates it, as an operator would.
+        let stack = Self::unmigrated().await;
+        stack.migrate().await;
+        stack
+    }
+
+    /// A stack whose database is still empty (for tests of a migration on existing data).
+    pub async fn unmigrated() -> Self {
         let database = TestDatabase::create("b2b_test").await;
-        let stack = Self {
+        Self {
             db: PgPoolOptions::new()
                 .max_connections(4)
                 .connect(&database.url)
@@ -40,15 +46,18 @@ impl TestStack {
             amqp_url: env("AMQP_URL", "amqp://b2b:b2b@127.0.0.1:55672/%2f"),
             amqp_prefix: format!("t{}", &database.name[9..21]),
             database,
-        };
-        let status = stack
+        }
+    }
+
+    /// `b2b migrate`, as an operator runs it.
+    pub async fn migrate(&self) {
+        let status = self
             .command(&["migrate"])
             .stdout(Stdio::null())
             .status()
             .await
             .unwrap();
         assert!(status.success(), "b2b migrate failed");
-        stack
     }
 
     /// `b2b <args>` configured for this test's database and broker names.

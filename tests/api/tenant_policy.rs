@@ -191,3 +191,167 @@ async fn accounts_take_only_the_tenants_currencies_and_thresholds_are_per_curren
         assert_eq!(last, outcome, "{currency} {price}");
     }
 }
+
+/// Each policy change is an event of the tenant's `Tenant` stream saying who made it and when;
+/// the table the rules read is that stream's projection; an auditor sees the changes in the
+/// event history and the policy in force at any time through `asOf`.
+#[tokio::test]
+async fn each_policy_change_is_an_event_naming_who_made_it_and_the_rules_read_its_projection() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("polhistory").await;
+    let (_, stdout, _) = stack
+        .b2b(&["tenant", "policy", "--slug", "polhistory"])
+        .await;
+    let first: Value = serde_json::from_str(&stdout).unwrap();
+    let mut second = first.clone();
+    second["currencies"]["EUR"]["approval_threshold"] = json!("25000");
+    for (policy, by) in [(&first, "alice"), (&second, "bob"), (&second, "carol")] {
+        let file = write_policy(policy);
+        let args = ["tenant", "set-policy", "--slug", "polhistory", "--by", by];
+        let (ok, _, stderr) = stack
+            .b2b(&[&args[..], &["--file", file.to_str().unwrap()]].concat())
+            .await;
+        assert!(ok, "{stderr}");
+    }
+
+    // Carol set the policy already in force: nothing to record.
+    let stream: Vec<(i64, String, Value, Value)> = sqlx::query_as(
+        "select sequence, event_type, (payload -> 'TenantPolicySet' -> 'policy')::jsonb, \
+                metadata::jsonb from events \
+          where aggregate_type = 'Tenant' and aggregate_id = $1 order by sequence",
+    )
+    .bind(tenant.id.to_string())
+    .fetch_all(&stack.db)
+    .await
+    .unwrap();
+    let changes: Vec<(i64, &str, &Value, &Value, &Value)> = stream
+        .iter()
+        .map(|(sequence, event_type, policy, metadata)| {
+            let by = &metadata["client"];
+            (
+                *sequence,
+                event_type.as_str(),
+                policy,
+                &metadata["system_process"],
+                by,
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                1,
+                "TenantPolicySet",
+                &first,
+                &json!("tenant-set-policy"),
+                &json!("b2b tenant set-policy, by alice")
+            ),
+            (
+                2,
+                "TenantPolicySet",
+                &second,
+                &json!("tenant-set-policy"),
+                &json!("b2b tenant set-policy, by bob")
+            ),
+        ]
+    );
+    let (in_force, since): (Value, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as("select policy, updated_at from tenant_policies where tenant_id = $1")
+            .bind(tenant.id)
+            .fetch_one(&stack.db)
+            .await
+            .unwrap();
+    let last_recorded: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "select recorded_at from events where aggregate_type = 'Tenant' and sequence = 2",
+    )
+    .fetch_one(&stack.db)
+    .await
+    .unwrap();
+    assert_eq!((&in_force, since), (&second, last_recorded));
+    let (ok, stdout, stderr) = stack.b2b(&["audit", "verify"]).await;
+    assert!(ok, "{stdout}{stderr}");
+
+    let server = stack.spawn(&["serve"]).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let query = format!(
+        r#"{{ eventHistory(aggregateType: TENANT, aggregateId: "{id}") {{
+              edges {{ node {{ sequence eventType systemProcess client }} }} }}
+            before: asOf(aggregateType: TENANT, aggregateId: "{id}", at: "{at}") {{ version state }} }}"#,
+        id = tenant.id,
+        at = (last_recorded - chrono::Duration::microseconds(1)).to_rfc3339(),
+    );
+    let answer = api.graphql(&token, &query, None).await;
+    let nodes: Vec<&Value> = answer["data"]["eventHistory"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|edge| &edge["node"])
+        .collect();
+    assert_eq!(nodes.len(), 2, "{answer}");
+    assert_eq!(nodes[1]["client"], "b2b tenant set-policy, by bob");
+    assert_eq!(nodes[1]["systemProcess"], "tenant-set-policy");
+    let before = &answer["data"]["before"];
+    assert_eq!(before["version"], 1, "{answer}");
+    assert_eq!(before["state"]["policy"], first);
+}
+
+/// A policy set before its changes became events starts its tenant's stream when the
+/// migration runs, so the stream alone tells the policy in force and the chain verifies.
+#[tokio::test]
+async fn a_policy_set_before_history_began_starts_the_tenants_stream() {
+    let stack = TestStack::unmigrated().await;
+    let mut before_history = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations"
+    )))
+    .await
+    .unwrap();
+    before_history.migrations = before_history
+        .migrations
+        .iter()
+        .filter(|migration| migration.version < 29)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before_history.run(&stack.db).await.unwrap();
+    let tenant = Uuid::new_v4();
+    let policy = json!({"currencies": {"EUR": {"approval_threshold": "5000",
+        "approval_bands": [{"up_to": null, "levels": ["Manager"]}]}},
+        "max_discount_without_approval": "10", "level_sla_hours": 24,
+        "volume_discounts": {"standard": [], "gold": [], "enterprise": []}});
+    sqlx::query("insert into tenants (id, slug, name) values ($1, 'old', 'Old')")
+        .bind(tenant)
+        .execute(&stack.db)
+        .await
+        .unwrap();
+    sqlx::query("insert into tenant_policies (tenant_id, policy) values ($1, $2)")
+        .bind(tenant)
+        .bind(&policy)
+        .execute(&stack.db)
+        .await
+        .unwrap();
+
+    stack.migrate().await;
+
+    let (sequence, stored, process): (i64, Value, String) = sqlx::query_as(
+        "select sequence, (payload -> 'TenantPolicySet' -> 'policy')::jsonb, \
+                metadata ->> 'system_process' \
+           from events where aggregate_type = 'Tenant' and aggregate_id = $1",
+    )
+    .bind(tenant.to_string())
+    .fetch_one(&stack.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (sequence, &stored, process.as_str()),
+        (1, &policy, "migration-0029")
+    );
+    let (ok, stdout, stderr) = stack.b2b(&["audit", "verify"]).await;
+    assert!(ok, "{stdout}{stderr}");
+    let (ok, stdout, stderr) = stack.b2b(&["tenant", "policy", "--slug", "old"]).await;
+    assert!(ok, "{stderr}");
+    let shown: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(shown["currencies"], policy["currencies"]);
+}

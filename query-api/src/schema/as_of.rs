@@ -192,13 +192,14 @@ async fn fold_to(
     let from = base.as_ref().map_or(0, |(at, _)| *at);
     let events = fetch(tx, tenant_id, aggregate_type, aggregate_id, from, version).await?;
     let base = base.map(|(_, state)| state);
-    use aggregates::{account, approval, contract, quote, user};
+    use aggregates::{account, approval, contract, quote, tenant, user};
     match aggregate_type {
         AggregateType::Account => fold::<account::Account>(key, base, &events),
         AggregateType::User => fold::<user::User>(key, base, &events),
         AggregateType::Quote => fold::<quote::Quote>(key, base, &events),
         AggregateType::Approval => fold::<approval::Approval>(key, base, &events),
         AggregateType::Contract => fold::<contract::Contract>(key, base, &events),
+        AggregateType::Tenant => fold::<tenant::Tenant>(key, base, &events),
     }
 }
 

@@ -16,10 +16,10 @@ use super::PageInfo;
 use crate::{cursor, QueryError, TenantTx};
 
 stored_enum!(
-    /// The kind of aggregate a stream belongs to.
+    /// The kind of aggregate a stream belongs to (`Tenant`: the tenant's policy changes).
     AggregateType,
     "events.aggregate_type",
-    [Account, User, Quote, Approval, Contract]
+    [Account, User, Quote, Approval, Contract, Tenant]
 );
 
 /// `StoredEvent`'s columns, plus the commit position (`tx`) the audit log pages by.

@@ -1,0 +1,43 @@
+//! The tenant's state, as far as its rules need it, and the `apply` that folds its events into
+//! it. cqrs-es's `Aggregate` is implemented here; `handle` is the crate's one generic one.
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use super::{Services, TenantCommand, TenantEvent};
+use crate::{Command, DomainError, TenantPolicy};
+
+/// The policy last set, `None` while the tenant runs on the defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Tenant {
+    pub(super) policy: Option<TenantPolicy>,
+}
+
+impl Tenant {
+    pub fn policy(&self) -> Option<&TenantPolicy> {
+        self.policy.as_ref()
+    }
+}
+
+impl Aggregate for Tenant {
+    const TYPE: &'static str = "Tenant";
+    type Command = Command<TenantCommand>;
+    type Event = TenantEvent;
+    type Error = DomainError;
+    type Services = Services;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::handle::handle(self, command, services, sink).await
+    }
+
+    fn apply(&mut self, event: TenantEvent) {
+        match event {
+            TenantEvent::TenantPolicySet { policy } => self.policy = Some(policy),
+        }
+    }
+}
