@@ -24,6 +24,7 @@ mod money;
 pub mod policy;
 pub mod quote;
 mod rule_code;
+pub mod schema;
 pub mod tenant;
 #[cfg(test)]
 mod testing;
@@ -36,5 +37,6 @@ pub use error::DomainError;
 pub use money::Money;
 pub use policy::TenantPolicy;
 pub use rule_code::RuleCode;
+pub use schema::{EventSchema, Upcaster};
 pub mod limits;
 pub use values::{CountryCode, CurrencyCode, Email, Text};

@@ -21,7 +21,12 @@ use crate::{AggregateStore, CommandBus};
 /// commands only the operator's CLI sends). Its commands are `Command<Self::Body>`;
 /// the body is what a client sends (parsed from JSON, documented by its schema).
 pub trait BusAggregate:
-    Aggregate<Command = Command<<Self as BusAggregate>::Body>, Error = DomainError> + Clone + 'static
+    Aggregate<
+        Command = Command<<Self as BusAggregate>::Body>,
+        Error = DomainError,
+        Event: aggregates::EventSchema,
+    > + Clone
+    + 'static
 {
     type Body: CommandSet + DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static;
 

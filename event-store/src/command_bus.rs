@@ -59,7 +59,7 @@ fn outcome_label(outcome: &Result<u64, StoreError>) -> &'static str {
 
 impl<A> AggregateStore<A>
 where
-    A: Aggregate<Error = DomainError> + Clone + 'static,
+    A: Aggregate<Error = DomainError, Event: aggregates::EventSchema> + Clone + 'static,
     A::Command: Clone + CommandName,
 {
     pub fn new(streams: Arc<Streams<A>>, services: A::Services, committed: Arc<Notify>) -> Self {

@@ -18,6 +18,14 @@ pub enum StoreError {
     KeyTaken,
     #[error("event store failure: {0}")]
     Storage(String),
+    /// A stored payload is no event of its type at its version that the code can read: a
+    /// schema changed without an upcaster, or an event written by a newer release.
+    #[error("{event_type} (version {version}) does not decode: {reason}")]
+    Undecodable {
+        event_type: String,
+        version: String,
+        reason: String,
+    },
     #[error("event not published: {0}")]
     Unpublished(String),
     #[error("message broker failure: {0}")]

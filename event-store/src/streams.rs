@@ -8,6 +8,7 @@
 //! plus the number of events folded into it, a proxy for its size that costs nothing to compute.
 use std::sync::Arc;
 
+use aggregates::EventSchema;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
@@ -77,7 +78,7 @@ pub struct Streams<A: Aggregate> {
 
 impl<A> Streams<A>
 where
-    A: Aggregate + Clone + 'static,
+    A: Aggregate<Event: EventSchema> + Clone + 'static,
 {
     pub fn new(pool: PgPool, cache_weight: u64) -> Self {
         let cache = moka::sync::Cache::builder()
@@ -130,8 +131,9 @@ where
         mut known: Folded<A>,
         tenant: Uuid,
     ) -> Result<Folded<A>, StoreError> {
-        let rows: Vec<(i64, Uuid, String)> = sqlx::query_as(
-            "select sequence, tenant_id, payload from stream_events($1, $2, $3, $4)",
+        let rows: Vec<(i64, Uuid, String, String, String)> = sqlx::query_as(
+            "select sequence, tenant_id, event_type, event_version, payload \
+               from stream_events($1, $2, $3, $4)",
         )
         .bind(tenant)
         .bind(A::TYPE)
@@ -143,10 +145,11 @@ where
         if rows.is_empty() {
             return Ok(known);
         }
-        for (sequence, tenant, payload) in rows {
-            let event: A::Event = serde_json::from_str(&payload).map_err(|e| {
+        for (sequence, tenant, event_type, version, payload) in rows {
+            let payload = serde_json::from_str(&payload).map_err(|e| {
                 StoreError::Storage(format!("{}/{id} event {sequence}: {e}", A::TYPE))
             })?;
+            let event = crate::decode::<A::Event>(&event_type, &version, payload)?;
             known.owner.get_or_insert(tenant);
             known.version = sequence as u64;
             known.aggregate.apply(event);

@@ -7,13 +7,12 @@ pub enum ProjectionError {
     Database(#[from] sqlx::Error),
     #[error("message broker failure: {0}")]
     Broker(#[from] lapin::Error),
-    /// The payload is not an event this projection knows: a poison message.
-    #[error("{event_type} is not a known {aggregate_type} event: {source}")]
+    /// The payload is not an event this projection can read: a poison message.
+    #[error("{event_type} is not a known {aggregate_type} event: {reason}")]
     UnknownEvent {
         aggregate_type: String,
         event_type: String,
-        #[source]
-        source: serde_json::Error,
+        reason: String,
     },
     /// The event is well-formed but contradicts the read model or the event store.
     #[error("inconsistent event {message_id}: {detail}")]
@@ -86,7 +85,7 @@ pub(crate) fn transient_command(error: &event_store::StoreError) -> bool {
     match error {
         E::Rejected(aggregates::DomainError::LookupFailed(_)) => true,
         E::Rejected(_) | E::NotFound(_) | E::VersionMismatch { .. } | E::KeyTaken => false,
-        E::Audit(_) => false,
+        E::Audit(_) | E::Undecodable { .. } => false,
         E::Contended(_)
         | E::Storage(_)
         | E::Unpublished(_)

@@ -122,10 +122,6 @@ impl ReadModel for QuotesProjection {
     type Aggregate = Quote;
     type Entity = QuoteRows;
 
-    fn decode(event: &event_store::StoredEvent) -> Result<QuoteEvent, crate::ProjectionError> {
-        Ok(crate::stamp::decode::<QuoteEvent>(event)?.upcast(&event.event_version))
-    }
-
     fn fold(rows: &mut QuoteRows, stamp: &Stamp, change: QuoteEvent) -> Result<(), Inconsistent> {
         use QuoteEvent as E;
         if let E::QuoteDrafted { .. } = change {

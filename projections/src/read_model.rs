@@ -1,6 +1,7 @@
 //! What every read model is, and the one [`Projection`] they all run as.
 use std::collections::HashMap;
 
+use aggregates::EventSchema;
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use event_store::StoredEvent;
@@ -31,14 +32,9 @@ pub(crate) trait ReadModel: Send + Sync + 'static {
     /// everything.
     const NAME: &'static str;
     /// Whose events feed it.
-    type Aggregate: Aggregate;
+    type Aggregate: Aggregate<Event: EventSchema>;
     /// One aggregate's rows.
     type Entity: Entity;
-
-    /// The stored payload as the current version of the event (an upcast goes here).
-    fn decode(event: &StoredEvent) -> Result<EventOf<Self>, ProjectionError> {
-        decode(event)
-    }
 
     /// Folds one event into its aggregate's rows (empty before the aggregate's first event).
     fn fold(
@@ -77,7 +73,7 @@ impl<R: ReadModel> Projection for R {
     ) -> Result<(), ProjectionError> {
         let changes = events
             .iter()
-            .map(|event| Ok((*event, Stamp::of(event)?, R::decode(event)?)))
+            .map(|event| Ok((*event, Stamp::of(event)?, decode(event)?)))
             .collect::<Result<Vec<_>, ProjectionError>>()?;
         let mut ids: Vec<Uuid> = changes.iter().map(|(_, stamp, _)| stamp.id).collect();
         ids.sort_unstable();

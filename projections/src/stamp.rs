@@ -1,9 +1,8 @@
 //! What every read model takes from an event besides its payload: which entity, the stream
-//! version, when and by whom; and the payload decoded and checked against its stored type.
+//! version, when and by whom; and the payload decoded.
+use aggregates::EventSchema;
 use chrono::{DateTime, Utc};
-use cqrs_es::DomainEvent;
 use event_store::StoredEvent;
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::ProjectionError;
@@ -34,22 +33,12 @@ impl Stamp {
     }
 }
 
-/// The payload as `E`, checked against the stored event type so a payload filed under the
-/// wrong type cannot slip through. A payload `E` does not know is a poison message.
-pub(crate) fn decode<E>(event: &StoredEvent) -> Result<E, ProjectionError>
-where
-    E: DomainEvent + DeserializeOwned,
-{
-    let decoded: E = serde_json::from_value(event.payload.clone()).map_err(|source| {
-        ProjectionError::UnknownEvent {
-            aggregate_type: event.aggregate_type.clone(),
-            event_type: event.event_type.clone(),
-            source,
-        }
-    })?;
-    if decoded.event_type() != event.event_type {
-        let detail = format!("payload is a {}", decoded.event_type());
-        return Err(ProjectionError::inconsistent(event, detail));
-    }
-    Ok(decoded)
+/// The payload as `E`, through the store's one decode point (older versions upcast, the type
+/// checked against the stored one). A payload `E` cannot read is a poison message.
+pub(crate) fn decode<E: EventSchema>(event: &StoredEvent) -> Result<E, ProjectionError> {
+    event_store::decode_stored(event).map_err(|error| ProjectionError::UnknownEvent {
+        aggregate_type: event.aggregate_type.clone(),
+        event_type: event.event_type.clone(),
+        reason: error.to_string(),
+    })
 }

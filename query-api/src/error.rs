@@ -33,14 +33,14 @@ pub enum QueryError {
     /// A read-model row holds a value the schema has no name for: a projection bug.
     #[error("read model column `{column}` holds unexpected value `{value}`")]
     UnexpectedValue { column: &'static str, value: String },
-    /// A stored event does not deserialize into its aggregate's event type, so the stream
-    /// cannot be replayed: an event schema changed without an upcaster.
-    #[error("event {sequence} of {aggregate_type} {aggregate_id} does not replay: {source}")]
+    /// A stored event does not decode into its aggregate's event type, so the stream cannot
+    /// be replayed: an event schema changed without an upcaster.
+    #[error("event {sequence} of {aggregate_type} {aggregate_id} does not replay: {reason}")]
     UndecodableEvent {
         aggregate_type: String,
         aggregate_id: String,
         sequence: i64,
-        source: serde_json::Error,
+        reason: String,
     },
     /// A resolver ran after the request had ended its transaction: a bug in this crate.
     #[error("the request's transaction has already ended")]

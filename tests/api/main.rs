@@ -30,4 +30,5 @@ mod supervision;
 mod tenant_policy;
 mod totp;
 mod trace_context;
+mod upcasting;
 mod webhooks;

@@ -97,3 +97,6 @@ impl DomainEvent for AccountEvent {
         "1.0".to_owned()
     }
 }
+
+/// Every version stored so far reads as stored.
+impl crate::EventSchema for AccountEvent {}

@@ -110,3 +110,6 @@ impl DomainEvent for ApprovalEvent {
         "1.0".to_owned()
     }
 }
+
+/// Every version stored so far reads as stored.
+impl crate::EventSchema for ApprovalEvent {}

@@ -155,3 +155,6 @@ impl DomainEvent for ContractEvent {
         "1.0".to_owned()
     }
 }
+
+/// Every version stored so far reads as stored.
+impl crate::EventSchema for ContractEvent {}

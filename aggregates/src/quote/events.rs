@@ -150,40 +150,33 @@ impl DomainEvent for QuoteEvent {
 /// The version of the events that carry totals with a gross subtotal.
 pub const TOTALS_VERSION: &str = "1.1";
 
-impl QuoteEvent {
-    /// The event as the current version means it, whatever `version` it was stored with.
-    pub fn upcast(self, version: &str) -> Self {
-        if version != "1.0" {
-            return self;
-        }
-        match self {
-            Self::QuoteSubmitted {
-                submission,
-                requester,
-                totals,
-                discount_percent,
-                needs_approval,
-                approval_chain,
-            } => Self::QuoteSubmitted {
-                submission,
-                requester,
-                totals: totals.with_gross_subtotal(),
-                discount_percent,
-                needs_approval,
-                approval_chain,
-            },
-            Self::QuoteAccepted {
-                account_id,
-                title,
-                lines,
-                totals,
-            } => Self::QuoteAccepted {
-                account_id,
-                title,
-                lines,
-                totals: totals.with_gross_subtotal(),
-            },
-            other => other,
-        }
-    }
+impl crate::EventSchema for QuoteEvent {
+    const UPCASTERS: &'static [crate::Upcaster] = &[
+        crate::Upcaster {
+            event_type: "QuoteSubmitted",
+            from: "1.0",
+            to: TOTALS_VERSION,
+            rewrite: gross_subtotal,
+        },
+        crate::Upcaster {
+            event_type: "QuoteAccepted",
+            from: "1.0",
+            to: TOTALS_VERSION,
+            rewrite: gross_subtotal,
+        },
+    ];
+}
+
+/// 1.0 → 1.1: the totals' subtotal was net of the line discounts; it is the gross one now.
+fn gross_subtotal(body: &mut serde_json::Value) -> Result<(), String> {
+    let totals = &mut body["totals"];
+    let amount = |totals: &serde_json::Value, field: &str| -> Result<Decimal, String> {
+        totals[field]["amount"]
+            .as_str()
+            .and_then(|amount| amount.parse().ok())
+            .ok_or_else(|| format!("totals.{field}.amount is no decimal"))
+    };
+    let gross = amount(totals, "subtotal")? + amount(totals, "line_discounts")?;
+    totals["subtotal"]["amount"] = serde_json::Value::String(gross.to_string());
+    Ok(())
 }

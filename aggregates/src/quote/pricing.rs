@@ -50,18 +50,6 @@ pub struct QuoteTotals {
     pub total: Money,
 }
 
-impl QuoteTotals {
-    /// Totals written when the subtotal was net of the line discounts (events of version
-    /// 1.0), with the gross subtotal the document shows now.
-    pub fn with_gross_subtotal(self) -> Self {
-        let gross = self.subtotal.amount + self.line_discounts.amount;
-        Self {
-            subtotal: Money::new(gross, self.subtotal.currency.clone()),
-            ..self
-        }
-    }
-}
-
 /// Prices `lines` with the quote-level `discount_percent`. Inputs are validated by the
 /// aggregate (quantity > 0, unit price >= 0); percentages are clamped to 0..=100 because the
 /// volume-discount table is tenant configuration, and a bad table must not make a total

@@ -20,3 +20,6 @@ impl DomainEvent for TenantEvent {
         "1.0".to_owned()
     }
 }
+
+/// Every version stored so far reads as stored.
+impl crate::EventSchema for TenantEvent {}

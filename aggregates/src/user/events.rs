@@ -65,3 +65,6 @@ impl DomainEvent for UserEvent {
         "1.0".to_owned()
     }
 }
+
+/// Every version stored so far reads as stored.
+impl crate::EventSchema for UserEvent {}

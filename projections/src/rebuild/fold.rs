@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::copy_text::copy_rows;
 use crate::read_model::{Inconsistent, ReadModel};
 use crate::rows::{Changes, Entity};
-use crate::stamp::Stamp;
+use crate::stamp::{decode, Stamp};
 use crate::{checkpoint, rebuild, ProjectionError};
 
 /// A read model's replay into a rebuild schema, with what it remembers between batches.
@@ -114,7 +114,7 @@ impl<R: ReadModel> Replayer for Folder<R> {
         let changes = plan
             .events
             .iter()
-            .map(|event| Ok((event.as_ref(), Stamp::of(event)?, R::decode(event)?)))
+            .map(|event| Ok((event.as_ref(), Stamp::of(event)?, decode(event)?)))
             .collect::<Result<Vec<_>, ProjectionError>>()?;
         let decoded = started.elapsed();
         let before = self.stored(conn, &plan, &changes).await?;

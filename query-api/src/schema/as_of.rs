@@ -8,6 +8,7 @@
 //! only from the nearest kept multiple below the version it needs, and reads only those events.
 use std::sync::{Arc, OnceLock};
 
+use aggregates::EventSchema;
 use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -235,32 +236,31 @@ async fn fetch(
 
 /// Applies `events` to `base` (a kept state) or to a fresh `A`, keeping the result under `key`
 /// and the state at every multiple of `SNAPSHOT_EVERY` on the way.
-fn fold<A: Aggregate + DeserializeOwned>(
+fn fold<A: Aggregate<Event: EventSchema> + DeserializeOwned>(
     key: SnapshotKey,
     base: Option<Arc<Value>>,
     events: &[StoredEvent],
 ) -> Result<Arc<Value>, QueryError> {
     let (stored_type, aggregate_id, version) = key;
     let mut aggregate: A = match base {
-        Some(state) => serde_json::from_value(Value::clone(&state)).map_err(|source| {
+        Some(state) => serde_json::from_value(Value::clone(&state)).map_err(|error| {
             QueryError::UndecodableEvent {
                 aggregate_type: stored_type.to_owned(),
                 aggregate_id: aggregate_id.to_string(),
                 sequence: 0,
-                source,
+                reason: error.to_string(),
             }
         })?,
         None => A::default(),
     };
     for stored in events {
-        let event: A::Event = serde_json::from_value(stored.payload.clone()).map_err(|source| {
-            QueryError::UndecodableEvent {
+        let event: A::Event =
+            event_store::decode_stored(stored).map_err(|error| QueryError::UndecodableEvent {
                 aggregate_type: stored.aggregate_type.clone(),
                 aggregate_id: stored.aggregate_id.clone(),
                 sequence: stored.sequence,
-                source,
-            }
-        })?;
+                reason: error.to_string(),
+            })?;
         aggregate.apply(event);
         // Every multiple passed, not only the last: a later request for an earlier time then
         // starts near it instead of from the first event.
