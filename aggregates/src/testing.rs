@@ -69,6 +69,14 @@ pub(crate) async fn expect_err_with<C: Scenario>(
     }
 }
 
+/// The step of `E`'s upcasters that reads `event_type` stored at version `from`.
+pub(crate) fn upcaster<E: crate::EventSchema>(event_type: &str, from: &str) -> crate::Upcaster {
+    *E::UPCASTERS
+        .iter()
+        .find(|step| step.event_type == event_type && step.from == from)
+        .unwrap_or_else(|| panic!("no upcaster reads {event_type} {from}"))
+}
+
 /// The aggregate's state after `events`, for checks on what `apply` folds.
 pub(crate) fn replay<A: Aggregate>(events: Vec<A::Event>) -> A {
     let mut aggregate = A::default();

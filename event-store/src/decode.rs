@@ -96,6 +96,25 @@ mod tests {
     }
 
     #[test]
+    fn steps_chain_from_the_stored_version_to_the_current_one() {
+        // QuoteAccepted 1.0 → 1.1 (gross subtotal) → 1.2 (lines have units).
+        let mut stored = submitted("347.25");
+        let body = stored["QuoteSubmitted"].take();
+        let line = json!({"line_id": "00000000-0000-0000-0000-000000000009", "sku": "S",
+            "description": "D", "quantity": "10", "unit_price": "35.50",
+            "volume_discount_percent": "0"});
+        let accepted = json!({"QuoteAccepted": {"account_id": "00000000-0000-0000-0000-000000000002",
+            "title": "T", "lines": [line], "totals": body["totals"]}});
+        let QuoteEvent::QuoteAccepted { lines, totals, .. } =
+            decode("QuoteAccepted", "1.0", accepted).unwrap()
+        else {
+            panic!("not a QuoteAccepted")
+        };
+        assert_eq!(totals.subtotal.amount.to_string(), "355.00");
+        assert_eq!(lines[0].unit, aggregates::quote::Unit::Piece);
+    }
+
+    #[test]
     fn a_version_no_step_leads_from_is_refused_not_misread() {
         let error = decode::<QuoteEvent>("QuoteSubmitted", "2.0", submitted("355.00")).unwrap_err();
         assert!(

@@ -82,6 +82,8 @@ pub(crate) struct LineRow {
     sku: String,
     description: String,
     quantity: Decimal,
+    /// `aggregates::quote::Unit`'s variant name.
+    unit: String,
     unit_price: Decimal,
     volume_discount_percent: Decimal,
     line_total: Decimal,
@@ -219,6 +221,7 @@ fn change_line(
             sku,
             description,
             quantity,
+            unit,
             unit_price,
             volume_discount_percent,
         } => {
@@ -240,6 +243,7 @@ fn change_line(
                 sku: sku.as_str().to_owned(),
                 description: description.as_str().to_owned(),
                 quantity,
+                unit: unit.as_str().to_owned(),
                 unit_price,
                 volume_discount_percent,
                 line_total: price.net(),

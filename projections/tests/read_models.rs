@@ -7,7 +7,7 @@ mod support;
 use aggregates::approval::{Approval, ApprovalCommand, SubjectType};
 use aggregates::contract::{Contract, ContractCommand, Party};
 use aggregates::quote::pricing::{quote_totals, LinePrice};
-use aggregates::quote::{Quote, QuoteCommand};
+use aggregates::quote::{Quote, QuoteCommand, Unit};
 use aggregates::user::{User, UserCommand};
 use aggregates::{Actor, Command, CurrencyCode, Role};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -323,6 +323,7 @@ fn add_line(line_id: Uuid, sku: &str, quantity: &str, unit_price: &str) -> Quote
         sku: sku.into(),
         description: format!("{sku} item"),
         quantity: dec(quantity),
+        unit: Unit::Hour,
         unit_price: dec(unit_price),
     }
 }
@@ -386,6 +387,7 @@ async fn read_quotes_follow_drafts_submissions_and_answers() {
     assert_eq!(lines[1]["position"], "2");
     assert_eq!(lines[1]["quantity"], "60");
     assert_eq!(lines[1]["unit_price"], "10.10");
+    assert_eq!(lines[1]["unit"], "Hour");
     // Standard tier: 2 % off from 10 pieces, 5 % from 50. Line totals are exact, not rounded.
     assert_eq!(lines[0]["volume_discount_percent"], "2");
     assert_eq!(lines[1]["volume_discount_percent"], "5");

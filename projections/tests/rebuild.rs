@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aggregates::account::{Account, AccountCommand};
-use aggregates::quote::{Quote, QuoteCommand};
+use aggregates::quote::{Quote, QuoteCommand, Unit};
 use aggregates::user::{User, UserCommand};
 use aggregates::{Actor, Command, Role};
 use chrono::{Duration, Utc};
@@ -224,6 +224,7 @@ impl Mix {
                     sku: format!("SKU-{}", self.next(50)),
                     description: "item".into(),
                     quantity: Decimal::from(self.next(20) + 1),
+                    unit: [Unit::Piece, Unit::Hour, Unit::Seat][self.next(3)],
                     unit_price: Decimal::new(self.next(100_000) as i64 + 1, 2),
                 };
                 if self.quote(id, admin, added).await {

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{eventually, open_account, Api, TestStack};
+use crate::helpers::{open_account, Api, TestStack};
 
 /// Appends an event as a release of another schema wrote it, straight into the store.
 async fn store_as_written_by_another_release(
@@ -31,6 +31,14 @@ async fn store_as_written_by_another_release(
     .execute(&stack.db)
     .await
     .unwrap();
+}
+
+/// `asOf` the quote now: its version.
+fn as_of_now(quote: Uuid) -> String {
+    format!(
+        r#"{{ asOf(aggregateType: QUOTE, aggregateId: "{quote}", at: "{}") {{ version }} }}"#,
+        chrono::Utc::now().to_rfc3339()
+    )
 }
 
 /// A drafted quote with one line of 10 × 100.00 (2 % volume discount for a Standard account).
@@ -88,22 +96,13 @@ async fn a_submission_stored_as_version_1_0_reads_with_the_gross_subtotal_everyw
     assert_eq!(sent, 5);
     let query =
         format!(r#"{{ quote(id: "{quote}") {{ status version subtotal lineDiscounts total }} }}"#);
-    let row = eventually("the quote projected as sent", || async {
-        let answer = api.graphql(&token, &query, None).await;
-        let row = answer["data"]["quote"].clone();
-        (row["version"] == 5).then_some(row)
-    })
-    .await;
+    let answer = api.graphql(&token, &query, Some((quote, 5))).await;
     assert_eq!(
-        row,
+        answer["data"]["quote"],
         json!({"status": "SENT", "version": 5, "subtotal": "1000.00",
                "lineDiscounts": "20.00", "total": "980.00"})
     );
-    let as_of = format!(
-        r#"{{ asOf(aggregateType: QUOTE, aggregateId: "{quote}", at: "{}") {{ version }} }}"#,
-        chrono::Utc::now().to_rfc3339()
-    );
-    let answer = api.graphql(&token, &as_of, None).await;
+    let answer = api.graphql(&token, &as_of_now(quote), None).await;
     assert_eq!(answer["data"]["asOf"]["version"], 5, "{answer}");
 }
 
@@ -116,7 +115,7 @@ async fn an_event_of_a_version_no_upcaster_knows_is_refused_not_misread() {
     let token = api.login(&tenant).await;
     let quote = drafted_quote(&api, &token).await;
     let from_the_future = json!({"line_id": Uuid::new_v4(), "sku": "F", "description": "Future",
-        "quantity": "1", "unit_price": "1.00", "volume_discount_percent": "0"});
+        "quantity": "1", "unit": "Piece", "unit_price": "1.00", "volume_discount_percent": "0"});
     store_as_written_by_another_release(
         &stack,
         quote,
@@ -142,11 +141,7 @@ async fn an_event_of_a_version_no_upcaster_knows_is_refused_not_misread() {
         events, 3,
         "nothing appended on a stream that cannot be read"
     );
-    let as_of = format!(
-        r#"{{ asOf(aggregateType: QUOTE, aggregateId: "{quote}", at: "{}") {{ version }} }}"#,
-        chrono::Utc::now().to_rfc3339()
-    );
-    let answer = api.graphql(&token, &as_of, None).await;
+    let answer = api.graphql(&token, &as_of_now(quote), None).await;
     let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(answer["data"]["asOf"].is_null(), "{answer}");
     assert_eq!(
@@ -154,4 +149,47 @@ async fn an_event_of_a_version_no_upcaster_knows_is_refused_not_misread() {
         "{answer}"
     );
     assert!(!message.contains("9.0"), "internal detail leaked: {answer}");
+}
+
+/// `LineItemAdded` 1.1 says what the quantity counts; a line stored as 1.0 counts pieces, in the
+/// aggregate (which goes on deciding on it), the read model and GraphQL alike.
+#[tokio::test]
+async fn a_line_stored_before_units_counts_pieces_and_new_lines_say_their_unit() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("units").await;
+    let server = stack.spawn(&["serve"]).await;
+    let api = Api::new(&server);
+    let token = api.login(&tenant).await;
+    let quote = drafted_quote(&api, &token).await;
+    let old_line = Uuid::new_v4();
+    let before_units = json!({"line_id": old_line, "sku": "OLD", "description": "Old line",
+        "quantity": "3", "unit_price": "2.00", "volume_discount_percent": "0"});
+    let event = ("LineItemAdded", "1.0", before_units);
+    store_as_written_by_another_release(&stack, quote, 3, event, tenant.id).await;
+    let consulting = json!({"type": "AddLineItem", "line_id": Uuid::new_v4(), "sku": "C",
+        "description": "Consulting", "quantity": "8", "unit": "Hour", "unit_price": "150.00"});
+    assert_eq!(api.ok_in(&token, "quotes", quote, consulting).await, 4);
+    // The aggregate knows the old line: changing it is decided, not refused as unknown.
+    let change = json!({"type": "ChangeLineItem", "line_id": old_line, "quantity": "4"});
+    assert_eq!(api.ok_in(&token, "quotes", quote, change).await, 5);
+
+    let query =
+        format!(r#"{{ quote(id: "{quote}") {{ version lines {{ sku quantity unit }} }} }}"#);
+    let answer = api.graphql(&token, &query, Some((quote, 5))).await;
+    assert_eq!(
+        answer["data"]["quote"]["lines"],
+        json!([
+            {"sku": "S", "quantity": "10", "unit": "PIECE"},
+            {"sku": "OLD", "quantity": "4", "unit": "PIECE"},
+            {"sku": "C", "quantity": "8", "unit": "HOUR"},
+        ])
+    );
+    let stored: String = sqlx::query_scalar(
+        "select event_version from events where aggregate_id = $1 and sequence = 4",
+    )
+    .bind(quote.to_string())
+    .fetch_one(&stack.db)
+    .await
+    .unwrap();
+    assert_eq!(stored, "1.1");
 }

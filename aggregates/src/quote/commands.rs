@@ -3,6 +3,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::Unit;
+
 /// Commands as clients send them: raw fields, validated by the aggregate. Externally tagged
 /// (`{"SubmitQuote": {}}`); the HTTP layer maps its `{"type": ...}` form onto this. Every decimal
 /// (money, quantities, percentages) travels as a string so no float ever touches it.
@@ -24,6 +26,9 @@ pub enum QuoteCommand {
         #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(deserialize_with = "crate::decimal::wire::deserialize")]
         quantity: Decimal,
+        /// What the quantity counts; pieces when left out.
+        #[serde(default)]
+        unit: Unit,
         #[schemars(with = "String", extend("format" = "decimal"))]
         #[serde(deserialize_with = "crate::decimal::wire::deserialize")]
         unit_price: Decimal,

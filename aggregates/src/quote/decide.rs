@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::facts::{Facts, Services};
+use super::line_items::NewLine;
 use super::state::{QuoteState, Settled};
 use super::{Quote, QuoteCommand, QuoteEvent, QuoteStatus};
 use crate::account::{AccountFacts, AccountStatus};
@@ -121,8 +122,19 @@ impl QuoteState {
                 sku,
                 description,
                 quantity,
+                unit,
                 unit_price,
-            } => self.add_line(cx, line_id, &sku, &description, quantity, unit_price),
+            } => {
+                let line = NewLine {
+                    line_id,
+                    sku: &sku,
+                    description: &description,
+                    quantity,
+                    unit,
+                    unit_price,
+                };
+                self.add_line(cx, line)
+            }
             C::ChangeLineItem {
                 line_id,
                 quantity,

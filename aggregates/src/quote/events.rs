@@ -8,6 +8,40 @@ use super::pricing::{LinePrice, QuoteTotals};
 use crate::account::Tier;
 use crate::{CurrencyCode, Role, Text};
 
+/// What a line's quantity counts. Lines added before quotes had units (events of version 1.0)
+/// count pieces.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    strum::IntoStaticStr,
+)]
+pub enum Unit {
+    #[default]
+    Piece,
+    Hour,
+    Day,
+    Month,
+    Year,
+    /// A user licence of a subscription.
+    Seat,
+    Kilogram,
+    Metre,
+    Litre,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// One line of a quote as it stands. The volume-discount percentage is fixed when the line's
 /// quantity is set, so replaying a quote never depends on today's tenant policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +51,7 @@ pub struct LineItem {
     pub description: Text,
     #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
+    pub unit: Unit,
     /// In the quote's currency.
     #[serde(with = "rust_decimal::serde::str")]
     pub unit_price: Decimal,
@@ -50,6 +85,7 @@ pub enum QuoteEvent {
         description: Text,
         #[serde(with = "rust_decimal::serde::str")]
         quantity: Decimal,
+        unit: Unit,
         #[serde(with = "rust_decimal::serde::str")]
         unit_price: Decimal,
         #[serde(with = "rust_decimal::serde::str")]
@@ -136,35 +172,59 @@ impl DomainEvent for QuoteEvent {
         name.to_owned()
     }
 
-    /// 1.1: `totals.subtotal` is the gross (quantity × unit price); in 1.0 events it was net
-    /// of the line discounts. Readers take older totals through [`QuoteEvent::upcast`].
+    /// `QuoteSubmitted` 1.1 and `QuoteAccepted` 1.1: `totals.subtotal` is the gross (quantity ×
+    /// unit price); in 1.0 it was net of the line discounts. `LineItemAdded` 1.1 and
+    /// `QuoteAccepted` 1.2: lines have a unit. Older versions read through `UPCASTERS`.
     fn event_version(&self) -> String {
         match self {
-            Self::QuoteSubmitted { .. } | Self::QuoteAccepted { .. } => TOTALS_VERSION,
+            Self::QuoteSubmitted { .. } | Self::LineItemAdded { .. } => "1.1",
+            Self::QuoteAccepted { .. } => "1.2",
             _ => "1.0",
         }
         .to_owned()
     }
 }
 
-/// The version of the events that carry totals with a gross subtotal.
-pub const TOTALS_VERSION: &str = "1.1";
-
 impl crate::EventSchema for QuoteEvent {
     const UPCASTERS: &'static [crate::Upcaster] = &[
         crate::Upcaster {
             event_type: "QuoteSubmitted",
             from: "1.0",
-            to: TOTALS_VERSION,
+            to: "1.1",
             rewrite: gross_subtotal,
         },
         crate::Upcaster {
             event_type: "QuoteAccepted",
             from: "1.0",
-            to: TOTALS_VERSION,
+            to: "1.1",
             rewrite: gross_subtotal,
         },
+        crate::Upcaster {
+            event_type: "LineItemAdded",
+            from: "1.0",
+            to: "1.1",
+            rewrite: counted_in_pieces,
+        },
+        crate::Upcaster {
+            event_type: "QuoteAccepted",
+            from: "1.1",
+            to: "1.2",
+            rewrite: lines_counted_in_pieces,
+        },
     ];
+}
+
+/// `LineItemAdded` 1.0 → 1.1: a line added before units existed counts pieces.
+fn counted_in_pieces(line: &mut serde_json::Value) -> Result<(), String> {
+    let line = line.as_object_mut().ok_or("the line is no object")?;
+    line.insert("unit".to_owned(), Unit::Piece.as_str().into());
+    Ok(())
+}
+
+/// `QuoteAccepted` 1.1 → 1.2: every accepted line without a unit counts pieces.
+fn lines_counted_in_pieces(body: &mut serde_json::Value) -> Result<(), String> {
+    let lines = body["lines"].as_array_mut().ok_or("lines is no array")?;
+    lines.iter_mut().try_for_each(counted_in_pieces)
 }
 
 /// 1.0 → 1.1: the totals' subtotal was net of the line discounts; it is the gross one now.

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::decide::{parse_reason, Ctx};
 use super::facts::Facts;
 use super::state::QuoteState;
-use super::{LineItem, QuoteEvent};
+use super::{LineItem, QuoteEvent, Unit};
 use crate::limits::{DESCRIPTION_MAX, PERCENT, QUANTITY, SKU_MAX, UNIT_PRICE};
 use crate::{DomainError, Money, RuleCode, Text};
 
@@ -14,22 +14,24 @@ const MAX_LINES: usize = 200;
 /// real orders.
 const UNIT_PRICE_MAX_MINOR_UNITS: i64 = 1_000_000_000;
 
+/// A line as `AddLineItem` names it, before validation.
+pub(super) struct NewLine<'a> {
+    pub line_id: Uuid,
+    pub sku: &'a str,
+    pub description: &'a str,
+    pub quantity: Decimal,
+    pub unit: Unit,
+    pub unit_price: Decimal,
+}
+
 impl QuoteState {
-    pub(super) fn add_line(
-        &self,
-        cx: &Ctx,
-        line_id: Uuid,
-        sku: &str,
-        description: &str,
-        quantity: Decimal,
-        unit_price: Decimal,
-    ) -> Result<Vec<QuoteEvent>, DomainError> {
+    pub(super) fn add_line(&self, cx: &Ctx, new: NewLine) -> Result<Vec<QuoteEvent>, DomainError> {
         self.require_editable(cx.actor, "AddLineItem")?;
-        let sku = Text::parse("sku", sku, SKU_MAX)?;
-        let description = Text::parse("description", description, DESCRIPTION_MAX)?;
-        let quantity = QUANTITY.check("quantity", quantity)?;
-        let unit_price = self.parse_unit_price(unit_price)?;
-        if self.lines.iter().any(|l| l.line_id == line_id) {
+        let sku = Text::parse("sku", new.sku, SKU_MAX)?;
+        let description = Text::parse("description", new.description, DESCRIPTION_MAX)?;
+        let quantity = QUANTITY.check("quantity", new.quantity)?;
+        let unit_price = self.parse_unit_price(new.unit_price)?;
+        if self.lines.iter().any(|l| l.line_id == new.line_id) {
             return Err(DomainError::rule(
                 RuleCode::DuplicateLineId,
                 "the quote already has a line with this id",
@@ -42,10 +44,11 @@ impl QuoteState {
             ));
         }
         Ok(vec![QuoteEvent::LineItemAdded {
-            line_id,
+            line_id: new.line_id,
             sku,
             description,
             quantity,
+            unit: new.unit,
             unit_price,
             volume_discount_percent: self.volume_discount(cx.facts, quantity)?,
         }])

@@ -10,7 +10,7 @@ mod state;
 mod tests;
 
 pub use commands::QuoteCommand;
-pub use events::{LineItem, QuoteEvent};
+pub use events::{LineItem, QuoteEvent, Unit};
 pub use facts::{QuoteServices, Services};
 pub use pricing::QuoteTotals;
 pub use state::{Quote, QuoteStatus};

@@ -149,6 +149,7 @@ impl QuoteState {
                 sku,
                 description,
                 quantity,
+                unit,
                 unit_price,
                 volume_discount_percent,
             } => self.lines.push(LineItem {
@@ -156,6 +157,7 @@ impl QuoteState {
                 sku,
                 description,
                 quantity,
+                unit,
                 unit_price,
                 volume_discount_percent,
             }),

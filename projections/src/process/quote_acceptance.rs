@@ -152,6 +152,7 @@ mod tests {
             sku: Text::parse("sku", "SKU-1", 64).unwrap(),
             description: Text::parse("description", "Widgets", 100).unwrap(),
             quantity: Decimal::from(3),
+            unit: aggregates::quote::Unit::Piece,
             unit_price: Decimal::from(100),
             volume_discount_percent: Decimal::from(2),
         };

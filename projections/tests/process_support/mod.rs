@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aggregates::approval::{Approval, ApprovalCommand};
 use aggregates::contract::{Contract, ContractCommand};
-use aggregates::quote::{Quote, QuoteCommand};
+use aggregates::quote::{Quote, QuoteCommand, Unit};
 use aggregates::user::{User, UserCommand};
 use aggregates::{Actor, Command, Role};
 use chrono::{DateTime, Utc};
@@ -226,6 +226,7 @@ impl ProcessStack {
             sku: "W-1".to_owned(),
             description: "Widget".to_owned(),
             quantity: Decimal::ONE,
+            unit: Unit::Piece,
             unit_price: Decimal::from(unit_price),
         };
         self.quote(&operator, id, line).await;

@@ -19,6 +19,13 @@ stored_enum!(
     [Draft, PendingApproval, Approved, Rejected, Sent, Accepted, Declined, Expired, Withdrawn]
 );
 
+stored_enum!(
+    /// What a line's quantity counts.
+    LineUnit,
+    "read.quote_lines.unit",
+    [Piece, Hour, Day, Month, Year, Seat, Kilogram, Metre, Litre]
+);
+
 const COLUMNS: &str = "id, account_id, title, currency, tier, status, valid_until, subtotal, \
     line_discounts, quote_discount, total, discount_percent, discount_reason, needs_approval, \
     approval_id, submissions, submitted_at, submitted_by, approved_at, rejected_at, \
@@ -94,6 +101,9 @@ pub struct QuoteLine {
     pub sku: String,
     pub description: String,
     pub quantity: Decimal,
+    /// What the quantity counts (pieces for lines added before quotes had units).
+    #[sqlx(try_from = "String")]
+    pub unit: LineUnit,
     pub unit_price: Decimal,
     pub volume_discount_percent: Decimal,
     /// Quantity × unit price less the volume discount, exact (only the totals are rounded).

@@ -282,6 +282,7 @@ async fn a_final_quote_accepts_no_more_changes() {
             sku: "s".into(),
             description: "d".into(),
             quantity: Decimal::ONE,
+            unit: Unit::Piece,
             unit_price: Decimal::ONE,
         },
         C::SubmitQuote {},

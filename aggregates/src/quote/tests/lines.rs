@@ -7,6 +7,7 @@ fn add(n: u128, quantity: &str, unit_price: &str) -> C {
         sku: format!(" SKU-{n} "),
         description: format!("Item {n}"),
         quantity: dec(quantity),
+        unit: Unit::Piece,
         unit_price: dec(unit_price),
     }
 }
@@ -92,6 +93,7 @@ async fn add_line_rejects_each_invalid_field() {
                 sku: long_sku,
                 description: "d".into(),
                 quantity: Decimal::ONE,
+                unit: Unit::Piece,
                 unit_price: Decimal::ONE,
             },
         ),
@@ -102,6 +104,7 @@ async fn add_line_rejects_each_invalid_field() {
                 sku: "s".into(),
                 description: " ".into(),
                 quantity: Decimal::ONE,
+                unit: Unit::Piece,
                 unit_price: Decimal::ONE,
             },
         ),

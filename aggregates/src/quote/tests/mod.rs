@@ -9,7 +9,9 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::pricing::quote_totals;
-use super::{LineItem, Quote, QuoteCommand as C, QuoteEvent as E, QuoteServices, QuoteTotals};
+use super::{
+    LineItem, Quote, QuoteCommand as C, QuoteEvent as E, QuoteServices, QuoteTotals, Unit,
+};
 use crate::account::{AccountFacts, AccountStatus, Tier};
 use crate::{Actor, Command, CurrencyCode, DomainError, Role, RuleCode, TenantPolicy};
 
@@ -145,6 +147,7 @@ fn line(n: u128, quantity: &str, unit_price: &str, volume_discount_percent: &str
         sku: text(&format!("SKU-{n}")),
         description: text(&format!("Item {n}")),
         quantity: dec(quantity),
+        unit: Unit::Piece,
         unit_price: dec(unit_price),
         volume_discount_percent: dec(volume_discount_percent),
     }
@@ -156,6 +159,7 @@ fn added(line: LineItem) -> E {
         sku: line.sku,
         description: line.description,
         quantity: line.quantity,
+        unit: line.unit,
         unit_price: line.unit_price,
         volume_discount_percent: line.volume_discount_percent,
     }

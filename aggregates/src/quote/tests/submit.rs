@@ -230,12 +230,8 @@ async fn an_unreachable_policy_decides_nothing() {
 /// current ones are version 1.1, which the step leads to.
 #[test]
 fn totals_of_version_1_0_events_are_read_with_the_gross_subtotal() {
-    use crate::EventSchema;
     use cqrs_es::DomainEvent;
-    let step = E::UPCASTERS
-        .iter()
-        .find(|step| step.event_type == "QuoteSubmitted" && step.from == "1.0")
-        .unwrap();
+    let step = upcaster::<E>("QuoteSubmitted", "1.0");
     assert_eq!(step.to, small_submission("355.00").event_version());
     // Stored net: 355.00 gross less 7.75 of line discounts.
     let mut stored = serde_json::to_value(small_submission("347.25")).unwrap();

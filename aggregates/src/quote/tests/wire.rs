@@ -39,6 +39,7 @@ fn commands_parse_decimal_strings_and_iso_dates() {
             sku: "S".into(),
             description: "D".into(),
             quantity: dec("2.5"),
+            unit: Unit::Piece,
             unit_price: dec("1250.00"),
         }
     );
@@ -109,12 +110,37 @@ fn every_command_has_its_name() {
 }
 
 #[test]
+fn a_line_item_added_without_a_unit_counts_pieces() {
+    let step = upcaster::<E>("LineItemAdded", "1.0");
+    let mut stored = json!({"line_id": line_id(1), "sku": "S", "description": "D",
+        "quantity": "2", "unit_price": "3.00", "volume_discount_percent": "0"});
+    (step.rewrite)(&mut stored).unwrap();
+    assert_eq!(stored["unit"], "Piece");
+    let with_unit = parse(json!({"AddLineItem": {"line_id": line_id(1), "sku": "S",
+        "description": "D", "quantity": "2", "unit": "Hour", "unit_price": "3.00"}}));
+    assert!(matches!(
+        with_unit,
+        Ok(C::AddLineItem {
+            unit: Unit::Hour,
+            ..
+        })
+    ));
+    let unknown = parse(json!({"AddLineItem": {"line_id": line_id(1), "sku": "S",
+        "description": "D", "quantity": "2", "unit": "Furlong", "unit_price": "3.00"}}));
+    assert!(unknown.is_err());
+}
+
+#[test]
 fn events_are_versioned_and_round_trip() {
     let mut events = sent();
     events.push(E::QuoteDeclined { reason: text("no") });
     for event in events {
-        let carries_totals = matches!(event, E::QuoteSubmitted { .. } | E::QuoteAccepted { .. });
-        let version = if carries_totals { "1.1" } else { "1.0" };
+        // Changed schemas: the gross subtotal (1.1), then lines with units (1.1, 1.2).
+        let version = match event {
+            E::QuoteAccepted { .. } => "1.2",
+            E::QuoteSubmitted { .. } | E::LineItemAdded { .. } => "1.1",
+            _ => "1.0",
+        };
         assert_eq!(event.event_version(), version, "{}", event.event_type());
         let stored = serde_json::to_value(&event).unwrap();
         assert_eq!(
