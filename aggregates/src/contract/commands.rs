@@ -91,6 +91,9 @@ pub struct QuoteLine {
     #[schemars(with = "String", extend("format" = "decimal"))]
     #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
+    /// What the quantity counts; pieces when left out.
+    #[serde(default)]
+    pub unit: crate::quote::Unit,
     #[schemars(with = "String", extend("format" = "decimal"))]
     #[serde(with = "rust_decimal::serde::str")]
     pub unit_price: Decimal,

@@ -150,6 +150,7 @@ fn parse_lines(lines: Vec<QuoteLine>) -> Result<Vec<ContractLine>, DomainError> 
                     DESCRIPTION_MAX,
                 )?,
                 quantity: line.quantity,
+                unit: line.unit,
                 unit_price: line.unit_price,
                 volume_discount_percent: line.volume_discount_percent,
             })

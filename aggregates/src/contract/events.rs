@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::quote::Unit;
 use crate::{CurrencyCode, Email, Text};
 
 /// Who a signature binds: the account (customer) or the tenant itself (vendor).
@@ -37,6 +38,7 @@ pub struct ContractLine {
     pub description: Text,
     #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
+    pub unit: Unit,
     #[serde(with = "rust_decimal::serde::str")]
     pub unit_price: Decimal,
     #[serde(with = "rust_decimal::serde::str")]
@@ -151,10 +153,21 @@ impl DomainEvent for ContractEvent {
         name.to_owned()
     }
 
+    /// `ContractDraftedFromQuote` 1.1: the copied lines have a unit.
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::ContractDraftedFromQuote { .. } => "1.1",
+            _ => "1.0",
+        }
+        .to_owned()
     }
 }
 
-/// Every version stored so far reads as stored.
-impl crate::EventSchema for ContractEvent {}
+impl crate::EventSchema for ContractEvent {
+    const UPCASTERS: &'static [crate::Upcaster] = &[crate::Upcaster {
+        event_type: "ContractDraftedFromQuote",
+        from: "1.0",
+        to: "1.1",
+        rewrite: crate::quote::lines_counted_in_pieces,
+    }];
+}

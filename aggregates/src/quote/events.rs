@@ -221,8 +221,9 @@ fn counted_in_pieces(line: &mut serde_json::Value) -> Result<(), String> {
     Ok(())
 }
 
-/// `QuoteAccepted` 1.1 → 1.2: every accepted line without a unit counts pieces.
-fn lines_counted_in_pieces(body: &mut serde_json::Value) -> Result<(), String> {
+/// `QuoteAccepted` 1.1 → 1.2 (and a contract's lines copied from such a quote): every line
+/// without a unit counts pieces.
+pub(crate) fn lines_counted_in_pieces(body: &mut serde_json::Value) -> Result<(), String> {
     let lines = body["lines"].as_array_mut().ok_or("lines is no array")?;
     lines.iter_mut().try_for_each(counted_in_pieces)
 }

@@ -10,6 +10,7 @@ mod state;
 mod tests;
 
 pub use commands::QuoteCommand;
+pub(crate) use events::lines_counted_in_pieces;
 pub use events::{LineItem, QuoteEvent, Unit};
 pub use facts::{QuoteServices, Services};
 pub use pricing::QuoteTotals;

@@ -126,6 +126,7 @@ fn quote_line(line: &LineItem) -> QuoteLine {
         sku: line.sku.as_str().to_owned(),
         description: line.description.as_str().to_owned(),
         quantity: line.quantity,
+        unit: line.unit,
         unit_price: line.unit_price,
         volume_discount_percent: line.volume_discount_percent,
     }
@@ -152,7 +153,7 @@ mod tests {
             sku: Text::parse("sku", "SKU-1", 64).unwrap(),
             description: Text::parse("description", "Widgets", 100).unwrap(),
             quantity: Decimal::from(3),
-            unit: aggregates::quote::Unit::Piece,
+            unit: aggregates::quote::Unit::Month,
             unit_price: Decimal::from(100),
             volume_discount_percent: Decimal::from(2),
         };
@@ -181,5 +182,6 @@ mod tests {
         assert_eq!(terms, format!("Per accepted quote {quote_id}"));
         assert_eq!(lines[0].sku, "SKU-1");
         assert_eq!(lines[0].volume_discount_percent, Decimal::from(2));
+        assert_eq!(lines[0].unit, aggregates::quote::Unit::Month);
     }
 }

@@ -226,7 +226,7 @@ impl ProcessStack {
             sku: "W-1".to_owned(),
             description: "Widget".to_owned(),
             quantity: Decimal::ONE,
-            unit: Unit::Piece,
+            unit: Unit::Hour,
             unit_price: Decimal::from(unit_price),
         };
         self.quote(&operator, id, line).await;

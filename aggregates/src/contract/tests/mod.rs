@@ -12,6 +12,7 @@ use super::{
     ContractStatus, Party, QuoteLine,
 };
 use crate::account::{AccountFacts, AccountStatus, Tier};
+use crate::quote::Unit;
 use crate::{Actor, Command, DomainError, Email, Role, RuleCode, TenantPolicy};
 
 use crate::testing::*;
@@ -166,6 +167,7 @@ fn quote_line() -> QuoteLine {
         sku: "SUP-1".into(),
         description: "Support hours".into(),
         quantity: money("100"),
+        unit: Unit::Hour,
         unit_price: money("125.00"),
         volume_discount_percent: money("10"),
     }
@@ -194,6 +196,7 @@ fn drafted_from_quote() -> E {
             sku: text("SUP-1"),
             description: text("Support hours"),
             quantity: money("100"),
+            unit: Unit::Hour,
             unit_price: money("125.00"),
             volume_discount_percent: money("10"),
         }],

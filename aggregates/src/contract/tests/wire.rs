@@ -37,3 +37,21 @@ fn events_keep_money_as_strings_and_dates_as_iso_8601() {
     let back: E = serde_json::from_value(json).unwrap();
     assert_eq!(back, drafted());
 }
+
+/// A contract drafted from a quote before lines had units (1.0) reads its lines as pieces; the
+/// current version, 1.1, keeps the quote's units.
+#[test]
+fn lines_copied_before_units_count_pieces() {
+    use cqrs_es::DomainEvent;
+    let current = drafted_from_quote();
+    assert_eq!(current.event_version(), "1.1");
+    let mut stored = serde_json::to_value(&current).unwrap();
+    let body = &mut stored["ContractDraftedFromQuote"];
+    body["lines"][0].as_object_mut().unwrap().remove("unit");
+    let step = upcaster::<E>("ContractDraftedFromQuote", "1.0");
+    (step.rewrite)(body).unwrap();
+    let E::ContractDraftedFromQuote { lines, .. } = serde_json::from_value(stored).unwrap() else {
+        panic!("not a draft from a quote")
+    };
+    assert_eq!(lines[0].unit, Unit::Piece);
+}
