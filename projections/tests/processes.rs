@@ -81,7 +81,10 @@ async fn an_approved_and_accepted_quote_drafts_one_contract_and_redeliveries_cha
     assert_eq!(draft["value"], "20000.00");
     assert_eq!(draft["terms"], format!("Per accepted quote {quote_id}"));
     assert_eq!(draft["lines"].as_array().map(Vec::len), Some(1));
-    assert_eq!(draft["lines"][0]["unit"], "Hour", "the quote's unit carries over");
+    assert_eq!(
+        draft["lines"][0]["unit"], "Hour",
+        "the quote's unit carries over"
+    );
     assert_eq!(drafted.event_version, "1.1");
     env.wait_for("Account", account_id, "AccountActivated")
         .await;
