@@ -23,7 +23,7 @@ end
 $$;
 
 -- Every policy set so far starts its tenant's stream, so the stream alone tells the policy in
--- force. When it was set before is not known: the event says it was carried over.
+-- force. When it was set before is not known: the event's `client` says it was carried over.
 insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
                     metadata, hash)
 select 'Tenant', p.tenant_id::text, 1, 'TenantPolicySet', '1.0',
@@ -31,12 +31,12 @@ select 'Tenant', p.tenant_id::text, 1, 'TenantPolicySet', '1.0',
        json_build_object('tenant_id', p.tenant_id::text,
                          'system_process', 'migration-0029',
                          'client', 'b2b migrate: the policy in force when history began',
-                         'correlation_id', r.id, 'causation_id', r.id, 'request_id', r.id,
+                         'correlation_id', p.id, 'causation_id', p.id, 'request_id', p.id,
                          'recorded_at',
                          to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
        ''::bytea
-  from tenant_policies p
- cross join lateral (select gen_random_uuid()::text as id) r
+  -- A volatile call in the select list runs once per row: an id of its own for each event.
+  from (select tenant_id, policy, gen_random_uuid()::text as id from tenant_policies) p
  order by p.tenant_id;
 
 create trigger events_tenant_policies after insert on events

@@ -81,7 +81,7 @@ impl CommandApi {
         Self { clock, ..self }
     }
 
-    /// Writes that change who may do what (sign-out, user commands) answer only once this
+    /// Writes that change who may do what (sign-out, user commands) answer only once every
     /// process's caches have heard of them.
     pub fn with_invalidations(self, invalidations: Arc<Invalidations>) -> Self {
         Self {
@@ -90,7 +90,7 @@ impl CommandApi {
         }
     }
 
-    /// Waits until this write's cache invalidations have come back (see
+    /// Waits until every listening process has handled this write's cache invalidations (see
     /// `event_store::invalidation`).
     async fn settle_caches(&self) {
         if let Some(invalidations) = &self.invalidations {

@@ -126,6 +126,25 @@ mod tests {
     }
 
     #[test]
+    fn a_body_an_upcaster_cannot_read_is_refused_not_a_panic() {
+        for body in [
+            json!([]),
+            json!({"totals": 1}),
+            json!({"lines": {}}),
+            json!(null),
+        ] {
+            for (event_type, version) in [("QuoteSubmitted", "1.0"), ("QuoteAccepted", "1.1")] {
+                let payload = json!({ event_type: body.clone() });
+                let refused = decode::<QuoteEvent>(event_type, version, payload);
+                assert!(
+                    matches!(refused, Err(StoreError::Undecodable { .. })),
+                    "{event_type} {version} {body}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_payload_filed_under_another_type_or_aggregate_is_refused() {
         let error = decode::<QuoteEvent>("QuoteApproved", "1.0", submitted("1")).unwrap_err();
         assert!(

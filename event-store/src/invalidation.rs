@@ -5,16 +5,18 @@
 //!
 //! A write that invalidates (sign-out, a user's roles or password) answers only after
 //! [`Invalidations::barrier`]: a notification sent after its commit has been acknowledged by
-//! every process listening on the database. Postgres delivers notifications in commit order
-//! and each listener handles them in turn before it acknowledges, so by then no replica's
-//! cache holds the entry any more: the client's next request fails everywhere, not merely
-//! once the other replicas have caught up.
-use std::collections::HashMap;
+//! every listener that was listening on the database when it was sent (each answers with its
+//! backend's pid). Postgres delivers notifications in commit order and each listener handles
+//! them in turn before it answers, so by then no replica's cache holds the entry any more: the
+//! client's next request fails everywhere, not merely once the other replicas have caught up.
+//! A listener that does not answer within [`BARRIER_WAIT`] (a frozen process) is waited for no
+//! longer: the write answers, and that replica forgets when it resumes.
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -23,8 +25,8 @@ const CHANNEL: &str = "b2b_invalidate";
 const BARRIER: &str = "barrier";
 /// What every listener answers to a barrier, once it has handled everything before it.
 const ACK: &str = "ack";
-/// How listeners are told apart in `pg_stat_activity`, so a barrier knows how many answers
-/// to wait for.
+/// How listeners are told apart in `pg_stat_activity`, so a barrier knows whose answers to
+/// wait for. Set once the connection listens, on a connection used for nothing else.
 const LISTENER_NAME: &str = "b2b-cache-listener";
 /// What projectors announce after a batch commits: the streams it moved (read-your-writes
 /// waiters listen for it).
@@ -48,8 +50,8 @@ pub struct Invalidations {
     pool: PgPool,
     handlers: Vec<Handler>,
     live: AtomicBool,
-    /// This process's barriers waiting for answers, by id.
-    barriers: Mutex<HashMap<Uuid, mpsc::UnboundedSender<()>>>,
+    /// This process's barriers waiting for answers, by id: the answering listeners' pids.
+    barriers: Mutex<HashMap<Uuid, mpsc::UnboundedSender<i32>>>,
 }
 
 impl Invalidations {
@@ -97,39 +99,42 @@ impl Invalidations {
             .lock()
             .expect("barriers poisoned")
             .insert(id, answered);
-        // Counted before the notification: a listener that connects in between empties its
-        // caches on connecting, and its extra answer does no harm.
-        if let Ok(listeners) = self.send_barrier(id).await {
+        // Listeners are named only once they listen, so each one counted hears the barrier; one
+        // that starts listening later empties its caches on connecting and is not waited for.
+        if let Ok(mut waiting) = self.send_barrier(id).await {
             let all_answered = async {
-                for _ in 0..listeners {
-                    answers.recv().await;
+                while !waiting.is_empty() {
+                    match answers.recv().await {
+                        Some(pid) => waiting.remove(&pid),
+                        None => break,
+                    };
                 }
             };
             if tokio::time::timeout(BARRIER_WAIT, all_answered)
                 .await
                 .is_err()
             {
-                tracing::warn!(listeners, "cache invalidation barrier timed out");
+                tracing::warn!("cache invalidation barrier timed out");
             }
         }
         self.barriers.lock().expect("barriers poisoned").remove(&id);
     }
 
-    /// Notifies `barrier:<id>` and returns how many listeners will answer it.
-    async fn send_barrier(&self, id: Uuid) -> Result<i64, sqlx::Error> {
-        let listeners: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity \
+    /// Notifies `barrier:<id>` and returns the pids of the listeners that will answer it.
+    async fn send_barrier(&self, id: Uuid) -> Result<HashSet<i32>, sqlx::Error> {
+        let listeners: Vec<i32> = sqlx::query_scalar(
+            "select pid from pg_stat_activity \
              where datname = current_database() and application_name = $1",
         )
         .bind(LISTENER_NAME)
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
         sqlx::query("select pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(format!("{BARRIER}:{id}"))
             .execute(&self.pool)
             .await?;
-        Ok(listeners)
+        Ok(listeners.into_iter().collect())
     }
 
     /// Runs the listener until the task is dropped, reconnecting after any failure.
@@ -145,11 +150,18 @@ impl Invalidations {
     }
 
     async fn listen(&self) -> Result<(), sqlx::Error> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        sqlx::query(&format!("set application_name = '{LISTENER_NAME}'"))
-            .execute(&mut listener)
-            .await?;
+        // A connection of its own, never handed back to the shared pool with the listener's
+        // name on it.
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        let mut listener = PgListener::connect_with(&own).await?;
         listener.listen(CHANNEL).await?;
+        let pid: i32 = sqlx::query_scalar(&format!(
+            "select pg_backend_pid() from set_config('application_name', '{LISTENER_NAME}', false)"
+        ))
+        .fetch_one(&mut listener)
+        .await?;
         self.set_live(true);
         // `None`: the connection was lost, and whatever was notified meanwhile with it.
         while let Some(notification) = listener.try_recv().await? {
@@ -157,7 +169,7 @@ impl Invalidations {
                 // Everything notified before the barrier has been handled above.
                 sqlx::query("select pg_notify($1, $2)")
                     .bind(CHANNEL)
-                    .bind(format!("{ACK}:{barrier}"))
+                    .bind(format!("{ACK}:{barrier}:{pid}"))
                     .execute(&mut listener)
                     .await?;
             }
@@ -170,8 +182,13 @@ impl Invalidations {
         self.tell(Invalidation::Live(live));
     }
 
-    /// `<kind>:<id>[,<id>…]`. Returns the barrier to answer, if `payload` is one.
+    /// `<kind>:<id>[,<id>…]`, or `ack:<barrier>:<pid>`. Returns the barrier to answer, if
+    /// `payload` is one.
     fn heard(&self, payload: &str) -> Option<Uuid> {
+        if let Some(ack) = payload.strip_prefix(ACK).and_then(|a| a.strip_prefix(':')) {
+            self.acknowledged(ack);
+            return None;
+        }
         let parsed = payload.split_once(':').and_then(|(kind, ids)| {
             let ids: Option<Vec<Uuid>> = ids.split(',').map(|id| id.parse().ok()).collect();
             Some((kind, ids?))
@@ -181,21 +198,31 @@ impl Invalidations {
             self.tell(Invalidation::Live(true));
             return None;
         };
-        match kind {
-            BARRIER => return ids.first().copied(),
-            ACK => {
-                let barriers = self.barriers.lock().expect("barriers poisoned");
-                for waiting in ids.iter().filter_map(|id| barriers.get(id)) {
-                    let _ = waiting.send(());
-                }
-            }
-            kind => {
-                for id in ids {
-                    self.tell(Invalidation::Changed { kind, id });
-                }
-            }
+        if kind == BARRIER {
+            return ids.first().copied();
+        }
+        for id in ids {
+            self.tell(Invalidation::Changed { kind, id });
         }
         None
+    }
+
+    /// `<barrier>:<pid>`: that listener has handled everything up to this process's barrier.
+    fn acknowledged(&self, ack: &str) {
+        let Some((barrier, pid)) = ack.split_once(':') else {
+            return;
+        };
+        let (Ok(barrier), Ok(pid)) = (barrier.parse::<Uuid>(), pid.parse::<i32>()) else {
+            return;
+        };
+        if let Some(waiting) = self
+            .barriers
+            .lock()
+            .expect("barriers poisoned")
+            .get(&barrier)
+        {
+            let _ = waiting.send(pid);
+        }
     }
 
     fn tell(&self, invalidation: Invalidation<'_>) {

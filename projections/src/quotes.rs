@@ -82,8 +82,9 @@ pub(crate) struct LineRow {
     sku: String,
     description: String,
     quantity: Decimal,
-    /// `aggregates::quote::Unit`'s variant name.
-    unit: String,
+    /// `aggregates::quote::Unit`'s variant name; null in rows a projector older than migration
+    /// 0030 wrote (those lines count pieces).
+    unit: Option<String>,
     unit_price: Decimal,
     volume_discount_percent: Decimal,
     line_total: Decimal,
@@ -243,7 +244,7 @@ fn change_line(
                 sku: sku.as_str().to_owned(),
                 description: description.as_str().to_owned(),
                 quantity,
-                unit: unit.as_str().to_owned(),
+                unit: Some(unit.as_str().to_owned()),
                 unit_price,
                 volume_discount_percent,
                 line_total: price.net(),

@@ -272,15 +272,16 @@ async fn a_quote_comes_with_its_lines_and_totals_and_another_tenants_is_null() {
     world
         .sql(&format!(
             "insert into read.quote_lines (quote_id, line_id, tenant_id, position, sku, \
-             description, quantity, unit_price, volume_discount_percent, line_total) values \
-             ('{id}', gen_random_uuid(), '{a}', 2, 'B', 'Second', 1, 500.50, 0, 500.50), \
-             ('{id}', gen_random_uuid(), '{a}', 1, 'A', 'First', 10, 210, 4.75, 2000.0000)",
+             description, quantity, unit, unit_price, volume_discount_percent, line_total) \
+             values \
+             ('{id}', gen_random_uuid(), '{a}', 2, 'B', 'Second', 1, null, 500.50, 0, 500.50), \
+             ('{id}', gen_random_uuid(), '{a}', 1, 'A', 'First', 10, 'Hour', 210, 4.75, 2000.0000)",
             a = world.tenant_a
         ))
         .await;
     let query = "query One($id: UUID!) { quote(id: $id) { title status subtotal total \
         lineDiscounts quoteDiscount discountPercent tier currency \
-        lines { position sku quantity unitPrice volumeDiscountPercent lineTotal } } }";
+        lines { position sku quantity unit unitPrice volumeDiscountPercent lineTotal } } }";
 
     let own = world
         .query(&world.viewer().await, query, json!({ "id": id }))
@@ -310,6 +311,8 @@ async fn a_quote_comes_with_its_lines_and_totals_and_another_tenants_is_null() {
     assert_eq!(lines[0]["lineTotal"], "2000.0000");
     assert_eq!(lines[0]["volumeDiscountPercent"], "4.75");
     assert_eq!(lines[1]["unitPrice"], "500.50");
+    // A row a projector older than units wrote (null) counts pieces.
+    assert_eq!([&lines[0]["unit"], &lines[1]["unit"]], ["HOUR", "PIECE"]);
     assert_eq!(foreign, json!({ "data": { "quote": null } }));
     world.teardown().await;
 }

@@ -224,20 +224,32 @@ fn counted_in_pieces(line: &mut serde_json::Value) -> Result<(), String> {
 /// `QuoteAccepted` 1.1 → 1.2 (and a contract's lines copied from such a quote): every line
 /// without a unit counts pieces.
 pub(crate) fn lines_counted_in_pieces(body: &mut serde_json::Value) -> Result<(), String> {
-    let lines = body["lines"].as_array_mut().ok_or("lines is no array")?;
+    let lines = body
+        .get_mut("lines")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or("lines is no array")?;
     lines.iter_mut().try_for_each(counted_in_pieces)
 }
 
 /// 1.0 → 1.1: the totals' subtotal was net of the line discounts; it is the gross one now.
 fn gross_subtotal(body: &mut serde_json::Value) -> Result<(), String> {
-    let totals = &mut body["totals"];
-    let amount = |totals: &serde_json::Value, field: &str| -> Result<Decimal, String> {
-        totals[field]["amount"]
-            .as_str()
+    let totals = body
+        .get_mut("totals")
+        .and_then(serde_json::Value::as_object_mut)
+        .ok_or("totals is no object")?;
+    let amount = |field: &str| -> Result<Decimal, String> {
+        totals
+            .get(field)
+            .and_then(|money| money.get("amount"))
+            .and_then(serde_json::Value::as_str)
             .and_then(|amount| amount.parse().ok())
             .ok_or_else(|| format!("totals.{field}.amount is no decimal"))
     };
-    let gross = amount(totals, "subtotal")? + amount(totals, "line_discounts")?;
-    totals["subtotal"]["amount"] = serde_json::Value::String(gross.to_string());
+    let gross = amount("subtotal")? + amount("line_discounts")?;
+    let subtotal = totals
+        .get_mut("subtotal")
+        .and_then(serde_json::Value::as_object_mut)
+        .ok_or("totals.subtotal is no object")?;
+    subtotal.insert("amount".to_owned(), gross.to_string().into());
     Ok(())
 }

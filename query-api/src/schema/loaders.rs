@@ -30,7 +30,8 @@ pub trait Children: for<'r> FromRow<'r, PgRow> + Clone + Send + Sync + Unpin + '
 
 impl Children for QuoteLine {
     const SQL: &'static str = "select quote_id as parent_id, line_id, position, sku, \
-        description, quantity, unit, unit_price, volume_discount_percent, line_total \
+        description, quantity, coalesce(unit, 'Piece') as unit, unit_price, \
+        volume_discount_percent, line_total \
         from read.quote_lines where tenant_id = $1 and quote_id = any($2) \
         order by quote_id, position";
 }
