@@ -18,9 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
 
 use crate::helpers::{eventually, open_account, Api, TestStack};
-
-const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+use crate::trace_context::{open_traced, stored_metadata, CLIENT_SPAN, TRACE_ID};
 
 /// What the collector was sent: (path, body) per request.
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
@@ -113,6 +111,17 @@ async fn receive(socket: TcpStream, keep: Received) {
     }
 }
 
+/// `b2b serve` with `env`, exporting every 100 ms rather than every 5 s, its logs discarded.
+fn serve_exporting(stack: &TestStack, env: &[(&str, &str)]) -> tokio::process::Command {
+    let mut command = stack.command(&["serve"]);
+    command.envs(env.iter().copied());
+    command
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::null());
+    command
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -122,31 +131,19 @@ async fn spans_are_exported_over_otlp_and_the_projectors_span_joins_the_requests
     let stack = TestStack::new().await;
     let tenant = stack.create_tenant("exported").await;
     let collector = Collector::start().await;
-    let mut command = stack.command(&["serve"]);
-    command
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
-        .env("OTEL_SERVICE_NAME", "b2b-under-test")
-        // Export every 100 ms, not every 5 s.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::null());
-    let server = stack.spawn_command(command).await;
+    let server = stack
+        .spawn_command(serve_exporting(
+            &stack,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+                ("OTEL_SERVICE_NAME", "b2b-under-test"),
+            ],
+        ))
+        .await;
     let api = Api::new(&server);
     let token = api.login(&tenant).await;
     let id = Uuid::new_v4();
-    let response = api
-        .command(&token, "accounts", id)
-        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
-        .json(&open_account("Exported GmbH"))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-    let answered = response.headers()["traceparent"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let request_span = answered.split('-').nth(2).unwrap().to_owned();
+    let (answered, request_span) = open_traced(&api, &token, id, "Exported GmbH").await;
 
     let (request, projected) = eventually("the request's and the projector's spans", || {
         let spans = collector.spans();
@@ -168,11 +165,7 @@ async fn spans_are_exported_over_otlp_and_the_projectors_span_joins_the_requests
     // The exported request span is the one the response and the stored event name.
     assert_eq!(hex(&request.span_id), request_span, "{answered}");
     assert_eq!(hex(&request.parent_span_id), CLIENT_SPAN);
-    let stored: Value = sqlx::query_scalar("select metadata from events where aggregate_id = $1")
-        .bind(id.to_string())
-        .fetch_one(&stack.db)
-        .await
-        .unwrap();
+    let stored = stored_metadata(&stack, id).await;
     assert_eq!(stored["traceparent"], Value::String(answered.clone()));
     // The projector's span: the same trace, a child of the request's span.
     let (_, projected) = projected;
@@ -186,18 +179,15 @@ async fn without_an_endpoint_no_span_is_exported() {
     let stack = TestStack::new().await;
     let tenant = stack.create_tenant("unexported").await;
     let collector = Collector::start().await;
-    let mut command = stack.command(&["serve"]);
     // The exporter library's own variable for the traces' URL: it would be obeyed by an
     // exporter, were one started.
-    command
-        .env(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            format!("{}/v1/traces", collector.endpoint),
-        )
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::null());
-    let server = stack.spawn_command(command).await;
+    let traces = format!("{}/v1/traces", collector.endpoint);
+    let server = stack
+        .spawn_command(serve_exporting(
+            &stack,
+            &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &traces)],
+        ))
+        .await;
     let api = Api::new(&server);
     let token = api.login(&tenant).await;
     api.ok(&token, Uuid::new_v4(), open_account("Quiet GmbH"))

@@ -8,8 +8,48 @@ use uuid::Uuid;
 
 use crate::helpers::{open_account, Api, TestStack};
 
-const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+pub(crate) const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+pub(crate) const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// Opens account `id` as a client in trace [`TRACE_ID`] (its span [`CLIENT_SPAN`]): the
+/// `traceparent` the reply names, and the request span's id in it.
+pub(crate) async fn open_traced(api: &Api, token: &str, id: Uuid, name: &str) -> (String, String) {
+    let client = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
+    let answered = open_with_traceparent(api, token, id, name, &client).await;
+    let request_span = answered.split('-').nth(2).unwrap().to_owned();
+    (answered, request_span)
+}
+
+/// Opens account `id` sending `traceparent`; the `traceparent` the reply names.
+async fn open_with_traceparent(
+    api: &Api,
+    token: &str,
+    id: Uuid,
+    name: &str,
+    traceparent: &str,
+) -> String {
+    let response = api
+        .command(token, "accounts", id)
+        .header("traceparent", traceparent)
+        .json(&open_account(name))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The metadata stored with the first event of stream `id`.
+pub(crate) async fn stored_metadata(stack: &TestStack, id: Uuid) -> Value {
+    sqlx::query_scalar("select metadata from events where aggregate_id = $1 and sequence = 1")
+        .bind(id.to_string())
+        .fetch_one(&stack.db)
+        .await
+        .unwrap()
+}
 
 #[tokio::test]
 async fn a_commands_trace_runs_from_the_request_through_the_relay_to_the_projector() {
@@ -25,19 +65,7 @@ async fn a_commands_trace_runs_from_the_request_through_the_relay_to_the_project
     let api = Api::new(&server);
     let token = api.login(&tenant).await;
     let id = Uuid::new_v4();
-    let response = api
-        .command(&token, "accounts", id)
-        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
-        .json(&open_account("Traced GmbH"))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-    let answered = response.headers()["traceparent"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let request_span = answered.split('-').nth(2).unwrap().to_owned();
+    let (answered, request_span) = open_traced(&api, &token, id, "Traced GmbH").await;
     assert!(
         answered.starts_with(&format!("00-{TRACE_ID}-")),
         "{answered}"
@@ -47,11 +75,7 @@ async fn a_commands_trace_runs_from_the_request_through_the_relay_to_the_project
         "the request's span is the client's child"
     );
 
-    let stored: Value = sqlx::query_scalar("select metadata from events where aggregate_id = $1")
-        .bind(id.to_string())
-        .fetch_one(&stack.db)
-        .await
-        .unwrap();
+    let stored = stored_metadata(&stack, id).await;
     assert_eq!(
         stored["traceparent"],
         Value::String(answered.clone()),
@@ -88,25 +112,11 @@ async fn a_request_without_a_valid_traceparent_starts_a_new_trace() {
     let api = Api::new(&server);
     let token = api.login(&tenant).await;
     let id = Uuid::new_v4();
-    let response = api
-        .command(&token, "accounts", id)
-        .header("traceparent", "00-not-a-trace-01")
-        .json(&open_account("Untraced GmbH"))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-    let answered = response.headers()["traceparent"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let answered =
+        open_with_traceparent(&api, &token, id, "Untraced GmbH", "00-not-a-trace-01").await;
     let parts: Vec<&str> = answered.split('-').collect();
     assert_eq!(parts.len(), 4, "{answered}");
     assert_eq!((parts[0], parts[1].len(), parts[2].len()), ("00", 32, 16));
-    let stored: Value = sqlx::query_scalar("select metadata from events where aggregate_id = $1")
-        .bind(id.to_string())
-        .fetch_one(&stack.db)
-        .await
-        .unwrap();
+    let stored = stored_metadata(&stack, id).await;
     assert_eq!(stored["traceparent"], Value::String(answered), "{stored}");
 }

@@ -13,12 +13,6 @@ pub struct Tenant {
     pub(super) policy: Option<TenantPolicy>,
 }
 
-impl Tenant {
-    pub fn policy(&self) -> Option<&TenantPolicy> {
-        self.policy.as_ref()
-    }
-}
-
 impl Aggregate for Tenant {
     const TYPE: &'static str = "Tenant";
     type Command = Command<TenantCommand>;

@@ -85,8 +85,8 @@ async fn no_user_of_the_tenant_sets_its_policy_not_even_an_admin() {
 #[test]
 fn the_state_holds_the_last_policy_set() {
     let tenant: Tenant = replay(vec![set(TenantPolicy::default()), set(stricter())]);
-    assert_eq!(tenant.policy(), Some(&stricter()));
-    assert_eq!(Tenant::default().policy(), None);
+    assert_eq!(tenant.policy, Some(stricter()));
+    assert_eq!(Tenant::default().policy, None);
 }
 
 #[test]
