@@ -101,6 +101,18 @@ impl Actor {
         }
     }
 
+    /// Passes only for a signed-in user holding one of `wanted`, never the system: for acts a
+    /// person must answer for (forgetting someone), which no process makes on its own.
+    pub fn require_person(&self, wanted: &[Role], action: &str) -> Result<(), DomainError> {
+        if self.has_any(wanted) {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden(format!(
+                "{action} is for a user holding one of the roles {wanted:?}"
+            )))
+        }
+    }
+
     /// Passes only for our own processes: some transitions are never a user's to make.
     pub fn require_system(&self, action: &str) -> Result<(), DomainError> {
         if self.is_system() {

@@ -31,6 +31,8 @@ pub enum RuleCode {
     NotAnApprover,
     UserDeactivated,
     UserNotDeactivated,
+    /// The user was forgotten; their data is erased.
+    UserForgotten,
     // Quotes.
     QuoteExists,
     QuoteNotDraft,
@@ -187,6 +189,7 @@ mod tests {
             "unknown_line",
             "user_deactivated",
             "user_exists",
+            "user_forgotten",
             "user_not_deactivated",
             "valid_until_passed",
             "webhook_disabled",

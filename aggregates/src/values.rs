@@ -32,6 +32,11 @@ impl Text {
         Ok(Self(trimmed.to_owned()))
     }
 
+    /// What text about a forgotten person reads as.
+    pub fn erased() -> Self {
+        Self(crate::ERASED.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -62,6 +67,12 @@ impl Email {
             return Err(bad());
         }
         Ok(Self(candidate))
+    }
+
+    /// What a forgotten person's address reads as. Not an address, so it never equals one a
+    /// command gives.
+    pub fn erased() -> Self {
+        Self(crate::ERASED.to_owned())
     }
 
     pub fn as_str(&self) -> &str {
@@ -177,6 +188,13 @@ mod tests {
         assert!(Text::parse("t", "   ", 10).is_err());
         assert!(Text::parse("t", "abcdefghijk", 10).is_err());
         assert!(Text::parse("t", "a\u{0}b", 10).is_err());
+    }
+
+    #[test]
+    fn erased_values_read_as_erased_and_are_no_valid_address() {
+        assert_eq!(Text::erased().as_str(), crate::ERASED);
+        assert_eq!(Email::erased().as_str(), crate::ERASED);
+        assert!(Email::parse("e", crate::ERASED).is_err());
     }
 
     #[test]

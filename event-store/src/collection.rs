@@ -25,7 +25,8 @@ pub trait BusAggregate:
         Command = Command<<Self as BusAggregate>::Body>,
         Error = DomainError,
         Event: aggregates::EventSchema,
-    > + Clone
+    > + aggregates::PersonalData
+    + Clone
     + 'static
 {
     type Body: CommandSet + DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static;

@@ -59,7 +59,10 @@ fn outcome_label(outcome: &Result<u64, StoreError>) -> &'static str {
 
 impl<A> AggregateStore<A>
 where
-    A: Aggregate<Error = DomainError, Event: aggregates::EventSchema> + Clone + 'static,
+    A: Aggregate<Error = DomainError, Event: aggregates::EventSchema>
+        + aggregates::PersonalData
+        + Clone
+        + 'static,
     A::Command: Clone + CommandName,
 {
     pub fn new(streams: Arc<Streams<A>>, services: A::Services, committed: Arc<Notify>) -> Self {
@@ -153,17 +156,10 @@ where
                     continue;
                 }
             };
-            let metadata_json = metadata.to_json();
             let appended = events.len() as u64;
             match self
                 .streams
-                .append(
-                    aggregate_id,
-                    &decided,
-                    events,
-                    (tenant, &metadata_json),
-                    alongside,
-                )
+                .append(aggregate_id, &decided, events, metadata, alongside)
                 .await
             {
                 Ok(()) => {

@@ -48,7 +48,10 @@ impl StoreFacts {
         what: &str,
     ) -> Result<Option<A>, DomainError>
     where
-        A: Aggregate<Error = DomainError, Event: aggregates::EventSchema> + Clone + 'static,
+        A: Aggregate<Error = DomainError, Event: aggregates::EventSchema>
+            + aggregates::PersonalData
+            + Clone
+            + 'static,
     {
         match streams
             .current(&id.to_string(), tenant_id)

@@ -24,6 +24,7 @@ pub mod history;
 pub mod idempotency;
 pub mod invalidation;
 pub mod metadata;
+pub mod personal;
 pub mod relay;
 pub mod streams;
 pub mod topology;

@@ -8,14 +8,15 @@
 //! plus the number of events folded into it, a proxy for its size that costs nothing to compute.
 use std::sync::Arc;
 
-use aggregates::EventSchema;
+use aggregates::{EventSchema, PersonalData};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::idempotency::Receipt;
-use crate::StoreError;
+use crate::personal::{self, Sealed};
+use crate::{EventMetadata, StoreError};
 
 /// A stream folded up to `version`; `owner` is the tenant of its first event (none while empty).
 #[derive(Debug, Clone)]
@@ -78,7 +79,7 @@ pub struct Streams<A: Aggregate> {
 
 impl<A> Streams<A>
 where
-    A: Aggregate<Event: EventSchema> + Clone + 'static,
+    A: Aggregate<Event: EventSchema> + PersonalData + Clone + 'static,
 {
     pub fn new(pool: PgPool, cache_weight: u64) -> Self {
         let cache = moka::sync::Cache::builder()
@@ -131,8 +132,8 @@ where
         mut known: Folded<A>,
         tenant: Uuid,
     ) -> Result<Folded<A>, StoreError> {
-        let rows: Vec<(i64, Uuid, String, String, String)> = sqlx::query_as(
-            "select sequence, tenant_id, event_type, event_version, payload \
+        let mut rows: Vec<(i64, Uuid, String, String, Value)> = sqlx::query_as(
+            "select sequence, tenant_id, event_type, event_version, payload::json \
                from stream_events($1, $2, $3, $4)",
         )
         .bind(tenant)
@@ -145,10 +146,9 @@ where
         if rows.is_empty() {
             return Ok(known);
         }
+        let payloads = rows.iter_mut().map(|row| (row.1, &mut row.4)).collect();
+        personal::reveal(&self.pool, payloads).await?;
         for (sequence, tenant, event_type, version, payload) in rows {
-            let payload = serde_json::from_str(&payload).map_err(|e| {
-                StoreError::Storage(format!("{}/{id} event {sequence}: {e}", A::TYPE))
-            })?;
             let event = crate::decode::<A::Event>(&event_type, &version, payload)?;
             known.owner.get_or_insert(tenant);
             known.version = sequence as u64;
@@ -164,22 +164,33 @@ where
 
     /// Appends `events` after `decided.version` and commits them with `alongside`, all in one
     /// transaction. A single statement when nothing but events and a receipt commit: one round
-    /// trip. `decided` must already hold the events applied (cqrs-es's `EventSink` does that).
+    /// trip (plus one to find the key of each subject whose personal data the events hold).
+    /// `decided` must already hold the events applied (cqrs-es's `EventSink` does that).
     pub async fn append(
         &self,
         id: &str,
         decided: &Folded<A>,
         events: Vec<A::Event>,
-        (tenant, metadata): (Uuid, &Value),
+        metadata: &EventMetadata,
         alongside: &AlongsideEvents<'_>,
     ) -> Result<(), AppendError> {
+        let (tenant, metadata_json) = (metadata.tenant_id, metadata.to_json());
         let from = decided.version - events.len() as u64;
+        let mut rows = EventRows::new(&events, from).map_err(AppendError::Storage)?;
+        let personal: Vec<_> = events
+            .iter()
+            .map(|event| decided.aggregate.personal_data(id, event, &metadata.actor))
+            .collect();
+        let sealed = personal::seal(&self.pool, tenant, &personal, &mut rows.payloads)
+            .await
+            .map_err(|e| AppendError::Storage(e.to_string()))?;
         let statement = AppendStatement {
             tenant,
             aggregate_type: A::TYPE,
             id,
-            rows: EventRows::new(&events, from).map_err(AppendError::Storage)?,
-            metadata,
+            rows,
+            sealed,
+            metadata: &metadata_json,
             receipt: alongside.receipt,
             version_after: decided.version,
         };
@@ -195,7 +206,7 @@ where
         let result = match result {
             Err(AppendError::Storage(error)) => {
                 self.cache.invalidate(id);
-                self.resolve_unknown_outcome(id, from + 1, (tenant, metadata), error)
+                self.resolve_unknown_outcome(id, from + 1, metadata, error)
                     .await
             }
             other => other,
@@ -214,10 +225,10 @@ where
         &self,
         id: &str,
         first_sequence: u64,
-        (tenant, metadata): (Uuid, &Value),
+        metadata: &EventMetadata,
         error: String,
     ) -> Result<(), AppendError> {
-        let request_id = metadata.get("request_id").and_then(Value::as_str);
+        let (tenant, request_id) = (metadata.tenant_id, metadata.request_id.to_string());
         let deadline = tokio::time::Instant::now() + OUTCOME_DEADLINE;
         while tokio::time::Instant::now() < deadline {
             let stored: Result<bool, sqlx::Error> = async {
@@ -229,7 +240,7 @@ where
                 .bind(A::TYPE)
                 .bind(id)
                 .bind(first_sequence as i64)
-                .bind(request_id)
+                .bind(&request_id)
                 .fetch_one(&mut *tx)
                 .await
             }
@@ -307,13 +318,19 @@ impl EventRows {
     }
 }
 
-/// The events, in sequence order (the insert trigger chains each to the one before), and the
-/// receipt, as one statement. The statement names its tenant (row-level security) itself: both
-/// inserts take their rows from `tenant`, so the setting is made before either row is checked,
-/// and it costs no round trip of its own.
+/// The events, in sequence order (the insert trigger chains each to the one before), the
+/// receipt and the keys their personal data was first sealed with, as one statement. The
+/// statement names its tenant (row-level security) itself: every insert takes its rows from
+/// `tenant`, so the setting is made before any row is checked, and it costs no round trip of
+/// its own. So is the sign-in address the credentials trigger needs (0032).
 const APPEND: &str = "\
 with tenant as (
-    select set_config('app.tenant_id', $13::text, true)
+    select set_config('app.tenant_id', $13::text, true),
+           set_config('app.sign_in_email', coalesce($14, ''), true)
+), keys as (
+    insert into subject_keys (key_id, tenant_id, subject, secret)
+    select k.id, $13, k.subject, k.secret
+      from tenant, unnest($15::uuid[], $16::text[], $17::bytea[]) as k(id, subject, secret)
 ), appended as (
     insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                         payload, metadata)
@@ -334,6 +351,7 @@ struct AppendStatement<'a> {
     aggregate_type: &'a str,
     id: &'a str,
     rows: EventRows,
+    sealed: Sealed,
     metadata: &'a Value,
     receipt: Option<&'a Receipt>,
     version_after: u64,
@@ -341,7 +359,7 @@ struct AppendStatement<'a> {
 
 impl AppendStatement<'_> {
     async fn run(&self, conn: &mut PgConnection) -> Result<(), AppendError> {
-        let (rows, receipt) = (&self.rows, self.receipt);
+        let (rows, receipt, sealed) = (&self.rows, self.receipt, &self.sealed);
         let appended: i64 = sqlx::query_scalar(APPEND)
             .bind(self.aggregate_type)
             .bind(self.id)
@@ -356,6 +374,10 @@ impl AppendStatement<'_> {
             .bind(receipt.map(|r| r.request_hash.as_slice()))
             .bind(receipt.map(|r| r.reply(self.version_after)))
             .bind(self.tenant)
+            .bind(sealed.sign_in_email.as_deref())
+            .bind(&sealed.new_key_ids)
+            .bind(&sealed.new_key_subjects)
+            .bind(&sealed.new_key_secrets)
             .fetch_one(conn)
             .await?;
         debug_assert_eq!(appended as usize, rows.sequences.len());

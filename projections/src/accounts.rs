@@ -1,6 +1,6 @@
 //! `read.accounts`: one row per account, as the Account events describe it.
 use aggregates::account::{Account, AccountEvent, AccountStatus};
-use aggregates::Text;
+use aggregates::{Text, ERASED};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -123,6 +123,12 @@ impl ReadModel for AccountsProjection {
             E::AccountClosed { reason } => account.status_to(AccountStatus::Closed, Some(&reason)),
             E::AccountReinstated {} | E::AccountActivated { .. } => {
                 account.status_to(AccountStatus::Active, None)
+            }
+            // Rows folded before the keys were destroyed hold the plain text: erase it. A
+            // rebuild reads these fields erased already.
+            E::AccountContactDataForgotten {} => {
+                account.legal_name = ERASED.to_owned();
+                account.billing_email = ERASED.to_owned();
             }
             E::ContractActivatedOnAccount { .. } => account.active_contracts += 1,
             E::ContractEndedOnAccount { .. } => account.active_contracts -= 1,

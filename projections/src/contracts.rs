@@ -1,15 +1,21 @@
 //! `read.contracts` and `read.contract_versions`: one row per contract and one per contract
 //! version (the draft is version 1, each amendment the next).
+use aggregates::account::Account;
 use aggregates::contract::{Contract, ContractEvent, Party};
-use aggregates::{CurrencyCode, Text};
+use aggregates::user::User;
+use aggregates::{CurrencyCode, Text, ERASED};
 use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::Aggregate;
+use event_store::StoredEvent;
 use rust_decimal::Decimal;
 use serde::Serialize;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::read_model::{existing, Inconsistent, ReadModel};
 use crate::rows::{stored, Row, WithChildren};
 use crate::stamp::Stamp;
+use crate::{Projection, ProjectionError};
 
 /// Maintains `read.contracts` and `read.contract_versions` from Contract events. Replayable:
 /// see [`ReadModel`].
@@ -38,6 +44,8 @@ pub(crate) struct ContractRow {
     vendor_signatory: Option<String>,
     vendor_signatory_email: Option<String>,
     vendor_signed_at: Option<DateTime<Utc>>,
+    /// The user who signed for the vendor: the vendor signatory is that user's personal data.
+    vendor_signed_by: Option<Uuid>,
     approval_id: Option<Uuid>,
     activated_on: Option<NaiveDate>,
     terminated_reason: Option<String>,
@@ -149,6 +157,9 @@ impl ReadModel for ContractsProjection {
                 *name = Some(signatory_name.as_str().to_owned());
                 *email = Some(signatory_email.as_str().to_owned());
                 *at = Some(stored(signed_at));
+                if party == Party::Vendor {
+                    contract.vendor_signed_by = stamp.by;
+                }
             }
             E::ContractActivated { activated_on, .. } => {
                 contract.status = "Active".to_owned();
@@ -291,6 +302,7 @@ impl<'a> Drafted<'a> {
             vendor_signatory: None,
             vendor_signatory_email: None,
             vendor_signed_at: None,
+            vendor_signed_by: None,
             approval_id: None,
             activated_on: None,
             terminated_reason: None,
@@ -305,3 +317,65 @@ impl<'a> Drafted<'a> {
         }
     }
 }
+
+/// Erases the signatories of `read.contracts` rows folded before their subject was forgotten
+/// (`aggregates::personal`): a customer signatory, or a vendor one signed by a process, is the
+/// account's contact data; a vendor signatory signed by a user is that user's. The contracts
+/// read model folds Contract events alone, so the forgetting events of other aggregates reach
+/// its rows here. Never rebuilt: a rebuild reads the forgotten fields erased already.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignatoryErasure;
+
+#[async_trait::async_trait]
+impl Projection for SignatoryErasure {
+    fn name(&self) -> &'static str {
+        "contract_signatory_erasure"
+    }
+
+    fn handles(&self, aggregate_type: &str) -> bool {
+        [User::TYPE, Account::TYPE].contains(&aggregate_type)
+    }
+
+    fn routing_keys(&self) -> Vec<String> {
+        vec![
+            format!("{}.UserForgotten", User::TYPE),
+            format!("{}.AccountContactDataForgotten", Account::TYPE),
+        ]
+    }
+
+    async fn apply_events(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            let statement = match event.event_type.as_str() {
+                "UserForgotten" => ERASE_USER_SIGNATURES,
+                "AccountContactDataForgotten" => ERASE_ACCOUNT_SIGNATURES,
+                _ => continue,
+            };
+            let subject = Stamp::of(event)?.id;
+            sqlx::query(statement)
+                .bind(subject)
+                .bind(ERASED)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+const ERASE_USER_SIGNATURES: &str = "\
+update contracts set vendor_signatory = $2, vendor_signatory_email = $2
+ where vendor_signed_by = $1 and vendor_signatory is distinct from $2";
+
+const ERASE_ACCOUNT_SIGNATURES: &str = "\
+update contracts
+   set customer_signatory = case when customer_signatory is null then null else $2 end,
+       customer_signatory_email = case when customer_signatory is null then null else $2 end,
+       vendor_signatory = case when vendor_signed_by is null and vendor_signatory is not null
+                               then $2 else vendor_signatory end,
+       vendor_signatory_email = case when vendor_signed_by is null
+                                      and vendor_signatory is not null
+                                     then $2 else vendor_signatory_email end
+ where account_id = $1";

@@ -35,9 +35,22 @@ pub enum ProjectionError {
     /// The task reading the event store for a rebuild ended without handing on all it read.
     #[error("the rebuild's reader failed: {0}")]
     RebuildReader(#[from] tokio::task::JoinError),
+    /// A sealed personal field that does not open with its key: a poison message.
+    #[error("personal data does not reveal: {0}")]
+    Unrevealed(String),
     /// The broker did not take a replayed parked message back.
     #[error("replay refused: {0}")]
     ReplayRefused(String),
+}
+
+/// From revealing personal data: the database away is transient, anything else is not.
+impl From<event_store::StoreError> for ProjectionError {
+    fn from(error: event_store::StoreError) -> Self {
+        match error {
+            event_store::StoreError::Database(error) => Self::Database(error),
+            other => Self::Unrevealed(other.to_string()),
+        }
+    }
 }
 
 impl ProjectionError {
@@ -71,7 +84,8 @@ impl ProjectionError {
             | Self::Inconsistent { .. }
             | Self::NotRebuildable(_)
             | Self::RebuildRunning(_)
-            | Self::RebuildReader(_) => false,
+            | Self::RebuildReader(_)
+            | Self::Unrevealed(_) => false,
             Self::ReplayRefused(_) => true,
             Self::Command { source, .. } => transient_command(source),
         }

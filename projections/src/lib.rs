@@ -30,7 +30,7 @@ use std::sync::Arc;
 pub use accounts::AccountsProjection;
 pub use approvals::ApprovalsProjection;
 pub use consumer::{applied_positions, parked_count, run, ProjectorConfig};
-pub use contracts::ContractsProjection;
+pub use contracts::{ContractsProjection, SignatoryErasure};
 pub use error::ProjectionError;
 pub use parked::{handle_parked, ParkedAction};
 pub use process::{process_managers, PROCESS_MANAGERS};
@@ -51,6 +51,8 @@ pub fn read_models() -> Vec<Arc<dyn Projection>> {
         Arc::new(QuotesProjection),
         Arc::new(ApprovalsProjection),
         Arc::new(ContractsProjection),
+        // After the contracts: a batch's signing is folded before its forgetting erases it.
+        Arc::new(SignatoryErasure),
     ]
 }
 
@@ -91,8 +93,10 @@ mod tests {
 
     #[test]
     fn each_aggregate_type_feeds_its_own_read_model() {
-        assert_eq!(projections_fed_by("Account"), vec!["accounts"]);
-        assert_eq!(projections_fed_by("User"), vec!["users"]);
+        // Forgetting a user or an account's contacts also erases contract signatories.
+        let erasure = "contract_signatory_erasure";
+        assert_eq!(projections_fed_by("Account"), vec!["accounts", erasure]);
+        assert_eq!(projections_fed_by("User"), vec!["users", erasure]);
         assert_eq!(projections_fed_by("Quote"), vec!["quotes"]);
         assert_eq!(projections_fed_by("Approval"), vec!["approvals"]);
         assert_eq!(projections_fed_by("Contract"), vec!["contracts"]);

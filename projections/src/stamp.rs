@@ -1,8 +1,11 @@
 //! What every read model takes from an event besides its payload: which entity, the stream
 //! version, when and by whom; and the payload decoded.
+use std::borrow::Cow;
+
 use aggregates::EventSchema;
 use chrono::{DateTime, Utc};
-use event_store::StoredEvent;
+use event_store::{personal, StoredEvent};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ProjectionError;
@@ -31,6 +34,26 @@ impl Stamp {
             by: event.meta_uuid("user_id"),
         })
     }
+}
+
+/// The events with their personal data revealed (`event_store::personal`): plain text, or the
+/// erased marker once the subject is forgotten. Only those holding sealed fields are copied,
+/// and only they cost a query (one for all).
+pub(crate) async fn revealed<'e>(
+    conn: &mut PgConnection,
+    events: &[&'e StoredEvent],
+) -> Result<Vec<Cow<'e, StoredEvent>>, ProjectionError> {
+    let mut events: Vec<Cow<'e, StoredEvent>> = events.iter().map(|e| Cow::Borrowed(*e)).collect();
+    let payloads = events
+        .iter_mut()
+        .filter(|e| personal::holds_sealed(&e.payload))
+        .map(|e| {
+            let event = e.to_mut();
+            (event.tenant_id, &mut event.payload)
+        })
+        .collect();
+    personal::reveal(conn, payloads).await?;
+    Ok(events)
 }
 
 /// The payload as `E`, through the store's one decode point (older versions upcast, the type

@@ -1,7 +1,7 @@
 //! `read.users`: one row per user, as the User events describe it. The password hash never
 //! enters an event, so it never reaches this table either.
 use aggregates::user::{User, UserEvent};
-use aggregates::Role;
+use aggregates::{Role, ERASED};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -104,6 +104,12 @@ impl ReadModel for UsersProjection {
             E::UserReactivated {} => {
                 user.active = true;
                 user.deactivation_reason = None;
+            }
+            // Rows folded before the keys were destroyed hold the plain text: erase it. A
+            // rebuild reads these fields erased already.
+            E::UserForgotten {} => {
+                user.email = ERASED.to_owned();
+                user.display_name = ERASED.to_owned();
             }
         }
         user.version = stamp.version;

@@ -42,11 +42,24 @@ pub enum QueryError {
         sequence: i64,
         reason: String,
     },
+    /// A sealed personal field does not open with its key: the stored event was altered.
+    #[error("personal data does not reveal: {0}")]
+    Unrevealed(String),
     /// A resolver ran after the request had ended its transaction: a bug in this crate.
     #[error("the request's transaction has already ended")]
     TransactionEnded,
     #[error("database error")]
     Database(#[from] sqlx::Error),
+}
+
+/// From revealing personal data (`event_store::personal`).
+impl From<event_store::StoreError> for QueryError {
+    fn from(error: event_store::StoreError) -> Self {
+        match error {
+            event_store::StoreError::Database(error) => Self::Database(error),
+            other => Self::Unrevealed(other.to_string()),
+        }
+    }
 }
 
 impl QueryError {
@@ -63,6 +76,7 @@ impl QueryError {
             Self::Busy { .. } => "SERVICE_UNAVAILABLE",
             Self::UnexpectedValue { .. }
             | Self::UndecodableEvent { .. }
+            | Self::Unrevealed(_)
             | Self::TransactionEnded
             | Self::Database(_) => "INTERNAL",
         }
@@ -158,6 +172,7 @@ impl ResponseError for QueryError {
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnexpectedValue { .. }
             | Self::UndecodableEvent { .. }
+            | Self::Unrevealed(_)
             | Self::TransactionEnded
             | Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

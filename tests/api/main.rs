@@ -12,6 +12,7 @@ mod database_roles;
 mod domain_commands;
 mod event_store;
 mod exactly_once;
+mod forgetting;
 mod hardening;
 mod helpers;
 mod idempotency;

@@ -696,3 +696,63 @@ async fn measure_deliveries_per_second_to_one_receiver() {
         total as f64 / seconds
     );
 }
+
+#[tokio::test]
+async fn bodies_are_stored_sealed_sent_revealed_and_a_retry_after_forgetting_sends_them_erased() {
+    let stack = TestStack::new().await;
+    let tenant = stack.create_tenant("hooks-forget").await;
+    let server = stack.spawn_with_env(&["serve"], &fast_retries()).await;
+    let api = Api::new(&server);
+    let admin = api.login(&tenant).await;
+    let receiver = Receiver::new(Mode::Accept);
+    receiver.start();
+    let (_, secret) = register(&api, &admin, &receiver.url(), &["UserRegistered"]).await;
+    let kept = api
+        .register(&admin, "kept.person@hooks.test", json!(["Viewer"]), None)
+        .await;
+    let sent = eventually("the first registration sent", || async {
+        receiver.accepted().into_iter().next()
+    })
+    .await;
+    assert!(verifies(&secret, &sent), "signed as sent");
+    let body: Value = serde_json::from_str(&sent.body).unwrap();
+    assert_eq!(body["data"]["aggregate_id"], json!(kept.to_string()));
+    assert_eq!(
+        body["data"]["payload"]["UserRegistered"]["email"],
+        "kept.person@hooks.test"
+    );
+    let stored_plain = "select count(*) from webhook_deliveries where body like '%@hooks.test%'";
+    assert_eq!(count(&stack, stored_plain).await, 0, "recorded sealed");
+
+    // The next one fails at first; its person is forgotten before the retry succeeds.
+    receiver.set_mode(Mode::Fail);
+    let gone = api
+        .register(&admin, "gone.person@hooks.test", json!(["Viewer"]), None)
+        .await;
+    let failed = eventually("a failed attempt of the second", || async {
+        receiver
+            .received()
+            .into_iter()
+            .find(|r| r.answered == Mode::Fail)
+    })
+    .await;
+    assert!(
+        failed.body.contains("gone.person@hooks.test"),
+        "{}",
+        failed.body
+    );
+    api.ok_in(&admin, "users", gone, json!({"type": "ForgetUser"}))
+        .await;
+    receiver.set_mode(Mode::Accept);
+    let retried = eventually("the retry after forgetting", || async {
+        receiver.accepted().into_iter().nth(1)
+    })
+    .await;
+    assert!(verifies(&secret, &retried), "signed as sent");
+    let body: Value = serde_json::from_str(&retried.body).unwrap();
+    assert_eq!(body["data"]["aggregate_id"], json!(gone.to_string()));
+    let registered = &body["data"]["payload"]["UserRegistered"];
+    assert_eq!(registered["email"], "[erased]");
+    assert_eq!(registered["display_name"], "[erased]");
+    assert_eq!(retried.id, failed.id, "the same delivery, sent again");
+}

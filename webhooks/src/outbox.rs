@@ -23,6 +23,8 @@ pub const WEBHOOKS: &str = "webhooks";
 pub struct WebhookOutbox;
 
 /// What an endpoint receives for one event (Standard Webhooks' `type`, `timestamp`, `data`).
+/// Recorded with the payload as stored, its personal data sealed: the sender reveals it as it
+/// sends, so a subject forgotten before a send or a retry goes out erased.
 pub fn body(event: &StoredEvent) -> String {
     json!({
         "type": event.event_type,

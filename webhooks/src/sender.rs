@@ -91,6 +91,7 @@ impl Default for SenderConfig {
 #[derive(Debug, sqlx::FromRow)]
 struct Claimed {
     id: Uuid,
+    tenant_id: Uuid,
     endpoint_id: Uuid,
     url: String,
     secret: String,
@@ -145,7 +146,10 @@ pub async fn run(pool: PgPool, config: SenderConfig, stop: CancellationToken) {
                 for delivery in claimed {
                     let (pool, client, config) = (pool.clone(), client.clone(), config.clone());
                     attempts.spawn(async move {
-                        let outcome = send(&client, &delivery).await;
+                        let outcome = match revealed(&pool, &delivery).await {
+                            Ok(body) => send(&client, &delivery, body).await,
+                            Err(error) => Outcome::not_sent(error.to_string()),
+                        };
                         if let Err(error) = record(&pool, &config, &delivery, &outcome).await {
                             // The lease runs out and the delivery is sent again.
                             tracing::warn!(%error, delivery = %delivery.id, "recording a webhook attempt failed");
@@ -206,7 +210,7 @@ async fn claim(
             set leased_until = now() + $2 * interval '1 millisecond', attempts = d.attempts + 1 \
            from due, webhook_endpoints e \
           where d.id = due.id and e.id = d.endpoint_id \
-         returning d.id, d.endpoint_id, e.url, e.secret, d.body, d.attempts",
+         returning d.id, d.tenant_id, d.endpoint_id, e.url, e.secret, d.body, d.attempts",
     )
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .bind(millis(config.timeout * 2))
@@ -215,12 +219,33 @@ async fn claim(
     .await
 }
 
+/// The delivery's body with the event's personal data revealed: recorded sealed, it is read as
+/// of this attempt, so a subject forgotten meanwhile goes out erased.
+async fn revealed(pool: &PgPool, delivery: &Claimed) -> Result<String, event_store::StoreError> {
+    let mut body: serde_json::Value = serde_json::from_str(&delivery.body)
+        .map_err(|e| event_store::StoreError::Storage(format!("a delivery body: {e}")))?;
+    if let Some(payload) = body.pointer_mut("/data/payload") {
+        event_store::personal::reveal(pool, vec![(delivery.tenant_id, payload)]).await?;
+    }
+    Ok(body.to_string())
+}
+
+impl Outcome {
+    fn not_sent(error: String) -> Self {
+        Self {
+            status_code: None,
+            error: Some(error),
+            latency: Duration::ZERO,
+        }
+    }
+}
+
 /// One attempt: the body, signed, as a POST.
-async fn send(client: &reqwest::Client, delivery: &Claimed) -> Outcome {
+async fn send(client: &reqwest::Client, delivery: &Claimed, body: String) -> Outcome {
     let id = delivery.id.to_string();
     let timestamp = chrono::Utc::now().timestamp();
     let started = Instant::now();
-    let Some(signature) = sign(&delivery.secret, &id, timestamp, &delivery.body) else {
+    let Some(signature) = sign(&delivery.secret, &id, timestamp, &body) else {
         return Outcome {
             status_code: None,
             error: Some("the endpoint's secret is not a whsec_ secret".into()),
@@ -233,7 +258,7 @@ async fn send(client: &reqwest::Client, delivery: &Claimed) -> Outcome {
         .header("webhook-id", &id)
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", signature)
-        .body(delivery.body.clone())
+        .body(body)
         .send()
         .await;
     let latency = started.elapsed();

@@ -55,6 +55,9 @@ pub enum AccountCommand {
     RecordContractEnded {
         contract_id: Uuid,
     },
+    /// Erases the account's contact data for good (GDPR erasure): its legal name, billing
+    /// e-mail and the customer signatories of its contracts. Closed accounts too.
+    ForgetContactData {},
 }
 
 impl crate::CommandSet for AccountCommand {
@@ -87,6 +90,7 @@ impl AccountCommand {
             Self::ActivateAccount { .. } => "ActivateAccount",
             Self::RecordContractActivated { .. } => "RecordContractActivated",
             Self::RecordContractEnded { .. } => "RecordContractEnded",
+            Self::ForgetContactData {} => "ForgetContactData",
         }
     }
 }

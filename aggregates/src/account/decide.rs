@@ -11,6 +11,8 @@ use crate::{
 /// Who may edit an account's details, and who may change its commercial terms and status.
 const EDITORS: &[Role] = &[Role::TenantAdmin, Role::Manager, Role::Operator];
 const OWNERS: &[Role] = &[Role::TenantAdmin, Role::Manager];
+/// Who may have the account's contacts forgotten.
+const ADMINS: &[Role] = &[Role::TenantAdmin];
 
 impl Decide for Account {
     type Facts = Facts;
@@ -58,8 +60,12 @@ impl Decide for Account {
                 _ => Err(DomainError::NotFound("account")),
             };
         };
+        // Erasure is a legal duty, so it outlives the account.
         if status == AccountStatus::Closed
-            && !matches!(body, AccountCommand::RecordContractEnded { .. })
+            && !matches!(
+                body,
+                AccountCommand::RecordContractEnded { .. } | AccountCommand::ForgetContactData {}
+            )
         {
             return Err(DomainError::rule(
                 RuleCode::AccountClosed,
@@ -202,6 +208,13 @@ impl Account {
                     return Ok(vec![]);
                 }
                 Ok(vec![E::ContractEndedOnAccount { contract_id }])
+            }
+            C::ForgetContactData {} => {
+                actor.require_person(ADMINS, name)?;
+                if self.contact_forgotten {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::AccountContactDataForgotten {}])
             }
         }
     }

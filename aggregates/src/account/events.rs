@@ -73,6 +73,9 @@ pub enum AccountEvent {
     ContractEndedOnAccount {
         contract_id: Uuid,
     },
+    /// The account's contact data is erased: the store forgets the account's keys, so its
+    /// legal name, billing e-mail and customer signatories read as [`crate::ERASED`].
+    AccountContactDataForgotten {},
 }
 
 impl DomainEvent for AccountEvent {
@@ -89,6 +92,7 @@ impl DomainEvent for AccountEvent {
             Self::AccountActivated { .. } => "AccountActivated",
             Self::ContractActivatedOnAccount { .. } => "ContractActivatedOnAccount",
             Self::ContractEndedOnAccount { .. } => "ContractEndedOnAccount",
+            Self::AccountContactDataForgotten {} => "AccountContactDataForgotten",
         };
         name.to_owned()
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AccountCommand, AccountEvent, Services, Tier};
-use crate::{Command, CurrencyCode, DomainError};
+use crate::{Actor, Command, CurrencyCode, DomainError, Personal, PersonalData, Subject};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 pub enum AccountStatus {
@@ -41,6 +41,11 @@ pub struct Account {
     pub(super) tier: Option<Tier>,
     pub(super) currency: Option<CurrencyCode>,
     pub(super) active_contracts: BTreeSet<Uuid>,
+    /// Set once the contact data is forgotten, until a new legal name or billing e-mail is
+    /// given: forgetting again would erase nothing. Absent in states saved before forgetting
+    /// existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) contact_forgotten: bool,
 }
 
 impl Account {
@@ -94,7 +99,43 @@ impl Aggregate for Account {
             E::ContractEndedOnAccount { contract_id } => {
                 self.active_contracts.remove(&contract_id);
             }
-            E::AccountDetailsUpdated { .. } | E::CreditLimitSet { .. } | E::ApiQuotaSet { .. } => {}
+            E::AccountDetailsUpdated {
+                legal_name,
+                billing_email,
+                ..
+            } => {
+                if legal_name.is_some() || billing_email.is_some() {
+                    self.contact_forgotten = false;
+                }
+            }
+            E::AccountContactDataForgotten {} => self.contact_forgotten = true,
+            E::CreditLimitSet { .. } | E::ApiQuotaSet { .. } => {}
+        }
+    }
+}
+
+impl PersonalData for Account {
+    /// An account's stream id is its id; its contacts are filed under it.
+    fn personal_data(&self, stream_id: &str, event: &AccountEvent, _: &Actor) -> Option<Personal> {
+        use AccountEvent as E;
+        // Every event is listed, so a new one has to be decided on here.
+        match event {
+            // An update's fields left out are null, and the store skips them.
+            E::AccountOpened { .. } | E::AccountDetailsUpdated { .. } => Some(Personal {
+                subject: Subject::Account(stream_id.parse().ok()?),
+                fields: &["legal_name", "billing_email"],
+                sign_in: None,
+            }),
+            E::AccountTierChanged { .. }
+            | E::CreditLimitSet { .. }
+            | E::ApiQuotaSet { .. }
+            | E::AccountSuspended { .. }
+            | E::AccountReinstated {}
+            | E::AccountClosed { .. }
+            | E::AccountActivated { .. }
+            | E::ContractActivatedOnAccount { .. }
+            | E::ContractEndedOnAccount { .. }
+            | E::AccountContactDataForgotten {} => None,
         }
     }
 }

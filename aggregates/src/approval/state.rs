@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{ApprovalCommand, ApprovalEvent, Level, Services, Subject};
-use crate::{Command, DomainError, Money, Role};
+use crate::{Actor, Command, DomainError, Money, Personal, PersonalData, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApprovalStatus {
@@ -151,4 +151,11 @@ pub(super) fn number(index: usize) -> u32 {
 
 fn index(number: u32) -> usize {
     usize::try_from(number).expect("u32 fits usize") - 1
+}
+
+impl PersonalData for Approval {
+    /// An approval's events name users by id only; comments and reasons are about the deal.
+    fn personal_data(&self, _: &str, _: &ApprovalEvent, _: &Actor) -> Option<Personal> {
+        None
+    }
 }

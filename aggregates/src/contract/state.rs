@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{ContractCommand, ContractEvent, Party, Services};
-use crate::{Command, CurrencyCode, DomainError, Text};
+use crate::{Actor, Command, CurrencyCode, DomainError, Personal, PersonalData, Subject, Text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContractStatus {
@@ -201,5 +201,38 @@ impl Aggregate for Contract {
             (event, Some(details)) => details.apply(event),
             (_, None) => {}
         }
+    }
+}
+
+impl PersonalData for Contract {
+    /// A signatory is filed under whom they sign for: the customer's under the account, the
+    /// vendor's under the user who signed (the account when a process recorded it).
+    fn personal_data(&self, _: &str, event: &ContractEvent, actor: &Actor) -> Option<Personal> {
+        use ContractEvent as E;
+        // Every event is listed, so a new one has to be decided on here.
+        let party = match event {
+            E::ContractSigned { party, .. } => *party,
+            E::ContractDrafted { .. }
+            | E::ContractDraftedFromQuote { .. }
+            | E::ContractAmended { .. }
+            | E::ContractSubmitted { .. }
+            | E::ContractApproved { .. }
+            | E::ContractRejected { .. }
+            | E::ContractActivated { .. }
+            | E::ContractRenewed { .. }
+            | E::ContractTerminated { .. }
+            | E::ContractExpired { .. }
+            | E::ContractCancelled { .. } => return None,
+        };
+        let account_id = self.details.as_ref()?.account_id;
+        let subject = match (party, actor) {
+            (Party::Vendor, Actor::User { user_id, .. }) => Subject::User(*user_id),
+            _ => Subject::Account(account_id),
+        };
+        Some(Personal {
+            subject,
+            fields: &["signatory_name", "signatory_email"],
+            sign_in: None,
+        })
     }
 }

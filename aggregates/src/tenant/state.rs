@@ -5,7 +5,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::{Services, TenantCommand, TenantEvent};
-use crate::{Command, DomainError, TenantPolicy};
+use crate::{Actor, Command, DomainError, Personal, PersonalData, TenantPolicy};
 
 /// The policy last set, `None` while the tenant runs on the defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -33,5 +33,12 @@ impl Aggregate for Tenant {
         match event {
             TenantEvent::TenantPolicySet { policy } => self.policy = Some(policy),
         }
+    }
+}
+
+impl PersonalData for Tenant {
+    /// The tenant's policy is configuration, about no person.
+    fn personal_data(&self, _: &str, _: &TenantEvent, _: &Actor) -> Option<Personal> {
+        None
     }
 }

@@ -47,6 +47,9 @@ pub enum UserCommand {
         reason: String,
     },
     ReactivateUser {},
+    /// Erases the user's personal data for good (GDPR erasure): an active user is deactivated
+    /// first, and every later command on the user is refused.
+    ForgetUser {},
 }
 
 impl crate::CommandSet for UserCommand {
@@ -68,6 +71,7 @@ impl UserCommand {
             Self::ChangePassword {} => "ChangePassword",
             Self::DeactivateUser { .. } => "DeactivateUser",
             Self::ReactivateUser {} => "ReactivateUser",
+            Self::ForgetUser {} => "ForgetUser",
         }
     }
 }

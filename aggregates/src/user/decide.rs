@@ -17,6 +17,9 @@ const ADMINS: &[Role] = &[Role::TenantAdmin];
 /// Roles that never approve anything, so an approval limit means nothing for them.
 const NEVER_APPROVE: &[Role] = &[Role::Viewer, Role::Partner];
 
+/// The reason a forgotten user's deactivation gives.
+const FORGOTTEN: &str = "forgotten";
+
 /// What every rule may consult besides the user's own state.
 struct Ctx<'a> {
     actor: &'a Actor,
@@ -61,6 +64,11 @@ impl Decide for User {
             C::RegisterUser { .. } => Err(DomainError::rule(
                 RuleCode::UserExists,
                 "a user with this id is already registered",
+            )),
+            C::ForgetUser {} => user.forget(&ctx),
+            _ if user.forgotten => Err(DomainError::rule(
+                RuleCode::UserForgotten,
+                "the user was forgotten; their data is erased",
             )),
             C::ChangeRoles { roles, account_id } => user.change_roles(&ctx, roles, account_id),
             C::LinkPartnerAccount { account_id } => user.link_partner(&ctx, account_id),
@@ -218,6 +226,21 @@ impl Profile {
             ));
         }
         Ok(vec![UserEvent::UserReactivated {}])
+    }
+
+    /// Forgetting deactivates an active user through `deactivate`, so every rule about
+    /// deactivation (keeping a TenantAdmin) holds for forgetting too.
+    fn forget(&self, ctx: &Ctx<'_>) -> Result<Vec<UserEvent>, DomainError> {
+        ctx.actor.require_person(ADMINS, "ForgetUser")?;
+        if self.forgotten {
+            return Ok(vec![]);
+        }
+        let mut events = match self.active {
+            true => self.deactivate(ctx, FORGOTTEN)?,
+            false => vec![],
+        };
+        events.push(UserEvent::UserForgotten {});
+        Ok(events)
     }
 
     fn is_partner(&self) -> bool {

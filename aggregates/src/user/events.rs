@@ -44,6 +44,9 @@ pub enum UserEvent {
         reason: Text,
     },
     UserReactivated {},
+    /// The user's personal data is erased: the store forgets their keys, so their e-mail and
+    /// name read as [`crate::ERASED`] from now on. Always follows a deactivation.
+    UserForgotten {},
 }
 
 impl DomainEvent for UserEvent {
@@ -57,6 +60,7 @@ impl DomainEvent for UserEvent {
             Self::PasswordChanged { .. } => "PasswordChanged",
             Self::UserDeactivated { .. } => "UserDeactivated",
             Self::UserReactivated {} => "UserReactivated",
+            Self::UserForgotten {} => "UserForgotten",
         };
         name.to_owned()
     }

@@ -56,6 +56,10 @@ impl Facts {
         use UserCommand as C;
         let tenant_id = command.tenant_id;
         let mut facts = Self::default();
+        // A forgotten user refuses every command but a repeated ForgetUser, which needs nothing.
+        if profile.is_some_and(|p| p.forgotten) {
+            return Ok(facts);
+        }
         let partner_account = match (&command.body, profile) {
             (
                 C::RegisterUser {
@@ -87,9 +91,10 @@ impl Facts {
                 }
             }
         }
+        // Forgetting an active user deactivates them.
         let may_lose_an_admin = matches!(
             command.body,
-            C::ChangeRoles { .. } | C::DeactivateUser { .. }
+            C::ChangeRoles { .. } | C::DeactivateUser { .. } | C::ForgetUser {}
         );
         if may_lose_an_admin && profile.is_some_and(Profile::is_active_tenant_admin) {
             facts.active_tenant_admins = Some(services.active_tenant_admins(tenant_id).await?);

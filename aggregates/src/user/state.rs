@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Services, UserCommand, UserEvent};
-use crate::{Command, DomainError, Email, Money, Role, UserFacts};
+use crate::{
+    Actor, Command, DomainError, Email, Money, Personal, PersonalData, Role, Subject, UserFacts,
+};
 
 /// The state the rules need; the read model holds everything else.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -23,6 +25,9 @@ pub(super) struct Profile {
     pub(super) account_id: Option<Uuid>,
     pub(super) approval_limit: Option<Money>,
     pub(super) active: bool,
+    /// Forgotten users refuse every command. Absent in states saved before forgetting existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) forgotten: bool,
 }
 
 impl User {
@@ -63,6 +68,11 @@ impl Profile {
             E::UserEmailChanged { to, .. } => self.email = to,
             E::UserDeactivated { .. } => self.active = false,
             E::UserReactivated {} => self.active = true,
+            E::UserForgotten {} => {
+                // The store can no longer read the address either; the state matches it.
+                self.email = Email::erased();
+                self.forgotten = true;
+            }
             E::PasswordChanged { .. } => {}
         }
     }
@@ -103,10 +113,35 @@ impl Aggregate for User {
                     account_id,
                     approval_limit: None,
                     active: true,
+                    forgotten: false,
                 });
             }
             (event, Some(profile)) => profile.apply(event),
             (_, None) => {}
         }
+    }
+}
+
+impl PersonalData for User {
+    /// A user's stream id is their id, so the data in it is about them.
+    fn personal_data(&self, stream_id: &str, event: &UserEvent, _: &Actor) -> Option<Personal> {
+        use UserEvent as E;
+        // Every event is listed, so a new one has to be decided on here.
+        let (fields, sign_in): (&'static [&'static str], _) = match event {
+            E::UserRegistered { .. } => (&["email", "display_name"], "email"),
+            E::UserEmailChanged { .. } => (&["from", "to"], "to"),
+            E::UserRolesChanged { .. }
+            | E::PartnerAccountLinked { .. }
+            | E::ApprovalLimitSet { .. }
+            | E::PasswordChanged { .. }
+            | E::UserDeactivated { .. }
+            | E::UserReactivated {}
+            | E::UserForgotten {} => return None,
+        };
+        Some(Personal {
+            subject: Subject::User(stream_id.parse().ok()?),
+            fields,
+            sign_in: Some(sign_in),
+        })
     }
 }

@@ -89,6 +89,11 @@ pub struct ExportedEvent {
     pub stored_payload: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_metadata: Option<String>,
+    /// For an event holding sealed personal data (`crate::personal`): its payload with that data
+    /// revealed as of the export, plain text or the erased marker. `payload` stays as stored:
+    /// it is what the hash covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revealed_payload: Option<serde_json::Value>,
 }
 
 impl ExportedEvent {
@@ -112,7 +117,14 @@ impl ExportedEvent {
             hash: hash_or_zero(&row.hash),
             stored_payload,
             stored_metadata,
+            revealed_payload: None,
         })
+    }
+
+    /// The payload as a value when it holds sealed personal data.
+    fn sealed_payload(&self) -> Option<serde_json::Value> {
+        let payload = serde_json::from_str(self.payload.get()).ok()?;
+        crate::personal::holds_sealed(&payload).then_some(payload)
     }
 
     fn content(&self) -> EventContent<'_> {
@@ -208,15 +220,35 @@ pub async fn export(
     loop {
         let batch = export_batch(&mut tx, filter, after).await?;
         let full = batch.len() as i64 == EXPORT_BATCH;
+        let mut lines = Vec::with_capacity(batch.len());
         for (position, row) in batch {
             after = position;
-            write_line(out, &ExportedEvent::from_row(row)?)?;
+            lines.push(ExportedEvent::from_row(row)?);
+        }
+        reveal_personal_data(&mut tx, &mut lines).await?;
+        for line in &lines {
+            write_line(out, line)?;
             written += 1;
         }
         if !full {
             return Ok((written, statement));
         }
     }
+}
+
+/// Fills in `revealed_payload` for the events holding sealed personal data.
+async fn reveal_personal_data(
+    conn: &mut PgConnection,
+    lines: &mut [ExportedEvent],
+) -> Result<(), StoreError> {
+    for line in lines.iter_mut() {
+        line.revealed_payload = line.sealed_payload();
+    }
+    let payloads = lines
+        .iter_mut()
+        .filter_map(|line| Some((line.tenant_id, line.revealed_payload.as_mut()?)))
+        .collect();
+    crate::personal::reveal(conn, payloads).await
 }
 
 fn write_line(out: &mut impl std::io::Write, line: &impl Serialize) -> Result<(), StoreError> {

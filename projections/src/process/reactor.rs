@@ -3,6 +3,7 @@ use async_trait::async_trait;
 use event_store::StoredEvent;
 use sqlx::PgConnection;
 
+use crate::stamp::revealed;
 use crate::{Projection, ProjectionError};
 
 /// A handler that reacts to some events with commands (or, for the timer scheduling, rows of
@@ -46,8 +47,8 @@ impl<R: Reactor> Projection for Reacting<R> {
         conn: &mut PgConnection,
         events: &[&StoredEvent],
     ) -> Result<(), ProjectionError> {
-        for event in events {
-            self.0.react(conn, event).await?;
+        for event in revealed(conn, events).await? {
+            self.0.react(conn, &event).await?;
         }
         Ok(())
     }

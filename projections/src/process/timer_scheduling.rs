@@ -15,6 +15,7 @@ use sqlx::PgConnection;
 use super::decode;
 use super::issue::ProcessIds;
 use super::Reactor;
+use crate::stamp::revealed;
 use crate::timers::TimerAction;
 use crate::ProjectionError;
 
@@ -133,9 +134,10 @@ async fn term_before(
         event.sequence - 1,
     )
     .await?;
+    let earlier: Vec<&StoredEvent> = earlier.iter().collect();
     let mut term = None;
-    for stored in &earlier {
-        term = match (decode::<ContractEvent>(stored)?, term) {
+    for stored in revealed(conn, &earlier).await? {
+        term = match (decode::<ContractEvent>(&stored)?, term) {
             (
                 ContractEvent::ContractDrafted {
                     start_date,

@@ -61,8 +61,9 @@ impl Replay<'_> {
             let batch: Positioned = batch?;
             position = batch.last().map_or(position, |(at, _)| *at);
             read += batch.len() as u64;
-            let events: Vec<StoredEvent> = batch.into_iter().map(|(_, event)| event).collect();
+            let mut events: Vec<StoredEvent> = batch.into_iter().map(|(_, event)| event).collect();
             let mut tx = pool.begin().await?;
+            event_store::personal::reveal_events(&mut *tx, &mut events).await?;
             sqlx::query("select set_config('search_path', $1, true)")
                 .bind(&search_path)
                 .execute(&mut *tx)

@@ -35,9 +35,11 @@ stored_enum!(
 pub struct Account {
     pub id: Uuid,
     pub name: String,
+    /// `[erased]` once the account's contact data is forgotten (`ForgetContactData`).
     pub legal_name: String,
     /// ISO 3166-1 alpha-2.
     pub country: String,
+    /// `[erased]` once the account's contact data is forgotten (`ForgetContactData`).
     pub billing_email: String,
     /// ISO 4217.
     pub currency: String,

@@ -12,7 +12,7 @@ use aggregates::EventSchema;
 use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use event_store::StoredEvent;
+use event_store::{personal, StoredEvent};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::QueryBuilder;
@@ -191,16 +191,21 @@ async fn fold_to(
         .map(|k| k * SNAPSHOT_EVERY)
         .find_map(|at| Some((at, snapshots().get(&(stored_type, aggregate_id, at))?)));
     let from = base.as_ref().map_or(0, |(at, _)| *at);
-    let events = fetch(tx, tenant_id, aggregate_type, aggregate_id, from, version).await?;
+    let mut events = fetch(tx, tenant_id, aggregate_type, aggregate_id, from, version).await?;
     let base = base.map(|(_, state)| state);
+    // A state holding personal data is never kept: forgetting its subject must erase it from
+    // the next answer on.
+    let keep = !events.iter().any(|e| personal::holds_sealed(&e.payload));
+    personal::reveal_events(&mut *tx.conn().await?, &mut events).await?;
+    let kept = (key, keep);
     use aggregates::{account, approval, contract, quote, tenant, user};
     match aggregate_type {
-        AggregateType::Account => fold::<account::Account>(key, base, &events),
-        AggregateType::User => fold::<user::User>(key, base, &events),
-        AggregateType::Quote => fold::<quote::Quote>(key, base, &events),
-        AggregateType::Approval => fold::<approval::Approval>(key, base, &events),
-        AggregateType::Contract => fold::<contract::Contract>(key, base, &events),
-        AggregateType::Tenant => fold::<tenant::Tenant>(key, base, &events),
+        AggregateType::Account => fold::<account::Account>(kept, base, &events),
+        AggregateType::User => fold::<user::User>(kept, base, &events),
+        AggregateType::Quote => fold::<quote::Quote>(kept, base, &events),
+        AggregateType::Approval => fold::<approval::Approval>(kept, base, &events),
+        AggregateType::Contract => fold::<contract::Contract>(kept, base, &events),
+        AggregateType::Tenant => fold::<tenant::Tenant>(kept, base, &events),
     }
 }
 
@@ -234,10 +239,10 @@ async fn fetch(
     Ok(rows.into_iter().map(|row| row.event).collect())
 }
 
-/// Applies `events` to `base` (a kept state) or to a fresh `A`, keeping the result under `key`
-/// and the state at every multiple of `SNAPSHOT_EVERY` on the way.
+/// Applies `events` to `base` (a kept state) or to a fresh `A`, keeping (when `keep`) the result
+/// under `key` and the state at every multiple of `SNAPSHOT_EVERY` on the way.
 fn fold<A: Aggregate<Event: EventSchema> + DeserializeOwned>(
-    key: SnapshotKey,
+    (key, keep): (SnapshotKey, bool),
     base: Option<Arc<Value>>,
     events: &[StoredEvent],
 ) -> Result<Arc<Value>, QueryError> {
@@ -264,13 +269,15 @@ fn fold<A: Aggregate<Event: EventSchema> + DeserializeOwned>(
         aggregate.apply(event);
         // Every multiple passed, not only the last: a later request for an earlier time then
         // starts near it instead of from the first event.
-        if stored.sequence % SNAPSHOT_EVERY == 0 && stored.sequence < version {
+        if keep && stored.sequence % SNAPSHOT_EVERY == 0 && stored.sequence < version {
             let on_the_way = (stored_type, aggregate_id, stored.sequence);
             snapshots().insert(on_the_way, Arc::new(to_json(&aggregate)));
         }
     }
     let state = Arc::new(to_json(&aggregate));
-    snapshots().insert(key, state.clone());
+    if keep {
+        snapshots().insert(key, state.clone());
+    }
     Ok(state)
 }
 
@@ -301,9 +308,12 @@ mod tests {
     #[test]
     fn a_payload_of_another_shape_is_an_internal_error_not_a_panic() {
         let key = ("Account", Uuid::new_v4(), 1);
-        let err =
-            fold::<aggregates::account::Account>(key, None, &[event(1, json!({ "Nope": {} }))])
-                .unwrap_err();
+        let err = fold::<aggregates::account::Account>(
+            (key, true),
+            None,
+            &[event(1, json!({ "Nope": {} }))],
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "INTERNAL");
         assert!(
             snapshots().get(&key).is_none(),

@@ -44,9 +44,12 @@ pub struct Contract {
     pub version: i32,
     /// The term it is in: 1, then one more per renewal.
     pub term: i32,
+    /// Name and e-mail `[erased]` once the account's contact data is forgotten.
     pub customer_signatory: Option<String>,
     pub customer_signatory_email: Option<String>,
     pub customer_signed_at: Option<DateTime<Utc>>,
+    /// Name and e-mail `[erased]` once the user who signed is forgotten (or, when a process
+    /// recorded the signature, the account's contact data).
     pub vendor_signatory: Option<String>,
     pub vendor_signatory_email: Option<String>,
     pub vendor_signed_at: Option<DateTime<Utc>>,

@@ -268,6 +268,11 @@ pub async fn page(
     // One row more than asked for tells whether another page exists without a count.
     let has_next_page = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
+    let payloads = rows
+        .iter_mut()
+        .map(|row| (row.event.tenant_id, &mut row.event.payload))
+        .collect();
+    event_store::personal::reveal(&mut *tx.conn().await?, payloads).await?;
     let edges = rows
         .into_iter()
         .map(|row| {

@@ -16,8 +16,9 @@ use crate::{QueryError, TenantTx};
 #[graphql(complex)]
 pub struct User {
     pub id: Uuid,
-    /// Lower-case.
+    /// Lower-case; `[erased]` once the user is forgotten (`ForgetUser`).
     pub email: String,
+    /// `[erased]` once the user is forgotten (`ForgetUser`).
     pub display_name: String,
     #[graphql(skip)]
     #[sqlx(rename = "roles")]

@@ -16,7 +16,9 @@ use crate::{
 use crate::testing::*;
 
 mod details;
+mod forget;
 mod opening;
+mod personal;
 mod process;
 mod status;
 mod wire;

@@ -21,6 +21,7 @@ mod approval;
 mod cancel;
 mod draft;
 mod negotiation;
+mod personal;
 mod policy;
 mod signing;
 mod term;

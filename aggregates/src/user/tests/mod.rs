@@ -15,6 +15,8 @@ use crate::testing::*;
 mod activity;
 mod approval_limit;
 mod credentials;
+mod forget;
+mod personal;
 mod register;
 mod roles;
 mod wire;
