@@ -49,24 +49,67 @@ language sql stable security definer set search_path = public as $$
      limit 1
 $$;
 
+-- As `subject_secrets`, keeping the keys locked until the caller's transaction ends: a
+-- projector writing what it revealed makes a concurrent forgetting wait for its commit.
+create function subject_secrets_held(tenants uuid[], keys uuid[])
+returns table (key_id uuid, secret bytea)
+language sql volatile security definer set search_path = public as $$
+    select k.key_id, k.secret
+      from subject_keys k
+      join unnest(tenants, keys) as wanted (tenant_id, key_id)
+        on wanted.tenant_id = k.tenant_id and wanted.key_id = k.key_id
+     where k.secret is not null
+       for share of k
+$$;
+
+revoke all on function subject_secrets_held(uuid[], uuid[]) from public;
+grant execute on function subject_secrets_held(uuid[], uuid[]) to b2b_app;
 revoke all on function subject_secrets(uuid[], uuid[]) from public;
 revoke all on function subject_key(uuid, text) from public;
 grant execute on function subject_secrets(uuid[], uuid[]), subject_key(uuid, text) to b2b_app;
+
+-- A subject's keys are created and destroyed one transaction at a time, so a key made by an
+-- append racing a forgetting is either destroyed by it or sees that it happened.
+create function lock_subject(tenant uuid, subject_name text) returns void
+language sql as $$
+    select pg_advisory_xact_lock(hashtextextended(tenant::text || '/' || subject_name, 32))
+$$;
 
 -- Forgetting destroys the subject's keys in the same transaction as the event that records it.
 create function forget_subject_keys() returns trigger
 language plpgsql security definer set search_path = public as $$
 declare
-    kind text := case new.event_type when 'UserForgotten' then 'user' else 'account' end;
+    kind    text := case new.event_type when 'UserForgotten' then 'user' else 'account' end;
+    subject_name text := kind || ':' || new.aggregate_id::uuid::text;
 begin
+    perform lock_subject(new.tenant_id, subject_name);
     update subject_keys
        set secret = null, forgotten_at = now()
-     where tenant_id = new.tenant_id
-       and subject = kind || ':' || new.aggregate_id::uuid::text
-       and secret is not null;
+     where tenant_id = new.tenant_id and subject = subject_name and secret is not null;
     return null;
 end
 $$;
+
+-- A forgotten user is forgotten for good: no new key may seal anything about them (an
+-- account may be given new contact data, under a new key, and forgotten again).
+create function subject_keys_refuse_forgotten_users() returns trigger
+language plpgsql security definer set search_path = public as $$
+begin
+    perform lock_subject(new.tenant_id, new.subject);
+    if new.subject like 'user:%' and exists (
+        select 1 from subject_keys k
+         where k.tenant_id = new.tenant_id and k.subject = new.subject
+           and k.forgotten_at is not null
+    ) then
+        raise exception 'the user % was forgotten', new.subject
+            using errcode = 'P0001', constraint = 'subject_forgotten';
+    end if;
+    return new;
+end
+$$;
+
+create trigger subject_keys_refuse_forgotten_users before insert on subject_keys
+    for each row execute function subject_keys_refuse_forgotten_users();
 
 create trigger events_forget_subject_keys after insert on events
     for each row when (new.event_type in ('UserForgotten', 'AccountContactDataForgotten'))
@@ -105,6 +148,10 @@ begin
         if sign_in is null then
             raise exception 'UserEmailChanged appended without its sign-in e-mail';
         end if;
+        -- Failed sign-ins are counted by address: the old address goes with them.
+        delete from sign_in_failures f
+         using user_credentials c
+         where c.user_id = target_user and f.tenant_id = c.tenant_id and f.email = c.email;
         update user_credentials c set email = sign_in
          where c.user_id = target_user;
     when 'UserDeactivated' then
@@ -122,6 +169,10 @@ begin
          where c.user_id = target_user and f.tenant_id = c.tenant_id and f.email = c.email;
         update user_credentials c set email = null, active = false
          where c.user_id = target_user;
+        -- Two-factor sign-in keeps the address in its pending challenges; the user's second
+        -- factor goes too (recovery codes cascade).
+        delete from mfa_challenges m where m.user_id = target_user;
+        delete from user_totp t where t.user_id = target_user;
         update sessions s set revoked_at = now()
          where s.user_id = target_user and s.revoked_at is null;
     else

@@ -7,8 +7,6 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::Actor;
-
 /// What a forgotten subject's personal data reads as: in aggregate state, read models,
 /// history, `asOf` and exports alike.
 pub const ERASED: &str = "[erased]";
@@ -46,11 +44,13 @@ pub struct Personal {
 /// Implemented by every aggregate: the personal data in the events it decides.
 pub trait PersonalData: cqrs_es::Aggregate {
     /// The personal fields of `event`, decided on stream `stream_id` with this state (the
-    /// state after the event) and sent by `actor`; `None` when it holds none.
+    /// state after the event); `person` is the user who acted, when a person did (not one of
+    /// our processes, nor an API key, which speaks for no one person). `None` when it holds
+    /// none.
     fn personal_data(
         &self,
         stream_id: &str,
         event: &Self::Event,
-        actor: &Actor,
+        person: Option<Uuid>,
     ) -> Option<Personal>;
 }

@@ -57,30 +57,46 @@ pub(crate) async fn seal<'c>(
     let mut keys: HashMap<Subject, SubjectKey> = HashMap::new();
     for (personal, payload) in personal.iter().zip(payloads.iter_mut()) {
         let Some(personal) = personal else { continue };
+        let body = body_mut(payload).ok_or_else(|| storage("an event without a body"))?;
+        let texts = personal_texts(body, personal)?;
+        if texts.is_empty() {
+            continue;
+        }
         let key = match keys.entry(personal.subject) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(new) => {
                 new.insert(subject_key(conn, tenant, personal.subject, &mut sealed).await?)
             }
         };
-        let body = body_mut(payload).ok_or_else(|| storage("an event without a body"))?;
-        for field in personal.fields {
-            let Some(value) = body.get_mut(*field) else {
-                continue;
-            };
-            let Value::String(plain) = value else {
-                if value.is_null() {
-                    continue;
-                }
-                return Err(storage(format!("personal field `{field}` is no text")));
-            };
-            if personal.sign_in == Some(*field) {
+        for (field, plain) in texts {
+            if personal.sign_in == Some(field) {
                 sealed.sign_in_email = Some(plain.clone());
             }
-            *value = seal_text(key, field, plain)?;
+            body[field] = seal_text(key, field, &plain)?;
         }
     }
     Ok(sealed)
+}
+
+/// The text of each personal field that holds one (an optional field left out is `null`). A
+/// field the body lacks is an error: a renamed field must not slip into the store in clear.
+fn personal_texts(
+    body: &Value,
+    personal: &Personal,
+) -> Result<Vec<(&'static str, String)>, StoreError> {
+    let mut texts = Vec::new();
+    for field in personal.fields {
+        match body.get(*field) {
+            Some(Value::String(plain)) => texts.push((*field, plain.clone())),
+            Some(Value::Null) => {}
+            _ => {
+                return Err(storage(format!(
+                    "personal field `{field}` is missing or no text"
+                )))
+            }
+        }
+    }
+    Ok(texts)
 }
 
 /// The subject's newest live key, or a new one recorded in `sealed` to commit with the append.
@@ -136,6 +152,30 @@ pub async fn reveal<'c>(
     conn: impl PgExecutor<'c>,
     payloads: Vec<(Uuid, &mut Value)>,
 ) -> Result<(), StoreError> {
+    reveal_with(
+        conn,
+        payloads,
+        "select key_id, secret from subject_secrets($1, $2)",
+    )
+    .await
+}
+
+/// [`reveal`] for a transaction that writes what it reveals (a projector's): the keys it used
+/// stay locked until it ends, so a forgetting commits only after those rows do, and the
+/// read models' erasure, which follows the forgetting, finds them.
+pub async fn reveal_holding_keys<'c>(
+    conn: impl PgExecutor<'c>,
+    payloads: Vec<(Uuid, &mut Value)>,
+) -> Result<(), StoreError> {
+    let held = "select key_id, secret from subject_secrets_held($1, $2)";
+    reveal_with(conn, payloads, held).await
+}
+
+async fn reveal_with<'c>(
+    conn: impl PgExecutor<'c>,
+    payloads: Vec<(Uuid, &mut Value)>,
+    statement: &str,
+) -> Result<(), StoreError> {
     let mut envelopes: Vec<(Uuid, &str, &mut Value)> = Vec::new();
     for (tenant, payload) in payloads {
         let Some(body) = body_mut(payload).and_then(Value::as_object_mut) else {
@@ -154,14 +194,13 @@ pub async fn reveal<'c>(
         .iter()
         .filter_map(|(tenant, _, value)| Some((*tenant, key_of(value)?)))
         .unzip();
-    let secrets: HashMap<Uuid, Vec<u8>> =
-        sqlx::query_as("select key_id, secret from subject_secrets($1, $2)")
-            .bind(&tenants)
-            .bind(&ids)
-            .fetch_all(conn)
-            .await?
-            .into_iter()
-            .collect();
+    let secrets: HashMap<Uuid, Vec<u8>> = sqlx::query_as(statement)
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .collect();
     for (_, field, value) in envelopes {
         let plain = match key_of(value).and_then(|id| secrets.get(&id)) {
             Some(secret) => open(secret, field, value)?,

@@ -177,9 +177,13 @@ where
         let (tenant, metadata_json) = (metadata.tenant_id, metadata.to_json());
         let from = decided.version - events.len() as u64;
         let mut rows = EventRows::new(&events, from).map_err(AppendError::Storage)?;
+        let person = match (&metadata.actor, metadata.api_key_id) {
+            (aggregates::Actor::User { user_id, .. }, None) => Some(*user_id),
+            _ => None,
+        };
         let personal: Vec<_> = events
             .iter()
-            .map(|event| decided.aggregate.personal_data(id, event, &metadata.actor))
+            .map(|event| decided.aggregate.personal_data(id, event, person))
             .collect();
         let sealed = personal::seal(&self.pool, tenant, &personal, &mut rows.payloads)
             .await
@@ -286,6 +290,11 @@ impl From<sqlx::Error> for AppendError {
             Some("last_tenant_admin") => Self::Rejected(aggregates::DomainError::rule(
                 aggregates::RuleCode::LastTenantAdmin,
                 "the tenant must keep at least one active TenantAdmin",
+            )),
+            // Personal data about a user forgotten while this command was deciding (0032).
+            Some("subject_forgotten") => Self::Rejected(aggregates::DomainError::rule(
+                aggregates::RuleCode::UserForgotten,
+                "the user this names was forgotten; their data is erased",
             )),
             _ => Self::Storage(error.to_string()),
         }

@@ -44,7 +44,8 @@ pub(crate) struct ContractRow {
     vendor_signatory: Option<String>,
     vendor_signatory_email: Option<String>,
     vendor_signed_at: Option<DateTime<Utc>>,
-    /// The user who signed for the vendor: the vendor signatory is that user's personal data.
+    /// The user who signed for the vendor, when a person did: the vendor signatory is then
+    /// that user's personal data (else the account's, as the customer's is).
     vendor_signed_by: Option<Uuid>,
     approval_id: Option<Uuid>,
     activated_on: Option<NaiveDate>,
@@ -158,7 +159,7 @@ impl ReadModel for ContractsProjection {
                 *email = Some(signatory_email.as_str().to_owned());
                 *at = Some(stored(signed_at));
                 if party == Party::Vendor {
-                    contract.vendor_signed_by = stamp.by;
+                    contract.vendor_signed_by = stamp.person;
                 }
             }
             E::ContractActivated { activated_on, .. } => {

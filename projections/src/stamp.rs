@@ -18,6 +18,8 @@ pub(crate) struct Stamp {
     pub at: DateTime<Utc>,
     /// Events our own processes and timers cause carry no user.
     pub by: Option<Uuid>,
+    /// `by` when a person acted, not an API key (whose id `by` then is).
+    pub person: Option<Uuid>,
 }
 
 impl Stamp {
@@ -32,13 +34,18 @@ impl Stamp {
             tenant_id: event.tenant_id,
             at: event.recorded_at,
             by: event.meta_uuid("user_id"),
+            person: event
+                .meta_uuid("user_id")
+                .filter(|_| event.meta("api_key_id").is_none()),
         })
     }
 }
 
 /// The events with their personal data revealed (`event_store::personal`): plain text, or the
 /// erased marker once the subject is forgotten. Only those holding sealed fields are copied,
-/// and only they cost a query (one for all).
+/// and only they cost a query (one for all). The keys stay locked until the caller's
+/// transaction ends: a forgetting then waits for the rows written with their plain text, and
+/// the erasure that follows it finds them.
 pub(crate) async fn revealed<'e>(
     conn: &mut PgConnection,
     events: &[&'e StoredEvent],
@@ -52,7 +59,7 @@ pub(crate) async fn revealed<'e>(
             (event.tenant_id, &mut event.payload)
         })
         .collect();
-    personal::reveal(conn, payloads).await?;
+    personal::reveal_holding_keys(conn, payloads).await?;
     Ok(events)
 }
 

@@ -168,6 +168,18 @@ async fn forgotten_subjects_leave_no_readable_copy_anywhere_and_the_history_stil
     }
     assert_erased_everywhere(&world).await;
 
+    // No key can seal anything about a forgotten user again (a racing append is refused).
+    let new_key = sqlx::query(
+        "insert into subject_keys (key_id, tenant_id, subject, secret) \
+         values (gen_random_uuid(), $1, $2, decode(repeat('00', 32), 'hex'))",
+    )
+    .bind(world.tenant.id)
+    .bind(format!("user:{}", world.pat))
+    .execute(&stack.db)
+    .await;
+    let refused = new_key.expect_err("a key for a forgotten user");
+    assert!(refused.to_string().contains("was forgotten"), "{refused}");
+
     // A forgotten user can never sign in again, and nothing more is recorded about them.
     let login = api.login_as(&world.tenant, PAT_EMAIL, PASSWORD).await;
     assert_eq!(login.status(), StatusCode::UNAUTHORIZED);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AccountCommand, AccountEvent, Services, Tier};
-use crate::{Actor, Command, CurrencyCode, DomainError, Personal, PersonalData, Subject};
+use crate::{Command, CurrencyCode, DomainError, Personal, PersonalData, Subject};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 pub enum AccountStatus {
@@ -41,11 +41,6 @@ pub struct Account {
     pub(super) tier: Option<Tier>,
     pub(super) currency: Option<CurrencyCode>,
     pub(super) active_contracts: BTreeSet<Uuid>,
-    /// Set once the contact data is forgotten, until a new legal name or billing e-mail is
-    /// given: forgetting again would erase nothing. Absent in states saved before forgetting
-    /// existed.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(super) contact_forgotten: bool,
 }
 
 impl Account {
@@ -99,24 +94,22 @@ impl Aggregate for Account {
             E::ContractEndedOnAccount { contract_id } => {
                 self.active_contracts.remove(&contract_id);
             }
-            E::AccountDetailsUpdated {
-                legal_name,
-                billing_email,
-                ..
-            } => {
-                if legal_name.is_some() || billing_email.is_some() {
-                    self.contact_forgotten = false;
-                }
-            }
-            E::AccountContactDataForgotten {} => self.contact_forgotten = true,
-            E::CreditLimitSet { .. } | E::ApiQuotaSet { .. } => {}
+            E::AccountDetailsUpdated { .. }
+            | E::AccountContactDataForgotten {}
+            | E::CreditLimitSet { .. }
+            | E::ApiQuotaSet { .. } => {}
         }
     }
 }
 
 impl PersonalData for Account {
     /// An account's stream id is its id; its contacts are filed under it.
-    fn personal_data(&self, stream_id: &str, event: &AccountEvent, _: &Actor) -> Option<Personal> {
+    fn personal_data(
+        &self,
+        stream_id: &str,
+        event: &AccountEvent,
+        _: Option<Uuid>,
+    ) -> Option<Personal> {
         use AccountEvent as E;
         // Every event is listed, so a new one has to be decided on here.
         match event {

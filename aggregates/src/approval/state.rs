@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{ApprovalCommand, ApprovalEvent, Level, Services, Subject};
-use crate::{Actor, Command, DomainError, Money, Personal, PersonalData, Role};
+use crate::{Command, DomainError, Money, Personal, PersonalData, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApprovalStatus {
@@ -155,7 +155,7 @@ fn index(number: u32) -> usize {
 
 impl PersonalData for Approval {
     /// An approval's events name users by id only; comments and reasons are about the deal.
-    fn personal_data(&self, _: &str, _: &ApprovalEvent, _: &Actor) -> Option<Personal> {
+    fn personal_data(&self, _: &str, _: &ApprovalEvent, _: Option<Uuid>) -> Option<Personal> {
         None
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{ContractCommand, ContractEvent, Party, Services};
-use crate::{Actor, Command, CurrencyCode, DomainError, Personal, PersonalData, Subject, Text};
+use crate::{Command, CurrencyCode, DomainError, Personal, PersonalData, Subject, Text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContractStatus {
@@ -206,8 +206,14 @@ impl Aggregate for Contract {
 
 impl PersonalData for Contract {
     /// A signatory is filed under whom they sign for: the customer's under the account, the
-    /// vendor's under the user who signed (the account when a process recorded it).
-    fn personal_data(&self, _: &str, event: &ContractEvent, actor: &Actor) -> Option<Personal> {
+    /// vendor's under the user who signed (the account when a process or an API key recorded
+    /// it).
+    fn personal_data(
+        &self,
+        _: &str,
+        event: &ContractEvent,
+        person: Option<Uuid>,
+    ) -> Option<Personal> {
         use ContractEvent as E;
         // Every event is listed, so a new one has to be decided on here.
         let party = match event {
@@ -225,8 +231,8 @@ impl PersonalData for Contract {
             | E::ContractCancelled { .. } => return None,
         };
         let account_id = self.details.as_ref()?.account_id;
-        let subject = match (party, actor) {
-            (Party::Vendor, Actor::User { user_id, .. }) => Subject::User(*user_id),
+        let subject = match (party, person) {
+            (Party::Vendor, Some(user_id)) => Subject::User(user_id),
             _ => Subject::Account(account_id),
         };
         Some(Personal {

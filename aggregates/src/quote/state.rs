@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::pricing::{quote_totals, QuoteTotals};
 use super::{LineItem, QuoteCommand, QuoteEvent, Services};
 use crate::account::Tier;
-use crate::{Actor, Command, CurrencyCode, DomainError, Personal, PersonalData, Text};
+use crate::{Command, CurrencyCode, DomainError, Personal, PersonalData, Text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QuoteStatus {
@@ -203,7 +203,7 @@ impl QuoteState {
 
 impl PersonalData for Quote {
     /// A quote's events name accounts and users by id only, and its texts are about the deal.
-    fn personal_data(&self, _: &str, _: &QuoteEvent, _: &Actor) -> Option<Personal> {
+    fn personal_data(&self, _: &str, _: &QuoteEvent, _: Option<Uuid>) -> Option<Personal> {
         None
     }
 }

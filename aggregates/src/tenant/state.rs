@@ -5,7 +5,9 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::{Services, TenantCommand, TenantEvent};
-use crate::{Actor, Command, DomainError, Personal, PersonalData, TenantPolicy};
+use uuid::Uuid;
+
+use crate::{Command, DomainError, Personal, PersonalData, TenantPolicy};
 
 /// The policy last set, `None` while the tenant runs on the defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -38,7 +40,7 @@ impl Aggregate for Tenant {
 
 impl PersonalData for Tenant {
     /// The tenant's policy is configuration, about no person.
-    fn personal_data(&self, _: &str, _: &TenantEvent, _: &Actor) -> Option<Personal> {
+    fn personal_data(&self, _: &str, _: &TenantEvent, _: Option<Uuid>) -> Option<Personal> {
         None
     }
 }

@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Services, UserCommand, UserEvent};
-use crate::{
-    Actor, Command, DomainError, Email, Money, Personal, PersonalData, Role, Subject, UserFacts,
-};
+use crate::{Command, DomainError, Email, Money, Personal, PersonalData, Role, Subject, UserFacts};
 
 /// The state the rules need; the read model holds everything else.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -124,7 +122,12 @@ impl Aggregate for User {
 
 impl PersonalData for User {
     /// A user's stream id is their id, so the data in it is about them.
-    fn personal_data(&self, stream_id: &str, event: &UserEvent, _: &Actor) -> Option<Personal> {
+    fn personal_data(
+        &self,
+        stream_id: &str,
+        event: &UserEvent,
+        _: Option<Uuid>,
+    ) -> Option<Personal> {
         use UserEvent as E;
         // Every event is listed, so a new one has to be decided on here.
         let (fields, sign_in): (&'static [&'static str], _) = match event {

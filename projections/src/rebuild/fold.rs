@@ -180,7 +180,8 @@ impl<R: ReadModel> Folder<R> {
             } else {
                 // The store is read as the event's tenant.
                 rebuild::enter(conn, event.tenant_id, search_path).await?;
-                let missing = checkpoint::missing_events(conn, event, *done).await?;
+                let mut missing = checkpoint::missing_events(conn, event, *done).await?;
+                event_store::personal::reveal_events(&mut *conn, &mut missing).await?;
                 plan.events.extend(missing.into_iter().map(Cow::Owned));
             }
             *done = event.sequence;

@@ -6,7 +6,7 @@ const ACCOUNT: Uuid = Uuid::from_u128(100);
 
 fn personal_data(event: &E) -> Option<Personal> {
     let account: Account = replay(vec![opened(), event.clone()]);
-    account.personal_data(&ACCOUNT.to_string(), event, &admin())
+    account.personal_data(&ACCOUNT.to_string(), event, None)
 }
 
 fn contacts() -> Option<Personal> {

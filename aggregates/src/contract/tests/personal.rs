@@ -5,11 +5,11 @@ use crate::{Personal, PersonalData, Subject};
 
 const CONTRACT: &str = "00000000-0000-0000-0000-0000000001f4";
 
-/// The personal data of `party`'s signature, as decided by `actor`.
-fn signature_of(party: Party, actor: &Actor) -> Option<Personal> {
+/// The personal data of `party`'s signature, recorded by `person` (none: a process or a key).
+fn signature_of(party: Party, person: Option<Uuid>) -> Option<Personal> {
     let event = signed(party);
     let contract: Contract = replay(with(approved_history(), event.clone()));
-    contract.personal_data(CONTRACT, &event, actor)
+    contract.personal_data(CONTRACT, &event, person)
 }
 
 fn about(subject: Subject) -> Option<Personal> {
@@ -22,9 +22,9 @@ fn about(subject: Subject) -> Option<Personal> {
 
 #[test]
 fn the_customer_signatory_is_filed_under_the_account() {
-    for actor in [partner_of(ACCOUNT), operator(), system()] {
+    for person in [Some(Uuid::from_u128(7)), None] {
         assert_eq!(
-            signature_of(Party::Customer, &actor),
+            signature_of(Party::Customer, person),
             about(Subject::Account(ACCOUNT))
         );
     }
@@ -33,12 +33,12 @@ fn the_customer_signatory_is_filed_under_the_account() {
 #[test]
 fn the_vendor_signatory_is_filed_under_the_user_who_signed() {
     assert_eq!(
-        signature_of(Party::Vendor, &operator()),
+        signature_of(Party::Vendor, Some(Uuid::from_u128(7))),
         about(Subject::User(Uuid::from_u128(7)))
     );
-    // No user signed: the account's contract keeps it.
+    // No person signed (a process, or an API key): the account's contract keeps it.
     assert_eq!(
-        signature_of(Party::Vendor, &system()),
+        signature_of(Party::Vendor, None),
         about(Subject::Account(ACCOUNT))
     );
 }
@@ -48,7 +48,7 @@ fn other_events_hold_no_personal_data() {
     let contract: Contract = replay(active());
     for event in [drafted(), approved(), activated(), cancelled()] {
         assert_eq!(
-            contract.personal_data(CONTRACT, &event, &operator()),
+            contract.personal_data(CONTRACT, &event, None),
             None,
             "{event:?}"
         );
