@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::rebuild::{Folder, Replayer};
 use crate::rows::{Changes, Entity};
-use crate::stamp::{decode, revealed, Stamp};
+use crate::stamp::{decode, revealed, Keys, Stamp};
 use crate::{Projection, ProjectionError};
 
 /// The event type a read model of `R`'s aggregate decodes.
@@ -71,7 +71,7 @@ impl<R: ReadModel> Projection for R {
         conn: &mut PgConnection,
         events: &[&StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let events = revealed(conn, events).await?;
+        let events = revealed(conn, events, Keys::HeldToCommit).await?;
         let changes = events
             .iter()
             .map(|event| Ok((event.as_ref(), Stamp::of(event)?, decode(event)?)))

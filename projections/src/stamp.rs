@@ -41,14 +41,24 @@ impl Stamp {
     }
 }
 
+/// How long a reveal keeps the keys it used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keys {
+    /// Locked until the caller's transaction ends, for one that writes what it reveals (a read
+    /// model): a forgetting then waits for those rows, and the erasure after it finds them.
+    HeldToCommit,
+    /// Not locked, for one that writes none of it (a process manager, whose transaction may
+    /// also wait on the commands it sends).
+    Released,
+}
+
 /// The events with their personal data revealed (`event_store::personal`): plain text, or the
 /// erased marker once the subject is forgotten. Only those holding sealed fields are copied,
-/// and only they cost a query (one for all). The keys stay locked until the caller's
-/// transaction ends: a forgetting then waits for the rows written with their plain text, and
-/// the erasure that follows it finds them.
+/// and only they cost a query (one for all).
 pub(crate) async fn revealed<'e>(
     conn: &mut PgConnection,
     events: &[&'e StoredEvent],
+    keys: Keys,
 ) -> Result<Vec<Cow<'e, StoredEvent>>, ProjectionError> {
     let mut events: Vec<Cow<'e, StoredEvent>> = events.iter().map(|e| Cow::Borrowed(*e)).collect();
     let payloads = events
@@ -59,7 +69,10 @@ pub(crate) async fn revealed<'e>(
             (event.tenant_id, &mut event.payload)
         })
         .collect();
-    personal::reveal_holding_keys(conn, payloads).await?;
+    match keys {
+        Keys::HeldToCommit => personal::reveal_holding_keys(conn, payloads).await?,
+        Keys::Released => personal::reveal(conn, payloads).await?,
+    }
     Ok(events)
 }
 

@@ -3,7 +3,7 @@ use async_trait::async_trait;
 use event_store::StoredEvent;
 use sqlx::PgConnection;
 
-use crate::stamp::revealed;
+use crate::stamp::{revealed, Keys};
 use crate::{Projection, ProjectionError};
 
 /// A handler that reacts to some events with commands (or, for the timer scheduling, rows of
@@ -47,7 +47,7 @@ impl<R: Reactor> Projection for Reacting<R> {
         conn: &mut PgConnection,
         events: &[&StoredEvent],
     ) -> Result<(), ProjectionError> {
-        for event in revealed(conn, events).await? {
+        for event in revealed(conn, events, Keys::Released).await? {
             self.0.react(conn, &event).await?;
         }
         Ok(())

@@ -15,7 +15,7 @@ use sqlx::PgConnection;
 use super::decode;
 use super::issue::ProcessIds;
 use super::Reactor;
-use crate::stamp::revealed;
+use crate::stamp::{revealed, Keys};
 use crate::timers::TimerAction;
 use crate::ProjectionError;
 
@@ -136,7 +136,7 @@ async fn term_before(
     .await?;
     let earlier: Vec<&StoredEvent> = earlier.iter().collect();
     let mut term = None;
-    for stored in revealed(conn, &earlier).await? {
+    for stored in revealed(conn, &earlier, Keys::Released).await? {
         term = match (decode::<ContractEvent>(&stored)?, term) {
             (
                 ContractEvent::ContractDrafted {
