@@ -32,11 +32,6 @@ impl Text {
         Ok(Self(trimmed.to_owned()))
     }
 
-    /// What text about a forgotten person reads as.
-    pub fn erased() -> Self {
-        Self(crate::ERASED.to_owned())
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -191,8 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn erased_values_read_as_erased_and_are_no_valid_address() {
-        assert_eq!(Text::erased().as_str(), crate::ERASED);
+    fn an_erased_address_reads_as_erased_and_is_no_valid_address() {
         assert_eq!(Email::erased().as_str(), crate::ERASED);
         assert!(Email::parse("e", crate::ERASED).is_err());
     }
