@@ -63,7 +63,8 @@ lint:
 
 bench: stack
 	$(ENV) && cargo bench --bench throughput && cargo bench --bench graphql_latency \
-	    && cargo bench --bench sign_in && cargo bench --bench as_of
+	    && cargo bench --bench sign_in && cargo bench --bench as_of \
+	    && cargo bench --bench rebuild && cargo bench --bench append_growth
 
 # The local multi-node topology (deploy/cluster/cluster.sh: three clustered RabbitMQ nodes, a
 # Postgres primary and streaming standby, two of each b2b process, HAProxy in front; data in

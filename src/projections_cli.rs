@@ -110,7 +110,8 @@ async fn rebuild(
     let Some(projection) = projections::read_model(name) else {
         anyhow::bail!("no read model named {name}");
     };
-    let pool = event_store::db::connect(config.owner_database_url.expose_secret(), 2).await?;
+    // The replay reads, folds and writes on a connection each; metrics take the fourth.
+    let pool = event_store::db::connect(config.owner_database_url.expose_secret(), 4).await?;
     let scope = match tenant {
         None => projections::RebuildScope::All,
         Some(tenant) => projections::RebuildScope::Tenant(tenant_id(&pool, tenant).await?),

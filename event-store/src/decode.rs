@@ -36,7 +36,22 @@ pub fn decode<E: EventSchema>(
             .map_err(|e| undecodable(format!("{} → {}: {e}", step.from, step.to)))?;
         reached = step.to;
     }
-    let event: E = serde_json::from_value(payload).map_err(|e| undecodable(e.to_string()))?;
+    checked((event_type, version), reached, E::deserialize(payload))
+}
+
+/// The event deserialized from a payload upcast to version `reached`, if it is the event
+/// the stored type names at that version.
+fn checked<E: EventSchema>(
+    (event_type, version): (&str, &str),
+    reached: &str,
+    event: Result<E, serde_json::Error>,
+) -> Result<E, StoreError> {
+    let undecodable = |reason: String| StoreError::Undecodable {
+        event_type: event_type.to_owned(),
+        version: version.to_owned(),
+        reason,
+    };
+    let event = event.map_err(|e| undecodable(e.to_string()))?;
     if event.event_type() != event_type {
         return Err(undecodable(format!(
             "the payload is a {}",
@@ -54,10 +69,18 @@ pub fn decode<E: EventSchema>(
 
 /// [`decode`] for an event read with its columns.
 pub fn decode_stored<E: EventSchema>(event: &StoredEvent) -> Result<E, StoreError> {
-    decode(
-        &event.event_type,
-        &event.event_version,
-        event.payload.clone(),
+    let (event_type, version) = (event.event_type.as_str(), event.event_version.as_str());
+    if E::UPCASTERS
+        .iter()
+        .any(|step| step.event_type == event_type && step.from == version)
+    {
+        return decode(event_type, version, event.payload.clone());
+    }
+    // Nothing to rewrite: read the payload where it is rather than from a copy.
+    checked(
+        (event_type, version),
+        version,
+        E::deserialize(&event.payload),
     )
 }
 

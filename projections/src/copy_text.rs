@@ -14,15 +14,38 @@ pub(crate) async fn copy_rows(
     table: &str,
     rows: &[Value],
 ) -> Result<u64, sqlx::Error> {
-    let Some(Value::Object(first)) = rows.first() else {
-        return Ok(0);
-    };
-    let columns: Vec<&str> = first.keys().map(String::as_str).collect();
-    let text = encode(&columns, rows);
-    let statement = format!("copy {table} ({}) from stdin", columns.join(", "));
-    let mut copy = conn.copy_in_raw(&statement).await?;
-    copy.send(text.into_bytes()).await?;
-    copy.finish().await
+    match CopyIn::encode(table, rows) {
+        Some(copy) => copy.send(conn).await,
+        None => Ok(0),
+    }
+}
+
+/// Rows encoded for `COPY`, ready to send. Encoding is the CPU half of a copy: a rebuild does
+/// it while Postgres is still writing the batch before.
+pub(crate) struct CopyIn {
+    statement: String,
+    text: String,
+}
+
+impl CopyIn {
+    /// `None` when there are no rows.
+    pub(crate) fn encode(table: &str, rows: &[Value]) -> Option<Self> {
+        let Some(Value::Object(first)) = rows.first() else {
+            return None;
+        };
+        let columns: Vec<&str> = first.keys().map(String::as_str).collect();
+        Some(Self {
+            statement: format!("copy {table} ({}) from stdin", columns.join(", ")),
+            text: encode(&columns, rows),
+        })
+    }
+
+    /// Sends the rows; returns how many were copied.
+    pub(crate) async fn send(self, conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+        let mut copy = conn.copy_in_raw(&self.statement).await?;
+        copy.send(self.text.into_bytes()).await?;
+        copy.finish().await
+    }
 }
 
 /// The rows as COPY text: one line per row, `columns` in order, tab-separated.

@@ -25,7 +25,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
-use crate::copy_text::copy_rows;
+use crate::copy_text::{copy_rows, CopyIn};
 
 /// One row of a read-model table: `FromRow` reads it, `Serialize` writes it; its fields are
 /// the table's columns, all of them, by name.
@@ -168,6 +168,8 @@ struct TableChanges {
     deletes: Vec<serde_json::Value>,
     /// Rows of entities that have none stored: copied in, no conflict possible (a rebuild).
     inserts: Vec<serde_json::Value>,
+    /// The inserts encoded ahead of the write (see [`Changes::encode_inserts`]).
+    encoded: Option<CopyIn>,
 }
 
 impl Changes {
@@ -216,11 +218,19 @@ impl Changes {
                     upserts: Vec::new(),
                     deletes: Vec::new(),
                     inserts: Vec::new(),
+                    encoded: None,
                 });
                 self.tables.len() - 1
             }
         };
         &mut self.tables[at]
+    }
+
+    /// Encodes the rows to copy in now, so that [`Changes::write`] only sends them.
+    pub(crate) fn encode_inserts(&mut self) {
+        for table in &mut self.tables {
+            table.encoded = CopyIn::encode(table.table, &std::mem::take(&mut table.inserts));
+        }
     }
 
     /// Writes everything: deletes children first (tables in reverse of `order`), then upserts
@@ -238,7 +248,10 @@ impl Changes {
         }
         for table in &mut tables {
             upsert(conn, table).await?;
-            copy_rows(conn, table.table, &table.inserts).await?;
+            match table.encoded.take() {
+                Some(encoded) => encoded.send(conn).await?,
+                None => copy_rows(conn, table.table, &table.inserts).await?,
+            };
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ use event_store::StoredEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::copy_text::copy_rows;
+use crate::copy_text::CopyIn;
 use crate::read_model::{Inconsistent, ReadModel};
 use crate::rows::{Changes, Entity};
 use crate::stamp::{decode, Stamp};
@@ -42,15 +42,39 @@ pub trait Replayer: Send {
         schema: &str,
     ) -> Result<(), ProjectionError>;
 
-    /// Applies `events` (in commit order) to the rebuild schema's tables and checkpoints inside
-    /// the caller's transaction, with `search_path` (the rebuild schema first) already set;
-    /// returns how many it applied.
-    async fn apply(
+    /// Folds `events` (in commit order) into what they change, writing nothing: `conn`, with
+    /// `search_path` (the rebuild schema first) already set, only reads the rows of entities it
+    /// does not hold and the events missing after a gap. Every batch folded before this one
+    /// must have been written, except the last (its entities are held in memory): that is
+    /// what lets the replay write one batch while it folds the next.
+    async fn fold(
         &mut self,
         conn: &mut PgConnection,
         events: &[StoredEvent],
         search_path: &str,
-    ) -> Result<u64, ProjectionError>;
+    ) -> Result<Folded, ProjectionError>;
+}
+
+/// A batch folded: the rows it changes and the checkpoints it moves, to be written in one
+/// transaction by [`Folded::write`].
+pub struct Folded {
+    changes: Changes,
+    tables: &'static [&'static str],
+    checkpoints: CheckpointMoves,
+    /// Whether the tables have grown enough to be analyzed again (see
+    /// [`Folder::analyze_as_tables_grow`]).
+    analyze: bool,
+    applied: u64,
+}
+
+/// The checkpoints a batch moved: new streams copied in, the others advanced in one statement.
+struct CheckpointMoves {
+    projection: &'static str,
+    aggregate_type: &'static str,
+    /// New streams' checkpoints, encoded for `COPY`.
+    new: Option<CopyIn>,
+    ids: Vec<String>,
+    sequences: Vec<i64>,
 }
 
 /// The [`Replayer`] of read model `R`.
@@ -59,6 +83,8 @@ pub(crate) struct Folder<R: ReadModel> {
     checkpoints: HashMap<String, i64>,
     /// The entities the last batch wrote, as it wrote them.
     retained: HashMap<Uuid, R::Entity>,
+    /// Streams checkpointed when the schema's tables were last analyzed.
+    analyzed_at: usize,
     read_model: PhantomData<R>,
 }
 
@@ -67,10 +93,14 @@ impl<R: ReadModel> Folder<R> {
         Self {
             checkpoints: HashMap::new(),
             retained: HashMap::new(),
+            analyzed_at: 0,
             read_model: PhantomData,
         }
     }
 }
+
+/// Streams from which the rebuild schema's tables are worth analyzing.
+const ANALYZE_FROM_STREAMS: usize = 500;
 
 /// A batch's events to apply, and each touched stream's checkpoint before the batch.
 struct Plan<'e> {
@@ -99,15 +129,16 @@ impl<R: ReadModel> Replayer for Folder<R> {
         .await?;
         self.checkpoints = rows.into_iter().collect();
         self.retained.clear();
+        self.analyzed_at = 0;
         Ok(())
     }
 
-    async fn apply(
+    async fn fold(
         &mut self,
         conn: &mut PgConnection,
         events: &[StoredEvent],
         search_path: &str,
-    ) -> Result<u64, ProjectionError> {
+    ) -> Result<Folded, ProjectionError> {
         let started = std::time::Instant::now();
         let plan = self.plan(conn, events, search_path).await?;
         let applied = plan.events.len() as u64;
@@ -132,22 +163,63 @@ impl<R: ReadModel> Replayer for Folder<R> {
                 None => changed.insert(rows),
             }
         }
-        let folded = started.elapsed();
-        changed.write(conn, R::Entity::TABLES).await?;
-        let written = started.elapsed();
-        self.write_checkpoints(conn, &plan.before).await?;
+        changed.encode_inserts();
         tracing::debug!(
             events = events.len(),
             loaded_entities = before.len(),
             ?decoded,
             ?loaded,
-            ?folded,
-            ?written,
-            checkpointed = ?started.elapsed(),
-            "batch replayed"
+            folded = ?started.elapsed(),
+            "batch folded"
         );
         self.retained = after;
-        Ok(applied)
+        Ok(Folded {
+            changes: changed,
+            tables: R::Entity::TABLES,
+            checkpoints: self.checkpoint_moves(&plan.before),
+            analyze: self.analyze_as_tables_grow(),
+            applied,
+        })
+    }
+}
+
+impl Folded {
+    /// Writes the batch inside the caller's transaction, with `search_path` already set;
+    /// returns how many events it applied.
+    pub async fn write(self, conn: &mut PgConnection) -> Result<u64, ProjectionError> {
+        let started = std::time::Instant::now();
+        self.changes.write(conn, self.tables).await?;
+        let written = started.elapsed();
+        self.checkpoints.write(conn).await?;
+        if self.analyze {
+            let sql = format!("analyze projection_checkpoints, {}", self.tables.join(", "));
+            sqlx::query(&sql).execute(&mut *conn).await?;
+        }
+        tracing::debug!(?written, checkpointed = ?started.elapsed(), "batch written");
+        Ok(self.applied)
+    }
+}
+
+impl CheckpointMoves {
+    async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if let Some(new) = self.new {
+            new.send(conn).await?;
+        }
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "update projection_checkpoints c set last_sequence = k.s, updated_at = now() \
+               from unnest($3::text[], $4::bigint[]) as k(i, s) \
+              where c.projection = $1 and c.aggregate_type = $2 and c.aggregate_id = k.i",
+        )
+        .bind(self.projection)
+        .bind(self.aggregate_type)
+        .bind(&self.ids)
+        .bind(&self.sequences)
+        .execute(conn)
+        .await?;
+        Ok(())
     }
 }
 
@@ -223,15 +295,29 @@ impl<R: ReadModel> Folder<R> {
         Ok(stored)
     }
 
-    /// The checkpoints the batch moved: new streams copied in, the others advanced in one
-    /// statement.
-    async fn write_checkpoints(
-        &self,
-        conn: &mut PgConnection,
-        before: &HashMap<String, i64>,
-    ) -> Result<(), sqlx::Error> {
+    /// Whether to analyze the rebuild schema's tables with this batch: each time their streams
+    /// have doubled. They start empty, and a statement prepared then keeps a plan for empty
+    /// tables (the checkpoints' update scanned every checkpoint for the few it changes) until
+    /// statistics change.
+    fn analyze_as_tables_grow(&mut self) -> bool {
+        let streams = self.checkpoints.len();
+        if streams < 2 * self.analyzed_at.max(ANALYZE_FROM_STREAMS) {
+            return false;
+        }
+        self.analyzed_at = streams;
+        true
+    }
+
+    /// The checkpoints the batch moved: new streams to copy in, the others to advance.
+    fn checkpoint_moves(&self, before: &HashMap<String, i64>) -> CheckpointMoves {
         let mut new = Vec::new();
-        let (mut ids, mut sequences) = (Vec::new(), Vec::new());
+        let mut moves = CheckpointMoves {
+            projection: R::NAME,
+            aggregate_type: R::Aggregate::TYPE,
+            new: None,
+            ids: Vec::new(),
+            sequences: Vec::new(),
+        };
         for (id, was) in before {
             let now = self.checkpoints[id];
             if now == *was {
@@ -245,25 +331,11 @@ impl<R: ReadModel> Folder<R> {
                     "last_sequence": now,
                 }));
             } else {
-                ids.push(id.as_str());
-                sequences.push(now);
+                moves.ids.push(id.clone());
+                moves.sequences.push(now);
             }
         }
-        copy_rows(conn, "projection_checkpoints", &new).await?;
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "update projection_checkpoints c set last_sequence = k.s, updated_at = now() \
-               from unnest($3::text[], $4::bigint[]) as k(i, s) \
-              where c.projection = $1 and c.aggregate_type = $2 and c.aggregate_id = k.i",
-        )
-        .bind(R::NAME)
-        .bind(R::Aggregate::TYPE)
-        .bind(&ids)
-        .bind(&sequences)
-        .execute(conn)
-        .await?;
-        Ok(())
+        moves.new = CopyIn::encode("projection_checkpoints", &new);
+        moves
     }
 }

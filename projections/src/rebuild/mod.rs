@@ -49,7 +49,7 @@ mod shadow;
 mod swap;
 
 pub(crate) use fold::Folder;
-pub use fold::Replayer;
+pub use fold::{Folded, Replayer};
 pub(crate) use progress::progress;
 use progress::resume_point;
 pub use progress::{RebuildProgress, RebuildReport};

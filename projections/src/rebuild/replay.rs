@@ -2,19 +2,22 @@
 //! transaction, each recording how far it got.
 //!
 //! One task reads (a single query, streamed, of the projection's aggregate types only) and
-//! hands batches over a short channel; this one folds and writes them through the read
-//! model's [`super::Replayer`]. Reading batch N+1 overlaps folding and writing batch N.
+//! hands batches over a short channel; this one folds them through the read model's
+//! [`super::Replayer`] and writes them. Three things overlap: Postgres reading batch N+2, this
+//! process folding batch N+1, and Postgres writing batch N (folding needs none of N's rows:
+//! the replayer holds the entities of the last batch it folded).
 use std::time::Instant;
 
 use event_store::history::{
     committed_after, committed_horizon, stream_committed_between, CommitPosition,
 };
 use event_store::StoredEvent;
-use sqlx::{PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{RebuildProgress, RebuildScope, Target};
+use super::{Folded, RebuildProgress, RebuildScope, Replayer, Target};
 use crate::checkpoint;
 use crate::{Projection, ProjectionError};
 
@@ -42,48 +45,96 @@ impl Replay<'_> {
         pool: &PgPool,
         (from, replayed_before): (CommitPosition, i64),
     ) -> Result<(CommitPosition, u64), ProjectionError> {
-        let mut replayer = self
+        let replayer = self
             .projection
             .replayer()
             .ok_or_else(|| ProjectionError::NotRebuildable(self.projection.name().to_owned()))?;
-        replayer
-            .resume(&mut *pool.acquire().await?, self.schema)
+        let mut folding = Folding {
+            conn: pool.acquire().await?,
+            replayer,
+        };
+        folding
+            .replayer
+            .resume(&mut folding.conn, self.schema)
             .await?;
         let (sink, mut batches) = mpsc::channel(READ_AHEAD);
-        let reader = Reader::spawn(pool, from, self, replayer.aggregate_types(), sink);
-        let search_path = format!("{}, public", self.schema);
+        let types = folding.replayer.aggregate_types();
+        let reader = Reader::spawn(pool, from, self, types, sink);
         let (mut position, mut applied, mut read) = (from, 0u64, 0u64);
         let started = Instant::now();
-        // Where the time goes: waiting for the reader, or writing.
+        // Where the time goes: waiting for the reader, or folding and writing.
         let (mut waited, mut waiting) = (0.0, Instant::now());
+        let mut folded: Option<Pending> = None;
         while let Some(batch) = batches.recv().await {
             waited += waiting.elapsed().as_secs_f64();
             let batch: Positioned = batch?;
             position = batch.last().map_or(position, |(at, _)| *at);
             read += batch.len() as u64;
-            let mut events: Vec<StoredEvent> = batch.into_iter().map(|(_, event)| event).collect();
-            let mut tx = pool.begin().await?;
-            event_store::personal::reveal_events(&mut *tx, &mut events).await?;
-            sqlx::query("select set_config('search_path', $1, true)")
-                .bind(&search_path)
-                .execute(&mut *tx)
-                .await?;
-            applied += replayer.apply(&mut tx, &events, &search_path).await?;
-            let replayed = replayed_before + read as i64;
-            self.record(&mut tx, position, replayed).await?;
-            let total: i64 =
-                sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
-                    .fetch_one(&mut *tx)
-                    .await?;
-            tx.commit().await?;
-            (self.progress)(&self.progress_of(position, replayed, total, read, started));
+            let events: Vec<StoredEvent> = batch.into_iter().map(|(_, event)| event).collect();
+            // The batch folds on a task of its own while the one before it is written: neither
+            // waits for the other (folding is long stretches of CPU with no await in them).
+            let search_path = self.search_path();
+            let fold = tokio::spawn(folding.fold(events, search_path));
+            let written = self.write(pool, folded.take(), started).await;
+            let next;
+            (folding, next) = fold.await?;
+            applied += written?;
+            folded = Some(Pending {
+                folded: next?,
+                position,
+                replayed: replayed_before + read as i64,
+                read,
+            });
             waiting = Instant::now();
         }
+        applied += self.write(pool, folded, started).await?;
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(read, seconds, waited, "replay read and written");
         // The channel also closes when the reader dies: only its clean end means all was read.
         let horizon = reader.finished().await?;
         Ok((position.max(horizon), applied))
+    }
+
+    fn search_path(&self) -> String {
+        format!("{}, public", self.schema)
+    }
+
+    /// Writes a folded batch and how far the replay got in one transaction, then reports
+    /// progress; returns how many events it applied.
+    async fn write(
+        &self,
+        pool: &PgPool,
+        pending: Option<Pending>,
+        started: Instant,
+    ) -> Result<u64, ProjectionError> {
+        let Some(pending) = pending else {
+            return Ok(0);
+        };
+        let mut tx = pool.begin().await?;
+        // Each batch commits with how far the replay got, so a batch whose commit a crash
+        // kept from the disk is replayed again on resume: no need to wait for the flush.
+        sqlx::query(
+            "select set_config('search_path', $1, true), \
+                    set_config('synchronous_commit', 'off', true)",
+        )
+        .bind(self.search_path())
+        .execute(&mut *tx)
+        .await?;
+        let applied = pending.folded.write(&mut tx).await?;
+        self.record(&mut tx, pending.position, pending.replayed)
+            .await?;
+        let total: i64 = sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let Pending {
+            position,
+            replayed,
+            read,
+            ..
+        } = pending;
+        (self.progress)(&self.progress_of(position, replayed, total, read, started));
+        Ok(applied)
     }
 
     async fn record(
@@ -128,6 +179,54 @@ impl Replay<'_> {
             seconds_left: (rate > 0.0 && self.scope == RebuildScope::All).then(|| left / rate),
         }
     }
+}
+
+/// The replayer with the connection it reads through while it folds.
+struct Folding {
+    conn: PoolConnection<Postgres>,
+    replayer: Box<dyn Replayer>,
+}
+
+impl Folding {
+    /// Folds a batch in a read-only transaction of its own, its personal data revealed; gives
+    /// itself back for the next batch.
+    async fn fold(
+        mut self,
+        mut events: Vec<StoredEvent>,
+        search_path: String,
+    ) -> (Self, Result<Folded, ProjectionError>) {
+        let folded = self.fold_in_transaction(&mut events, &search_path).await;
+        (self, folded)
+    }
+
+    async fn fold_in_transaction(
+        &mut self,
+        events: &mut [StoredEvent],
+        search_path: &str,
+    ) -> Result<Folded, ProjectionError> {
+        let mut tx = self.conn.begin().await?;
+        event_store::personal::reveal_events(&mut *tx, events).await?;
+        set_search_path(&mut tx, search_path).await?;
+        let folded = self.replayer.fold(&mut tx, events, search_path).await?;
+        tx.rollback().await?;
+        Ok(folded)
+    }
+}
+
+/// A batch folded, not yet written, and how far the replay will have got once it is.
+struct Pending {
+    folded: Folded,
+    position: CommitPosition,
+    replayed: i64,
+    read: u64,
+}
+
+async fn set_search_path(conn: &mut PgConnection, search_path: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("select set_config('search_path', $1, true)")
+        .bind(search_path)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// The task streaming the events to replay, ending with the horizon it read up to; aborted when
