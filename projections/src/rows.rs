@@ -12,9 +12,10 @@
 //! any of them, and the unqualified table name follows `search_path` (live `read`, or a
 //! rebuild's schema) like the rest of the projection's SQL.
 //!
-//! A rebuild knows which aggregates have no rows yet in its empty tables; their rows are
-//! recorded with [`Changes::insert`] and copied in (`COPY`, see [`crate::copy_text`]) instead
-//! of upserted. The live projector never does this: it cannot know a row is absent.
+//! A rebuild knows every row its own tables hold: the rows it compares with were loaded, or
+//! kept as written. Its changes ([`Changes::copying_new_rows`]) copy in (`COPY`, see
+//! [`crate::copy_text`]) every row whose key the entity did not have, and upsert only rows that
+//! changed. The live projector never does this: it cannot know a row is absent.
 use std::collections::HashMap;
 use std::hash::Hash;
 
@@ -157,8 +158,8 @@ pub(crate) fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
 #[derive(Default)]
 pub(crate) struct Changes {
     tables: Vec<TableChanges>,
-    /// Whether [`Changes::diff`] is recording an entity known to have no stored rows.
-    new_entity: bool,
+    /// Whether rows of new keys are copied in (see [`Changes::copying_new_rows`]).
+    copy_new_rows: bool,
 }
 
 struct TableChanges {
@@ -166,19 +167,21 @@ struct TableChanges {
     key: &'static str,
     upserts: Vec<serde_json::Value>,
     deletes: Vec<serde_json::Value>,
-    /// Rows of entities that have none stored: copied in, no conflict possible (a rebuild).
+    /// Rows of keys that are not stored: copied in, no conflict possible (a rebuild).
     inserts: Vec<serde_json::Value>,
     /// The inserts encoded ahead of the write (see [`Changes::encode_inserts`]).
     encoded: Option<CopyIn>,
 }
 
 impl Changes {
-    /// Records every row of `entity`, whose aggregate has no rows stored yet, to be copied in
-    /// (`COPY`) rather than upserted: a rebuild knows which aggregates its empty tables lack.
-    pub(crate) fn insert<E: Entity>(&mut self, entity: &E) {
-        self.new_entity = true;
-        entity.changes(&E::default(), self);
-        self.new_entity = false;
+    /// Changes whose rows of keys the entity did not have are copied in (`COPY`) rather than
+    /// upserted: for a rebuild, which knows the rows it compares with are all the rows its
+    /// tables hold for the entity (every key names its entity).
+    pub(crate) fn copying_new_rows() -> Self {
+        Self {
+            copy_new_rows: true,
+            ..Self::default()
+        }
     }
 
     /// Records the rows of `after` that are new or differ from `before`, and the rows of
@@ -186,26 +189,26 @@ impl Changes {
     pub(crate) fn diff<R: Row>(&mut self, before: &[R], after: &[R]) {
         let old: HashMap<R::Key, &R> = before.iter().map(|row| (row.key(), row)).collect();
         let kept: std::collections::HashSet<R::Key> = after.iter().map(Row::key).collect();
-        let upserts = after
-            .iter()
-            .filter(|row| old.get(&row.key()) != Some(row))
-            .map(to_json);
-        let deletes = before
+        let (mut upserts, mut inserts) = (Vec::new(), Vec::new());
+        for row in after {
+            match old.get(&row.key()) {
+                Some(stored) if *stored == row => {}
+                None if self.copy_new_rows => inserts.push(to_json(row)),
+                _ => upserts.push(to_json(row)),
+            }
+        }
+        let deletes: Vec<_> = before
             .iter()
             .filter(|row| !kept.contains(&row.key()))
-            .map(to_json);
-        let (upserts, deletes): (Vec<_>, Vec<_>) = (upserts.collect(), deletes.collect());
-        if upserts.is_empty() && deletes.is_empty() {
+            .map(to_json)
+            .collect();
+        if upserts.is_empty() && deletes.is_empty() && inserts.is_empty() {
             return;
         }
-        let new_entity = self.new_entity;
         let table = self.table::<R>();
-        if new_entity {
-            table.inserts.extend(upserts);
-            return;
-        }
         table.upserts.extend(upserts);
         table.deletes.extend(deletes);
+        table.inserts.extend(inserts);
     }
 
     fn table<R: Row>(&mut self) -> &mut TableChanges {

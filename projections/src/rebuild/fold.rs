@@ -7,10 +7,12 @@
 //!   resumes), so skipping and gap detection cost no statement, and written per batch in
 //!   bulk: new streams copied in, the others advanced in one statement;
 //! - a stream without a checkpoint has no rows yet: its rows are copied in (`COPY`), never
-//!   loaded or upserted;
-//! - the entities of the last batch are kept as written, so a stream that continues in the next
-//!   batch is not loaded back; only the others (streams last seen further back) are, in one
-//!   statement per table, and their changes upserted as the live projector would.
+//!   loaded or upserted; a continuing stream's rows of new keys (a quote's new lines) are
+//!   copied in too, and only its changed rows upserted;
+//! - the entities of recent batches are kept as written (those of the last batch always, older
+//!   ones up to [`RETAINED_ENTITIES`]), so a stream that continues a few batches later is not
+//!   loaded back; only the others (streams last seen further back) are, in one statement per
+//!   table, and their changes upserted as the live projector would.
 //!
 //! Folding is the read model's own [`ReadModel::fold`], the very code the live projector runs.
 use std::borrow::Cow;
@@ -81,8 +83,11 @@ struct CheckpointMoves {
 pub(crate) struct Folder<R: ReadModel> {
     /// Last sequence applied per stream (aggregate id), as the schema holds it.
     checkpoints: HashMap<String, i64>,
-    /// The entities the last batch wrote, as it wrote them.
-    retained: HashMap<Uuid, R::Entity>,
+    /// Entities recent batches wrote, as they wrote them, with the number of the batch that
+    /// last did: the last batch's always, older ones while there are few enough.
+    retained: HashMap<Uuid, (u64, R::Entity)>,
+    /// Batches folded so far.
+    batches: u64,
     /// Streams checkpointed when the schema's tables were last analyzed.
     analyzed_at: usize,
     read_model: PhantomData<R>,
@@ -93,11 +98,17 @@ impl<R: ReadModel> Folder<R> {
         Self {
             checkpoints: HashMap::new(),
             retained: HashMap::new(),
+            batches: 0,
             analyzed_at: 0,
             read_model: PhantomData,
         }
     }
 }
+
+/// Entities kept in memory between batches beyond the last batch's: a stream that continues a
+/// few batches later is then not loaded back. A bound on memory (a quote with ten lines is
+/// about two kilobytes).
+const RETAINED_ENTITIES: usize = 20_000;
 
 /// Streams from which the rebuild schema's tables are worth analyzing.
 const ANALYZE_FROM_STREAMS: usize = 500;
@@ -156,12 +167,10 @@ impl<R: ReadModel> Replayer for Folder<R> {
             R::fold(rows, &stamp, change)
                 .map_err(|Inconsistent(detail)| ProjectionError::inconsistent(event, detail))?;
         }
-        let mut changed = Changes::default();
+        let mut changed = Changes::copying_new_rows();
+        let none = R::Entity::default();
         for (id, rows) in &after {
-            match before.get(id) {
-                Some(stored) => rows.changes(stored, &mut changed),
-                None => changed.insert(rows),
-            }
+            rows.changes(before.get(id).unwrap_or(&none), &mut changed);
         }
         changed.encode_inserts();
         tracing::debug!(
@@ -172,7 +181,7 @@ impl<R: ReadModel> Replayer for Folder<R> {
             folded = ?started.elapsed(),
             "batch folded"
         );
-        self.retained = after;
+        self.retain(after);
         Ok(Folded {
             changes: changed,
             tables: R::Entity::TABLES,
@@ -277,7 +286,7 @@ impl<R: ReadModel> Folder<R> {
                 continue;
             }
             match self.retained.remove(&stamp.id) {
-                Some(rows) => {
+                Some((_, rows)) => {
                     stored.insert(stamp.id, rows);
                 }
                 None => to_load.push(stamp.id),
@@ -293,6 +302,19 @@ impl<R: ReadModel> Folder<R> {
             }
         }
         Ok(stored)
+    }
+
+    /// Keeps the batch's entities as folded; once more are held than [`RETAINED_ENTITIES`],
+    /// only this batch's. Older ones may be dropped at any time: their batches have been
+    /// written by the time they are needed again (see [`Replayer::fold`]).
+    fn retain(&mut self, entities: HashMap<Uuid, R::Entity>) {
+        self.batches += 1;
+        let batch = self.batches;
+        self.retained
+            .extend(entities.into_iter().map(|(id, rows)| (id, (batch, rows))));
+        if self.retained.len() > RETAINED_ENTITIES {
+            self.retained.retain(|_, (last, _)| *last == batch);
+        }
     }
 
     /// Whether to analyze the rebuild schema's tables with this batch: each time their streams
