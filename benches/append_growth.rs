@@ -19,10 +19,7 @@ const CONCURRENCY: usize = 8;
 #[tokio::main]
 async fn main() {
     let stack = TestStack::new().await;
-    sqlx::query("create extension if not exists pg_stat_statements")
-        .execute(&stack.db)
-        .await
-        .expect("pg_stat_statements is preloaded by deploy/local/stack.sh");
+    workload::count_statements(&stack).await;
     let grown_to = std::env::var("B2B_BENCH_GROWN_TO")
         .ok()
         .and_then(|n| n.parse().ok())

@@ -26,10 +26,7 @@ const LAG_SAMPLES: usize = 300;
 #[tokio::main]
 async fn main() {
     let stack = TestStack::new().await;
-    sqlx::query("create extension if not exists pg_stat_statements")
-        .execute(&stack.db)
-        .await
-        .expect("pg_stat_statements is preloaded by deploy/local/stack.sh");
+    workload::count_statements(&stack).await;
     let tenant = stack.create_tenant("bench").await;
     let ceilings: Vec<(usize, f64)> = [8, 32]
         .into_iter()

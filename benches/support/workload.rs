@@ -144,6 +144,14 @@ impl Window {
     }
 }
 
+/// Turns on the statement counts [`statements`] reads.
+pub async fn count_statements(stack: &TestStack) {
+    sqlx::query("create extension if not exists pg_stat_statements")
+        .execute(&stack.db)
+        .await
+        .expect("pg_stat_statements is preloaded by deploy/local/stack.sh");
+}
+
 /// Statements this database has run (pg_stat_statements, utility statements included).
 pub async fn statements(stack: &TestStack) -> i64 {
     sqlx::query_scalar(

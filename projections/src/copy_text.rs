@@ -7,20 +7,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use sqlx::PgConnection;
 
-/// Copies `rows` (JSON objects of one row type) into `table` (unqualified: `search_path`
-/// decides which copy of it) and returns how many were copied.
-pub(crate) async fn copy_rows(
-    conn: &mut PgConnection,
-    table: &str,
-    rows: &[Value],
-) -> Result<u64, sqlx::Error> {
-    match CopyIn::encode(table, rows) {
-        Some(copy) => copy.send(conn).await,
-        None => Ok(0),
-    }
-}
-
-/// Rows encoded for `COPY`, ready to send. Encoding is the CPU half of a copy: a rebuild does
+/// Rows (JSON objects of one row type) encoded for `COPY` into a table named unqualified
+/// (`search_path` decides which copy of it), ready to send. Encoding is the CPU half of a copy: a rebuild does
 /// it while Postgres is still writing the batch before.
 pub(crate) struct CopyIn {
     statement: String,

@@ -26,7 +26,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
-use crate::copy_text::{copy_rows, CopyIn};
+use crate::copy_text::CopyIn;
 
 /// One row of a read-model table: `FromRow` reads it, `Serialize` writes it; its fields are
 /// the table's columns, all of them, by name.
@@ -251,10 +251,11 @@ impl Changes {
         }
         for table in &mut tables {
             upsert(conn, table).await?;
-            match table.encoded.take() {
-                Some(encoded) => encoded.send(conn).await?,
-                None => copy_rows(conn, table.table, &table.inserts).await?,
-            };
+            let copy =
+                (table.encoded.take()).or_else(|| CopyIn::encode(table.table, &table.inserts));
+            if let Some(copy) = copy {
+                copy.send(conn).await?;
+            }
         }
         Ok(())
     }
